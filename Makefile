@@ -1,0 +1,33 @@
+# Thin wrappers: every target is one call. Logic lives in tasks.py -> isobuild/.
+VENV   ?= .venv
+INVOKE := $(VENV)/bin/invoke
+PYTEST := $(VENV)/bin/python -m pytest
+
+.PHONY: help setup all render validate rpms iso pxe release runbook test bench
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+setup:  ## install system packages (apt) and the Python venv
+	./scripts/setup.sh
+
+all:  ## run every stage on cluster.yaml
+	$(INVOKE) all
+
+render:  ## render kickstarts and per-node files into build/
+	$(INVOKE) render
+
+validate:  ## check rendered files with the real validators
+	$(INVOKE) validate
+
+rpms:  ## build the RPMs (mock, or rpmbuild fallback)
+	$(INVOKE) rpms
+
+iso:  ## build the install DVD (or the add-on disc without a base)
+	$(INVOKE) iso
+
+test:  ## run the whole test suite
+	$(PYTEST)
+
+bench:  ## ISO remaster benchmark
+	$(INVOKE) bench-iso

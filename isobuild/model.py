@@ -1,0 +1,1237 @@
+"""Load and validate a cluster definition into frozen dataclasses.
+
+Every rule of shared/design/cluster-definition.md is checked here. Problems are collected, not
+raised one by one: the user sees all of them at once, each as `<file>:<line>: <dotted.path>: <reason>`
+with a hint where one helps (the mkksiso/mkosi style). Secrets are read from the *_file paths into
+`Secret` objects whose str() is "<redacted>", so they cannot leak through logs or model.json by accident.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from .errors import IsobuildError, Problem, ProblemsError
+
+NETWORK_NAMES = ("bcn", "sn", "ifn")
+SUPPORTED_RELEASE = "fedora-13-x86_64"
+REDACTED = "<redacted>"
+
+# Ports the cluster stack itself listens on (the firewall opens exactly these plus drbd/xend relocation).
+CLUSTER_PORTS = {
+    5404: "corosync/cman (udp)",
+    5405: "corosync/cman (udp)",
+    21064: "dlm",
+    11111: "ricci",
+    16851: "modclusterd",
+    22: "ssh",
+}
+
+# A file named DEMO inside a secrets directory marks its contents as demo values (tasks warn).
+DEMO_MARKER = "DEMO"
+
+
+class Secret:
+    """A secret read from a *_file. str()/repr() never show it; templates call .reveal()."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: Path):
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    interface: str
+    subnet: ipaddress.IPv4Network
+    mtu: int | None = None
+    gateway: ipaddress.IPv4Address | None = None
+    dns: tuple[ipaddress.IPv4Address, ...] = ()
+
+    @property
+    def netmask(self) -> str:
+        return str(self.subnet.netmask)
+
+
+@dataclass(frozen=True)
+class FenceMethod:
+    method: str
+    device: str
+    port: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    nodeid: int
+    fqdn: str
+    ip: dict[str, ipaddress.IPv4Address]
+    mac: dict[str, str]
+    fence: tuple[FenceMethod, ...]
+
+
+@dataclass(frozen=True)
+class FenceDevice:
+    name: str
+    agent: str
+    ipaddr: str
+    login: str
+    password_file: Path
+    password: Secret = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Partition:
+    mount: str
+    size: str
+    size_mib: int
+
+
+@dataclass(frozen=True)
+class Install:
+    disks: tuple[str, ...]
+    partitions: tuple[Partition, ...]
+    root_password_hash_file: Path
+    root_password_hash: Secret = field(repr=False)
+    ssh_authorized_keys_file: Path | None = None
+    ssh_authorized_keys: Secret | None = field(default=None, repr=False)
+    selinux: str = "permissive"
+    firewall: str = "cluster"
+    runlevel: int = 3
+    packages: tuple[str, ...] = ()
+    console: str | None = None
+
+    @property
+    def raid(self) -> bool:
+        return len(self.disks) == 2
+
+
+@dataclass(frozen=True)
+class Drbd:
+    resource: str
+    device: str
+    port: int
+    protocol: str
+    sync_rate: str
+    allow_two_primaries: bool
+    become_primary_on: str
+
+
+@dataclass(frozen=True)
+class Clvm:
+    vg: str
+    filter: str
+
+
+@dataclass(frozen=True)
+class Gfs2:
+    lv: str
+    size: str
+    size_mib: int
+    mount: str
+    journals: int
+
+
+@dataclass(frozen=True)
+class Storage:
+    backing_device: str
+    drbd: Drbd
+    clvm: Clvm
+    gfs2: Gfs2
+    managed_by: str
+    size: str | None = None
+    size_mib: int | None = None
+
+
+@dataclass(frozen=True)
+class Relocation:
+    enabled: bool
+    port: int
+    hosts_allow: tuple[str, ...] | str  # "peers" or explicit list
+
+
+@dataclass(frozen=True)
+class Xen:
+    version: str
+    hypervisor_rpm: str
+    dom0_kernel: str
+    dom0_mem: str
+    dom0_mem_mib: int
+    bridges: tuple[str, ...]
+    relocation: Relocation
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    memory: str
+    memory_mib: int
+    vcpus: int
+    disk: str
+    disk_mib: int
+    bridge: str
+    prefer: str
+    migrate: str
+
+
+@dataclass(frozen=True)
+class Totem:
+    rrp_mode: str
+    secauth: bool
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    config_version: int
+    domain: str
+    timezone: str
+    release: str
+    networks: dict[str, Network]
+    totem: Totem
+    nodes: tuple[Node, ...]
+    fence_devices: tuple[FenceDevice, ...]
+    install: Install
+    storage: Storage
+    xen: Xen
+    vms: tuple[Vm, ...]
+    source: Path
+    digest: str
+    demo_secrets: bool = False
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def peer(self, node: Node) -> Node:
+        return next(n for n in self.nodes if n.name != node.name)
+
+    @property
+    def lowest_node(self) -> Node:
+        return min(self.nodes, key=lambda n: n.nodeid)
+
+    def fence_device(self, name: str) -> FenceDevice:
+        return next(d for d in self.fence_devices if d.name == name)
+
+    @property
+    def lock_table(self) -> str:
+        return f"{self.name}:{self.storage.gfs2.lv}"
+
+    def relocation_hosts(self, node: Node) -> tuple[str, ...]:
+        """Hosts allowed to migrate VMs into `node`: the peer's bcn address unless listed explicitly."""
+        allow = self.xen.relocation.hosts_allow
+        if allow == "peers":
+            return (str(self.peer(node).ip["bcn"]),)
+        return tuple(allow)
+
+    def ports_in_use(self) -> dict[int, str]:
+        ports = dict(CLUSTER_PORTS)
+        ports[self.storage.drbd.port] = f"drbd {self.storage.drbd.resource}"
+        if self.xen.relocation.enabled:
+            ports[self.xen.relocation.port] = "xend relocation"
+        return ports
+
+
+def to_jsonable(obj: Any) -> Any:
+    """The model as plain JSON data, secrets redacted (model.json)."""
+    if isinstance(obj, Secret):
+        return REDACTED
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (Path, ipaddress.IPv4Address, ipaddress.IPv4Network)):
+        return str(obj)
+    return obj
+
+
+def model_json(cluster: Cluster) -> str:
+    data = to_jsonable(cluster)
+    data["source"] = Path(cluster.source).name  # no absolute host paths in outputs
+    for dev in data["fence_devices"]:
+        dev["password_file"] = REDACTED
+    data["install"]["root_password_hash_file"] = REDACTED
+    data["install"]["ssh_authorized_keys_file"] = REDACTED
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers
+# ---------------------------------------------------------------------------------------------
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
+HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+SIZE_RE = re.compile(r"^(\d+)\s*([KMGT])(?:i?B)?$", re.I)
+RATE_RE = re.compile(r"^\d+[KMG]$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+LVM_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
+CRYPT_RE = re.compile(r"^\$(1|5|6)\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}$")
+CONSOLE_RE = re.compile(r"^(tty\d+|ttyS\d+(,\d+(n8)?)?)$")
+FENCE_AGENT_RE = re.compile(r"^fence_[a-z0-9_]+$")
+PKG_RE = re.compile(r"^[@A-Za-z0-9][A-Za-z0-9._+*-]*$")
+IFACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,14}$")
+DISK_RE = re.compile(r"^(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|cciss/c\d+d\d+|nvme\d+n\d+)$")
+KERNEL_VR_RE = re.compile(r"^\d+(\.\d+)+-[A-Za-z0-9_.]+$")
+UNITS_MIB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_size_mib(text: str) -> int | None:
+    """'256M' -> 256, '4G' -> 4096. None when it does not parse or is zero."""
+    m = SIZE_RE.match(str(text).strip())
+    if not m:
+        return None
+    mib = int(int(m.group(1)) * UNITS_MIB[m.group(2).upper()])
+    return mib if mib > 0 else None
+
+
+def valid_dns_name(name: str) -> bool:
+    if not name or len(name) > 253 or name.endswith("."):
+        return False
+    labels = name.split(".")
+    return len(labels) >= 2 and all(HOST_LABEL_RE.match(lb) for lb in labels) and not labels[-1].isdigit()
+
+
+def _suggest(word: str, choices) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(sorted(choices))}"
+
+
+# A spec of the keys a mapping takes: key -> (required, expected python type(s), type name for messages)
+Spec = dict[str, tuple[bool, tuple[type, ...], str]]
+STR = ((str,), "a string")
+INT = ((int,), "an integer")
+BOOL = ((bool,), "true or false")
+MAP = ((dict,), "a mapping")
+LIST = ((list,), "a list")
+SCALAR = ((str, int), "a string or number")
+STR_OR_LIST = ((str, list), "a string or a list")
+
+
+def _k(required: bool, kind: tuple) -> tuple[bool, tuple[type, ...], str]:
+    return (required, kind[0], kind[1])
+
+
+SPECS: dict[str, Spec] = {
+    "": {
+        "cluster": _k(True, MAP), "networks": _k(True, MAP), "totem": _k(False, MAP), "nodes": _k(True, LIST),
+        "fence_devices": _k(True, LIST), "install": _k(True, MAP), "storage": _k(True, MAP),
+        "xen": _k(True, MAP), "vms": _k(False, LIST),
+    },
+    "cluster": {
+        "name": _k(True, STR), "config_version": _k(True, INT), "domain": _k(True, STR),
+        "timezone": _k(True, STR), "release": _k(False, STR),
+    },
+    "network": {
+        "interface": _k(True, STR), "subnet": _k(True, STR), "mtu": _k(False, INT),
+        "gateway": _k(False, STR), "dns": _k(False, LIST),
+    },
+    "totem": {"rrp_mode": _k(False, STR), "secauth": _k(False, BOOL)},
+    "node": {
+        "name": _k(True, STR), "nodeid": _k(True, INT), "ip": _k(True, MAP), "mac": _k(False, MAP),
+        "fence": _k(True, LIST),
+    },
+    "fence_method": {"method": _k(True, STR), "device": _k(True, STR), "port": _k(False, SCALAR)},
+    "fence_device": {
+        "name": _k(True, STR), "agent": _k(True, STR), "ipaddr": _k(True, STR), "login": _k(True, STR),
+        "password_file": _k(True, STR),
+    },
+    "install": {
+        "disks": _k(True, LIST), "partitions": _k(True, LIST), "root_password_hash_file": _k(True, STR),
+        "ssh_authorized_keys_file": _k(False, STR), "selinux": _k(False, STR), "firewall": _k(False, STR),
+        "runlevel": _k(False, INT), "packages": _k(False, LIST), "console": _k(False, STR),
+    },
+    "partition": {"mount": _k(True, STR), "size": _k(True, STR)},
+    "storage": {
+        "backing_device": _k(True, STR), "drbd": _k(True, MAP), "clvm": _k(True, MAP), "gfs2": _k(True, MAP),
+        "managed_by": _k(False, STR), "size": _k(False, STR),
+    },
+    "drbd": {
+        "resource": _k(True, STR), "device": _k(True, STR), "port": _k(True, INT), "protocol": _k(False, STR),
+        "sync_rate": _k(True, STR), "allow_two_primaries": _k(False, BOOL), "become_primary_on": _k(False, STR),
+    },
+    "clvm": {"vg": _k(True, STR), "filter": _k(False, STR)},
+    "gfs2": {"lv": _k(True, STR), "size": _k(True, STR), "mount": _k(True, STR), "journals": _k(True, INT)},
+    "xen": {
+        "version": _k(True, STR), "hypervisor_rpm": _k(True, STR), "dom0_kernel": _k(True, STR),
+        "dom0_mem": _k(True, STR), "bridges": _k(False, LIST), "relocation": _k(False, MAP),
+    },
+    "relocation": {"enabled": _k(False, BOOL), "port": _k(False, INT), "hosts_allow": _k(False, STR_OR_LIST)},
+    "vm": {
+        "name": _k(True, STR), "memory": _k(True, STR), "vcpus": _k(True, INT), "disk": _k(True, STR),
+        "bridge": _k(True, STR), "prefer": _k(True, STR), "migrate": _k(False, STR),
+    },
+}
+
+
+class _Checker:
+    """Walks the YAML tree, collecting Problems with file:line and dotted paths."""
+
+    def __init__(self, file: Path):
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
+        self.problems.append(Problem(str(self.file), line, path, reason, hint))
+
+    # Line numbers: ruamel keeps 0-based positions on every mapping/sequence.
+    @staticmethod
+    def key_line(m: Any, key: Any) -> int | None:
+        try:
+            return m.lc.key(key)[0] + 1
+        except Exception:
+            return getattr(getattr(m, "lc", None), "line", -1) + 1 or None
+
+    @staticmethod
+    def item_line(seq: Any, i: int) -> int | None:
+        try:
+            return seq.lc.item(i)[0] + 1
+        except Exception:
+            return getattr(getattr(seq, "lc", None), "line", -1) + 1 or None
+
+    @staticmethod
+    def own_line(node: Any) -> int | None:
+        lc = getattr(node, "lc", None)
+        return lc.line + 1 if lc is not None else None
+
+    def mapping(self, m: Any, path: str, spec_name: str, line: int | None) -> dict[str, Any] | None:
+        """Check a mapping's keys and value types; return {key: value} of the well-typed keys."""
+        if not isinstance(m, dict):
+            self.add(path or "(top level)", f"must be a mapping, got {_typename(m)}", line)
+            return None
+        spec = SPECS[spec_name]
+        out: dict[str, Any] = {}
+        for key in m:
+            kpath = f"{path}.{key}" if path else str(key)
+            kline = self.key_line(m, key)
+            if key not in spec:
+                self.add(kpath, "unknown key", kline, _suggest(str(key), spec))
+                continue
+            _, types, tname = spec[key]
+            value = m[key]
+            if value is None and not spec[key][0]:
+                continue
+            if not _isinstance(value, types):
+                self.add(kpath, f"must be {tname}, got {_typename(value)}", kline)
+                continue
+            out[key] = value
+        for key, (required, _, _) in spec.items():
+            if required and key not in m:
+                self.add(f"{path}.{key}" if path else key, "required key is missing", line)
+        return out
+
+    def line_of(self, m: Any, key: str) -> int | None:
+        return self.key_line(m, key) if isinstance(m, dict) and key in m else self.own_line(m)
+
+
+def _isinstance(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # YAML `yes` is not an integer here
+    return isinstance(value, types)
+
+
+def _typename(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IsobuildError(f"{path}: cluster definition not found", hint="pass --cluster PATH") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise IsobuildError(f"{path}: cannot read the cluster definition: {err}") from None
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        reason = (err.problem or err.context or "YAML syntax error").strip()
+        where = f"{path}:{line}:{col}" if line else str(path)
+        raise ProblemsError(
+            "cluster definition is not valid YAML",
+            [Problem(where, None, "", f"YAML syntax error: {reason}", "check indentation and quoting near that line")],
+        ) from None
+    except Exception as err:  # ruamel raises a few non-marked errors (duplicate keys in some versions)
+        raise ProblemsError("cluster definition is not valid YAML", [Problem(str(path), None, "", str(err))]) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The loader: every rule of cluster-definition.md
+# ---------------------------------------------------------------------------------------------
+
+
+def load_definition(path: str | os.PathLike) -> Cluster:
+    """Load, check completely, and return the frozen model. Raises ProblemsError listing every problem."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    ck = _Checker(path)
+    base_dir = path.resolve().parent
+    digest = hashlib.sha256(path.read_bytes())
+
+    top = ck.mapping(raw, "", "", 1)
+    if top is None:
+        raise ProblemsError(f"{path}: invalid cluster definition", ck.problems)
+
+    secret_digests: list[str] = []
+    demo = [False]
+
+    def read_secret(rel: str, kpath: str, line: int | None, kind: str) -> tuple[Path, Secret | None]:
+        p = Path(rel)
+        full = p if p.is_absolute() else base_dir / p
+        try:
+            value = full.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            ck.add(kpath, f"{kind} file not found: {rel} (looked at {full})", line,
+                   "create it (relative paths are relative to the definition file)")
+            return p, None
+        except (OSError, UnicodeDecodeError) as err:
+            ck.add(kpath, f"{kind} file cannot be read: {rel} ({type(err).__name__})", line,
+                   "check its permissions")
+            return p, None
+        secret_digests.append(hashlib.sha256(value.encode()).hexdigest())
+        if (full.parent / DEMO_MARKER).exists():
+            demo[0] = True
+        return p, Secret(value.strip("\n") if kind != "authorized keys" else value, full)
+
+    cluster = _load_cluster(ck, raw, top)
+    networks = _load_networks(ck, raw, top)
+    totem = _load_totem(ck, raw, top)
+    devices = _load_fence_devices(ck, raw, top, read_secret)
+    nodes = _load_nodes(ck, raw, top, cluster, networks)
+    install = _load_install(ck, raw, top, read_secret)
+    storage = _load_storage(ck, raw, top)
+    xen = _load_xen(ck, raw, top)
+    vms = _load_vms(ck, raw, top)
+
+    _cross_checks(ck, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install)
+
+    if ck.problems:
+        raise ProblemsError(f"{path}: invalid cluster definition", ck.problems)
+
+    for d in sorted(secret_digests):
+        digest.update(d.encode())
+    return Cluster(
+        name=cluster["name"], config_version=cluster["config_version"], domain=cluster["domain"],
+        timezone=cluster["timezone"], release=cluster["release"], networks=networks, totem=totem,
+        nodes=tuple(nodes), fence_devices=tuple(devices), install=install, storage=storage, xen=xen,
+        vms=tuple(vms), source=path, digest=digest.hexdigest(), demo_secrets=demo[0],
+    )
+
+
+def _sub(ck: _Checker, raw: Any, top: dict, key: str, spec: str, path: str | None = None) -> dict[str, Any]:
+    if key not in top:
+        return {}
+    return ck.mapping(top[key], path or key, spec, ck.line_of(raw, key)) or {}
+
+
+def _load_cluster(ck: _Checker, raw, top) -> dict[str, Any]:
+    m = _sub(ck, raw, top, "cluster", "cluster")
+    node = raw.get("cluster") if isinstance(raw, dict) else None
+    out = {"name": "", "config_version": 1, "domain": "", "timezone": "", "release": SUPPORTED_RELEASE}
+    name = m.get("name")
+    if name is not None:
+        if not NAME_RE.match(name):
+            ck.add("cluster.name", f"{name!r} is not 1-15 characters of [A-Za-z0-9_-]", ck.line_of(node, "name"),
+                   "cman limits cluster names to 15 characters")
+        out["name"] = name
+    cv = m.get("config_version")
+    if cv is not None:
+        if cv < 1:
+            ck.add("cluster.config_version", f"must be a positive integer, got {cv}", ck.line_of(node, "config_version"))
+        out["config_version"] = cv
+    domain = m.get("domain")
+    if domain is not None:
+        if not valid_dns_name(domain):
+            ck.add("cluster.domain", f"{domain!r} is not a valid DNS domain name", ck.line_of(node, "domain"),
+                   "for example example.com")
+        out["domain"] = domain.lower()
+    tz = m.get("timezone")
+    if tz is not None:
+        if not _valid_timezone(tz):
+            ck.add("cluster.timezone", f"{tz!r} is not a known time zone", ck.line_of(node, "timezone"),
+                   "use an Olson name such as America/Toronto or UTC")
+        out["timezone"] = tz
+    rel = m.get("release", SUPPORTED_RELEASE)
+    if rel != SUPPORTED_RELEASE:
+        ck.add("cluster.release", f"{rel!r} is not supported", ck.line_of(node, "release"),
+               f"the only supported release is {SUPPORTED_RELEASE}")
+    return out
+
+
+def _valid_timezone(tz: str) -> bool:
+    if tz in ("UTC", "GMT"):
+        return True
+    if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", tz):
+        return False
+    try:
+        import zoneinfo
+
+        zones = zoneinfo.available_timezones()
+    except Exception:
+        zones = set()
+    return tz in zones if zones else True
+
+
+def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
+    networks: dict[str, Network] = {}
+    if "networks" not in top:
+        return networks
+    nets = top["networks"]
+    for name in nets:
+        if name not in NETWORK_NAMES:
+            ck.add(f"networks.{name}", "unknown network", ck.key_line(nets, name),
+                   _suggest(str(name), NETWORK_NAMES).replace("allowed keys", "networks are"))
+    for name in NETWORK_NAMES:
+        path = f"networks.{name}"
+        if name not in nets:
+            ck.add(path, "required network is missing", ck.own_line(nets), "bcn, sn and ifn must all be defined")
+            continue
+        line = ck.key_line(nets, name)
+        m = ck.mapping(nets[name], path, "network", line)
+        if m is None:
+            continue
+        node = nets[name]
+        iface = m.get("interface", "")
+        if iface and not IFACE_RE.match(iface):
+            ck.add(f"{path}.interface", f"{iface!r} is not a valid interface name", ck.line_of(node, "interface"))
+        subnet = None
+        if "subnet" in m:
+            try:
+                subnet = ipaddress.IPv4Network(m["subnet"], strict=True)
+                if subnet.prefixlen > 30:
+                    ck.add(f"{path}.subnet", f"{subnet} is too small for two nodes", ck.line_of(node, "subnet"))
+            except ValueError as err:
+                ck.add(f"{path}.subnet", f"{m['subnet']!r} is not an IPv4 network: {err}", ck.line_of(node, "subnet"),
+                       "write it as address/prefix with host bits zero, e.g. 192.168.1.0/24")
+        mtu = m.get("mtu")
+        if mtu is not None and not 576 <= mtu <= 9216:
+            ck.add(f"{path}.mtu", f"{mtu} is outside 576-9216", ck.line_of(node, "mtu"))
+        gateway = None
+        if "gateway" in m:
+            if name != "ifn":
+                ck.add(f"{path}.gateway", "only the ifn carries the default gateway", ck.line_of(node, "gateway"),
+                       "remove it; the bcn and sn are not routed")
+            gateway = _ip(ck, m["gateway"], f"{path}.gateway", ck.line_of(node, "gateway"))
+            if gateway and subnet and gateway not in subnet:
+                ck.add(f"{path}.gateway", f"{gateway} is not inside networks.{name}.subnet {subnet}",
+                       ck.line_of(node, "gateway"))
+        dns = []
+        for i, d in enumerate(m.get("dns", []) or []):
+            ip = _ip(ck, d, f"{path}.dns[{i}]", ck.item_line(node["dns"], i))
+            if ip:
+                dns.append(ip)
+        if subnet is not None and iface:
+            networks[name] = Network(name, iface, subnet, mtu, gateway, tuple(dns))
+    # interfaces unique (per node: every node uses the same interface for a network)
+    seen: dict[str, str] = {}
+    for name, net in networks.items():
+        if net.interface in seen:
+            ck.add(f"networks.{name}.interface", f"{net.interface} is already used by networks.{seen[net.interface]}",
+                   ck.line_of(nets[name], "interface"), "each network needs its own interface")
+        seen[net.interface] = name
+    return networks
+
+
+def _ip(ck: _Checker, value: Any, path: str, line: int | None) -> ipaddress.IPv4Address | None:
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        ck.add(path, f"{value!r} is not an IPv4 address", line)
+        return None
+
+
+def _load_totem(ck: _Checker, raw, top) -> Totem:
+    m = _sub(ck, raw, top, "totem", "totem")
+    rrp = m.get("rrp_mode", "none")
+    if rrp not in ("none", "active", "passive"):
+        ck.add("totem.rrp_mode", f"{rrp!r} is not one of none, active, passive", ck.line_of(raw.get("totem"), "rrp_mode"))
+    return Totem(rrp, m.get("secauth", False))
+
+
+def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice]:
+    devices: list[FenceDevice] = []
+    seq = top.get("fence_devices", [])
+    names: set[str] = set()
+    for i, item in enumerate(seq):
+        path = f"fence_devices[{i}]"
+        line = ck.item_line(seq, i)
+        m = ck.mapping(item, path, "fence_device", line)
+        if m is None:
+            continue
+        name = m.get("name", "")
+        if name:
+            if name in names:
+                ck.add(f"{path}.name", f"fence device {name!r} is defined twice", ck.line_of(item, "name"))
+            names.add(name)
+        agent = m.get("agent", "")
+        if agent and not FENCE_AGENT_RE.match(agent):
+            ck.add(f"{path}.agent", f"{agent!r} is not a fence agent name", ck.line_of(item, "agent"),
+                   "fence_na, fence_ipmilan or another fence_* agent")
+        pw_file, secret = (Path(""), None)
+        if "password_file" in m:
+            pw_file, secret = read_secret(m["password_file"], f"{path}.password_file",
+                                          ck.line_of(item, "password_file"), "password")
+            if secret is not None and not secret.reveal():
+                ck.add(f"{path}.password_file", f"password file {m['password_file']} is empty",
+                       ck.line_of(item, "password_file"))
+        if name and agent and secret is not None and "ipaddr" in m and "login" in m:
+            devices.append(FenceDevice(name, agent, m["ipaddr"], m["login"], pw_file, secret))
+    return devices
+
+
+def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
+    nodes: list[Node] = []
+    seq = top.get("nodes", [])
+    if "nodes" in top and len(seq) != 2:
+        ck.add("nodes", f"a two_node cluster needs exactly two nodes, got {len(seq)}", ck.line_of(raw, "nodes"))
+    names: dict[str, int] = {}
+    ids: dict[int, int] = {}
+    for i, item in enumerate(seq):
+        path = f"nodes[{i}]"
+        m = ck.mapping(item, path, "node", ck.item_line(seq, i))
+        if m is None:
+            continue
+        name = m.get("name", "")
+        if name:
+            if not HOST_LABEL_RE.match(name):
+                ck.add(f"{path}.name", f"{name!r} is not a valid host name", ck.line_of(item, "name"),
+                       "letters, digits and '-', no dots (the domain comes from cluster.domain)")
+            elif name.lower() in names:
+                ck.add(f"{path}.name", f"{name!r} is already used by nodes[{names[name.lower()]}]",
+                       ck.line_of(item, "name"))
+            names.setdefault(name.lower(), i)
+        nodeid = m.get("nodeid")
+        if nodeid is not None:
+            if nodeid < 1:
+                ck.add(f"{path}.nodeid", f"must be >= 1, got {nodeid}", ck.line_of(item, "nodeid"))
+            elif nodeid in ids:
+                ck.add(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]", ck.line_of(item, "nodeid"))
+            ids.setdefault(nodeid, i)
+        ips: dict[str, ipaddress.IPv4Address] = {}
+        if "ip" in m:
+            ipmap = m["ip"]
+            for net in ipmap:
+                npath = f"{path}.ip.{net}"
+                nline = ck.key_line(ipmap, net)
+                if net not in NETWORK_NAMES:
+                    ck.add(npath, "unknown network", nline, _suggest(str(net), NETWORK_NAMES))
+                    continue
+                ip = _ip(ck, ipmap[net], npath, nline)
+                if ip is None:
+                    continue
+                ips[net] = ip
+                subnet = networks.get(net).subnet if net in networks else None
+                if subnet is not None:
+                    if ip not in subnet:
+                        ck.add(npath, f"{ip} is not inside networks.{net}.subnet {subnet}", nline)
+                    elif ip in (subnet.network_address, subnet.broadcast_address):
+                        what = "network" if ip == subnet.network_address else "broadcast"
+                        ck.add(npath, f"{ip} is the {what} address of {subnet}", nline)
+            for net in NETWORK_NAMES:
+                if net not in ipmap:
+                    ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
+        macs: dict[str, str] = {}
+        for iface, mac in (m.get("mac") or {}).items():
+            mpath = f"{path}.mac.{iface}"
+            mline = ck.key_line(m["mac"], iface)
+            known = [n.interface for n in networks.values()]
+            if iface not in known:
+                ck.add(mpath, f"{iface!r} is not the interface of any network", mline,
+                       f"interfaces: {', '.join(known)}")
+            mac_s = str(mac).strip().lower().replace("-", ":")
+            if not MAC_RE.match(mac_s):
+                ck.add(mpath, f"{mac!r} is not a MAC address", mline, "six hex octets, e.g. 00:1b:21:0a:0b:0c")
+                continue
+            if int(mac_s[:2], 16) & 1:
+                ck.add(mpath, f"{mac_s} is a multicast MAC, not a NIC's address", mline)
+                continue
+            if mac_s == "00:00:00:00:00:00":
+                ck.add(mpath, "the all-zero MAC is not a NIC's address", mline)
+                continue
+            macs[iface] = mac_s
+        methods: list[FenceMethod] = []
+        fseq = m.get("fence", [])
+        if "fence" in m and not fseq:
+            ck.add(f"{path}.fence", "every node needs at least one fence method", ck.line_of(item, "fence"),
+                   "cman will not recover a failed node without fencing")
+        mnames: set[str] = set()
+        for j, f in enumerate(fseq):
+            fpath = f"{path}.fence[{j}]"
+            fm = ck.mapping(f, fpath, "fence_method", ck.item_line(fseq, j))
+            if fm is None or "method" not in fm or "device" not in fm:
+                continue
+            if fm["method"] in mnames:
+                ck.add(f"{fpath}.method", f"method {fm['method']!r} is listed twice", ck.line_of(f, "method"))
+            mnames.add(fm["method"])
+            port = fm.get("port")
+            methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
+        if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
+            nodes.append(Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods)))
+    return nodes
+
+
+def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
+    m = _sub(ck, raw, top, "install", "install")
+    node = raw.get("install") if isinstance(raw, dict) else None
+    disks = [str(d) for d in m.get("disks", [])]
+    if "disks" in m:
+        if len(disks) not in (1, 2):
+            ck.add("install.disks", f"one or two disks are supported, got {len(disks)}", ck.line_of(node, "disks"),
+                   "two disks give software RAID1")
+        for i, d in enumerate(disks):
+            if not DISK_RE.match(d):
+                ck.add(f"install.disks[{i}]", f"{d!r} is not a disk name", ck.item_line(m["disks"], i),
+                       "a kernel disk name without /dev/, e.g. sda")
+        if len(set(disks)) != len(disks):
+            ck.add("install.disks", "a disk is listed twice", ck.line_of(node, "disks"))
+    parts: list[Partition] = []
+    mounts: dict[str, int] = {}
+    pseq = m.get("partitions", [])
+    if "partitions" in m and not pseq:
+        ck.add("install.partitions", "at least one partition (/) is needed", ck.line_of(node, "partitions"))
+    for i, item in enumerate(pseq):
+        path = f"install.partitions[{i}]"
+        pm = ck.mapping(item, path, "partition", ck.item_line(pseq, i))
+        if pm is None or "mount" not in pm or "size" not in pm:
+            continue
+        mount, size = pm["mount"], str(pm["size"])
+        if mount != "swap" and not re.match(r"^/[A-Za-z0-9._/-]*$", mount):
+            ck.add(f"{path}.mount", f"{mount!r} is not an absolute mount point or 'swap'", ck.line_of(item, "mount"))
+        if mount in mounts:
+            ck.add(f"{path}.mount", f"{mount} is already used by install.partitions[{mounts[mount]}]",
+                   ck.line_of(item, "mount"))
+        mounts.setdefault(mount, i)
+        mib = parse_size_mib(size)
+        if mib is None:
+            ck.add(f"{path}.size", f"{size!r} is not a size", ck.line_of(item, "size"), "a number with K, M, G or T, e.g. 256M or 4G")
+            continue
+        parts.append(Partition(mount, size, mib))
+    if pseq and "/" not in mounts:
+        ck.add("install.partitions", "no partition is mounted at /", ck.line_of(node, "partitions"))
+    if disks and len(pseq) + 1 > (4 if len(disks) == 1 else 16):
+        pass  # msdos label: anaconda makes an extended partition as needed
+    hash_file, root_hash = Path(""), None
+    if "root_password_hash_file" in m:
+        hash_file, root_hash = read_secret(m["root_password_hash_file"], "install.root_password_hash_file",
+                                           ck.line_of(node, "root_password_hash_file"), "root password hash")
+        if root_hash is not None and not CRYPT_RE.match(root_hash.reveal().strip()):
+            ck.add("install.root_password_hash_file",
+                   f"{m['root_password_hash_file']} does not hold a crypt(3) hash ($1$, $5$ or $6$)",
+                   ck.line_of(node, "root_password_hash_file"),
+                   "never store a plain password: create one with `openssl passwd -6` or "
+                   "`python3 -c 'import crypt; print(crypt.crypt(input()))'`")
+            root_hash = None
+        elif root_hash is not None:
+            root_hash = Secret(root_hash.reveal().strip(), root_hash.source)
+    keys_file, keys = None, None
+    if "ssh_authorized_keys_file" in m:
+        keys_file, keys = read_secret(m["ssh_authorized_keys_file"], "install.ssh_authorized_keys_file",
+                                      ck.line_of(node, "ssh_authorized_keys_file"), "authorized keys")
+        if keys is not None:
+            for n, ln in enumerate(keys.reveal().splitlines(), 1):
+                ln = ln.strip()
+                if ln and not ln.startswith("#") and not re.search(r"(^|\s)(ssh-(rsa|dss|ed25519)|ecdsa-sha2-\S+) \S+", ln):
+                    ck.add("install.ssh_authorized_keys_file",
+                           f"{m['ssh_authorized_keys_file']} line {n} is not an OpenSSH public key",
+                           ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
+                    keys = None
+                    break
+    selinux = m.get("selinux", "permissive")
+    if selinux not in ("enforcing", "permissive", "disabled"):
+        ck.add("install.selinux", f"{selinux!r} is not enforcing, permissive or disabled", ck.line_of(node, "selinux"))
+    firewall = m.get("firewall", "cluster")
+    if firewall not in ("cluster", "off"):
+        ck.add("install.firewall", f"{firewall!r} is not 'cluster' or 'off'", ck.line_of(node, "firewall"),
+               "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)")
+    runlevel = m.get("runlevel", 3)
+    if runlevel not in (3, 5):
+        ck.add("install.runlevel", f"{runlevel} is not 3 or 5", ck.line_of(node, "runlevel"))
+    packages = []
+    for i, p in enumerate(m.get("packages", []) or []):
+        if not isinstance(p, str) or not PKG_RE.match(p):
+            ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
+        else:
+            packages.append(p)
+    console = m.get("console")
+    if console is not None and not CONSOLE_RE.match(console):
+        ck.add("install.console", f"{console!r} is not a console setting", ck.line_of(node, "console"),
+               "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0")
+    return Install(tuple(disks), tuple(parts), hash_file, root_hash, keys_file, keys, selinux, firewall, runlevel,
+                   tuple(packages), console)
+
+
+def _load_storage(ck: _Checker, raw, top) -> Storage | None:
+    m = _sub(ck, raw, top, "storage", "storage")
+    node = raw.get("storage") if isinstance(raw, dict) else None
+    if not m:
+        return None
+    bd = m.get("backing_device", "")
+    if bd and not re.match(r"^/dev/[A-Za-z0-9/_.-]+$", bd):
+        ck.add("storage.backing_device", f"{bd!r} is not a /dev path", ck.line_of(node, "backing_device"))
+    managed = m.get("managed_by", "init")
+    if managed not in ("init", "rgmanager"):
+        ck.add("storage.managed_by", f"{managed!r} is not 'init' or 'rgmanager'", ck.line_of(node, "managed_by"))
+    size = m.get("size")
+    size_mib = None
+    if size is not None:
+        size_mib = parse_size_mib(size)
+        if size_mib is None:
+            ck.add("storage.size", f"{size!r} is not a size", ck.line_of(node, "size"), "e.g. 400G")
+
+    dn = node.get("drbd") if "drbd" in m else None
+    d = ck.mapping(dn, "storage.drbd", "drbd", ck.line_of(node, "drbd")) if dn is not None else None
+    drbd = None
+    if d is not None:
+        res = d.get("resource", "")
+        if res and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", res):
+            ck.add("storage.drbd.resource", f"{res!r} is not a valid DRBD resource name", ck.line_of(dn, "resource"))
+        dev = d.get("device", "")
+        if dev and not re.match(r"^/dev/drbd\d+$", dev):
+            ck.add("storage.drbd.device", f"{dev!r} is not a DRBD device", ck.line_of(dn, "device"), "e.g. /dev/drbd0")
+        port = d.get("port")
+        if port is not None and not 1 <= port <= 65535:
+            ck.add("storage.drbd.port", f"{port} is not a port number (1-65535)", ck.line_of(dn, "port"))
+        elif port in CLUSTER_PORTS:
+            ck.add("storage.drbd.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(dn, "port"),
+                   "DRBD's customary port is 7789")
+        proto = d.get("protocol", "C")
+        if proto not in ("A", "B", "C"):
+            ck.add("storage.drbd.protocol", f"{proto!r} is not A, B or C", ck.line_of(dn, "protocol"),
+                   "dual-primary with GFS2 needs protocol C")
+        rate = d.get("sync_rate", "")
+        if rate and not RATE_RE.match(rate):
+            ck.add("storage.drbd.sync_rate", f"{rate!r} is not a DRBD rate", ck.line_of(dn, "sync_rate"),
+                   "a number with K, M or G (bytes per second), e.g. 40M")
+        two = d.get("allow_two_primaries", True)
+        bpo = d.get("become_primary_on", "both")
+        if bpo == "both" and not two:
+            ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
+                   ck.line_of(dn, "become_primary_on"))
+        if two and proto != "C":
+            ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
+        if all(k in d for k in ("resource", "device", "port", "sync_rate")):
+            drbd = Drbd(res, dev, port, proto, rate, two, bpo)
+
+    cn = node.get("clvm") if "clvm" in m else None
+    c = ck.mapping(cn, "storage.clvm", "clvm", ck.line_of(node, "clvm")) if cn is not None else None
+    clvm = None
+    if c is not None:
+        vg = c.get("vg", "")
+        if vg:
+            _check_lvm_name(ck, vg, "storage.clvm.vg", ck.line_of(cn, "vg"))
+        flt = c.get("filter", "drbd-only")
+        if flt != "drbd-only":
+            ck.add("storage.clvm.filter", f"{flt!r} is not supported", ck.line_of(cn, "filter"),
+                   "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD")
+        if vg:
+            clvm = Clvm(vg, flt)
+
+    gn = node.get("gfs2") if "gfs2" in m else None
+    g = ck.mapping(gn, "storage.gfs2", "gfs2", ck.line_of(node, "gfs2")) if gn is not None else None
+    gfs2 = None
+    if g is not None:
+        lv = g.get("lv", "")
+        if lv:
+            _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
+            if len(lv) > 30:
+                ck.add("storage.gfs2.lv", f"{lv!r} is longer than 30 characters", ck.line_of(gn, "lv"),
+                       "the GFS2 lock table is <cluster>:<lv>, at most 16:30 characters")
+        gsize = str(g.get("size", ""))
+        gmib = parse_size_mib(gsize) if gsize else None
+        if "size" in g and gmib is None:
+            ck.add("storage.gfs2.size", f"{gsize!r} is not a size", ck.line_of(gn, "size"), "e.g. 20G")
+        mount = g.get("mount", "")
+        if mount and not re.match(r"^/[A-Za-z0-9._/-]+$", mount):
+            ck.add("storage.gfs2.mount", f"{mount!r} is not an absolute path", ck.line_of(gn, "mount"))
+        journals = g.get("journals")
+        if journals is not None and journals < 1:
+            ck.add("storage.gfs2.journals", f"must be >= 1, got {journals}", ck.line_of(gn, "journals"))
+        if lv and gmib and mount and journals is not None:
+            gfs2 = Gfs2(lv, gsize, gmib, mount, journals)
+    if drbd and clvm and gfs2 and bd:
+        return Storage(bd, drbd, clvm, gfs2, managed, size, size_mib)
+    return None
+
+
+def _check_lvm_name(ck: _Checker, name: str, path: str, line: int | None) -> None:
+    bad = (not LVM_NAME_RE.match(name) or name in (".", "..") or len(name) > 127
+           or name.startswith(("snapshot", "pvmove")) or any(s in name for s in ("_mlog", "_mimage", "_rimage", "_tdata")))
+    if bad:
+        ck.add(path, f"{name!r} is not a valid LVM name", line,
+               "letters, digits and + _ . -, not starting with '-', no reserved prefixes/suffixes")
+
+
+def _load_xen(ck: _Checker, raw, top) -> Xen | None:
+    m = _sub(ck, raw, top, "xen", "xen")
+    node = raw.get("xen") if isinstance(raw, dict) else None
+    if not m:
+        return None
+    mem = str(m.get("dom0_mem", ""))
+    mem_mib = parse_size_mib(mem) if mem else None
+    if "dom0_mem" in m and mem_mib is None:
+        ck.add("xen.dom0_mem", f"{mem!r} is not a size", ck.line_of(node, "dom0_mem"), "e.g. 1024M")
+    kernel = m.get("dom0_kernel", "")
+    if kernel and not KERNEL_VR_RE.match(kernel):
+        ck.add("xen.dom0_kernel", f"{kernel!r} is not a kernel version-release", ck.line_of(node, "dom0_kernel"),
+               "e.g. 2.6.32.23-170.dom0_an1.fc13")
+    bridges = []
+    for i, b in enumerate(m.get("bridges", []) or []):
+        if b not in NETWORK_NAMES:
+            ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
+                   _suggest(str(b), NETWORK_NAMES).replace("allowed keys", "networks are"))
+        elif b in bridges:
+            ck.add(f"xen.bridges[{i}]", f"{b!r} is listed twice", ck.item_line(m["bridges"], i))
+        else:
+            bridges.append(b)
+    rn = node.get("relocation") if "relocation" in m else None
+    r = ck.mapping(rn, "xen.relocation", "relocation", ck.line_of(node, "relocation")) if rn is not None else {}
+    r = r or {}
+    enabled = r.get("enabled", False)
+    port = r.get("port", 8002)
+    if not 1 <= port <= 65535:
+        ck.add("xen.relocation.port", f"{port} is not a port number (1-65535)", ck.line_of(rn, "port"))
+    elif enabled and port in CLUSTER_PORTS:
+        ck.add("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(rn, "port"))
+    allow: tuple[str, ...] | str = "peers"
+    if "hosts_allow" in r:
+        ha = r["hosts_allow"]
+        if isinstance(ha, str):
+            if ha != "peers":
+                ck.add("xen.relocation.hosts_allow", f"{ha!r} is neither 'peers' nor a list",
+                       ck.line_of(rn, "hosts_allow"), "use peers, or a list of host names/addresses (regexes)")
+        else:
+            items = [str(x) for x in ha if str(x).strip()]
+            if not items:
+                ck.add("xen.relocation.hosts_allow", "an empty list lets every host migrate VMs in",
+                       ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
+            allow = tuple(items)
+    elif rn is not None and "hosts_allow" in rn:
+        ck.add("xen.relocation.hosts_allow", "empty: that would let every host migrate VMs in",
+               ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
+    if mem_mib and kernel and all(k in m for k in ("version", "hypervisor_rpm")):
+        return Xen(m["version"], m["hypervisor_rpm"], kernel, mem, mem_mib, tuple(bridges),
+                   Relocation(enabled, port, allow))
+    return None
+
+
+def _load_vms(ck: _Checker, raw, top) -> list[Vm]:
+    vms: list[Vm] = []
+    seq = top.get("vms", []) or []
+    names: dict[str, int] = {}
+    for i, item in enumerate(seq):
+        path = f"vms[{i}]"
+        m = ck.mapping(item, path, "vm", ck.item_line(seq, i))
+        if m is None:
+            continue
+        name = m.get("name", "")
+        if name:
+            if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$", name):
+                ck.add(f"{path}.name", f"{name!r} is not a valid VM name", ck.line_of(item, "name"),
+                       "letters, digits and _ . + - (it names the LV and the Xen domain)")
+            else:
+                _check_lvm_name(ck, name, f"{path}.name", ck.line_of(item, "name"))
+            if name in names:
+                ck.add(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]", ck.line_of(item, "name"))
+            names.setdefault(name, i)
+        sizes = {}
+        for key in ("memory", "disk"):
+            if key in m:
+                mib = parse_size_mib(str(m[key]))
+                if mib is None:
+                    ck.add(f"{path}.{key}", f"{m[key]!r} is not a size", ck.line_of(item, key), "e.g. 1024M or 50G")
+                sizes[key] = mib
+        vcpus = m.get("vcpus")
+        if vcpus is not None and vcpus < 1:
+            ck.add(f"{path}.vcpus", f"must be >= 1, got {vcpus}", ck.line_of(item, "vcpus"))
+        migrate = m.get("migrate", "live")
+        if migrate not in ("live", "pause"):
+            ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
+        if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()):
+            vms.append(Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
+                          m["bridge"], m["prefer"], migrate))
+    return vms
+
+
+def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
+    """Rules that relate several parts of the definition."""
+    # No address used twice anywhere (nodes, gateway, fence devices; dns excepted).
+    owners: dict[str, tuple[str, int | None]] = {}
+
+    def claim(addr: str, path: str, line: int | None) -> None:
+        if addr in owners:
+            ck.add(path, f"{addr} is already used by {owners[addr][0]}", line, "every address must be unique")
+        else:
+            owners[addr] = (path, line)
+
+    nseq = top.get("nodes", [])
+    for i, item in enumerate(nseq):
+        ipmap = item.get("ip") if isinstance(item, dict) else None
+        if isinstance(ipmap, dict):
+            for net in ipmap:
+                claim(str(ipmap[net]).strip(), f"nodes[{i}].ip.{net}", ck.key_line(ipmap, net))
+    nets = top.get("networks", {})
+    for name, net in networks.items():
+        if net.gateway is not None:
+            claim(str(net.gateway), f"networks.{name}.gateway", ck.line_of(nets[name], "gateway"))
+    if "ifn" in networks and networks["ifn"].gateway is None:
+        ck.add("networks.ifn.gateway", "the ifn needs a default gateway", ck.line_of(nets, "ifn"))
+    dseq = top.get("fence_devices", [])
+    for i, item in enumerate(dseq):
+        if isinstance(item, dict) and isinstance(item.get("ipaddr"), str):
+            addr = item["ipaddr"].strip()
+            try:
+                ipaddress.IPv4Address(addr)
+            except ValueError:
+                if not valid_dns_name(addr) and not HOST_LABEL_RE.match(addr):
+                    ck.add(f"fence_devices[{i}].ipaddr", f"{addr!r} is neither an IPv4 address nor a host name",
+                           ck.line_of(item, "ipaddr"))
+                continue
+            claim(addr, f"fence_devices[{i}].ipaddr", ck.line_of(item, "ipaddr"))
+
+    # MACs unique across the cluster
+    macs: dict[str, str] = {}
+    for i, n in enumerate(nodes):
+        for iface, mac in n.mac.items():
+            if mac in macs:
+                idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
+                mline = ck.key_line(nseq[idx]["mac"], iface) if isinstance(nseq[idx].get("mac"), dict) else None
+                ck.add(f"nodes[{idx}].mac.{iface}", f"{mac} is already used by {macs[mac]}", mline)
+            else:
+                macs[mac] = f"{n.name}.mac.{iface}"
+
+    # Fencing: methods name defined devices, agent-specific port rules, every device used.
+    dev_by_name = {d.name: d for d in devices}
+    dev_names = {item.get("name") for item in dseq if isinstance(item, dict)}
+    used: set[str] = set()
+    for i, item in enumerate(nseq):
+        if not isinstance(item, dict) or not isinstance(item.get("fence"), list):
+            continue
+        for j, f in enumerate(item["fence"]):
+            if not isinstance(f, dict) or "device" not in f:
+                continue
+            fpath = f"nodes[{i}].fence[{j}]"
+            dname = f["device"]
+            used.add(dname)
+            if dname not in dev_names:
+                ck.add(f"{fpath}.device", f"{dname!r} is not defined in fence_devices", ck.line_of(f, "device"),
+                       _suggest(str(dname), [n for n in dev_names if n]).replace("allowed keys", "devices are"))
+                continue
+            dev = dev_by_name.get(dname)
+            if dev is None:
+                continue
+            if dev.agent == "fence_na" and f.get("port") in (None, ""):
+                ck.add(f"{fpath}.port", f"fence_na device {dname!r} needs a port", ck.line_of(f, "device"),
+                       "the Node Assassin port this node's power/reset leads are wired to")
+            if dev.agent == "fence_ipmilan" and f.get("port") is not None:
+                ck.add(f"{fpath}.port", f"fence_ipmilan device {dname!r} takes no port", ck.line_of(f, "port"),
+                       "an IPMI BMC controls only its own node: define one device per node and drop the port")
+    for i, item in enumerate(dseq):
+        if isinstance(item, dict) and item.get("name") and item["name"] not in used:
+            ck.add(f"fence_devices[{i}]", f"fence device {item['name']!r} is not used by any node",
+                   ck.item_line(dseq, i), "reference it from a node's fence list or remove it")
+    # fence_na ports unique per device
+    ports: dict[tuple[str, str], str] = {}
+    for n in nodes:
+        for f in n.fence:
+            if f.port is not None:
+                key = (f.device, f.port.lstrip("0") or "0")
+                if key in ports and ports[key] != n.name:
+                    idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
+                    ck.add(f"nodes[{idx}].fence", f"port {f.port} of {f.device} is already used by {ports[key]}",
+                           ck.line_of(nseq[idx], "fence"))
+                ports[key] = n.name
+
+    # Storage rules that need the nodes / cluster name
+    snode = raw.get("storage") if isinstance(raw, dict) else None
+    if storage is not None:
+        gnode = snode.get("gfs2")
+        if nodes and storage.gfs2.journals < len(nseq):
+            ck.add("storage.gfs2.journals", f"{storage.gfs2.journals} journals for {len(nseq)} nodes",
+                   ck.line_of(gnode, "journals"), "GFS2 needs one journal per node that mounts it")
+        if len(cluster.get("name", "")) > 16:
+            ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
+        if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes]):
+            ck.add("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name",
+                   ck.line_of(snode.get("drbd"), "become_primary_on"))
+        if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
+            ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
+                   ck.line_of(raw["xen"].get("relocation"), "port"))
+        if storage.size_mib is not None:
+            total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms)
+            if total > storage.size_mib:
+                ck.add("storage.size", f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
+                       f"({', '.join(v.disk for v in vms) or 'none'}): {total} MiB needed",
+                       ck.line_of(snode, "size"), "grow storage.size or shrink the disks")
+    # VMs
+    vseq = top.get("vms", []) or []
+    node_names = [n.name for n in nodes] or [it.get("name") for it in nseq if isinstance(it, dict)]
+    for i, item in enumerate(vseq):
+        if not isinstance(item, dict):
+            continue
+        bridge = item.get("bridge")
+        if isinstance(bridge, str):
+            if bridge not in NETWORK_NAMES:
+                ck.add(f"vms[{i}].bridge", f"{bridge!r} is not a defined network", ck.line_of(item, "bridge"),
+                       _suggest(bridge, NETWORK_NAMES).replace("allowed keys", "networks are"))
+            elif xen is not None and bridge not in xen.bridges:
+                ck.add(f"vms[{i}].bridge", f"network {bridge!r} has no Xen bridge", ck.line_of(item, "bridge"),
+                       f"add {bridge} to xen.bridges")
+        prefer = item.get("prefer")
+        if isinstance(prefer, str) and prefer not in node_names:
+            ck.add(f"vms[{i}].prefer", f"{prefer!r} is not a node", ck.line_of(item, "prefer"),
+                   _suggest(prefer, [n for n in node_names if n]).replace("allowed keys", "nodes are"))
+        if storage is not None and item.get("name") in (storage.gfs2.lv,):
+            ck.add(f"vms[{i}].name", f"{item['name']!r} clashes with the GFS2 LV name", ck.line_of(item, "name"))
