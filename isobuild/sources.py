@@ -64,7 +64,7 @@ def parse_lock(path: Path, package: str | None = None) -> list[LockedSource]:
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for n, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        line = "" if raw.lstrip().startswith("#") else raw.strip()
         if not line:
             continue
         fields = line.split()
