@@ -1,7 +1,8 @@
 # Thin wrappers: every target is one call. Logic lives in tasks.py -> isobuild/.
 VENV   ?= .venv
 INVOKE := $(VENV)/bin/invoke
-PYTEST := $(VENV)/bin/python -m pytest
+# .venv/bin first on PATH so tests that run `invoke` get the project's own install
+PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest
 
 .PHONY: help setup all render validate rpms iso pxe release runbook test bench
 

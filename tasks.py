@@ -40,3 +40,25 @@ COMMON_HELP = {
     "build_dir": "output directory (default: build)",
     "quiet": "only warnings and errors",
 }
+
+
+# --- definition ------------------------------------------------------------------------------
+
+
+def _load(c, cluster):
+    """Load and check the definition; warn once when it uses the published demo secrets."""
+    from isobuild.model import load_definition
+
+    model = load_definition(_cfg(c, "cluster", cluster))
+    if model.demo_secrets:
+        log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
+    return model
+
+
+@task(help={"cluster": COMMON_HELP["cluster"]})
+@clean_errors
+def check(c, cluster=None):
+    """Check the cluster definition against every rule; print a summary, write nothing."""
+    model = _load(c, cluster)
+    nodes = ", ".join(f"{n.fqdn} (nodeid {n.nodeid})" for n in model.nodes)
+    print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")

@@ -559,7 +559,8 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     _cross_checks(ck, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install)
 
     if ck.problems:
-        raise ProblemsError(f"{path}: invalid cluster definition", ck.problems)
+        ordered = sorted(ck.problems, key=lambda p: p.line or 0)  # stable: same-line problems keep rule order
+        raise ProblemsError(f"{path}: invalid cluster definition", ordered)
 
     for d in sorted(secret_digests):
         digest.update(d.encode())
