@@ -201,6 +201,7 @@ def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = No
     before = cfg.timeout_entry()
     pos = cfg.entries.index(template) + 1
     cfg.entries[pos:pos] = new_entries
+    _fit_menu(cfg, max(len(n.title) for n in nodes) if nodes else 0)
     if serial:
         # Replace a serial line the base may have, and put ours first (syslinux requires that).
         cfg.head = [serial] + [line for line in cfg.head if _keyword(line)[0] != "serial"]
@@ -212,6 +213,34 @@ def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = No
             hint="the base's `default` must name one of its own entries (or a menu module)",
         )
     return cfg.render()
+
+
+MENU_COLUMNS = 80  # syslinux menus are 80 columns (vesamenu: 640x480 with an 8x16 font)
+
+
+def _fit_menu(cfg: Config, longest: int) -> None:
+    """Narrow the menu margin so the longest entry (with 'ERASES ALL DISKS' at its end) is not cut.
+
+    syslinux shows MENU_COLUMNS - 4 - 2 * margin characters of a label; the default margin is 10.
+    """
+    margin = 10
+    for line in cfg.head:
+        kw, arg = _keyword(line)
+        parts = arg.split()
+        if kw == "menu" and len(parts) == 2 and parts[0].lower() == "margin" and parts[1].isdigit():
+            margin = int(parts[1])
+    if longest <= MENU_COLUMNS - 4 - 2 * margin:
+        return
+    wanted = max(0, (MENU_COLUMNS - 4 - longest) // 2)
+    cfg.head = [line for line in cfg.head if not _is_menu_margin(line)]
+    # After the base's last `menu` setting, so it reads as part of the menu look.
+    last_menu = max((i for i, line in enumerate(cfg.head) if _keyword(line)[0] == "menu"), default=len(cfg.head) - 1)
+    cfg.head.insert(last_menu + 1, f"menu margin {wanted}")
+
+
+def _is_menu_margin(line: str) -> bool:
+    kw, arg = _keyword(line)
+    return kw == "menu" and arg.lower().startswith("margin")
 
 
 def check_default_safe(text: str, node_labels: set[str]) -> None:
