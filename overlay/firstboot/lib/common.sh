@@ -1,0 +1,225 @@
+# shellcheck shell=bash
+# an-cluster-firstboot: helpers shared by the runner and every step (sourced, not executed).
+#
+# Every path is prefixed by AN_ROOT (empty on a node) and every command is looked up in PATH, so the
+# test harness can run two nodes side by side in scratch roots with PATH shims. Bash 4.1 (Fedora 13):
+# no ${var,,}-style tricks beyond 4.1, no mapfile -d, no wait -n, no declare -n, no ${var@Q}.
+#
+# Environment (all optional):
+#   AN_ROOT                   root prefix for every file the scripts touch (default: empty = /)
+#   AN_FIRSTBOOT_DEBUG=1      trace every command (set -x) into the log
+#   AN_FIRSTBOOT_TIMEOUT      seconds a cross-node wait may take before the step fails (default 900)
+#   AN_FIRSTBOOT_POLL         seconds between two checks of a wait (default 5)
+#   AN_FIRSTBOOT_ENV          the per-node input (default $AN_ROOT/var/lib/an-cluster/stage/etc/an-cluster/firstboot.env)
+
+AN_ROOT="${AN_ROOT:-}"
+FB_STAGE="${AN_ROOT}/var/lib/an-cluster/stage"
+FB_STATE_DIR="${AN_ROOT}/var/lib/an-cluster/firstboot"
+FB_INTENT_DIR="${FB_STATE_DIR}/intent"
+FB_LOG="${AN_ROOT}/var/log/an-cluster-firstboot.log"
+FB_ENV_FILE="${AN_FIRSTBOOT_ENV:-${FB_STAGE}/etc/an-cluster/firstboot.env}"
+FB_TIMEOUT="${AN_FIRSTBOOT_TIMEOUT:-900}"
+FB_POLL="${AN_FIRSTBOOT_POLL:-5}"
+FB_STEP="${FB_STEP:-an-cluster-firstboot}"
+
+# --- logging -------------------------------------------------------------------------------------
+# Messages go to the log file and to the console. The runner opens fd 3 on the console; a step run
+# by hand falls back to stderr.
+
+_fb_console_fd() {
+    if { true >&3; } 2>/dev/null; then echo 3; else echo 2; fi
+}
+
+_fb_log() {
+    local level="$1"; shift
+    local line
+    line="$(date '+%Y-%m-%d %H:%M:%S') ${FB_STEP} ${level}: $*"
+    mkdir -p "${FB_LOG%/*}" 2>/dev/null || true
+    printf '%s\n' "$line" >>"$FB_LOG" 2>/dev/null || true
+    if [ "$(_fb_console_fd)" = 3 ]; then
+        printf '%s\n' "$line" >&3
+    else
+        printf '%s\n' "$line" >&2
+    fi
+}
+
+info() { _fb_log INFO "$@"; }
+warn() { _fb_log WARN "$@"; }
+error() { _fb_log ERROR "$@"; }
+debug() {
+    if [ "${AN_FIRSTBOOT_DEBUG:-0}" = 1 ]; then _fb_log DEBUG "$@"; fi
+    return 0
+}
+
+# die MESSAGE [HINT]: log why the step stops (and what to do about it), then exit non-zero.
+die() {
+    error "$1"
+    if [ -n "${2:-}" ]; then error "how to proceed: $2"; fi
+    exit 1
+}
+
+# --- environment ---------------------------------------------------------------------------------
+
+# Variables firstboot.env must define (the rendered per-node input; see kickstart/node/etc/an-cluster/firstboot.env.j2).
+FB_REQUIRED_VARS="AN_CLUSTER_NAME AN_NODE_NAME AN_NODE_ID AN_NODE_FQDN AN_NODE_BCN_IP AN_NODE_SN_IP
+AN_PEER_NAME AN_PEER_ID AN_PEER_FQDN AN_PEER_BCN_IP AN_PEER_SN_IP AN_IS_LOWEST
+AN_DRBD_RESOURCE AN_DRBD_DEVICE AN_DRBD_BACKING AN_DRBD_SYNC_RATE AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB
+AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY"
+
+fb_load_env() {
+    [ -r "$FB_ENV_FILE" ] || die "per-node input $FB_ENV_FILE is missing" \
+        "the kickstart %post stages it from the install media (an-cluster/nodes/<node>/); copy it there and rerun 'an-cluster-firstboot run'"
+    # shellcheck source=/dev/null
+    . "$FB_ENV_FILE"
+    local v missing=""
+    for v in $FB_REQUIRED_VARS; do
+        if [ -z "${!v:-}" ]; then missing="$missing $v"; fi
+    done
+    [ -z "$missing" ] || die "$FB_ENV_FILE does not set:$missing" "re-render the node files from the cluster definition"
+}
+
+fb_is_lowest() { [ "${AN_IS_LOWEST:-no}" = yes ]; }
+
+# --- files ---------------------------------------------------------------------------------------
+
+# fb_path PATH: PATH on the node, as seen from here (AN_ROOT prefixed).
+fb_path() { printf '%s%s\n' "$AN_ROOT" "$1"; }
+
+# fb_install_staged REL MODE: install the staged (rendered) file REL into place when it differs.
+# Returns 1 (without failing) when the stage does not carry REL.
+fb_install_staged() {
+    local rel="$1" mode="$2" src dst
+    src="${FB_STAGE}/${rel}"
+    dst="${AN_ROOT}/${rel}"
+    [ -f "$src" ] || return 1
+    if [ -f "$dst" ] && cmp -s "$src" "$dst"; then
+        chmod "$mode" "$dst"
+        return 0
+    fi
+    mkdir -p "${dst%/*}"
+    fb_write_file "$dst" "$mode" <"$src"
+    info "installed /${rel} (mode ${mode})"
+}
+
+# fb_write_file DEST MODE < content: atomic replace (temp file in the same directory, then rename).
+fb_write_file() {
+    local dst="$1" mode="$2" tmp
+    tmp="$(mktemp "${dst%/*}/.${dst##*/}.XXXXXX")"
+    if ! cat >"$tmp"; then rm -f "$tmp"; return 1; fi
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$dst"
+}
+
+# --- markers -------------------------------------------------------------------------------------
+# intent markers record "this node is about to run a one-time destructive command on DEVICE"; together
+# with the on-disk state (signature present or not) they make a rerun after a power cut safe.
+
+fb_intent_set() {
+    mkdir -p "$FB_INTENT_DIR"
+    printf '%s\n' "$2" | fb_write_file "${FB_INTENT_DIR}/$1" 0644
+    sync 2>/dev/null || true
+}
+fb_intent_has() { [ -f "${FB_INTENT_DIR}/$1" ]; }
+
+# --- waiting -------------------------------------------------------------------------------------
+
+# fb_wait WHAT CMD...: run CMD until it succeeds, at most FB_TIMEOUT seconds, saying what it waits for.
+fb_wait() {
+    local what="$1"; shift
+    local deadline=$((SECONDS + FB_TIMEOUT)) next_note=$((SECONDS + 60))
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    info "waiting for ${what} (up to ${FB_TIMEOUT}s)"
+    while :; do
+        sleep "$FB_POLL"
+        if "$@" >/dev/null 2>&1; then
+            info "done waiting: ${what}"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            die "timed out after ${FB_TIMEOUT}s waiting for ${what}" \
+                "check the peer ($AN_PEER_NAME) is up and its firstboot is running ('an-cluster-firstboot status' there), then rerun 'an-cluster-firstboot run' or reboot"
+        fi
+        if [ "$SECONDS" -ge "$next_note" ]; then
+            info "still waiting for ${what}"
+            next_note=$((SECONDS + 60))
+        fi
+    done
+}
+
+# --- block devices -------------------------------------------------------------------------------
+
+# fb_signatures DEV: space-separated list of the signatures on DEV (filesystems, RAID, LVM, DRBD
+# metadata, partition tables), empty when the device is blank. Uses both blkid (probing) and
+# wipefs -n (every magic it knows), so a half-overwritten device still counts as used.
+fb_signatures() {
+    local dev="$1" types=""
+    local t
+    t="$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)"
+    if [ -n "$t" ]; then types="$t"; fi
+    t="$(blkid -p -o value -s PTTYPE "$dev" 2>/dev/null || true)"
+    if [ -n "$t" ]; then types="${types:+$types }$t"; fi
+    local w
+    w="$(wipefs -n -p "$dev" 2>/dev/null | awk -F, '!/^#/ && NF >= 3 {print $3}' | sort -u | tr '\n' ' ')" || w=""
+    for t in $w; do
+        case " $types " in *" $t "*) ;; *) types="${types:+$types }$t" ;; esac
+    done
+    printf '%s\n' "$types"
+}
+
+# fb_guard_destructive KEY DEV EXPECTED WHAT: decide whether the one-time command KEY may run on DEV.
+# Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
+# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed.
+fb_guard_destructive() {
+    local key="$1" dev="$2" expected="$3" what="$4" sigs
+    sigs="$(fb_signatures "$dev")"
+    if [ -z "$sigs" ]; then
+        fb_intent_set "$key" "$dev"
+        echo run
+        return 0
+    fi
+    if fb_intent_has "$key" && [ "$sigs" = "$expected" ]; then
+        info "$dev already carries the $expected signature this node created earlier: not running $what again"
+        echo "done"
+        return 0
+    fi
+    local keep=""
+    if [ "$sigs" = "$expected" ]; then
+        keep="; if it is the $expected you mean to keep, adopt it with 'echo $dev > $FB_INTENT_DIR/$key' and rerun"
+    fi
+    die "refusing to run $what: $dev already carries data (signature: $sigs)" \
+        "nothing was written. If that data is expendable, wipe it yourself ('wipefs -a $dev') and rerun 'an-cluster-firstboot run'${keep}"
+}
+
+# --- services ------------------------------------------------------------------------------------
+
+fb_service_running() { service "$1" status >/dev/null 2>&1; }
+
+fb_service_start() {
+    if fb_service_running "$1"; then
+        debug "$1 already running"
+        return 0
+    fi
+    info "starting $1"
+    service "$1" start || die "'service $1 start' failed" "see /var/log/messages, fix the cause, then rerun 'an-cluster-firstboot run'"
+}
+
+# fb_mounted MOUNTPOINT: is MOUNTPOINT mounted (reads $AN_ROOT/proc/mounts)?
+fb_mounted() {
+    awk -v m="$1" '$2 == m {found=1} END {exit !found}' "${AN_ROOT}/proc/mounts" 2>/dev/null
+}
+
+# --- step entry point ----------------------------------------------------------------------------
+
+_fb_step_exit() {
+    if [ "$1" -ne 0 ]; then error "step stopped (exit $1)"; fi
+}
+
+fb_step_init() {
+    FB_STEP="$1"
+    if [ "${AN_FIRSTBOOT_DEBUG:-0}" = 1 ]; then
+        PS4='+ ${FB_STEP}:${LINENO}: '
+        set -x
+    fi
+    trap '_fb_step_exit $?' EXIT
+    fb_load_env
+}
