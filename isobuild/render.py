@@ -1,0 +1,364 @@
+"""Render the kickstarts and every per-node config file from the validated model.
+
+Layout of a render (all of it appears at once: temp dir, then rename over the previous one):
+
+    DIR/kickstart/<node>.ks          DVD install kickstart (0600: root password hash, authorized keys)
+    DIR/nodes/<node>/<path on node>  etc/hosts, etc/cluster/cluster.conf (0600), etc/drbd.d/<res>.res, ...
+    DIR/model.json                   the validated model, secrets redacted
+    DIR/.render-stamp                sha256 of the inputs (definition, secrets, templates, this code)
+
+Template convention: every `*.j2` under kickstart/node/ renders to nodes/<node>/<same relative path
+without .j2>, with context `cluster`, `node`, `peer` (plus the helpers in `_context`). Files whose
+*name* depends on the definition (ifcfg-<interface>, <drbd resource>.res) are listed in NAMED_FILES.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+
+from . import initorder
+from .errors import IsobuildError
+from .model import NETWORK_NAMES, Cluster, Node, model_json
+from .outputs import atomic_dir
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = REPO / "kickstart"
+NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
+STAMP = ".render-stamp"
+
+# Per-node files that hold secrets: written 0600 in the build dir, served only from private/ for PXE.
+SECRET_FILES = frozenset({"etc/cluster/cluster.conf"})
+# Per-node files that must be executable on the node.
+EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
+# Convention files that are only wanted under a condition (path -> predicate on the cluster).
+ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
+    "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
+}
+
+
+@dataclass(frozen=True)
+class Media:
+    """Where anaconda finds the install tree and our repo: the DVD, or an HTTP base (PXE)."""
+
+    kind: str  # "cdrom" | "url"
+    base: str | None = None
+
+    @classmethod
+    def cdrom(cls) -> "Media":
+        return cls("cdrom")
+
+    @classmethod
+    def url(cls, base: str) -> "Media":
+        base = base.rstrip("/")
+        if not base.startswith(("http://", "https://", "ftp://")):
+            raise IsobuildError(f"install media URL {base!r} is not http://, https:// or ftp://",
+                                hint="e.g. http://192.168.1.10:8080")
+        return cls("url", base)
+
+    @property
+    def repo_url(self) -> str:
+        return "file:///mnt/source/an-cluster" if self.kind == "cdrom" else f"{self.base}/an-cluster"
+
+    @property
+    def install_line(self) -> str:
+        return "cdrom" if self.kind == "cdrom" else f"url --url={self.base}/os"
+
+
+@dataclass
+class Rendered:
+    build_dir: Path
+    kickstarts: dict[str, Path] = field(default_factory=dict)
+    nodes_dir: Path = Path()
+    files: list[Path] = field(default_factory=list)
+    model_json: Path = Path()
+    up_to_date: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived values the templates use (kept here so templates stay declarative)
+# ---------------------------------------------------------------------------------------------
+
+
+def bridge_name(cluster: Cluster, net: str) -> str:
+    """The Xen bridge for a network. As in the seed, network-bridge renames ethN to pethN and names
+    the bridge after the NIC (bridge=ethN), so dom0 keeps its address and a VM on `ifn` uses eth2."""
+    return cluster.networks[net].interface
+
+
+def drbd_km_package(dom0_kernel: str) -> str:
+    """drbd-km's package name embeds the kernel: 2.6.32.23-170.x.fc13 -> drbd-km-2.6.32.23_170.x.fc13.x86_64."""
+    return f"drbd-km-{dom0_kernel.replace('-', '_')}.x86_64"
+
+
+@dataclass(frozen=True)
+class KsPart:
+    """One kickstart partition request (or RAID member set) for the layout."""
+
+    mount: str  # /boot, swap, /, ... ("" for the DRBD backing space)
+    size_mib: int | None  # None: grow into the rest of the disk
+    members: tuple[tuple[str, str], ...]  # (raid.NN or mount, disk)
+    md: str | None  # md device for RAID1, None for plain partitions
+    fstype: str | None
+
+
+def disk_layout(cluster: Cluster) -> list[KsPart]:
+    """Partitions in definition order, then the DRBD backing space taking the rest (never formatted)."""
+    inst = cluster.install
+    out: list[KsPart] = []
+    n = len(inst.partitions)
+    for i, p in enumerate(inst.partitions):
+        fstype = "swap" if p.mount == "swap" else "ext4"
+        if inst.raid:
+            members = tuple((f"raid.{d + 1}{i + 1:02d}", disk) for d, disk in enumerate(inst.disks))
+            out.append(KsPart(p.mount, p.size_mib, members, f"md{i}", fstype))
+        else:
+            out.append(KsPart(p.mount, p.size_mib, ((p.mount, inst.disks[0]),), None, fstype))
+    # The backing space: RAID members with no `raid` line (anaconda would format an md it creates);
+    # %post assembles them into storage.backing_device. One disk: a raid-type partition with no
+    # filesystem, which DRBD takes as it is.
+    members = tuple((f"raid.{d + 1}{n + 1:02d}", disk) for d, disk in enumerate(inst.disks))
+    out.append(KsPart("", None, members, None, None))
+    return out
+
+
+def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
+    """(protocol, port, what) for every port the cluster uses; corosync is udp, dlm also sctp with rrp."""
+    rules = []
+    for port, what in sorted(cluster.ports_in_use().items()):
+        if port in (5404, 5405):
+            rules.append(("udp", port, what))
+            continue
+        rules.append(("tcp", port, what))
+        if port == 21064 and cluster.totem.rrp_mode != "none":
+            rules.append(("sctp", port, what + " (sctp with redundant rings)"))
+    return rules
+
+
+def kickstart_ports(cluster: Cluster) -> str:
+    return ",".join(f"{port}:{proto}" for proto, port, _ in firewall_rules(cluster) if proto in ("tcp", "udp"))
+
+
+def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
+    peer = cluster.peer(node)
+    return {
+        "cluster": cluster,
+        "node": node,
+        "peer": peer,
+        "media": media or Media.cdrom(),
+        "nodes": sorted(cluster.nodes, key=lambda n: n.nodeid),
+        "net_names": NETWORK_NAMES,
+        "bridge_name": lambda net: bridge_name(cluster, net),
+        "layout": disk_layout(cluster),
+        "drbd_km": drbd_km_package(cluster.xen.dom0_kernel),
+        "init_services": initorder.services(cluster.storage.managed_by),
+        "init_order": initorder.init_order_file(cluster.storage.managed_by),
+        "firewall_rules": firewall_rules(cluster),
+        "ks_ports": kickstart_ports(cluster),
+        "rrp": cluster.totem.rrp_mode != "none",
+        "secret_files": sorted(SECRET_FILES),
+    }
+
+
+def _is_ipv4(value: object) -> bool:
+    try:
+        ipaddress.IPv4Address(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def make_env(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["shquote"] = lambda s: shlex.quote(str(s))
+    env.filters["xml"] = lambda s: (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                                    .replace('"', "&quot;"))
+    env.tests["ipv4"] = _is_ipv4
+    env.filters["onoff"] = lambda b: "on" if b else "off"
+    env.filters["yesno"] = lambda b: "yes" if b else "no"
+    return env
+
+
+def _render(env: jinja2.Environment, name: str, ctx: dict) -> str:
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateSyntaxError as err:
+        raise IsobuildError(f"{err.filename or name}:{err.lineno}: template syntax error: {err.message}") from None
+    except jinja2.UndefinedError as err:
+        raise IsobuildError(f"kickstart/{name}: template uses an undefined value: {err.message}",
+                            hint="a template names a model attribute that does not exist") from None
+    except jinja2.TemplateError as err:
+        raise IsobuildError(f"kickstart/{name}: template error: {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def render_kickstart(cluster: Cluster, node: Node, media: Media | None = None,
+                     template_dir: Path = TEMPLATE_DIR) -> str:
+    """The kickstart for one node; Media.cdrom() (default) for the DVD, Media.url(base) for PXE."""
+    ctx = _context(cluster, node, media)
+    ctx["node_paths"] = node_paths(cluster, node, template_dir)
+    return _render(make_env(template_dir), "node.ks.j2", ctx)
+
+
+def node_paths(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> list[str]:
+    """The paths (relative to /) of every per-node file, without rendering them."""
+    root = Path(template_dir) / NODE_TEMPLATES
+    rels = [t.relative_to(root).as_posix()[: -len(".j2")] for t in root.rglob("*.j2")]
+    rels = [r for r in rels if ONLY_WHEN.get(r, lambda c: True)(cluster)]
+    rels += [rel for rel, _, _ in named_files(cluster, node)]
+    return sorted(rels)
+
+
+def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
+    """(path on node, template, extra context) for files whose name comes from the definition."""
+    out = []
+    for net in NETWORK_NAMES:
+        nw = cluster.networks[net]
+        out.append((f"etc/sysconfig/network-scripts/ifcfg-{nw.interface}", "files/ifcfg-nic.j2",
+                    {"net": net, "nw": nw}))
+    out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
+    return out
+
+
+def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:
+    """{path on the node (relative, no leading /): content} for one node."""
+    env = make_env(template_dir)
+    ctx = _context(cluster, node)
+    files: dict[str, str] = {}
+    root = Path(template_dir) / NODE_TEMPLATES
+    for tpl in sorted(root.rglob("*.j2")):
+        rel = tpl.relative_to(root).as_posix()[: -len(".j2")]
+        pred = ONLY_WHEN.get(rel)
+        if pred is not None and not pred(cluster):
+            continue
+        files[rel] = _render(env, f"{NODE_TEMPLATES}/{tpl.relative_to(root).as_posix()}", ctx)
+    for rel, tpl, extra in named_files(cluster, node):
+        if rel in files:
+            raise IsobuildError(f"{rel} is rendered twice (kickstart/node/ and the named-file table)")
+        files[rel] = _render(env, tpl, {**ctx, **extra})
+    return files
+
+
+def file_mode(rel: str) -> int:
+    if rel in SECRET_FILES:
+        return 0o600
+    if rel in EXECUTABLE_FILES or rel.endswith(".sh"):
+        return 0o755
+    return 0o644
+
+
+def inputs_digest(cluster: Cluster, template_dir: Path = TEMPLATE_DIR) -> str:
+    """Hash of everything a render depends on: the definition + secrets, the templates, this code."""
+    h = hashlib.sha256()
+    h.update(cluster.digest.encode())
+    for p in sorted(Path(template_dir).rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(template_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    for mod in ("render.py", "initorder.py", "model.py"):
+        h.update((Path(__file__).parent / mod).read_bytes())
+    return h.hexdigest()
+
+
+def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
+           force: bool = False) -> Rendered:
+    """Render everything into build_dir/{kickstart,nodes,model.json}, atomically.
+
+    The three outputs are built in one temp dir (build_dir/.render.tmp-*) and then swapped in; a
+    failure anywhere leaves the previous render untouched. An unchanged re-render is a no-op.
+    """
+    build_dir = Path(build_dir)
+    digest = inputs_digest(cluster, template_dir)
+    out = Rendered(build_dir, nodes_dir=build_dir / "nodes", model_json=build_dir / "model.json")
+    for n in cluster.nodes:
+        out.kickstarts[n.name] = build_dir / "kickstart" / f"{n.name}.ks"
+
+    stamp = build_dir / STAMP
+    if not force and stamp.is_file() and stamp.read_text().strip() == digest and _outputs_present(out, cluster):
+        out.files = _listing(out)
+        out.up_to_date = True
+        return out
+
+    # Render to memory first: template errors surface before anything touches the disk.
+    contents: dict[str, tuple[str, int]] = {}
+    for n in cluster.nodes:
+        contents[f"kickstart/{n.name}.ks"] = (render_kickstart(cluster, n, Media.cdrom(), template_dir), 0o600)
+        for rel, text in node_files(cluster, n, template_dir).items():
+            contents[f"nodes/{n.name}/{rel}"] = (text, file_mode(rel))
+    contents["model.json"] = (model_json(cluster), 0o644)
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(build_dir / ".render") as tmp:
+        for rel, (text, mode) in sorted(contents.items()):
+            p = tmp / rel
+            p.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+            os.chmod(p, mode)  # umask-proof
+        (tmp / STAMP).write_text(digest + "\n")
+    _swap_in(build_dir / ".render", build_dir)
+    out.files = _listing(out)
+    return out
+
+
+def _outputs_present(out: Rendered, cluster: Cluster) -> bool:
+    return out.model_json.is_file() and all(p.is_file() for p in out.kickstarts.values()) and all(
+        (out.nodes_dir / n.name).is_dir() for n in cluster.nodes)
+
+
+def _listing(out: Rendered) -> list[Path]:
+    files = [out.model_json] + sorted(out.kickstarts.values())
+    files += sorted(p for p in out.nodes_dir.rglob("*") if p.is_file())
+    return files
+
+
+def _swap_in(staged: Path, build_dir: Path) -> None:
+    """Move kickstart/, nodes/, model.json and the stamp from the staged render into build_dir.
+
+    Each entry is one rename, old ones are moved aside first and removed after all renames succeeded,
+    so other stages' outputs in build_dir (rpms, iso, ...) are never touched. The stamp goes last: an
+    interrupted swap leaves no stamp that would call a half-swapped render up to date.
+    """
+    import shutil
+
+    names = ["kickstart", "nodes", "model.json"]
+    (build_dir / STAMP).unlink(missing_ok=True)
+    aside = build_dir / f".render.old-{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir()
+    moved: list[str] = []
+    try:
+        for name in names:
+            if (build_dir / name).exists():
+                os.rename(build_dir / name, aside / name)
+            moved.append(name)
+            os.rename(staged / name, build_dir / name)
+        os.rename(staged / STAMP, build_dir / STAMP)
+    except BaseException:
+        # put the previous render back as it was
+        for name in moved:
+            if (aside / name).exists():
+                if (build_dir / name).exists():
+                    shutil.rmtree(build_dir / name) if (build_dir / name).is_dir() else (build_dir / name).unlink()
+                os.rename(aside / name, build_dir / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)

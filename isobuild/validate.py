@@ -1,0 +1,373 @@
+"""Check every rendered file with the real tool for it, and report ALL problems at once.
+
+| file                                   | tool                                                    |
+|----------------------------------------|---------------------------------------------------------|
+| kickstart/<node>.ks                    | pykickstart's F13 handler, warnings are errors (ksvalidator) |
+| %post bodies of the kickstarts         | bash -n and shellcheck (bash)                           |
+| nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster.rng (lxml), with line numbers   |
+| nodes/<node>/etc/drbd.conf (+ drbd.d/) | drbdadm-83 dump, as that node (private UTS + net namespace |
+|                                        | holding the node's hostname and sn address)             |
+| nodes/<node>/etc/lvm/lvm.conf          | lvmconfig --validate (LVM_SYSTEM_DIR)                   |
+| scripts (#! files, *.sh)               | bash -n and shellcheck                                  |
+| sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
+| etc/an-cluster/init-order              | isobuild.initorder consistency (start order vs Required-Start) |
+
+Every problem is an errors.Problem(file, line, tool, reason); ProblemsError lists them together.
+Secrets: tool output about cluster.conf and kickstarts is reported as the tool printed it; none of
+these tools echo attribute values back (lxml names the element and attribute, not the value).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from .errors import Problem, ProblemsError
+from .initorder import InitService, check_order
+from .model import Cluster
+from .run import require, run
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = REPO / "schemas" / "cluster.rng"
+
+# tool -> Debian package, for the "install it" hint
+PACKAGES = {
+    "bash": "bash",
+    "shellcheck": "shellcheck",
+    "drbdadm-83": "drbd-utils",
+    "lvmconfig": "lvm2",
+    "unshare": "util-linux",
+    "hostname": "hostname",
+    "ip": "iproute2",
+}
+SHELLCHECK_ARGS = ["--format=gcc", "--norc"]
+# The shell on the node is bash 4.1 (F13). shellcheck has no "bash 4.1" dialect; the features newer
+# than 4.1 that it knows about are flagged by these checks, which stay on.
+SOURCED_EXCLUDES = "SC2034"  # variables in sourced files (ifcfg, env) are used by the sourcing script
+
+
+def _tool(name: str) -> str:
+    return require(name, PACKAGES.get(name))
+
+
+class Collector:
+    def __init__(self, build_dir: Path):
+        self.build_dir = Path(build_dir)
+        self.problems: list[Problem] = []
+        self.checked: dict[Path, str] = {}
+
+    def add(self, path: Path, line: int | None, tool: str, reason: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(str(path), line, tool, reason.strip(), hint))
+
+    def ok(self, path: Path, tool: str) -> None:
+        prev = self.checked.get(Path(path))
+        self.checked[Path(path)] = f"{prev}+{tool}" if prev else tool
+
+
+# ---------------------------------------------------------------------------------------------
+# Kickstart
+# ---------------------------------------------------------------------------------------------
+
+
+def check_kickstart(col: Collector, path: Path) -> None:
+    """pykickstart F13 handler with every parse warning an error; then the %post bodies as shell."""
+    from pykickstart.errors import KickstartError, KickstartParseWarning
+    from pykickstart.parser import KickstartParser, preprocessKickstart
+    from pykickstart.version import F13, makeVersion
+
+    errors: list[tuple[int | None, str]] = []
+
+    class CollectingParser(KickstartParser):
+        # ksvalidator prints errors and counts them when errorsAreFatal is False; we keep them.
+        def _tryFunc(self, fn):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - pykickstart raises many kinds
+                self.errorsCount += 1
+                errors.append((getattr(exc, "lineno", None), _ks_message(exc)))
+
+    handler = makeVersion(F13)
+    parser = CollectingParser(handler, followIncludes=False, errorsAreFatal=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            processed = preprocessKickstart(str(path))
+            parser.readKickstart(processed)
+        except KickstartError as exc:
+            errors.append((getattr(exc, "lineno", None), _ks_message(exc)))
+        except Exception as exc:  # noqa: BLE001
+            errors.append((None, f"general error in kickstart: {exc}"))
+    for w in caught:
+        if issubclass(w.category, (KickstartParseWarning, DeprecationWarning, UserWarning)):
+            msg = str(w.message)
+            errors.append((_lineno_from(msg), f"warning (treated as error): {msg}"))
+    for line, msg in errors:
+        col.add(path, line, "pykickstart F13", msg)
+    col.ok(path, "pykickstart")
+
+    # %pre/%post bodies: bash -n and shellcheck, lines mapped back into the kickstart.
+    for script in handler.scripts:
+        interp = script.interp or "/bin/sh"
+        if not interp.endswith(("sh", "bash")):
+            continue
+        start = (script.lineno or 0)  # line of the %post header; the body starts on the next line
+        check_shell_text(col, path, script.script, "bash" if "bash" in interp else "sh", line_offset=start,
+                         what=f"%{_script_kind(script)} (line {start})")
+
+
+def _script_kind(script) -> str:
+    from pykickstart.constants import KS_SCRIPT_POST, KS_SCRIPT_PRE
+
+    return {KS_SCRIPT_POST: "post", KS_SCRIPT_PRE: "pre"}.get(script.type, "script") + (
+        "" if script.inChroot else " --nochroot")
+
+
+def _ks_message(exc: Exception) -> str:
+    msg = str(exc).strip()
+    # pykickstart prefixes "The following problem occurred on line N of the kickstart file:"
+    return re.sub(r"\s+", " ", msg.split("kickstart file:", 1)[-1]).strip() or type(exc).__name__
+
+
+def _lineno_from(msg: str) -> int | None:
+    m = re.search(r"line (\d+)", msg)
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shell
+# ---------------------------------------------------------------------------------------------
+
+GCC_RE = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+): (?P<level>\w+): (?P<msg>.*)$")
+
+
+def check_shell_text(col: Collector, path: Path, text: str, dialect: str, line_offset: int = 0,
+                     what: str = "", sourced: bool = False) -> None:
+    """bash -n and shellcheck on a script (or a piece of a file starting after line_offset)."""
+    bash = _tool("bash")
+    shellcheck = _tool("shellcheck")
+    with tempfile.TemporaryDirectory(prefix="isobuild-sh-") as tmp:
+        f = Path(tmp) / "script"
+        f.write_text(text)
+        proc = run([bash, "-n", f], check=False)
+        for line in (proc.stderr or "").splitlines():
+            m = re.search(r"line (\d+): (.*)", line)
+            if m:
+                col.add(path, int(m.group(1)) + line_offset, "bash -n", f"{what + ': ' if what else ''}{m.group(2)}")
+            elif line.strip():
+                col.add(path, None, "bash -n", line)
+        if proc.returncode != 0 and not proc.stderr:
+            col.add(path, None, "bash -n", f"{what} exit status {proc.returncode}")
+        args = [shellcheck, *SHELLCHECK_ARGS, f"--shell={dialect}"]
+        if sourced:
+            args.append(f"--exclude={SOURCED_EXCLUDES}")
+        proc = run([*args, f], check=False)
+        for line in (proc.stdout or "").splitlines():
+            m = GCC_RE.match(line)
+            if m:
+                col.add(path, int(m.group("line")) + line_offset, "shellcheck",
+                        f"{what + ': ' if what else ''}{m.group('level')}: {m.group('msg')}")
+        if proc.returncode not in (0, 1):
+            col.add(path, None, "shellcheck", f"shellcheck failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    col.ok(path, "bash -n+shellcheck")
+
+
+def shell_dialect(path: Path) -> str | None:
+    """'bash' / 'sh' for a script (by #! line or .sh), None for anything else."""
+    try:
+        first = path.read_bytes()[:128].split(b"\n", 1)[0].decode("ascii", "replace")
+    except OSError:
+        return None
+    if first.startswith("#!"):
+        return "bash" if "bash" in first else "sh" if re.search(r"/(ba|da|k)?sh\b", first) else None
+    if path.suffix == ".sh":
+        return "bash"
+    return None
+
+
+def is_sourced_shell(rel: str) -> bool:
+    """Files the node's scripts source as shell: ifcfg-*, sysconfig/network, *.env."""
+    return (rel.startswith("etc/sysconfig/network-scripts/ifcfg-") or rel == "etc/sysconfig/network"
+            or rel.endswith(".env"))
+
+
+# ---------------------------------------------------------------------------------------------
+# cluster.conf
+# ---------------------------------------------------------------------------------------------
+
+
+def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> None:
+    from lxml import etree
+
+    try:
+        rng = etree.RelaxNG(etree.parse(str(schema)))
+    except (OSError, etree.LxmlError) as exc:
+        col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema: {exc}")
+        return
+    try:
+        doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        for e in exc.error_log or [exc]:
+            col.add(path, getattr(e, "line", None) or exc.lineno, "xml", getattr(e, "message", str(exc)))
+        return
+    if not rng.validate(doc):
+        for e in rng.error_log:
+            col.add(path, e.line, "RelaxNG cluster.rng", e.message)
+    col.ok(path, "RelaxNG")
+
+
+# ---------------------------------------------------------------------------------------------
+# DRBD
+# ---------------------------------------------------------------------------------------------
+
+DRBD_LOC_RE = re.compile(r"^(?P<file>[^:\s]+):(?P<line>\d+): (?P<msg>.*)$")
+
+
+def check_drbd(col: Collector, conf: Path, hostname: str, sn_address: str) -> None:
+    """drbdadm-83 dump as the node: it insists on an `on <uname -n>` block whose address is local,
+    so it runs in a private UTS + network namespace holding that hostname and the node's sn address
+    on loopback (nothing leaves the namespace)."""
+    drbdadm = _tool("drbdadm-83")
+    unshare = _tool("unshare")
+    ip = _tool("ip")
+    hn = _tool("hostname")
+    script = (f'set -e; {hn} "$1"; {ip} link set lo up; {ip} addr add "$2"/32 dev lo; '
+              f'exec {drbdadm} -c "$3" dump all')
+    if os.geteuid() == 0:
+        argv = [unshare, "--uts", "--net", "sh", "-c", script, "sh", hostname, sn_address, conf]
+    else:  # a user namespace makes us root inside it
+        argv = [unshare, "--user", "--map-root-user", "--uts", "--net", "sh", "-c", script, "sh",
+                hostname, sn_address, conf]
+    proc = run(argv, check=False, timeout=60)
+    # drbdadm prints "file:line: message" and continues a message on indented lines; the same
+    # message may come twice (once per pass). Join continuations, drop repeats.
+    messages: list[str] = []
+    for raw in (proc.stderr or "").splitlines():
+        if not raw.strip():
+            continue
+        if messages and (raw[:1].isspace() or not DRBD_LOC_RE.match(raw.strip()) and
+                         DRBD_LOC_RE.match(messages[-1]) and not raw.startswith(("WARN", "ERROR"))):
+            messages[-1] += " " + raw.strip()
+        else:
+            messages.append(raw.strip())
+    for line in dict.fromkeys(messages):
+        m = DRBD_LOC_RE.match(line)
+        if m:
+            f = Path(m.group("file"))
+            if not f.is_absolute():
+                f = conf.parent / f
+            col.add(f, int(m.group("line")), "drbdadm-83", m.group("msg"))
+        else:
+            col.add(conf, None, "drbdadm-83", line)
+    if proc.returncode != 0 and not proc.stderr.strip():
+        col.add(conf, None, "drbdadm-83", f"exit status {proc.returncode}")
+    col.ok(conf, "drbdadm-83")
+
+
+# ---------------------------------------------------------------------------------------------
+# lvm.conf
+# ---------------------------------------------------------------------------------------------
+
+# Modern LVM (2.03) reads F13's file and says so; these lines are expected and not problems.
+LVM_EXPECTED = ("locking_type (3) is deprecated", "see lvmlockd(8)", "LVM configuration valid",
+                "LVM configuration invalid", "leaked on lvmconfig invocation")
+
+
+def check_lvm_conf(col: Collector, path: Path) -> None:
+    lvmconfig = _tool("lvmconfig")
+    with tempfile.TemporaryDirectory(prefix="isobuild-lvm-") as tmp:
+        (Path(tmp) / "lvm.conf").write_bytes(path.read_bytes())
+        proc = run([lvmconfig, "--validate"], check=False, timeout=60,
+                   env={"LVM_SYSTEM_DIR": tmp, "LVM_SUPPRESS_FD_WARNINGS": "1"})
+    text = path.read_text().splitlines()
+    out = (proc.stdout or "") + (proc.stderr or "")
+    for raw in out.splitlines():
+        line = raw.strip()
+        if not line or any(x in line for x in LVM_EXPECTED):
+            continue
+        m = re.search(r"line (\d+)", line)
+        lineno = int(m.group(1)) if m else None
+        s = re.search(r'setting "([^"]+)"', line)
+        if lineno is None and s:
+            key = s.group(1).rsplit("/", 1)[-1]
+            lineno = next((i + 1 for i, t in enumerate(text) if re.match(rf"\s*{re.escape(key)}\s*=", t)), None)
+        col.add(path, lineno, "lvmconfig --validate", line)
+    if proc.returncode != 0 and not any(p.file == str(path) for p in col.problems):
+        col.add(path, None, "lvmconfig --validate", f"exit status {proc.returncode}")
+    col.ok(path, "lvmconfig")
+
+
+# ---------------------------------------------------------------------------------------------
+# init order
+# ---------------------------------------------------------------------------------------------
+
+
+def check_init_order(col: Collector, path: Path) -> None:
+    table = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 7 or parts[1] not in ("on", "off") or not parts[3].isdigit() or not parts[4].isdigit():
+            col.add(path, i, "init-order", f"malformed line: {line!r}",
+                    "service on|off levels start stop Required-Start Required-Stop")
+            continue
+        name, state, levels, start, stop, rs, rst = parts
+        table.append(InitService(name, state == "on", levels, int(start), int(stop),
+                                 tuple(x for x in rs.split(",") if x != "-"),
+                                 tuple(x for x in rst.split(",") if x != "-")))
+    for msg in check_order(tuple(table)):
+        col.add(path, None, "init-order", msg)
+    col.ok(path, "init-order")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
+    """Validate a render of `cluster` in build_dir. Returns {file: tools}; raises ProblemsError."""
+    build_dir = Path(build_dir)
+    col = Collector(build_dir)
+    # Fail early and clearly when a validator is missing, naming its package.
+    for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
+        _tool(tool)
+    for node in cluster.nodes:
+        ks = build_dir / "kickstart" / f"{node.name}.ks"
+        if not ks.is_file():
+            col.add(ks, None, "render", "missing: run `invoke render` first")
+        else:
+            check_kickstart(col, ks)
+        root = build_dir / "nodes" / node.name
+        if not root.is_dir():
+            col.add(root, None, "render", "missing: run `invoke render` first")
+            continue
+        checkers: dict[str, Callable[[Path], None]] = {
+            "etc/cluster/cluster.conf": lambda p: check_cluster_conf(col, p),
+            "etc/drbd.conf": lambda p: check_drbd(col, p, node.fqdn, str(node.ip["sn"])),
+            "etc/lvm/lvm.conf": lambda p: check_lvm_conf(col, p),
+            "etc/an-cluster/init-order": lambda p: check_init_order(col, p),
+        }
+        for rel, fn in checkers.items():
+            p = root / rel
+            if not p.is_file():
+                col.add(p, None, "render", "expected file is missing")
+            else:
+                fn(p)
+        for p in sorted(root.rglob("*")):
+            if not p.is_file():
+                continue
+            rel = p.relative_to(root).as_posix()
+            dialect = shell_dialect(p)
+            if dialect:
+                check_shell_text(col, p, p.read_text(), dialect)
+            elif is_sourced_shell(rel):
+                check_shell_text(col, p, p.read_text(), "sh", sourced=True)
+            elif rel.startswith("etc/drbd.d/"):
+                col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
+    if col.problems:
+        raise ProblemsError(f"validate {build_dir}", col.problems)
+    return col.checked
