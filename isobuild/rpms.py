@@ -282,6 +282,21 @@ def plan_package(cfg: BuildConfig, name: str) -> Plan:
     return Plan(pkg, defines, epoch, local, locked, generated, is_noarch(pkg, defines), inputs)
 
 
+def check_kernel_matches_spec(cfg: BuildConfig) -> None:
+    """drbd-km is built for cfg.kernel_version: that must be the kernel this chain builds."""
+    if "kernel" not in cfg.chain or DRBD_KM not in cfg.chain:
+        return
+    pkg = load_package(cfg, "kernel")
+    out = rpmspec_query(pkg, "%{VERSION}-%{RELEASE}\\n", dict(F13_DEFINES), srpm=True).split()
+    spec_vr = out[0] if out else ""
+    if spec_vr != cfg.kernel_version:
+        raise IsobuildError(
+            f"dom0 kernel {cfg.kernel_version} (xen.dom0_kernel / --kernel) is not the kernel {pkg.spec} builds ({spec_vr}): "
+            "drbd-km would be built for a kernel that is not in the repo",
+            hint="change the kernel spec (stable_update, fedora_build, buildid) or the requested kernel version",
+        )
+
+
 def chain_inputs(plans: list[Plan]) -> None:
     """Make each package's key depend on every earlier one, so a change rebuilds the rest of the chain."""
     prev: str | None = None
@@ -457,6 +472,9 @@ def build_with_rpmbuild(cfg: BuildConfig, plan: Plan, srpm: Path, top: Path, log
 
 def build_with_mock(cfg: BuildConfig, plan: Plan, srpm: Path, log_fh) -> list[Path]:
     mock = require("mock", "mock (Fedora/EPEL; not in Debian 12)")
+    problems = check_mock_config(cfg.mock_config)
+    if problems:
+        raise ProblemsError(f"mock config {cfg.mock_config} is not fit for the Fedora 13 chain", problems)
     localrepo = cfg.build_dir / "mock" / "localrepo"
     make_repo([cfg.rpms_dir] if cfg.rpms_dir.is_dir() else [], localrepo, allow_empty=True)
     resultdir = cfg.build_dir / "mock" / plan.pkg.name
@@ -480,7 +498,10 @@ def build_with_mock(cfg: BuildConfig, plan: Plan, srpm: Path, log_fh) -> list[Pa
             f"{tail(lp.read_text(errors='replace'), 25)}",
             hint=f"full logs in {resultdir}",
         )
-    return sorted(p for p in resultdir.glob("*.rpm") if not p.name.endswith(".src.rpm"))
+    rpms = sorted(p for p in resultdir.glob("*.rpm") if not p.name.endswith(".src.rpm"))
+    for p in rpms:  # rpm 4.8 stamped time() into BUILDTIME/COOKIE: pin them to the changelog date
+        normalise_rpm_header(p, plan.epoch)
+    return rpms
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,6 +600,7 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
     with a warning naming them; asking for one explicitly is an error.
     """
     names = select(cfg, only)
+    check_kernel_matches_spec(cfg)
     all_plans = [plan_package(cfg, n) for n in cfg.chain]
     chain_inputs(all_plans)
     plans = [p for p in all_plans if p.pkg.name in names]
@@ -653,3 +675,374 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
     if not todo:
         log.info("rpms: nothing to build, every selected package is up to date")
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Header normalisation for rpm 4.8 builds (mock): BUILDTIME and COOKIE rewritten in place
+
+
+RPMTAG_BUILDTIME = 1006
+RPMTAG_COOKIE = 1094
+SIGTAG_SHA1 = 269
+SIGTAG_SHA256 = 273
+SIGTAG_MD5 = 1004
+HEADER_MAGIC = b"\x8e\xad\xe8\x01\x00\x00\x00\x00"
+
+
+def _read_header(data: bytes, off: int) -> tuple[int, int, dict[int, tuple[int, int, int]]]:
+    """(start of data store, end of header, {tag: (type, offset, count)}) of the header at `off`."""
+    import struct
+
+    if data[off:off + 8] != HEADER_MAGIC:
+        raise IsobuildError(f"not an RPM header at byte {off}")
+    nindex, hsize = struct.unpack(">II", data[off + 8:off + 16])
+    index = {}
+    for i in range(nindex):
+        tag, typ, offset, count = struct.unpack(">IIiI", data[off + 16 + 16 * i: off + 32 + 16 * i])
+        index[tag] = (typ, offset, count)
+    store = off + 16 + 16 * nindex
+    return store, store + hsize, index
+
+
+def normalise_rpm_header(path: Path, buildtime: int, buildhost: str = BUILDHOST) -> bool:
+    """Set BUILDTIME and COOKIE of an unsigned RPM in place and recompute its signature digests.
+
+    rpm 4.8 (inside the F13 mock root) stamps time() into BUILDTIME and "<host> <time>" into
+    COOKIE. Both have fixed sizes once the host is fixed, so they can be rewritten without moving
+    anything; then the signature header's SHA1/SHA256 (header) and MD5 (header + payload) are
+    recomputed. Returns True if the file changed. Refuses signed packages.
+    """
+    import hashlib
+    import struct
+
+    data = bytearray(Path(path).read_bytes())
+    sig_store, sig_end, sig_index = _read_header(bytes(data), 96)
+    if set(sig_index) & {267, 268, 1002, 1005}:  # DSA, RSA, PGP, GPG
+        raise IsobuildError(f"{path} is signed: normalise it before signing")
+    hdr_off = sig_end + (-(sig_end - 96)) % 8  # the signature header is padded to 8 bytes
+    hdr_store, hdr_end, hdr_index = _read_header(bytes(data), hdr_off)
+    changed = False
+    if RPMTAG_BUILDTIME in hdr_index:
+        typ, off, count = hdr_index[RPMTAG_BUILDTIME]
+        pos = hdr_store + off
+        new = struct.pack(">I", buildtime)
+        if data[pos:pos + 4] != new:
+            data[pos:pos + 4] = new
+            changed = True
+    if RPMTAG_COOKIE in hdr_index:
+        typ, off, count = hdr_index[RPMTAG_COOKIE]
+        pos = hdr_store + off
+        end = data.index(b"\0", pos)
+        old = bytes(data[pos:end])
+        new = f"{buildhost} {buildtime}".encode()
+        if len(new) != len(old):
+            raise IsobuildError(f"{path}: cookie {old.decode(errors='replace')!r} has a different length than {new.decode()!r}",
+                                hint="the build host name differs from the one in the mock config")
+        if old != new:
+            data[pos:end] = new
+            changed = True
+    if not changed:
+        return False
+    header = bytes(data[hdr_off:hdr_end])
+    payload = bytes(data[hdr_end:])
+    updates = {
+        SIGTAG_SHA1: hashlib.sha1(header).hexdigest().encode() + b"\0",
+        SIGTAG_SHA256: hashlib.sha256(header).hexdigest().encode() + b"\0",
+        SIGTAG_MD5: hashlib.md5(header + payload).digest(),
+    }
+    for tag, value in updates.items():
+        if tag in sig_index:
+            typ, off, count = sig_index[tag]
+            pos = sig_store + off
+            data[pos:pos + len(value)] = value
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.tmp-", dir=Path(path).parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Inspection and comparison (rpmfile)
+
+
+@dataclass
+class RpmInfo:
+    path: Path
+    nevra: str
+    name: str
+    arch: str
+    payload_compressor: str
+    buildtime: int
+    buildhost: str
+    requires: list[str]
+    provides: list[str]
+    files: list[str]
+    is_source: bool
+
+
+_FLAG_OPS = {2: "<", 4: ">", 8: "=", 10: "<=", 12: ">="}
+
+
+def _deps(h: dict, name_key: str, flags_key: str, ver_key: str) -> list[str]:
+    names = _list(h.get(name_key))
+    flags = h.get(flags_key) or []
+    if not isinstance(flags, (list, tuple)):
+        flags = [flags]
+    vers = _list(h.get(ver_key))
+    out = []
+    for i, n in enumerate(names):
+        v = vers[i] if i < len(vers) else ""
+        op = _FLAG_OPS.get(int(flags[i]) & 0x0E if i < len(flags) else 0, "")
+        out.append(f"{n} {op} {v}" if v and op else n)
+    return out
+
+
+def rpm_info(path: Path) -> RpmInfo:
+    import rpmfile
+
+    try:
+        with rpmfile.open(str(path)) as rpm:
+            h = rpm.headers
+    except Exception as err:  # rpmfile raises plain errors on garbage
+        raise IsobuildError(f"cannot read {path} as an RPM: {err}") from None
+    name, ver, rel = _s(h.get("name")), _s(h.get("version")), _s(h.get("release"))
+    epoch = h.get("epoch")
+    is_source = not h.get("sourcerpm")
+    arch = "src" if is_source else _s(h.get("arch"))
+    evr = f"{epoch}:{ver}-{rel}" if epoch not in (None, [], 0) else f"{ver}-{rel}"
+    dirs = _list(h.get("dirnames"))
+    idx = h.get("dirindexes") or []
+    if not isinstance(idx, (list, tuple)):
+        idx = [idx]
+    files = [dirs[i] + b for i, b in zip(idx, _list(h.get("basenames")))]
+    return RpmInfo(
+        path=Path(path), nevra=f"{name}-{evr}.{arch}", name=name, arch=arch,
+        payload_compressor=_s(h.get("archive_compression")) or "gzip",
+        buildtime=int(h.get("buildtime") or 0), buildhost=_s(h.get("buildhost")),
+        requires=_deps(h, "requirename", "requireflags", "requireversion"),
+        provides=_deps(h, "provides", "provideflags", "provideversion"),
+        files=sorted(files), is_source=is_source,
+    )
+
+
+def check_drbd_km(info: RpmInfo) -> list[str]:
+    """A drbd-km package must be named for, install into, and require exactly one kernel."""
+    m = re.fullmatch(r"drbd-km-(.+)", info.name)
+    if not m:
+        return []
+    problems = []
+    kreqs = [r for r in info.requires if r.startswith("kernel-uname-r")]
+    kernels = {r.split(" = ", 1)[1] for r in kreqs if " = " in r}
+    if len(kernels) != 1 or len(kreqs) != 1:
+        problems.append(f"{info.nevra}: must require exactly one kernel (kernel-uname-r = ...), has {kreqs or 'none'}")
+        return problems
+    (kver,) = kernels
+    if m.group(1) != kver.replace("-", "_"):
+        problems.append(f"{info.nevra}: name says kernel {m.group(1)} but it requires {kver}")
+    moddirs = {f.split("/")[3] for f in info.files if f.startswith("/lib/modules/") and f.count("/") > 3}
+    if moddirs != {kver}:
+        problems.append(f"{info.nevra}: modules installed for {sorted(moddirs) or 'no kernel'}, expected {kver}")
+    return problems
+
+
+def _payload_digest(path: Path) -> tuple[str, dict[str, str]]:
+    """(sha256 of the compressed payload, {file: sha256 of its content}) using rpmfile."""
+    import hashlib
+
+    import rpmfile
+
+    files = {}
+    with rpmfile.open(str(path)) as rpm:
+        offset = rpm.data_offset
+        for member in rpm.getmembers():
+            fh = rpm.extractfile(member)
+            files[member.name] = hashlib.sha256(fh.read() if fh else b"").hexdigest()
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        raw = hashlib.sha256(fh.read()).hexdigest()
+    return raw, files
+
+
+def compare_rpms(a: Path, b: Path) -> list[str]:
+    """What differs between two builds of one package: header fields by name, then payload files."""
+    import rpmfile
+
+    with rpmfile.open(str(a)) as ra, rpmfile.open(str(b)) as rb:
+        ha, hb = ra.headers, rb.headers
+    diffs = []
+    for key in sorted(set(ha) | set(hb), key=str):
+        va, vb = ha.get(key), hb.get(key)
+        if va != vb:
+            short = lambda v: (repr(v)[:60] + "...") if len(repr(v)) > 63 else repr(v)  # noqa: E731
+            diffs.append(f"header {key}: {short(va)} != {short(vb)}")
+    pa, fa = _payload_digest(a)
+    pb, fb = _payload_digest(b)
+    changed_files = sorted(n for n in set(fa) | set(fb) if fa.get(n) != fb.get(n))
+    if changed_files:
+        diffs.append("payload files differ: " + ", ".join(changed_files))
+    elif pa != pb:
+        diffs.append("payload archive differs (same file contents: cpio metadata or compression)")
+    return diffs
+
+
+@dataclass
+class VerifyReport:
+    identical: list[str]
+    different: dict[str, list[str]]
+    missing: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.different and not self.missing
+
+
+def compare_dirs(first: Path, second: Path) -> VerifyReport:
+    names_a = {p.name for p in Path(first).glob("*.rpm")}
+    names_b = {p.name for p in Path(second).glob("*.rpm")}
+    report = VerifyReport([], {}, sorted(names_a ^ names_b))
+    for name in sorted(names_a & names_b):
+        diffs = compare_rpms(Path(first) / name, Path(second) / name)
+        if diffs:
+            report.different[name] = diffs
+        else:
+            report.identical.append(name)
+    return report
+
+
+def verify_rebuild(cfg: BuildConfig, only: Sequence[str] | None = None) -> VerifyReport:
+    """Rebuild the selected packages into <build>/verify and compare them with build/rpms and build/srpms."""
+    first = build_chain(cfg, only, repo=False)
+    if not first.rpms:
+        raise IsobuildError("nothing was built, so nothing can be compared", hint="check `invoke rpms` output")
+    second_cfg = BuildConfig(**{**cfg.__dict__, "build_dir": cfg.build_dir / "verify"})
+    shutil.rmtree(second_cfg.build_dir, ignore_errors=True)
+    only_built = [n for n in cfg.chain if n in set(first.built) | set(first.up_to_date)]
+    build_chain(second_cfg, only_built, force=True, repo=False)
+    report = compare_dirs(cfg.rpms_dir, second_cfg.rpms_dir)
+    src = compare_dirs(cfg.srpms_dir, second_cfg.srpms_dir)
+    report.identical += src.identical
+    report.different.update(src.different)
+    report.missing += src.missing
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# The mock root config, read the way mock reads it
+
+
+# What mock's setup_default_config_opts() pre-populates that root configs write into.
+MOCK_DEFAULTS = {
+    "macros": {"%_topdir": "/builddir/build", "%_rpmfilename": "%%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm"},
+    "environment": {"TERM": "vt100", "SHELL": "/bin/bash", "HOME": "/builddir", "HOSTNAME": "mock",
+                    "PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"},
+    "plugin_conf": {},
+    "hostname": None,
+    "package_manager": "dnf",
+    "isolation": None,
+    "use_bootstrap": True,
+    "use_bootstrap_image": True,
+    "rpmbuild_networking": False,
+}
+_MOCK_INCLUDE = re.compile(r"^\s*include\((.*)\)", re.M)
+
+
+def _mock_include(path: Path, seen: set[Path]) -> str:
+    """mock's config.include(): replace each include('file') line with that file's text, recursively."""
+    import ast
+
+    if not path.exists():
+        raise IsobuildError(f"mock config include not found: {path}")
+    if path in seen:
+        return ""
+    seen.add(path)
+    content = path.read_text()
+    for arg in _MOCK_INCLUDE.findall(content):
+        sub = Path(ast.literal_eval(arg.strip()))
+        sub = sub if sub.is_absolute() else path.parent / sub
+        content = _MOCK_INCLUDE.sub(lambda _m: _mock_include(sub, seen).replace("\\", "\\\\"), content, count=1)
+    return content
+
+
+def load_mock_config(path: Path) -> dict:
+    """Load a mock root config like mock's update_config_from_file(): textual include(), then exec()
+    with `config_opts` (pre-filled with mock's defaults for the keys configs extend) in scope.
+
+    mock itself is not installable here (not in Debian 12; the PyPI name `mock` is an unrelated
+    library), so this mirrors mockbuild/config.py rather than importing it.
+    """
+    import copy
+
+    path = Path(path)
+    if not path.is_file():
+        raise IsobuildError(f"mock config not found: {path}", hint="default: rpmspecs/mock/fedora-13-x86_64-an.cfg")
+    content = _mock_include(path.resolve(), set())
+    config_opts = copy.deepcopy(MOCK_DEFAULTS)
+    config_opts["config_path"] = str(path.parent)
+    try:
+        exec(compile(content, str(path), "exec"), {"config_opts": config_opts})  # noqa: S102 - mock's format
+    except Exception as err:
+        line = getattr(err, "lineno", None)
+        raise IsobuildError(f"{path}{':' + str(line) if line else ''}: mock config error: {err}") from None
+    if "root" not in config_opts:
+        raise IsobuildError(f"{path}: config_opts['root'] must be set (mock refuses a config without it)")
+    return config_opts
+
+
+def check_mock_config(path: Path) -> list[Problem]:
+    """Problems that would make the F13 chain build wrong or unreproducible; empty when fine."""
+    import configparser
+
+    opts = load_mock_config(path)
+    f = str(path)
+    problems: list[Problem] = []
+
+    def need(cond: bool, key: str, reason: str, hint: str | None = None) -> None:
+        if not cond:
+            problems.append(Problem(f, None, key, reason, hint))
+
+    need(opts.get("target_arch") == "x86_64", "target_arch", f"is {opts.get('target_arch')!r}, the dom0 kernel is x86_64 only")
+    need(opts.get("package_manager") == "yum", "package_manager", "Fedora 13 has yum 3.2 and rpm 4.8: the root must be made with yum")
+    need(bool(opts.get("hostname")), "hostname", "unset: rpm 4.8 stamps the build host's name into every package",
+         "config_opts['hostname'] = 'build.an-cluster'")
+    need(opts.get("hostname") in (None, BUILDHOST), "hostname", f"must be {BUILDHOST} (normalised COOKIE uses it)")
+    need(opts["environment"].get("LANG") == "C", "environment.LANG", "F13's glibc has no C.UTF-8 locale", "set LANG=C")
+    need(opts["macros"].get("%dist") == ".fc13", "macros.%dist", "must be .fc13")
+    need(not opts.get("rpmbuild_networking"), "rpmbuild_networking", "builds must not reach the network")
+    yum_conf = opts.get("yum.conf") or opts.get("dnf.conf")
+    if not yum_conf:
+        problems.append(Problem(f, None, "yum.conf", "missing"))
+        return problems
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(yum_conf)
+    except configparser.Error as err:
+        problems.append(Problem(f, None, "yum.conf", f"does not parse: {err}"))
+        return problems
+    repos = [s for s in parser.sections() if s != "main"]
+    need(bool(repos), "yum.conf", "defines no repositories")
+    for r in repos:
+        sec = parser[r]
+        base = sec.get("baseurl", "")
+        need("mirrorlist" not in sec, f"yum.conf[{r}]", "uses a mirrorlist: Fedora 13 has none any more", "use the archive baseurl")
+        need(base.startswith("https://archives.fedoraproject.org/") or base.startswith("file://"),
+             f"yum.conf[{r}].baseurl", f"{base!r} is not the Fedora archive")
+        excl = sec.get("exclude", "").split()
+        need("kernel-devel" in excl, f"yum.conf[{r}].exclude",
+             "must exclude kernel-devel so drbd-km builds against the dom0 kernel-devel only")
+    return problems
+
+
+def locked_sources(cfg: BuildConfig, only: Sequence[str] | None = None) -> list[LockedSource]:
+    """Every sources.lock entry of the selected packages, in chain order."""
+    return [ent for name in select(cfg, only) for ent in load_package(cfg, name).locked]
+
+
+def rpm_files(where: Path) -> list[Path]:
+    where = Path(where)
+    if where.is_file():
+        return [where]
+    if not where.is_dir():
+        raise IsobuildError(f"no such RPM file or directory: {where}", hint="run `invoke rpms` first")
+    return sorted(where.glob("*.rpm"))
