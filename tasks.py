@@ -183,3 +183,35 @@ def rpm_info(c, build_dir=None, path=None, files=False):
         print(f"PROBLEM: {pr}")
     if problems:
         raise IsobuildError(f"rpm-info: {len(problems)} problem(s) found")
+
+
+# --- render / validate (isobuild/render.py, isobuild/validate.py) ----------------------------
+
+
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
+            "force": "re-render even when the inputs did not change"})
+@clean_errors
+def render(c, cluster=None, build_dir=None, force=False):
+    """Render the kickstarts and every per-node file into BUILD/{kickstart,nodes}, plus BUILD/model.json."""
+    from isobuild.render import render as do_render
+
+    model = _load(c, cluster)
+    out = do_render(model, Path(_cfg(c, "build_dir", build_dir)), force=force)
+    if out.up_to_date:
+        print(f"render: up to date ({out.build_dir})")
+        return
+    for p in out.files:
+        print(p)
+
+
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"]})
+@clean_errors
+def validate(c, cluster=None, build_dir=None):
+    """Render (if needed), then check every rendered file with the real tool for it; report all problems."""
+    from isobuild.render import render as do_render
+    from isobuild.validate import validate as do_validate
+
+    model = _load(c, cluster)
+    out = do_render(model, Path(_cfg(c, "build_dir", build_dir)))
+    checked = do_validate(out.build_dir, model)
+    print(f"validate: {len(checked)} file(s) passed: {', '.join(sorted(set(checked.values())))}")
