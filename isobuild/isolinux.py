@@ -221,7 +221,7 @@ MENU_COLUMNS = 80  # syslinux menus are 80 columns (vesamenu: 640x480 with an 8x
 def _fit_menu(cfg: Config, longest: int) -> None:
     """Narrow the menu margin so the longest entry (with 'ERASES ALL DISKS' at its end) is not cut.
 
-    syslinux shows MENU_COLUMNS - 4 - 2 * margin characters of a label; the default margin is 10.
+    syslinux shows MENU_COLUMNS - 6 - 2 * margin characters of a label; the default margin is 10.
     """
     margin = 10
     for line in cfg.head:
@@ -229,9 +229,9 @@ def _fit_menu(cfg: Config, longest: int) -> None:
         parts = arg.split()
         if kw == "menu" and len(parts) == 2 and parts[0].lower() == "margin" and parts[1].isdigit():
             margin = int(parts[1])
-    if longest <= MENU_COLUMNS - 4 - 2 * margin:
+    if longest <= MENU_COLUMNS - 6 - 2 * margin:
         return
-    wanted = max(0, (MENU_COLUMNS - 4 - longest) // 2)
+    wanted = max(0, (MENU_COLUMNS - 6 - longest) // 2)
     cfg.head = [line for line in cfg.head if not _is_menu_margin(line)]
     # After the base's last `menu` setting, so it reads as part of the menu look.
     last_menu = max((i for i, line in enumerate(cfg.head) if _keyword(line)[0] == "menu"), default=len(cfg.head) - 1)

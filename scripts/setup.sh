@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES="
   make python3 python3-venv python3-pip git
   xorriso genisoimage isomd5sum isolinux syslinux syslinux-common syslinux-utils pxelinux
-  qemu-system-x86 busybox-static cpio
+  qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
   createrepo-c dnf rpm rpm2cpio rpmlint
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils
   gnupg curl
