@@ -63,8 +63,11 @@ class Collector:
         self.problems.append(Problem(str(path), line, tool, reason.strip(), hint))
 
     def ok(self, path: Path, tool: str) -> None:
-        prev = self.checked.get(Path(path))
-        self.checked[Path(path)] = f"{prev}+{tool}" if prev else tool
+        tools = [t for t in (self.checked.get(Path(path)) or "").split(", ") if t]
+        for t in tool.split(", "):
+            if t not in tools:
+                tools.append(t)
+        self.checked[Path(path)] = ", ".join(tools)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def check_kickstart(col: Collector, path: Path) -> None:
             errors.append((_lineno_from(msg), f"warning (treated as error): {msg}"))
     for line, msg in errors:
         col.add(path, line, "pykickstart F13", msg)
-    col.ok(path, "pykickstart")
+    col.ok(path, "pykickstart F13")
 
     # %pre/%post bodies: bash -n and shellcheck, lines mapped back into the kickstart.
     for script in handler.scripts:
@@ -171,7 +174,7 @@ def check_shell_text(col: Collector, path: Path, text: str, dialect: str, line_o
                         f"{what + ': ' if what else ''}{m.group('level')}: {m.group('msg')}")
         if proc.returncode not in (0, 1):
             col.add(path, None, "shellcheck", f"shellcheck failed (exit {proc.returncode}): {proc.stderr.strip()}")
-    col.ok(path, "bash -n+shellcheck")
+    col.ok(path, "bash -n, shellcheck")
 
 
 def shell_dialect(path: Path) -> str | None:
@@ -215,7 +218,7 @@ def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> Non
     if not rng.validate(doc):
         for e in rng.error_log:
             col.add(path, e.line, "RelaxNG cluster.rng", e.message)
-    col.ok(path, "RelaxNG")
+    col.ok(path, "RelaxNG cluster.rng")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +332,8 @@ def check_init_order(col: Collector, path: Path) -> None:
 
 
 def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
-    """Validate a render of `cluster` in build_dir. Returns {file: tools}; raises ProblemsError."""
+    """Validate a render of `cluster` in build_dir. Returns {file: "tool, tool"}; raises ProblemsError
+    listing every problem of every file."""
     build_dir = Path(build_dir)
     col = Collector(build_dir)
     # Fail early and clearly when a validator is missing, naming its package.

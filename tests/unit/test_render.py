@@ -1,0 +1,283 @@
+"""render(): golden files for both examples, byte-identical re-renders, atomicity, modes, secrets.
+
+Regenerate the golden files after an intended change with:  UPDATE_GOLDEN=1 python -m pytest tests/unit/test_render.py
+(then review `git diff tests/golden`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from isobuild.errors import IsobuildError
+from isobuild.model import load_definition
+from isobuild.render import (
+    Media,
+    SECRET_FILES,
+    disk_layout,
+    drbd_km_package,
+    node_files,
+    node_paths,
+    render,
+    render_kickstart,
+)
+from isobuild.stamps import sha256_tree
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"
+EXAMPLES = {"an-cluster": REPO / "cluster.yaml", "vmcl-b": REPO / "examples" / "ipmi-cluster.yaml"}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return {name: load_definition(path) for name, path in EXAMPLES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_golden(name, clusters, tmp_path):
+    out = render(clusters[name], tmp_path / "build")
+    got = _tree(tmp_path / "build")
+    golden_dir = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        shutil.rmtree(golden_dir, ignore_errors=True)
+        for rel, data in got.items():
+            (golden_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (golden_dir / rel).write_bytes(data)
+    want = _tree(golden_dir)
+    assert sorted(got) == sorted(want), "rendered file list differs from tests/golden (UPDATE_GOLDEN=1 to accept)"
+    for rel in want:
+        assert got[rel] == want[rel], f"{rel} differs from tests/golden/{name}/{rel} (UPDATE_GOLDEN=1 to accept)"
+    assert set(out.kickstarts) == {n.name for n in clusters[name].nodes}
+
+
+def test_every_required_file_is_rendered(clusters, tmp_path):
+    c = clusters["an-cluster"]
+    render(c, tmp_path)
+    for n in c.nodes:
+        root = tmp_path / "nodes" / n.name
+        for rel in ("etc/hosts", "etc/sysconfig/network", "etc/sysconfig/network-scripts/ifcfg-eth0",
+                    "etc/sysconfig/network-scripts/ifcfg-eth1", "etc/sysconfig/network-scripts/ifcfg-eth2",
+                    "etc/cluster/cluster.conf", "etc/drbd.conf", "etc/drbd.d/global_common.conf",
+                    "etc/drbd.d/r0.res", "etc/lvm/lvm.conf", "etc/xen/xend-config.sxp",
+                    "etc/xen/scripts/an-network-script", "etc/sysconfig/iptables", "etc/an-cluster/init-order"):
+            assert (root / rel).is_file(), rel
+    # the IPMI example names its resource and NICs differently
+    c2 = clusters["vmcl-b"]
+    files = node_files(c2, c2.nodes[0])
+    assert "etc/drbd.d/shared.res" in files and "etc/drbd.d/r0.res" not in files
+
+
+def test_rerender_is_byte_identical(clusters, tmp_path):
+    c = clusters["vmcl-b"]
+    render(c, tmp_path / "a")
+    render(c, tmp_path / "b")
+    render(c, tmp_path / "a", force=True)
+    assert sha256_tree(tmp_path / "a") == sha256_tree(tmp_path / "b")
+
+
+def test_unchanged_rerender_is_up_to_date_and_a_changed_template_is_not(clusters, tmp_path):
+    c = clusters["an-cluster"]
+    tpl = tmp_path / "tpl"
+    shutil.copytree(REPO / "kickstart", tpl)
+    first = render(c, tmp_path / "b", template_dir=tpl)
+    assert not first.up_to_date
+    again = render(c, tmp_path / "b", template_dir=tpl)
+    assert again.up_to_date and again.files == first.files
+    hosts = tpl / "node" / "etc" / "hosts.j2"
+    hosts.write_text(hosts.read_text() + "# local addition\n")
+    third = render(c, tmp_path / "b", template_dir=tpl)
+    assert not third.up_to_date
+    assert (tmp_path / "b/nodes/an-node01/etc/hosts").read_text().endswith("# local addition\n")
+
+
+def test_failed_render_leaves_previous_output_intact(clusters, tmp_path):
+    c = clusters["an-cluster"]
+    build = tmp_path / "build"
+    (build / "rpms").mkdir(parents=True)
+    (build / "rpms" / "other-stage.txt").write_text("not ours\n")
+    render(c, build)
+    before = sha256_tree(build)
+    tpl = tmp_path / "tpl"
+    shutil.copytree(REPO / "kickstart", tpl)
+    # a template that names a model attribute that does not exist (StrictUndefined)
+    (tpl / "node" / "etc" / "drbd.conf.j2").write_text("{{ cluster.storage.drbd.no_such_thing }}\n")
+    with pytest.raises(IsobuildError, match="drbd.conf.j2"):
+        render(c, build, template_dir=tpl)
+    # a template syntax error
+    (tpl / "node" / "etc" / "drbd.conf.j2").write_text("{% if %}\n")
+    with pytest.raises(IsobuildError, match="syntax"):
+        render(c, build, template_dir=tpl)
+    assert sha256_tree(build) == before
+    assert sorted(p.name for p in build.iterdir()) == sorted(
+        [".render-stamp", "kickstart", "model.json", "nodes", "rpms"])
+
+
+def test_secret_files_are_0600_and_scripts_executable(clusters, tmp_path):
+    c = clusters["an-cluster"]
+    out = render(c, tmp_path)
+    for ks in out.kickstarts.values():
+        assert stat.S_IMODE(ks.stat().st_mode) == 0o600
+    for n in c.nodes:
+        root = tmp_path / "nodes" / n.name
+        for rel in SECRET_FILES:
+            assert stat.S_IMODE((root / rel).stat().st_mode) == 0o600, rel
+        assert stat.S_IMODE((root / "etc/xen/scripts/an-network-script").stat().st_mode) == 0o755
+        assert stat.S_IMODE((root / "etc/hosts").stat().st_mode) == 0o644
+
+
+def _secrets(c) -> list[str]:
+    vals = [d.password.reveal() for d in c.fence_devices] + [c.install.root_password_hash.reveal()]
+    if c.install.ssh_authorized_keys:
+        vals += [ln for ln in c.install.ssh_authorized_keys.reveal().splitlines() if ln.strip()]
+    return [v.strip() for v in vals if v.strip()]
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_secrets_only_where_needed(name, clusters, tmp_path):
+    c = clusters[name]
+    render(c, tmp_path)
+    secrets = _secrets(c)
+    model = (tmp_path / "model.json").read_text()
+    json.loads(model)
+    for s in secrets:
+        assert s not in model
+    fence = [d.password.reveal() for d in c.fence_devices]
+    for p in tmp_path.rglob("*"):
+        if not p.is_file():
+            continue
+        text = p.read_text()
+        rel = p.relative_to(tmp_path).as_posix()
+        allowed = rel.startswith("kickstart/") or rel.endswith("etc/cluster/cluster.conf")
+        for s in secrets:
+            if s in text:
+                assert allowed, f"a secret leaked into {rel}"
+        if rel.endswith("etc/cluster/cluster.conf"):
+            assert all(f in text for f in fence)
+        if rel.startswith("kickstart/"):
+            assert f"rootpw --iscrypted {c.install.root_password_hash.reveal()}" in text
+            assert not any(f in text for f in fence)
+
+
+def test_kickstart_content_dvd(clusters):
+    c = clusters["an-cluster"]
+    n = c.nodes[0]
+    ks = render_kickstart(c, n)
+    lines = ks.splitlines()
+    assert "install" in lines and "cdrom" in lines
+    assert "repo --name=an-cluster --baseurl=file:///mnt/source/an-cluster" in lines
+    nets = [ln for ln in lines if ln.startswith("network ")]
+    assert len(nets) == 3 and all("--bootproto=static" in ln for ln in nets)
+    assert sum("--hostname=an-node01.alteeve.com" in ln for ln in nets) == 1
+    assert "--gateway=192.168.3.1" in next(ln for ln in nets if "--device=eth2" in ln)
+    assert "clearpart --all --initlabel --drives=sda,sdb" in lines
+    assert "raid /boot --level=1 --device=md0 --fstype=ext4 raid.101 raid.201" in lines
+    assert "raid swap --level=1 --device=md1 --fstype=swap raid.102 raid.202" in lines
+    # the DRBD backing space: raid members with no raid line (never formatted by anaconda)
+    assert "part raid.104 --size=1 --grow --ondisk=sda" in lines
+    assert not any(ln.startswith("raid ") and "raid.104" in ln for ln in lines)
+    pkgs = ks.split("%packages", 1)[1].split("%end", 1)[0].split()
+    for p in ("cman", "rgmanager", "lvm2-cluster", "gfs2-utils", "xen", "drbd", "an-cluster-firstboot",
+              "kernel-2.6.32.23-170.dom0_an1.fc13", "drbd-km-2.6.32.23_170.dom0_an1.fc13.x86_64", "-NetworkManager"):
+        assert p in pkgs, p
+    post = ks.split("%post --interpreter=/bin/bash", 1)[1]
+    assert "exclude=kernel*" in post and "chkconfig an-cluster-firstboot on" in post
+    assert "kernel %s/xen.gz dom0_mem=%s%s" in post and "1024M" in post
+    assert "id:3:initdefault:" in post
+    nochroot = ks.split("%post --nochroot", 1)[1]
+    assert "src=/mnt/source/an-cluster/nodes/an-node01" in nochroot
+    assert "install -m 0640" in nochroot
+
+
+def test_kickstart_single_disk_console_and_packages(clusters):
+    c = clusters["vmcl-b"]
+    ks = render_kickstart(c, c.node("node-b2"))
+    assert 'bootloader --location=mbr --driveorder=vda --append="console=ttyS0,115200"' in ks
+    assert "part /var --fstype=ext4 --size=10240 --ondisk=vda" in ks
+    assert "raid " not in ks.split("%packages")[0]
+    assert "ipmitool" in ks and "OpenIPMI" in ks
+    assert "--mtu=9000" in ks
+    assert "selinux --enforcing" in ks
+    # Xen on a serial console: hypervisor on com1, dom0 on hvc0
+    assert "console=com1,vga" in ks and "console=hvc0" in ks
+
+
+def test_kickstart_pxe_media(clusters):
+    c = clusters["an-cluster"]
+    n = c.nodes[1]
+    ks = render_kickstart(c, n, Media.url("http://10.0.0.1:8080/"))
+    lines = ks.splitlines()
+    assert "url --url=http://10.0.0.1:8080/os" in lines and "cdrom" not in lines
+    assert "repo --name=an-cluster --baseurl=http://10.0.0.1:8080/an-cluster" in lines
+    assert "http://10.0.0.1:8080/private/an-node02/etc/cluster/cluster.conf" in ks
+    assert "http://10.0.0.1:8080/an-cluster/nodes/an-node02/etc/hosts" in ks
+    # the public tree never serves the secret file
+    assert "an-cluster/nodes/an-node02/etc/cluster/cluster.conf" not in ks
+    assert "%post --nochroot" not in ks
+    for rel in node_paths(c, n):
+        assert rel in ks
+    with pytest.raises(IsobuildError):
+        Media.url("10.0.0.1:8080")
+
+
+def test_disk_layout_and_package_names(clusters):
+    raid = disk_layout(clusters["an-cluster"])
+    assert [p.md for p in raid] == ["md0", "md1", "md2", None]
+    assert raid[-1].mount == "" and raid[-1].size_mib is None and len(raid[-1].members) == 2
+    plain = disk_layout(clusters["vmcl-b"])
+    assert [p.mount for p in plain] == ["/boot", "swap", "/", "/var", ""]
+    assert all(p.md is None for p in plain)
+    assert drbd_km_package("2.6.32.23-170.dom0_an1.fc13") == "drbd-km-2.6.32.23_170.dom0_an1.fc13.x86_64"
+
+
+def test_cluster_conf_content(clusters):
+    c = clusters["vmcl-b"]
+    conf = node_files(c, c.nodes[0])["etc/cluster/cluster.conf"]
+    assert '<cman two_node="1" expected_votes="1"/>' in conf
+    assert '<totem secauth="on" rrp_mode="passive"/>' in conf
+    assert '<altname name="node-b1.sn"/>' in conf
+    assert '<device name="ipmi-b1" action="reboot"/>' in conf  # IPMI: no port
+    assert 'agent="fence_ipmilan"' in conf
+    assert '<service name="storage_node-b1" domain="only_node-b1"' in conf  # rgmanager storage mode
+    assert '<vm name="db01" domain="prefer_db01" path="/vmconfigs/domU_config"' in conf
+    assert 'migrate="pause"' in conf
+    c1 = clusters["an-cluster"]
+    conf1 = node_files(c1, c1.nodes[0])["etc/cluster/cluster.conf"]
+    assert '<device name="batou" port="1" action="reboot"/>' in conf1
+    assert "<service " not in conf1  # init storage mode: drbd/clvmd/gfs2 start from init
+
+
+def test_relocation_restricted_to_peer(clusters):
+    c = clusters["an-cluster"]
+    sxp = node_files(c, c.node("an-node01"))["etc/xen/xend-config.sxp"]
+    assert "(xend-relocation-server yes)" in sxp
+    assert "(xend-relocation-port 8002)" in sxp
+    assert r"(xend-relocation-hosts-allow '^192\\.168\\.1\\.72$ ^localhost$" in sxp
+    assert "(network-script an-network-script)" in sxp
+    assert "(xend-relocation-hosts-allow '')" not in sxp
+
+
+def test_iptables_only_ports_in_use(clusters):
+    c = clusters["an-cluster"]
+    rules = node_files(c, c.nodes[0])["etc/sysconfig/iptables"]
+    opened = {int(ln.split("--dport ")[1].split()[0]) for ln in rules.splitlines() if "--dport" in ln}
+    assert opened == set(c.ports_in_use())
+    assert "-p sctp -m sctp --dport 21064" in rules  # dlm talks sctp when totem has two rings
+    assert "-p udp -m udp --dport 5404" in rules and "-p udp -m udp --dport 5405" in rules
+
+
+def test_firewall_off_renders_no_iptables(tmp_path, copy_example):
+    path = copy_example("cluster.yaml")
+    path.write_text(path.read_text().replace("firewall: cluster", "firewall: off"))
+    c = load_definition(path)
+    ks = render_kickstart(c, c.nodes[0])
+    assert "firewall --disabled" in ks
+    assert "etc/sysconfig/iptables" not in node_files(c, c.nodes[0])

@@ -1,0 +1,60 @@
+"""The one table of SysV start order (isobuild/initorder.py) and the vendored cluster.conf schema."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from isobuild import initorder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("mode", initorder.MODES)
+def test_start_order_follows_dependencies(mode):
+    table = initorder.services(mode)
+    assert initorder.check_order(table) == []
+    start = {s.name: s.start for s in table}
+    # the seed's chain: xenstored < xenconsoled < xend < cman < drbd < clvmd < gfs2 < rgmanager/xendomains
+    chain = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager", "xendomains"]
+    assert [start[n] for n in chain] == sorted(start[n] for n in chain)
+    assert (start["xenstored"], start["xenconsoled"], start["xend"]) == (10, 11, 12)
+    assert (start["drbd"], start["clvmd"], start["gfs2"], start["xendomains"]) == (20, 24, 26, 99)
+    assert "xend" in next(s for s in table if s.name == "cman").required_start
+    assert "cman" in next(s for s in table if s.name == "drbd").required_start
+
+
+def test_storage_modes():
+    init = {s.name: s for s in initorder.services("init")}
+    rgm = {s.name: s for s in initorder.services("rgmanager")}
+    for name in ("drbd", "clvmd", "gfs2"):
+        assert init[name].enabled and init[name].levels == "2345"
+        assert not rgm[name].enabled and rgm[name].levels == "-"
+    assert init["rgmanager"].enabled and rgm["rgmanager"].enabled
+    assert "gfs2" in init["rgmanager"].required_start
+    assert "gfs2" not in rgm["rgmanager"].required_start
+    with pytest.raises(ValueError):
+        initorder.services("systemd")
+
+
+def test_check_order_catches_a_bad_table():
+    table = list(initorder.services("init"))
+    i = next(i for i, s in enumerate(table) if s.name == "cman")
+    table[i] = initorder.InitService("cman", True, "2345", 9, 79, ("$network", "xend"), ())
+    problems = initorder.check_order(tuple(table))
+    assert problems and "cman (S09) requires xend" in problems[0]
+
+
+def test_init_order_file_lines():
+    text = initorder.init_order_file("rgmanager")
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert "drbd off - 20 08 $local_fs,$network,$syslog,cman $local_fs,$network,$syslog" in lines
+    assert all(len(ln.split()) == 7 for ln in lines)
+
+
+def test_vendored_schema_is_the_upstream_file():
+    digest = hashlib.sha256((REPO / "schemas" / "cluster.rng").read_bytes()).hexdigest()
+    assert digest == "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35"
+    assert "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35" in (
+        REPO / "schemas" / "README.md").read_text()
