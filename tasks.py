@@ -214,4 +214,5 @@ def validate(c, cluster=None, build_dir=None):
     model = _load(c, cluster)
     out = do_render(model, Path(_cfg(c, "build_dir", build_dir)))
     checked = do_validate(out.build_dir, model)
-    print(f"validate: {len(checked)} file(s) passed: {', '.join(sorted(set(checked.values())))}")
+    tools = sorted({t for v in checked.values() for t in v.split(", ")})
+    print(f"validate: {len(checked)} files in {out.build_dir} passed {', '.join(tools)}")
