@@ -216,3 +216,99 @@ def validate(c, cluster=None, build_dir=None):
     checked = do_validate(out.build_dir, model)
     tools = sorted({t for v in checked.values() for t in v.split(", ")})
     print(f"validate: {len(checked)} files in {out.build_dir} passed {', '.join(tools)}")
+
+
+# --- iso: the install DVD or the add-on disc (isobuild/iso.py) -------------------------------
+
+ISO_HELP = {
+    "cluster": COMMON_HELP["cluster"],
+    "build_dir": COMMON_HELP["build_dir"],
+    "base": "Fedora-13-x86_64-DVD.iso to remaster (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
+    "console": "serial console for the node entries, e.g. ttyS0,115200 (default: install.console of the definition)",
+    "force": "rebuild even when nothing changed",
+    "quiet": COMMON_HELP["quiet"],
+}
+
+
+def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
+    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
+    from isobuild.iso import IsoInputs
+    from isobuild.render import STAMP
+    from isobuild.render import render as do_render
+    from isobuild.stamps import Stamps
+    from isobuild.validate import validate as do_validate
+
+    model = _load(c, cluster)
+    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    rendered = do_render(model, build)
+    # Validation is pure checking: skip it when this exact render already passed.
+    stamps, key = Stamps(build), {"render": (build / STAMP).read_text().strip()}
+    if not stamps.check("iso-validated", key).up_to_date:
+        do_validate(rendered.build_dir, model)
+        stamps.save("iso-validated", key)
+    repo = build / "repo"
+    if not (repo / "repodata" / "repomd.xml").is_file():
+        repo = None
+        log.warn("no RPM repo in BUILD/repo: the disc gets an empty an-cluster repo and the kickstart's "
+                 "an-cluster-firstboot install will fail; run `invoke rpms` first")
+    base = _cfg(c, "base_iso", base)
+    return IsoInputs(
+        cluster=model.name,
+        kickstarts=dict(rendered.kickstarts),
+        fqdns={n.name: n.fqdn for n in model.nodes},
+        out_dir=Path(out_dir) if out_dir else build / "out",
+        base=Path(base) if base else None,
+        repo_dir=repo,
+        nodes_dir=rendered.nodes_dir,
+        overlay_dir=Path(__file__).resolve().parent / "overlay",
+        console=_cfg(c, "console", console) or model.install.console,
+        extra_digests={"definition": model.digest},
+    ), build
+
+
+@task(help=ISO_HELP)
+@clean_errors
+def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+    """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
+    from isobuild.iso import build_iso
+
+    log.set_quiet(quiet)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    res = build_iso(inputs, build, force=force)
+    print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
+
+
+@task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})
+@clean_errors
+def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):
+    """Build the disc twice into fresh dirs; identical, or name the first differing offset and structure."""
+    import dataclasses
+    import shutil
+
+    from isobuild.errors import IsobuildError
+    from isobuild.iso import build_iso, describe_difference
+
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    root = build / "repro"
+    shutil.rmtree(root, ignore_errors=True)
+    results = []
+    for name in ("a", "b"):
+        d = root / name
+        results.append(build_iso(dataclasses.replace(inputs, out_dir=d / "out"), d, force=True))
+    verdict = describe_difference(results[0].iso, results[1].iso)
+    if verdict != "identical":
+        raise IsobuildError(f"verify-repro: the two builds differ: {verdict}",
+                            hint=f"compare {results[0].iso} and {results[1].iso} (e.g. cmp -l | head)")
+    print(f"verify-repro: two builds are byte-identical (sha256 {results[0].sha256})")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@task(name="bench-iso", help={"size": "base sizes to test, comma-separated, e.g. 2G,4G or 300M (default 2G,4G)",
+                              "workdir": "scratch dir for the images (default: bench/out)"})
+@clean_errors
+def bench_iso(c, size="2G,4G", workdir=None):
+    """Time and peak RSS: floor (cp, md5sum), mkksiso's xorriso+implantisomd5, and our remaster."""
+    from bench.bench_iso import main as bench_main
+
+    argv = ["--size", size] + (["--workdir", workdir] if workdir else [])
+    bench_main(argv)

@@ -431,7 +431,7 @@ def stage_tree(inputs: IsoInputs, stage: Path, repo_dir: Path) -> None:
         if not src.is_file():
             raise IsobuildError(f"kickstart for {node} not found: {src}", hint="run `invoke render` first")
         shutil.copyfile(src, ks / f"{node}.ks")
-        os.chmod(ks / f"{node}.ks", 0o644)
+        os.chmod(ks / f"{node}.ks", stat.S_IMODE(src.stat().st_mode))  # render makes them 0600
     _copy_tree(repo_dir, stage / "an-cluster")
     if inputs.nodes_dir is not None:
         for node in sorted(inputs.kickstarts):
