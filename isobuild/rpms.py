@@ -7,6 +7,7 @@ self-contained. Results: build/rpms/*.rpm, build/srpms/*.src.rpm, logs in build/
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -589,6 +590,26 @@ def _install_results(cfg: BuildConfig, name: str, rpms: list[Path], srpm: Path) 
     return new
 
 
+@contextlib.contextmanager
+def fixed_topdir():
+    """An rpmbuild _topdir at the same path for every build, like mock's /builddir/build.
+
+    rpm records the expanded spec (with %{_topdir} paths) in the SRPM header, so a per-build-dir
+    topdir would make two builds of the same inputs differ. A lock serialises concurrent builds.
+    """
+    import fcntl
+
+    top = Path(tempfile.gettempdir()) / f"an-cluster-rpmbuild-{os.getuid()}"
+    with open(f"{top}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shutil.rmtree(top, ignore_errors=True)
+        top.mkdir(mode=0o700)
+        try:
+            yield top
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
 def _stage(cfg: BuildConfig, name: str) -> str:
     return f"rpm-{name}"
 
@@ -639,11 +660,8 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
         name = plan.pkg.name
         log.info(f"rpms: building {name} with {cfg.backend} ({result.reasons[name]})")
         stamps.forget(_stage(cfg, name))
-        top = cfg.work_dir / name
-        shutil.rmtree(top, ignore_errors=True)
-        top.mkdir(parents=True)
         log_path = cfg.logs_dir / f"{name}.log"
-        with open(log_path, "w") as log_fh:
+        with fixed_topdir() as top, open(log_path, "w") as log_fh:
             srpm = stage_and_build_srpm(cfg, plan, cached, top, log_fh)
             problems = rpm48_problems(srpm)
             if problems:
@@ -652,17 +670,16 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
                 rpms = build_with_mock(cfg, plan, srpm, log_fh)
             else:
                 rpms = build_with_rpmbuild(cfg, plan, srpm, top, log_fh)
-        if not rpms:
-            raise BuildFailed(f"{name}: the build produced no binary RPMs; log: {log_path}")
-        bad = {p.name: rpm48_problems(p) for p in rpms}
-        bad = {k: v for k, v in bad.items() if v}
-        if bad:
-            raise IsobuildError(f"{name}: packages Fedora 13's rpm 4.8 could not install: "
-                                + "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items()),
-                                hint="check the payload/digest macros in isobuild/rpms.py HOST_MACROS")
-        _install_results(cfg, name, rpms, srpm)
+            if not rpms:
+                raise BuildFailed(f"{name}: the build produced no binary RPMs; log: {log_path}")
+            bad = {p.name: rpm48_problems(p) for p in rpms}
+            bad = {k: v for k, v in bad.items() if v}
+            if bad:
+                raise IsobuildError(f"{name}: packages Fedora 13's rpm 4.8 could not install: "
+                                    + "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items()),
+                                    hint="check the payload/digest macros in isobuild/rpms.py HOST_MACROS")
+            _install_results(cfg, name, rpms, srpm)
         stamps.save(_stage(cfg, name), plan.inputs)
-        shutil.rmtree(top, ignore_errors=True)
         result.built.append(name)
     for plan in plans:
         m = _load_manifest(cfg, plan.pkg.name)

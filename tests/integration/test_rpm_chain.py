@@ -1,0 +1,223 @@
+"""The RPM pipeline for real with the rpmbuild backend: fixture specs and the firstboot package go
+through SRPM -> rpmbuild --rebuild -> build/rpms -> createrepo_c, with the content-hash cache,
+chain invalidation, failure handling, the rpm 4.8 checks and the double-build comparison."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, need_tool
+from isobuild.errors import IsobuildError
+from isobuild.rpms import (
+    BuildConfig,
+    BuildFailed,
+    build_chain,
+    check_drbd_km,
+    compare_rpms,
+    normalise_rpm_header,
+    rpm48_problems,
+    rpm_info,
+    verify_rebuild,
+)
+
+FIXTURES = REPO / "tests" / "fixtures" / "rpm"
+CHAIN = ("an-fixture-hello", "drbd-km", "an-fixture-needs")
+DOM0 = "2.6.32.23-170.dom0_an1.fc13.x86_64"
+
+
+@pytest.fixture
+def specs(tmp_path) -> Path:
+    need_tool("rpmbuild", "rpmspec", "createrepo_c")
+    dst = tmp_path / "specs"
+    shutil.copytree(FIXTURES, dst)
+    return dst
+
+
+def cfg_for(tmp_path: Path, specs: Path, chain=CHAIN, **kw) -> BuildConfig:
+    return BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild", specs_dir=specs, chain=chain, **kw)
+
+
+def repoquery(repo_dir: Path, tmp_path: Path) -> list[str]:
+    dnf = need_tool("dnf")["dnf"]
+    out = subprocess.run(
+        [dnf, "repoquery", "-q", "--releasever=13", f"--repofrompath=an,{repo_dir}", "--repo=an",
+         f"--setopt=cachedir={tmp_path / 'dnfcache'}", "--qf", "%{name}-%{version}-%{release}.%{arch}", "*"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return sorted(line for line in out.splitlines() if line.strip())
+
+
+def test_chain_builds_then_caches_then_rebuilds_what_changed(tmp_path, specs, capsys):
+    cfg = cfg_for(tmp_path, specs)
+    first = build_chain(cfg)
+    assert first.built == list(CHAIN)
+    assert set(first.reasons.values()) == {"no previous build"}
+    assert sorted(p.name for p in cfg.rpms_dir.glob("*.rpm")) == [
+        "an-fixture-hello-1.0-1.fc13.noarch.rpm",
+        "an-fixture-needs-2.0-1.fc13.noarch.rpm",
+        f"drbd-km-{DOM0.replace('-', '_')}-8.3.7-12.fc13.noarch.rpm",
+    ]
+    assert len(list(cfg.srpms_dir.glob("*.src.rpm"))) == 3
+    assert repoquery(cfg.repo_dir, tmp_path) == [
+        "an-fixture-hello-1.0-1.fc13.noarch",
+        "an-fixture-needs-2.0-1.fc13.noarch",
+        f"drbd-km-{DOM0.replace('-', '_')}-8.3.7-12.fc13.noarch",
+    ]
+    for p in [*cfg.rpms_dir.glob("*.rpm"), *cfg.srpms_dir.glob("*.rpm")]:
+        assert rpm48_problems(p) == [], p
+        info = rpm_info(p)
+        assert info.payload_compressor == "gzip" and info.buildhost == "build.an-cluster"
+        assert check_drbd_km(info) == []
+
+    capsys.readouterr()
+    again = build_chain(cfg)
+    assert again.built == [] and again.up_to_date == list(CHAIN)
+    assert "nothing to build" in capsys.readouterr().err
+
+    # A source of the first package changes: it and everything after it rebuild, saying why.
+    (specs / "an-fixture-hello" / "hello.txt").write_text("Hello again.\n")
+    third = build_chain(cfg)
+    assert third.built == list(CHAIN)
+    assert third.reasons["an-fixture-hello"] == "input changed: file:hello.txt"
+    assert third.reasons["drbd-km"] == "input changed: earlier:an-fixture-hello"
+    assert third.reasons["an-fixture-needs"] == "input changed: earlier:drbd-km"
+
+    # Only the last spec changes: only it rebuilds.
+    spec = specs / "an-fixture-needs" / "an-fixture-needs.spec"
+    spec.write_text(spec.read_text().replace("echo \"needs an-fixture-hello\"", "echo \"needs hello v2\""))
+    fourth = build_chain(cfg)
+    assert fourth.built == ["an-fixture-needs"]
+    assert fourth.reasons["an-fixture-needs"] == "input changed: spec"
+    assert fourth.up_to_date == ["an-fixture-hello", "drbd-km"]
+
+
+def test_failure_stops_the_chain_and_keeps_the_old_repo(tmp_path, specs):
+    good = cfg_for(tmp_path, specs, chain=("an-fixture-hello", "an-fixture-needs"))
+    build_chain(good)
+    repomd = (good.repo_dir / "repodata" / "repomd.xml").read_bytes()
+    bad = cfg_for(tmp_path, specs, chain=("an-fixture-hello", "an-fixture-broken", "an-fixture-needs"))
+    (specs / "an-fixture-hello" / "hello.txt").write_text("changed, so the chain rebuilds\n")
+    with pytest.raises(BuildFailed) as exc:
+        build_chain(bad)
+    text = str(exc.value)
+    log = good.build_dir / "logs" / "rpms" / "an-fixture-broken.log"
+    assert "an-fixture-broken: rpmbuild --rebuild failed" in text
+    assert f"log: {log}" in text and "deliberate failure in %build" in text  # the tail of the log
+    assert "deliberate failure" in log.read_text()
+    # needs (after the failure) was not rebuilt; the repo is exactly the previous one.
+    assert (good.repo_dir / "repodata" / "repomd.xml").read_bytes() == repomd
+    assert not list(good.build_dir.glob(".repo.tmp*"))
+    assert "an-fixture-broken" not in " ".join(p.name for p in good.rpms_dir.iterdir())
+
+
+def test_double_build_is_identical_and_differences_are_named(tmp_path, specs):
+    cfg = cfg_for(tmp_path, specs)
+    report = verify_rebuild(cfg)
+    assert report.ok, report.different
+    assert len(report.identical) == 6  # 3 RPMs + 3 SRPMs
+    for name in report.identical:
+        a = next(cfg.build_dir.glob(f"*rpms/{name}"))
+        b = next((cfg.build_dir / "verify").glob(f"*rpms/{name}"))
+        assert a.read_bytes() == b.read_bytes()  # byte-for-byte, not only "equal enough"
+
+    # A real difference is named: the changed file and the header fields that carry it.
+    old = tmp_path / "old.rpm"
+    shutil.copy(cfg.rpms_dir / "an-fixture-hello-1.0-1.fc13.noarch.rpm", old)
+    (specs / "an-fixture-hello" / "hello.txt").write_text("different content\n")
+    build_chain(cfg, ["an-fixture-hello"], repo=False)
+    diffs = compare_rpms(old, cfg.rpms_dir / "an-fixture-hello-1.0-1.fc13.noarch.rpm")
+    text = "\n".join(diffs)
+    assert "payload files differ: ./usr/share/an-fixture-hello/hello.txt" in text
+    assert "header filesizes" in text or "header filemd5s" in text
+
+
+def test_firstboot_package_follows_the_overlay_layout(tmp_path):
+    need_tool("rpmbuild", "rpmspec", "createrepo_c", "rpm")
+    overlay = tmp_path / "firstboot"
+    (overlay / "init.d").mkdir(parents=True)
+    (overlay / "lib").mkdir()
+    (overlay / "steps").mkdir()
+    (overlay / "VERSION").write_text("1.2.3\n")
+    (overlay / "an-cluster-firstboot").write_text("#!/bin/bash\necho runner\n")
+    (overlay / "init.d" / "an-cluster-firstboot").write_text("#!/bin/bash\n# chkconfig: 345 99 01\n")
+    (overlay / "lib" / "common.sh").write_text("log() { echo \"$@\"; }\n")
+    (overlay / "steps" / "10-network.sh").write_text("#!/bin/bash\n: network\n")
+    (overlay / "steps" / "notes.txt").write_text("not a step\n")
+    cfg = BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild", chain=("an-cluster-firstboot",), firstboot_dir=overlay)
+    res = build_chain(cfg)
+    (rpm,) = res.rpms
+    assert rpm.name == "an-cluster-firstboot-1.2.3-1.fc13.noarch.rpm"
+    listing = subprocess.run(["rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", str(rpm)],
+                             check=True, capture_output=True, text=True).stdout.splitlines()
+    files = dict(reversed(line.split(" ", 1)) for line in listing)
+    assert files["/usr/sbin/an-cluster-firstboot"] == "-rwxr-xr-x"
+    assert files["/etc/rc.d/init.d/an-cluster-firstboot"] == "-rwxr-xr-x"
+    assert files["/usr/libexec/an-cluster-firstboot/lib/common.sh"] == "-rw-r--r--"
+    assert files["/usr/libexec/an-cluster-firstboot/steps/10-network.sh"] == "-rwxr-xr-x"
+    assert files["/var/lib/an-cluster/stage"].startswith("d")
+    assert not any("notes.txt" in f for f in files)
+    # The SRPM carries the version and the overlay: it rebuilds without this checkout.
+    spec = subprocess.run(["rpm", "-qp", "--qf", "%{NAME}-%{VERSION}", str(res.srpms[0])],
+                          check=True, capture_output=True, text=True).stdout
+    assert spec == "an-cluster-firstboot-1.2.3"
+    # The tree grows: a new step is a changed input and lands in the package.
+    (overlay / "steps" / "20-drbd.sh").write_text("#!/bin/bash\n: drbd\n")
+    res = build_chain(cfg)
+    assert res.reasons["an-cluster-firstboot"] == "input changed: overlay"
+    assert "/usr/libexec/an-cluster-firstboot/steps/20-drbd.sh" in rpm_info(res.rpms[0]).files
+
+
+def test_firstboot_builds_from_an_empty_overlay(tmp_path):
+    need_tool("rpmbuild", "rpmspec", "createrepo_c")
+    cfg = BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild", chain=("an-cluster-firstboot",),
+                      firstboot_dir=tmp_path / "nothing-yet")
+    res = build_chain(cfg)
+    assert [p.name for p in res.rpms] == ["an-cluster-firstboot-0.0.0-1.fc13.noarch.rpm"]
+
+
+def test_rpmbuild_backend_refuses_arch_packages(tmp_path):
+    need_tool("rpmbuild", "rpmspec")
+    if Path("/etc/fedora-release").exists():
+        pytest.skip("a Fedora host may build them")
+    cfg = BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild")
+    for name in ("kernel", "xen", "drbd-km"):
+        with pytest.raises(IsobuildError, match=f"cannot build {name} on this host") as exc:
+            build_chain(cfg, [name])
+        assert "--backend mock" in exc.value.hint
+    assert not (tmp_path / "build" / "rpms").exists()
+
+
+def test_drbd_km_built_for_another_kernel_and_a_lying_one(tmp_path, specs):
+    other = "2.6.32.21-170.xendom0.fc12"
+    cfg = cfg_for(tmp_path, specs, chain=("drbd-km",), kernel_version=other)
+    (rpm,) = build_chain(cfg).rpms
+    info = rpm_info(rpm)
+    assert info.name == "drbd-km-2.6.32.21_170.xendom0.fc12.x86_64"
+    assert check_drbd_km(info) == []
+    spec = specs / "drbd-km" / "drbd-km.spec"
+    spec.write_text(spec.read_text().replace("Requires:       kernel-uname-r = %{kernelversion}",
+                                             "Requires:       kernel-uname-r = 2.6.33.3-85.fc13.x86_64"))
+    (rpm,) = build_chain(cfg).rpms
+    problems = check_drbd_km(rpm_info(rpm))
+    assert problems and "requires 2.6.33.3-85.fc13.x86_64" in problems[0]
+
+
+def test_rpm48_header_normalisation_keeps_digests_valid(tmp_path):
+    """What the mock backend does to rpm 4.8's time()-stamped headers, tested on a host build."""
+    tools = need_tool("rpmbuild", "rpm")
+    top = tmp_path / "top"
+    subprocess.run([tools["rpmbuild"], "-bb", "--define", f"_topdir {top}", "--define",
+                    f"_sourcedir {FIXTURES / 'an-fixture-hello'}", "--define", "_binary_payload w9.gzdio",
+                    str(FIXTURES / "an-fixture-hello" / "an-fixture-hello.spec")], check=True, capture_output=True)
+    (rpm,) = (top / "RPMS" / "noarch").glob("*.rpm")
+    host = subprocess.run([tools["rpm"], "-qp", "--qf", "%{BUILDHOST}", str(rpm)], check=True,
+                          capture_output=True, text=True).stdout
+    assert normalise_rpm_header(rpm, 1262347200, buildhost=host) is True
+    assert normalise_rpm_header(rpm, 1262347200, buildhost=host) is False  # idempotent
+    assert rpm_info(rpm).buildtime == 1262347200
+    check = subprocess.run([tools["rpm"], "-Kv", str(rpm)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "MD5 digest: OK" in check.stdout and "Header SHA1 digest: OK" in check.stdout
