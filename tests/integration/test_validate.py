@@ -1,0 +1,208 @@
+"""validate(): the real validators on both examples, and each validator catching a broken file.
+
+Tools: pykickstart (python), lxml, bash, shellcheck, drbdadm-83 (drbd-utils), lvmconfig (lvm2),
+unshare/ip/hostname. The DRBD check runs in a private UTS + network namespace (root, or a user
+namespace): nothing leaves it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from isobuild import run as run_mod
+from isobuild.errors import ProblemsError, ToolError
+from isobuild.model import load_definition
+from isobuild.render import Media, render, render_kickstart
+from isobuild.validate import check_kickstart, Collector, validate
+
+from conftest import need_tool
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = {"an-cluster": REPO / "cluster.yaml", "vmcl-b": REPO / "examples" / "ipmi-cluster.yaml"}
+TOOLS = ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname")
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    need_tool(*TOOLS)
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return {name: load_definition(path) for name, path in EXAMPLES.items()}
+
+
+@pytest.fixture(scope="module")
+def rendered(clusters, tmp_path_factory):
+    """One good render per example; tests copy it before breaking anything."""
+    out = {}
+    for name, c in clusters.items():
+        d = tmp_path_factory.mktemp(name)
+        render(c, d)
+        out[name] = d
+    return out
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "build"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_examples_pass_every_validator(name, clusters, rendered):
+    checked = validate(rendered[name], clusters[name])
+    tools = {t for v in checked.values() for t in v.split(", ")}
+    assert {"pykickstart F13", "RelaxNG cluster.rng", "drbdadm-83", "lvmconfig", "bash -n", "shellcheck",
+            "init-order"} <= tools
+    c = clusters[name]
+    for n in c.nodes:
+        root = rendered[name] / "nodes" / n.name
+        assert "shellcheck" in checked[rendered[name] / "kickstart" / f"{n.name}.ks"]
+        assert checked[root / "etc/drbd.conf"] == "drbdadm-83"
+        assert "shellcheck" in checked[root / "etc/xen/scripts/an-network-script"]
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_invoke_validate_cli(name, tmp_path):
+    """`invoke validate` end to end: renders, validates, exit 0, demo warning, no secrets printed."""
+    c = load_definition(EXAMPLES[name])
+    proc = subprocess.run([sys.executable, "-m", "invoke", "validate", "--cluster", str(EXAMPLES[name]),
+                           "--build-dir", str(tmp_path / "b")], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "passed" in proc.stdout and "drbdadm-83" in proc.stdout
+    assert proc.stderr.count("DEMO") == 1
+    secrets = [d.password.reveal() for d in c.fence_devices] + [c.install.root_password_hash.reveal()]
+    for s in secrets:
+        assert s not in proc.stdout + proc.stderr
+    # render again: nothing to do, and still nothing secret on the terminal
+    proc = subprocess.run([sys.executable, "-m", "invoke", "render", "--cluster", str(EXAMPLES[name]),
+                           "--build-dir", str(tmp_path / "b")], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "up to date" in proc.stdout
+    for s in secrets:
+        assert s not in proc.stdout + proc.stderr
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if needle in ln)
+
+
+# (file relative to the build dir, old text, new text, tool, text that must be in the reason)
+BREAKAGES = [
+    ("kickstart/an-node01.ks", "skipx\n", "skipx\nfirewal --enabled\n", "pykickstart F13", "Unknown command"),
+    ("kickstart/an-node01.ks", "timezone --utc", "timezone --bogus-option --utc", "pykickstart F13", "bogus"),
+    ("kickstart/an-node01.ks", "chkconfig network on\n", "chkconfig network on )\n", "bash -n", "syntax error"),
+    ("kickstart/an-node01.ks", "chmod 0700 /mnt/sysimage", "chmod 0700 $unquoted_var /mnt/sysimage", "shellcheck",
+     "SC2086"),
+    ("nodes/an-node01/etc/cluster/cluster.conf", '<cman two_node="1"', '<cman two_nodes="1"',
+     "RelaxNG cluster.rng", ""),
+    ("nodes/an-node01/etc/cluster/cluster.conf", "</clusternodes>", "</clusternode>", "xml", ""),
+    ("nodes/an-node01/etc/drbd.d/r0.res", "meta-disk\tinternal;", "meta-disk\tinternal", "drbdadm-83",
+     "Parse error"),
+    ("nodes/an-node01/etc/drbd.d/r0.res", "address\t\t192.168.2.71:7789;", "address\t\t192.168.2.99:7789;",
+     "drbdadm-83", ""),
+    ("nodes/an-node01/etc/lvm/lvm.conf", "write_cache_state = 1", "write_cache_stat = 1", "lvmconfig --validate",
+     "write_cache_stat"),
+    ("nodes/an-node01/etc/xen/scripts/an-network-script", 'dir=$(dirname "$0")', 'dir=$(dirname "$0"',
+     "bash -n", ""),
+    ("nodes/an-node01/etc/xen/scripts/an-network-script", 'dir=$(dirname "$0")', "dir=$(dirname $0)",
+     "shellcheck", "SC2086"),
+    ("nodes/an-node01/etc/sysconfig/network-scripts/ifcfg-eth0", "ONBOOT=yes", "ONBOOT=yes\nX=$(", "bash -n", ""),
+    ("nodes/an-node01/etc/an-cluster/init-order", "cman on 2345 14", "cman on 2345 09", "init-order",
+     "requires xend"),
+]
+
+
+@pytest.mark.parametrize("rel,old,new,tool,reason", BREAKAGES, ids=[f"{b[3]}:{b[0].rsplit('/', 1)[-1]}-{i}"
+                                                                    for i, b in enumerate(BREAKAGES)])
+def test_each_validator_catches_a_broken_file(rel, old, new, tool, reason, clusters, rendered, tmp_path):
+    build = _copy(rendered["an-cluster"], tmp_path)
+    f = build / rel
+    text = f.read_text()
+    assert old in text, f"test setup: {old!r} not in {rel}"
+    f.write_text(text.replace(old, new, 1))
+    expect_line = _line_of(f, new.splitlines()[-1] if new.strip() else new)
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, clusters["an-cluster"])
+    hits = [p for p in exc.value.problems if p.path == tool and Path(p.file).name in (f.name, "drbd.conf")]
+    assert hits, f"{tool} did not report {rel}: {exc.value}"
+    assert any(reason in p.reason for p in hits), exc.value
+    if tool not in ("RelaxNG cluster.rng", "xml", "init-order") and "192.168.2.99" not in new:
+        # tools report a syntax error where they notice it: at the broken line or after it
+        assert any(p.line is not None and p.line >= expect_line for p in hits), \
+            f"expected line >= {expect_line}: {[str(p) for p in hits]}"
+    # only the broken node is blamed
+    assert not any("an-node02" in p.file for p in exc.value.problems)
+
+
+def test_all_problems_are_reported_at_once(clusters, rendered, tmp_path):
+    build = _copy(rendered["vmcl-b"], tmp_path)
+    ks = build / "kickstart/node-b2.ks"
+    ks.write_text(ks.read_text().replace("skipx\n", "skipx\nnotacommand\n"))
+    conf = build / "nodes/node-b1/etc/cluster/cluster.conf"
+    conf.write_text(conf.read_text().replace("<fence_daemon", "<fence_demon"))
+    lvm = build / "nodes/node-b2/etc/lvm/lvm.conf"
+    lvm.write_text(lvm.read_text().replace("umask = 077", "umask = 077\n    no_such_knob = 1"))
+    res = build / "nodes/node-b1/etc/drbd.d/shared.res"
+    res.write_text(res.read_text().replace("become-primary-on both;", "become-primary-on;"))
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, clusters["vmcl-b"])
+    tools = {(Path(p.file).name, p.path) for p in exc.value.problems}
+    assert ("node-b2.ks", "pykickstart F13") in tools
+    assert ("cluster.conf", "RelaxNG cluster.rng") in tools
+    assert ("lvm.conf", "lvmconfig --validate") in tools
+    assert ("shared.res", "drbdadm-83") in tools
+    text = str(exc.value)
+    assert re.search(r"node-b2\.ks:\d+: pykickstart F13: Unknown command: notacommand", text)
+    # no secret in the report, even though cluster.conf was among the broken files
+    for d in clusters["vmcl-b"].fence_devices:
+        assert d.password.reveal() not in text
+
+
+def test_broken_template_is_caught_by_validate(clusters, tmp_path):
+    """A template that renders fine but produces a file the real tool rejects."""
+    tpl = tmp_path / "tpl"
+    shutil.copytree(REPO / "kickstart", tpl)
+    cc = tpl / "node/etc/cluster/cluster.conf.j2"
+    cc.write_text(cc.read_text().replace('<fence_daemon post_join_delay="30"/>',
+                                         '<fence_daemon post_join_delay="30" not_an_option="1"/>'))
+    ks = tpl / "ks/post.j2"
+    ks.write_text(ks.read_text().replace("chkconfig network on", "chkconfig network on ;;"))
+    build = tmp_path / "b"
+    render(clusters["an-cluster"], build, template_dir=tpl)
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, clusters["an-cluster"])
+    tools = {p.path for p in exc.value.problems}
+    assert "RelaxNG cluster.rng" in tools and "bash -n" in tools
+
+
+def test_pxe_kickstart_validates(clusters, tmp_path):
+    for c in clusters.values():
+        for n in c.nodes:
+            ks = tmp_path / f"{n.name}.ks"
+            ks.write_text(render_kickstart(c, n, Media.url("http://10.0.0.1:8080")))
+            col = Collector(tmp_path)
+            check_kickstart(col, ks)
+            assert col.problems == [], [str(p) for p in col.problems]
+
+
+def test_missing_validator_names_its_package(clusters, rendered, monkeypatch):
+    real = run_mod.which
+    monkeypatch.setattr(run_mod, "which", lambda tool: None if tool == "drbdadm-83" else real(tool))
+    with pytest.raises(ToolError) as exc:
+        validate(rendered["an-cluster"], clusters["an-cluster"])
+    assert "drbdadm-83" in str(exc.value) and "drbd-utils" in str(exc.value)
+
+
+def test_validate_without_render_says_so(clusters, tmp_path):
+    with pytest.raises(ProblemsError) as exc:
+        validate(tmp_path, clusters["an-cluster"])
+    assert "invoke render" in str(exc.value)
