@@ -27,7 +27,7 @@ from typing import Callable
 
 from .errors import Problem, ProblemsError
 from .initorder import InitService, check_order
-from .model import Cluster
+from .model import REDACTED, Cluster
 from .run import require, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,13 +54,18 @@ def _tool(name: str) -> str:
 
 
 class Collector:
-    def __init__(self, build_dir: Path):
+    def __init__(self, build_dir: Path, secrets: tuple[str, ...] = ()):
         self.build_dir = Path(build_dir)
         self.problems: list[Problem] = []
         self.checked: dict[Path, str] = {}
+        # Tool output quoting a line of cluster.conf or a kickstart could carry a secret: scrub it.
+        self.secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
 
     def add(self, path: Path, line: int | None, tool: str, reason: str, hint: str | None = None) -> None:
-        self.problems.append(Problem(str(path), line, tool, reason.strip(), hint))
+        reason = reason.strip()
+        for secret in self.secrets:
+            reason = reason.replace(secret, REDACTED)
+        self.problems.append(Problem(str(path), line, tool, reason, hint))
 
     def ok(self, path: Path, tool: str) -> None:
         tools = [t for t in (self.checked.get(Path(path)) or "").split(", ") if t]
@@ -331,11 +336,18 @@ def check_init_order(col: Collector, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def cluster_secrets(cluster: Cluster) -> tuple[str, ...]:
+    vals = [d.password.reveal() for d in cluster.fence_devices] + [cluster.install.root_password_hash.reveal()]
+    if cluster.install.ssh_authorized_keys is not None:
+        vals += cluster.install.ssh_authorized_keys.reveal().splitlines()
+    return tuple(v.strip() for v in vals if v.strip())
+
+
 def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     """Validate a render of `cluster` in build_dir. Returns {file: "tool, tool"}; raises ProblemsError
     listing every problem of every file."""
     build_dir = Path(build_dir)
-    col = Collector(build_dir)
+    col = Collector(build_dir, secrets=cluster_secrets(cluster))
     # Fail early and clearly when a validator is missing, naming its package.
     for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
         _tool(tool)

@@ -206,3 +206,26 @@ def test_validate_without_render_says_so(clusters, tmp_path):
     with pytest.raises(ProblemsError) as exc:
         validate(tmp_path, clusters["an-cluster"])
     assert "invoke render" in str(exc.value)
+
+
+def test_tool_output_quoting_a_secret_is_scrubbed(clusters, rendered, tmp_path):
+    """pykickstart quotes the offending line; a broken rootpw line must not echo the hash."""
+    c = clusters["an-cluster"]
+    build = _copy(rendered["an-cluster"], tmp_path)
+    ks = build / "kickstart/an-node01.ks"
+    secret = c.install.root_password_hash.reveal()
+    ks.write_text(ks.read_text().replace(f"rootpw --iscrypted {secret}", f"rootpw --iscrypted {secret} extra-arg"))
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, c)
+    text = str(exc.value)
+    assert "an-node01.ks" in text and "pykickstart F13" in text
+    assert secret not in text
+    # and whatever a tool quotes, the collector scrubs every secret of the definition
+    from isobuild.validate import cluster_secrets
+
+    col = Collector(build, secrets=cluster_secrets(c))
+    col.add(ks, 14, "pykickstart F13", f"bad line: rootpw --iscrypted {secret}")
+    fence = c.fence_devices[0].password.reveal()
+    col.add(ks, 3, "xml", f'passwd="{fence}" is odd')
+    text = "\n".join(str(p) for p in col.problems)
+    assert secret not in text and fence not in text and text.count("<redacted>") == 2
