@@ -351,7 +351,7 @@ def firstboot_tarball(src_dir: Path, version: str, epoch: int, dest: Path) -> No
 
 def fetch_plan_sources(cfg: BuildConfig, plans: Iterable[Plan]) -> dict[str, Path]:
     """All locked sources of `plans`, verified in the cache (one error lists everything missing)."""
-    wanted = [ent for plan in plans for ent in plan.locked.values()]
+    wanted = list({ent.file: ent for plan in plans for ent in plan.locked.values()}.values())
     if not wanted:
         return {}
     result = fetch_sources(wanted, cfg.sources_cache, download=cfg.download)
@@ -1052,8 +1052,20 @@ def check_mock_config(path: Path) -> list[Problem]:
 
 
 def locked_sources(cfg: BuildConfig, only: Sequence[str] | None = None) -> list[LockedSource]:
-    """Every sources.lock entry of the selected packages, in chain order."""
-    return [ent for name in select(cfg, only) for ent in load_package(cfg, name).locked]
+    """Every sources.lock entry of the selected packages, in chain order, each file once.
+
+    drbd and drbd-km share the DRBD tarball; their locks must agree on it."""
+    seen: dict[str, LockedSource] = {}
+    for name in select(cfg, only):
+        for ent in load_package(cfg, name).locked:
+            prev = seen.get(ent.file)
+            if prev is None:
+                seen[ent.file] = ent
+            elif (prev.checksum, prev.url) != (ent.checksum, ent.url):
+                raise IsobuildError(
+                    f"{ent.file} is locked differently in {prev.lock}:{prev.line} and {ent.lock}:{ent.line}",
+                    hint="one file, one checksum: make the two entries identical")
+    return list(seen.values())
 
 
 def rpm_files(where: Path) -> list[Path]:

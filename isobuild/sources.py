@@ -176,8 +176,10 @@ def fetch_sources(
             continue
         if src.url is None or not download:
             why = "no known download URL" if src.url is None else "missing (downloads disabled)"
-            problems.append(Problem(str(src.lock), src.line, src.file, f"{why}; url: {src.url or 'none'}",
-                                    f"{where} (see the comment above it in {src.lock.name})"))
+            hint = f"{where} (see the comment above it in {src.lock.name})"
+            if src.algo is None:
+                hint += "; no checksum is locked for it: verify it upstream, then record its sha256 in the lock"
+            problems.append(Problem(str(src.lock), src.line, src.file, f"{why}; url: {src.url or 'none'}", hint))
             continue
         try:
             log.info(f"sources: downloading {src.url}")
