@@ -1,0 +1,55 @@
+#!/bin/bash
+# 10-network: NetworkManager off and gone, `network` on, the rendered ifcfg files, /etc/hosts and
+# /etc/sysconfig/network in place, the hostname set; then wait (bounded) until the peer answers on
+# the back-channel (BCN) and storage (SN) networks. Seed: "Setup Networking", "Update the Hosts File".
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 10-network
+
+remove_networkmanager() {
+    if rpm -q --quiet NetworkManager 2>/dev/null; then
+        info "removing NetworkManager (cluster software does not start with it installed)"
+        service NetworkManager stop >/dev/null 2>&1 || true
+        yum -y -q remove NetworkManager ||
+            die "could not remove NetworkManager" "remove it by hand ('yum remove NetworkManager'), then rerun 'an-cluster-firstboot run'"
+    elif [ -e "$(fb_path /etc/rc.d/init.d/NetworkManager)" ]; then
+        chkconfig NetworkManager off
+    fi
+}
+
+install_network_files() {
+    local f rel n=0
+    for f in "$FB_STAGE"/etc/sysconfig/network-scripts/ifcfg-*; do
+        [ -f "$f" ] || continue
+        rel="${f#"$FB_STAGE"/}"
+        fb_install_staged "$rel" 0644
+        n=$((n + 1))
+    done
+    [ "$n" -gt 0 ] || die "no ifcfg files staged in $FB_STAGE/etc/sysconfig/network-scripts" \
+        "the install media carries them under an-cluster/nodes/$AN_NODE_NAME/; copy them into the stage and rerun"
+    fb_install_staged etc/hosts 0644 || die "no /etc/hosts staged" "re-render the node files and restage them"
+    fb_install_staged etc/sysconfig/network 0644 || warn "no /etc/sysconfig/network staged; keeping the installed one"
+}
+
+set_hostname() {
+    if [ "$(hostname 2>/dev/null || true)" != "$AN_NODE_FQDN" ]; then
+        info "setting the hostname to $AN_NODE_FQDN (DRBD and cman match it against their configs)"
+        hostname "$AN_NODE_FQDN"
+    fi
+}
+
+peer_answers() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }
+
+main() {
+    remove_networkmanager
+    install_network_files
+    set_hostname
+    chkconfig network on
+    info "restarting the network with the rendered configuration"
+    service network restart || die "'service network restart' failed" "check the ifcfg files in /etc/sysconfig/network-scripts"
+    fb_wait "peer $AN_PEER_NAME to answer on the BCN ($AN_PEER_BCN_IP)" peer_answers "$AN_PEER_BCN_IP"
+    fb_wait "peer $AN_PEER_NAME to answer on the SN ($AN_PEER_SN_IP)" peer_answers "$AN_PEER_SN_IP"
+}
+
+main "$@"

@@ -1,0 +1,48 @@
+#!/bin/bash
+# 20-ssh-trust: root's own key pair (no passphrase, as the seed does by hand), the node trusting its
+# own key (migration over ssh needs it: seed "SSH Setup"), and an ssh client config that never asks
+# about the peer's host key interactively. The administrators' keys from the definition were placed
+# by the kickstart; the node keys are exchanged with the peer over the shared GFS2 filesystem once it
+# exists (step 80-gfs2), because before that there is no trusted channel between the nodes.
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 20-ssh-trust
+
+main() {
+    local ssh_dir key auth
+    ssh_dir="$(fb_path /root/.ssh)"
+    key="$ssh_dir/id_rsa"
+    auth="$ssh_dir/authorized_keys"
+    mkdir -p "$ssh_dir"
+    chmod 0700 "$ssh_dir"
+    if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
+        rm -f "$key" "$key.pub"
+        info "creating root's ssh key pair"
+        ssh-keygen -q -t rsa -b 2048 -N "" -C "root@$AN_NODE_FQDN" -f "$key"
+    fi
+    chmod 0600 "$key"
+    touch "$auth"
+    chmod 0600 "$auth"
+    if ! grep -qxF "$(cat "$key.pub")" "$auth"; then
+        cat "$key.pub" >>"$auth"
+        info "root trusts its own key (for xm/virsh migration over ssh)"
+    fi
+    # The peer's host key is learned over the BCN on first contact: only for the peer's own names.
+    local cfg="$ssh_dir/config" tmp
+    tmp="$(mktemp)"
+    {
+        [ -f "$cfg" ] && awk '/^# an-cluster-firstboot begin$/ {skip=1} !skip {print} /^# an-cluster-firstboot end$/ {skip=0}' "$cfg"
+        echo "# an-cluster-firstboot begin"
+        echo "Host $AN_PEER_NAME $AN_PEER_FQDN $AN_PEER_BCN_IP $AN_PEER_SN_IP"
+        echo "    StrictHostKeyChecking no"
+        echo "    HashKnownHosts no"
+        echo "    BatchMode yes"
+        echo "    ConnectTimeout 10"
+        echo "# an-cluster-firstboot end"
+    } >"$tmp"
+    fb_write_file "$cfg" 0600 <"$tmp"
+    rm -f "$tmp"
+}
+
+main "$@"

@@ -1,0 +1,166 @@
+#!/bin/bash
+# 30-xen: make this node a clustered Xen dom0 (seed: "Setting Up Xen", "Disabling Automatic Kernel
+# Updates", "Configure Networking", "Enabling Migration"):
+#   - grub: a Xen entry (xen.gz + the dom0 kernel as a module) exists and is the default;
+#   - yum: exclude=kernel* so no update replaces the dom0 kernel the DRBD module was built for;
+#   - /etc/xen/scripts/an-network-script turns every bridged NIC into a bridge, named in xend-config.sxp;
+#   - the libvirt default network (virbr0) is removed;
+#   - xend's relocation server is on (or off, per definition) and only accepts the peer.
+# The new kernel and network setup take effect at the next boot (or xend restart), before cman runs.
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 30-xen
+
+# grub_xen_entry GRUB_CONF: add the Xen entry if missing (built from the dom0 kernel's own entry, so
+# root= and rd_MD_UUID= stay this install's), then make it the default.
+grub_xen_entry() {
+    local conf="$1" tmp
+    [ -f "$conf" ] || die "$conf not found" "is grub installed? the Xen entry needs /boot/grub/grub.conf"
+    tmp="$(mktemp)"
+    if ! awk -v kver="$AN_XEN_DOM0_KERNEL" -v mem="$AN_XEN_DOM0_MEM" -v xver="$AN_XEN_VERSION" '
+        function flush() { if (ntitle > 0) { has_xen[ntitle] = cur_xen } }
+        { lines[NR] = $0 }
+        /^[ \t]*title[ \t]/ { flush(); ntitle++; cur_xen = 0; start[ntitle] = NR; next }
+        ntitle > 0 && /^[ \t]*kernel[ \t]+[^ \t]*xen[^ \t]*\.gz/ { cur_xen = 1 }
+        ntitle > 0 && /^[ \t]*root[ \t]/ { rootl[ntitle] = $0 }
+        ntitle > 0 && /^[ \t]*kernel[ \t]/ && index($2, "vmlinuz-" kver) { dom0 = ntitle; kpath = $2; kargs = ""; for (i = 3; i <= NF; i++) kargs = kargs " " $i }
+        ntitle > 0 && /^[ \t]*initrd[ \t]/ { initrd[ntitle] = $2 }
+        /^[ \t]*default[ \t]*=/ { defline = NR }
+        END {
+            flush()
+            xen = 0
+            for (t = 1; t <= ntitle; t++) if (has_xen[t]) { xen = t; break }
+            add = 0
+            if (!xen) {
+                if (!dom0) { print "no grub entry boots the dom0 kernel vmlinuz-" kver > "/dev/stderr"; exit 3 }
+                add = 1; xen = ntitle + 1
+                prefix = kpath; sub(/vmlinuz-.*/, "", prefix)
+            }
+            for (i = 1; i <= NR; i++) {
+                if (i == defline) { print "default=" (xen - 1); continue }
+                print lines[i]
+            }
+            if (!defline) { }
+            if (add) {
+                print "title Xen " xver ", Linux " kver
+                if (rootl[dom0] != "") print rootl[dom0]
+                print "\tkernel " prefix "xen.gz dom0_mem=" mem
+                print "\tmodule " kpath kargs
+                if (initrd[dom0] != "") print "\tmodule " initrd[dom0]
+            }
+            if (!defline) print "default=" (xen - 1) > "/dev/stderr"
+        }' "$conf" >"$tmp" 2>"$tmp.err"; then
+        local why
+        why="$(cat "$tmp.err")"
+        rm -f "$tmp" "$tmp.err"
+        die "cannot set up grub's Xen entry: $why" "install the dom0 kernel ${AN_XEN_DOM0_KERNEL} and xen-hypervisor, then rerun"
+    fi
+    if [ -s "$tmp.err" ]; then
+        # grub.conf had no default= line: put one at the top
+        { cat "$tmp.err"; cat "$tmp"; } >"$tmp.new" && mv "$tmp.new" "$tmp"
+    fi
+    rm -f "$tmp.err"
+    if cmp -s "$tmp" "$conf"; then
+        rm -f "$tmp"
+    else
+        fb_write_file "$conf" 0600 <"$tmp"
+        rm -f "$tmp"
+        info "grub: the Xen $AN_XEN_VERSION entry with dom0 kernel $AN_XEN_DOM0_KERNEL is the default"
+    fi
+}
+
+yum_exclude_kernel() {
+    local conf
+    conf="$(fb_path /etc/yum.conf)"
+    [ -f "$conf" ] || die "$conf not found" "is yum installed?"
+    if grep -Eq '^exclude=.*kernel\*' "$conf"; then return 0; fi
+    if grep -q '^exclude=' "$conf"; then
+        sed -i 's/^exclude=\(.*\)$/exclude=\1 kernel*/' "$conf"
+    else
+        echo 'exclude=kernel*' >>"$conf"
+    fi
+    info "yum: exclude=kernel* (the DRBD module is built for kernel $AN_XEN_DOM0_KERNEL)"
+}
+
+network_script() {
+    local dst tmp i=0 ifname
+    dst="$(fb_path /etc/xen/scripts/an-network-script)"
+    mkdir -p "${dst%/*}"
+    if fb_install_staged etc/xen/scripts/an-network-script 0755; then return 0; fi
+    tmp="$(mktemp)"
+    {
+        echo '#!/bin/sh'
+        echo '# Written by an-cluster-firstboot: one Xen bridge per NIC, named after the NIC (ethN -> pethN + bridge ethN).'
+        # shellcheck disable=SC2016 # written literally into the script
+        echo 'dir=$(dirname "$0")'
+        for ifname in $AN_XEN_BRIDGE_IFS; do
+            # shellcheck disable=SC2016
+            printf '"$dir/network-bridge" "$@" vifnum=%s netdev=%s bridge=%s\n' "$i" "$ifname" "$ifname"
+            i=$((i + 1))
+        done
+    } >"$tmp"
+    if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; return 0; fi
+    fb_write_file "$dst" 0755 <"$tmp"
+    rm -f "$tmp"
+    info "wrote /etc/xen/scripts/an-network-script (bridges: $AN_XEN_BRIDGE_IFS)"
+}
+
+# sxp_set CONF KEY VALUE: exactly one active "(KEY VALUE)" line; other active KEY lines are commented out.
+sxp_set() {
+    local conf="$1" key="$2" value="$3" want tmp
+    want="($key $value)"
+    tmp="$(mktemp)"
+    awk -v key="$key" -v want="$want" '
+        { line = $0; probe = line; sub(/^[ \t]+/, "", probe) }
+        probe == want { if (!seen) { print line; seen = 1 } else { print "#" line }; next }
+        index(probe, "(" key " ") == 1 || index(probe, "(" key "\t") == 1 { print "#" line; next }
+        { print line }
+        END { if (!seen) print want }' "$conf" >"$tmp"
+    if cmp -s "$tmp" "$conf"; then rm -f "$tmp"; return 0; fi
+    fb_write_file "$conf" 0644 <"$tmp"
+    rm -f "$tmp"
+    info "xend-config.sxp: $want"
+}
+
+xend_config() {
+    local conf allow="" h
+    conf="$(fb_path /etc/xen/xend-config.sxp)"
+    [ -f "$conf" ] || die "$conf not found" "install the xen package from the an-cluster repository, then rerun"
+    sxp_set "$conf" network-script an-network-script
+    if [ "$AN_XEN_RELOCATION" = yes ]; then
+        for h in $AN_XEN_RELOCATION_HOSTS; do
+            allow="$allow ^$(printf '%s' "$h" | sed 's/\./\\\\./g')\$"
+        done
+        sxp_set "$conf" xend-relocation-server yes
+        sxp_set "$conf" xend-relocation-port "$AN_XEN_RELOCATION_PORT"
+        sxp_set "$conf" xend-relocation-address "'$AN_XEN_RELOCATION_ADDRESS'"
+        sxp_set "$conf" xend-relocation-hosts-allow "'${allow# }'"
+    else
+        sxp_set "$conf" xend-relocation-server no
+    fi
+}
+
+remove_virbr0() {
+    local net autostart
+    net="$(fb_path /etc/libvirt/qemu/networks/default.xml)"
+    autostart="$(fb_path /etc/libvirt/qemu/networks/autostart/default.xml)"
+    if [ -s "$net" ]; then
+        : >"$net"
+        info "libvirt: emptied the default network (virbr0)"
+    fi
+    rm -f "$autostart"
+    if command -v virsh >/dev/null 2>&1; then
+        virsh net-destroy default >/dev/null 2>&1 || true
+    fi
+}
+
+main() {
+    grub_xen_entry "$(fb_path /boot/grub/grub.conf)"
+    yum_exclude_kernel
+    network_script
+    xend_config
+    remove_virbr0
+}
+
+main "$@"

@@ -1,0 +1,106 @@
+#!/bin/bash
+# 60-drbd: the replicated block device, dual-primary (seed: "Building the DRBD Array").
+#   - the backing device exists (the kickstart assembles the RAID1 md; assembled again here if needed);
+#   - the rendered drbd.conf / global_common.conf / <resource>.res installed and parsed by drbdadm;
+#   - `drbdadm create-md` only when the backing device carries no signature at all (otherwise refuse);
+#   - `drbdadm up`, bounded wait until connected, the sync rate from the definition;
+#   - the lowest nodeid alone runs `drbdadm -- --overwrite-data-of-peer primary`, once ever: only while
+#     both disks are still Inconsistent/Inconsistent (a rerun sees UpToDate and skips it);
+#   - the peer waits until that initial sync has started, then both become primary.
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 60-drbd
+
+RES="$AN_DRBD_RESOURCE"
+
+backing_present() { [ -b "$(fb_path "$AN_DRBD_BACKING")" ]; }
+
+ensure_backing() {
+    backing_present && return 0
+    case "$AN_DRBD_BACKING" in
+        /dev/md*)
+            info "$AN_DRBD_BACKING is not running: assembling RAID arrays"
+            mdadm --assemble --scan >/dev/null 2>&1 || true
+            ;;
+    esac
+    backing_present || die "DRBD backing device $AN_DRBD_BACKING does not exist" \
+        "create it (RAID1: 'mdadm --create $AN_DRBD_BACKING --level=1 --raid-devices=2 <the two unused partitions>', then 'mdadm --detail --brief $AN_DRBD_BACKING >> /etc/mdadm.conf') and rerun 'an-cluster-firstboot run'"
+}
+
+install_config() {
+    fb_install_staged etc/drbd.conf 0644 || true
+    fb_install_staged etc/drbd.d/global_common.conf 0644 || true
+    fb_install_staged "etc/drbd.d/${RES}.res" 0644 || die "etc/drbd.d/${RES}.res is not staged" "restage the node files"
+    local out
+    out="$(drbdadm dump "$RES" 2>&1 >/dev/null)" || die "drbdadm cannot parse the configuration of $RES: $out" \
+        "check /etc/drbd.d/${RES}.res; its 'on' names must match 'uname -n' ($AN_NODE_FQDN)"
+}
+
+create_md() {
+    local dev verdict
+    dev="$(fb_path "$AN_DRBD_BACKING")"
+    verdict="$(fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES")"
+    if [ "$verdict" = run ]; then
+        info "creating DRBD metadata on $AN_DRBD_BACKING (the device carried no signature)"
+        drbdadm create-md "$RES" </dev/null
+    fi
+}
+
+cstate() { drbdadm cstate "$RES" 2>/dev/null | head -n 1; }
+dstate() { drbdadm dstate "$RES" 2>/dev/null | head -n 1; }
+role() { drbdadm role "$RES" 2>/dev/null | head -n 1; }
+
+connected() {
+    case "$(cstate)" in Connected | SyncSource | SyncTarget | PausedSyncS | PausedSyncT | WFBitMapS | WFBitMapT) return 0 ;; esac
+    return 1
+}
+initial_sync_started() { [ "$(dstate)" != "Inconsistent/Inconsistent" ] && connected; }
+both_primary() { [ "$(role)" = "Primary/Primary" ]; }
+
+bring_up() {
+    modprobe drbd
+    case "$(cstate)" in
+        "" | Unconfigured)
+            info "drbdadm up $RES"
+            drbdadm up "$RES"
+            ;;
+        StandAlone)
+            drbdadm connect "$RES" || true
+            ;;
+    esac
+    drbdsetup "$AN_DRBD_DEVICE" syncer -r "$AN_DRBD_SYNC_RATE"
+    fb_wait "DRBD $RES to connect to $AN_PEER_NAME ($AN_PEER_SN_IP)" connected
+}
+
+make_primary() {
+    if fb_is_lowest; then
+        local ds
+        ds="$(dstate)"
+        if [ "$ds" = "Inconsistent/Inconsistent" ]; then
+            fb_intent_set drbd-overwrite-data-of-peer "$AN_DRBD_DEVICE"
+            info "lowest nodeid: starting the initial sync from this node (overwrite-data-of-peer)"
+            drbdadm -- --overwrite-data-of-peer primary "$RES"
+        else
+            debug "disk states $ds: the initial sync happened already"
+        fi
+    else
+        fb_wait "$AN_PEER_NAME (lowest nodeid) to start the initial DRBD sync" initial_sync_started
+    fi
+    case "$(role)" in
+        Primary/*) ;;
+        *) info "drbdadm primary $RES"; drbdadm primary "$RES" ;;
+    esac
+    fb_wait "both nodes to be DRBD primary" both_primary
+    info "DRBD $RES: $(role) $(dstate)"
+}
+
+main() {
+    ensure_backing
+    install_config
+    create_md
+    bring_up
+    make_primary
+}
+
+main "$@"

@@ -1,0 +1,90 @@
+#!/bin/bash
+# 80-gfs2: the shared GFS2 filesystem (seed: "Format Our CLVM LV With The GFS2 File System").
+#   - the lowest nodeid alone runs `mkfs.gfs2 -p lock_dlm -j <journals> -t <cluster>:<lv>`, only if the
+#     LV carries no signature at all (a filesystem there makes the step refuse);
+#   - the peer waits (bounded) until the LV carries that GFS2 filesystem;
+#   - both add the fstab line by UUID (rw,suid,dev,exec,nouser,async 0 0: no `auto`, so a boot without
+#     the cluster does not drop to single user) and mount it; domU_config is created on it;
+#   - then the nodes' root ssh keys are exchanged through it (the first trusted channel between them).
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 80-gfs2
+
+LV_DEV="/dev/${AN_VG}/${AN_GFS2_LV}"
+MNT="$AN_GFS2_MOUNT"
+FSTAB_OPTS="rw,suid,dev,exec,nouser,async"
+
+lv_path() { fb_path "$LV_DEV"; }
+is_our_gfs2() {
+    [ "$(blkid -p -o value -s TYPE "$(lv_path)" 2>/dev/null)" = gfs2 ] &&
+        [ "$(blkid -p -o value -s LABEL "$(lv_path)" 2>/dev/null)" = "$AN_GFS2_LOCK_TABLE" ]
+}
+
+make_fs() {
+    local verdict
+    verdict="$(fb_guard_destructive mkfs-gfs2 "$(lv_path)" gfs2 "mkfs.gfs2 on $LV_DEV")"
+    if [ "$verdict" = run ]; then
+        info "mkfs.gfs2 -p lock_dlm -j $AN_GFS2_JOURNALS -t $AN_GFS2_LOCK_TABLE $LV_DEV"
+        # -O: no interactive question; the device was checked blank just above.
+        # shellcheck disable=SC2086 # AN_MKFS_GFS2_OPTS: extra options (e.g. a small journal size)
+        mkfs.gfs2 -O -p lock_dlm -j "$AN_GFS2_JOURNALS" -t "$AN_GFS2_LOCK_TABLE" ${AN_MKFS_GFS2_OPTS:-} "$(lv_path)" </dev/null
+    fi
+    is_our_gfs2 || die "$LV_DEV carries a GFS2 filesystem with lock table '$(blkid -p -o value -s LABEL "$(lv_path)" 2>/dev/null)', not $AN_GFS2_LOCK_TABLE" \
+        "nothing was changed; fix the lock table with 'tunegfs2 -o locktable=$AN_GFS2_LOCK_TABLE $LV_DEV' if that filesystem is the one to keep"
+}
+
+fstab_line() {
+    local fstab uuid line tmp
+    fstab="$(fb_path /etc/fstab)"
+    uuid="$(blkid -p -o value -s UUID "$(lv_path)" | tr 'A-F' 'a-f')"   # findfs/mount want lower case
+    [ -n "$uuid" ] || die "no UUID on $LV_DEV" "check it with 'blkid -p $LV_DEV'"
+    line="UUID=$uuid $MNT gfs2 $FSTAB_OPTS 0 0"
+    touch "$fstab"
+    if grep -qxF "$line" "$fstab"; then return 0; fi
+    tmp="$(mktemp)"
+    awk -v m="$MNT" '$2 != m || /^[ \t]*#/' "$fstab" >"$tmp"
+    echo "$line" >>"$tmp"
+    fb_write_file "$fstab" 0644 <"$tmp"
+    rm -f "$tmp"
+    info "fstab: $line"
+}
+
+mount_fs() {
+    mkdir -p "$(fb_path "$MNT")"
+    if fb_mounted "$MNT"; then return 0; fi
+    info "mounting $MNT"
+    mount "$MNT" || die "mounting $MNT failed" "check 'service cman status', 'service clvmd status' and dmesg"
+}
+
+# Node keys through the shared filesystem: publish ours, trust the peer's once it appears.
+exchange_ssh_keys() {
+    local dir pub auth peer_pub
+    dir="$(fb_path "$MNT")/.an-cluster/ssh"
+    pub="$(fb_path /root/.ssh/id_rsa.pub)"
+    auth="$(fb_path /root/.ssh/authorized_keys)"
+    [ -f "$pub" ] || die "root has no ssh key" "rerun step 20-ssh-trust ('an-cluster-firstboot reset 20-ssh-trust')"
+    mkdir -p "$dir"
+    fb_write_file "$dir/$AN_NODE_NAME.pub" 0644 <"$pub"
+    peer_pub="$dir/$AN_PEER_NAME.pub"
+    fb_wait "$AN_PEER_NAME to publish its ssh key on $MNT" test -s "$peer_pub"
+    if ! grep -qxF "$(cat "$peer_pub")" "$auth"; then
+        cat "$peer_pub" >>"$auth"
+        info "root trusts $AN_PEER_NAME's key: ssh between the nodes needs no password"
+    fi
+}
+
+main() {
+    [ -b "$(lv_path)" ] || die "$LV_DEV does not exist" "step 70-clvm creates and activates it; check 'lvs $AN_VG'"
+    if fb_is_lowest; then
+        make_fs
+    else
+        fb_wait "$AN_PEER_NAME (lowest nodeid) to create the GFS2 filesystem on $LV_DEV" is_our_gfs2
+    fi
+    fstab_line
+    mount_fs
+    mkdir -p "$(fb_path "$MNT")/domU_config"
+    exchange_ssh_keys
+}
+
+main "$@"

@@ -1,0 +1,77 @@
+#!/bin/bash
+# 90-rgmanager: the resource manager (seed: "Making VMs Highly Available").
+#   - the full cluster.conf, with <rm> (failover domains, one <vm> per VM with live migration, the
+#     storage services in rgmanager mode), is installed on both nodes with config_version bumped by
+#     one above the one cman runs;
+#   - each node announces on the shared GFS2 filesystem that it has the new file; once both have it,
+#     the lowest nodeid activates it cluster-wide with `cman_tool version -r`; the peer waits for it;
+#   - rgmanager on and started; `clustat` shows both nodes (bounded wait).
+set -euo pipefail
+# shellcheck source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+fb_step_init 90-rgmanager
+
+SRC="${FB_STAGE}/etc/cluster/cluster.conf"
+SIGNAL_DIR="$(fb_path "$AN_GFS2_MOUNT")/.an-cluster/rm-config"
+
+config_version_of() {
+    sed -n 's/.*<cluster[^>]*config_version="\([0-9][0-9]*\)".*/\1/p' "$1" | head -n 1
+}
+running_version() { cman_tool version 2>/dev/null | awk '{print $NF}'; }
+
+target_version() {
+    local v
+    v="$(config_version_of "$SRC")"
+    [ -n "$v" ] || die "no config_version in $SRC" "restage the node files"
+    echo $((v + 1))
+}
+
+install_full_conf() {
+    local target="$1" dst tmp
+    dst="$(fb_path /etc/cluster/cluster.conf)"
+    grep -q '<rm[ >/]' "$SRC" || die "$SRC has no <rm> section" "re-render the node files: cluster.conf carries the rgmanager configuration"
+    tmp="$(mktemp)"
+    sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${target}\"/" "$SRC" >"$tmp"
+    if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; chmod 0640 "$dst"; return 0; fi
+    if command -v ccs_config_validate >/dev/null 2>&1; then
+        ccs_config_validate -l -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
+    fi
+    fb_write_file "$dst" 0640 <"$tmp"
+    rm -f "$tmp"
+    info "installed /etc/cluster/cluster.conf with <rm> as config_version $target"
+}
+
+peer_has_conf() { [ "$(cat "$SIGNAL_DIR/$AN_PEER_NAME" 2>/dev/null)" = "$1" ]; }
+cluster_runs() { [ "$(running_version)" -ge "$1" ] 2>/dev/null; }
+
+clustat_shows_both() {
+    local out
+    out="$(clustat 2>/dev/null)" || return 1
+    printf '%s\n' "$out" | grep -q "Member Status: Quorate" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_NODE_FQDN//./\\.}|$AN_NODE_NAME) .*Online" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) .*Online" || return 1
+}
+
+main() {
+    local target
+    target="$(target_version)"
+    if cluster_runs "$target"; then
+        debug "cman already runs config_version $(running_version)"
+    else
+        install_full_conf "$target"
+        mkdir -p "$SIGNAL_DIR"
+        echo "$target" | fb_write_file "$SIGNAL_DIR/$AN_NODE_NAME" 0644
+        if fb_is_lowest; then
+            fb_wait "$AN_PEER_NAME to install cluster.conf version $target" peer_has_conf "$target"
+            info "activating cluster.conf version $target: cman_tool version -r"
+            cman_tool version -r || die "'cman_tool version -r' failed" "compare /etc/cluster/cluster.conf on both nodes, then rerun"
+        fi
+        fb_wait "the cluster to run cluster.conf version $target" cluster_runs "$target"
+    fi
+    chkconfig rgmanager on
+    fb_service_start rgmanager
+    fb_wait "clustat to show both nodes online" clustat_shows_both
+    info "rgmanager running; services: ${AN_VMS:-none}"
+}
+
+main "$@"
