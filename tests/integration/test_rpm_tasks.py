@@ -69,3 +69,11 @@ def test_rpm_info_on_garbage_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x00" * 200)
     res = invoke("rpm-info", "--path", str(bad))
     assert res.returncode == 2 and f"cannot read {bad} as an RPM" in res.stderr
+
+
+def test_drbd_km_for_a_kernel_the_chain_does_not_build_is_refused(tmp_path):
+    need_tool("rpmspec")
+    res = invoke("rpms", "--backend", "mock", "--only", "drbd-km", "--kernel", "2.6.32.21-170.xendom0.fc12",
+                 "--build-dir", str(tmp_path / "b"))
+    assert res.returncode == 2
+    assert "is not the kernel" in res.stderr and "2.6.32.23-170.dom0_an1.fc13" in res.stderr
