@@ -10,6 +10,8 @@
 | nodes/<node>/etc/lvm/lvm.conf          | lvmconfig --validate (LVM_SYSTEM_DIR)                   |
 | scripts (#! files, *.sh)               | bash -n and shellcheck                                  |
 | sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
+| etc/sysconfig/iptables                 | iptables-restore --test (private network namespace)     |
+| etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start order vs Required-Start) |
 
 Every problem is an errors.Problem(file, line, tool, reason); ProblemsError lists them together.
@@ -42,6 +44,7 @@ PACKAGES = {
     "unshare": "util-linux",
     "hostname": "hostname",
     "ip": "iproute2",
+    "iptables-restore": "iptables",
 }
 SHELLCHECK_ARGS = ["--format=gcc", "--norc"]
 # The shell on the node is bash 4.1 (F13). shellcheck has no "bash 4.1" dialect; the features newer
@@ -243,11 +246,7 @@ def check_drbd(col: Collector, conf: Path, hostname: str, sn_address: str) -> No
     hn = _tool("hostname")
     script = (f'set -e; {hn} "$1"; {ip} link set lo up; {ip} addr add "$2"/32 dev lo; '
               f'exec {drbdadm} -c "$3" dump all')
-    if os.geteuid() == 0:
-        argv = [unshare, "--uts", "--net", "sh", "-c", script, "sh", hostname, sn_address, conf]
-    else:  # a user namespace makes us root inside it
-        argv = [unshare, "--user", "--map-root-user", "--uts", "--net", "sh", "-c", script, "sh",
-                hostname, sn_address, conf]
+    argv = _netns_argv(unshare, "sh", "-c", script, "sh", hostname, sn_address, str(conf))
     proc = run(argv, check=False, timeout=60)
     # drbdadm prints "file:line: message" and continues a message on indented lines; the same
     # message may come twice (once per pass). Join continuations, drop repeats.
@@ -272,6 +271,84 @@ def check_drbd(col: Collector, conf: Path, hostname: str, sn_address: str) -> No
     if proc.returncode != 0 and not proc.stderr.strip():
         col.add(conf, None, "drbdadm-83", f"exit status {proc.returncode}")
     col.ok(conf, "drbdadm-83")
+
+
+def _netns_argv(unshare: str, *rest: str) -> list[str]:
+    """Run in fresh UTS + network namespaces: as root directly, otherwise inside a user namespace."""
+    if os.geteuid() == 0:
+        return [unshare, "--uts", "--net", *rest]
+    return [unshare, "--user", "--map-root-user", "--uts", "--net", *rest]
+
+
+# ---------------------------------------------------------------------------------------------
+# iptables
+# ---------------------------------------------------------------------------------------------
+
+
+def check_iptables(col: Collector, path: Path) -> None:
+    """iptables-restore --test in an empty network namespace: parses every rule, loads the matches,
+    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present)."""
+    from .run import which
+
+    tool = which("iptables-legacy-restore") or _tool("iptables-restore")
+    unshare = _tool("unshare")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    proc = run(_netns_argv(unshare, tool, "--test"), check=False, input=data, timeout=60)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else proc.stderr or ""
+        m = re.search(r"Error occurred at line: (\d+)", err)
+        first = next((ln for ln in err.splitlines() if ln.strip() and "Try `" not in ln
+                      and not ln.startswith("Error occurred")), f"exit status {proc.returncode}")
+        col.add(path, int(m.group(1)) if m else None, "iptables-restore --test", first)
+    col.ok(path, "iptables-restore --test")
+
+
+# ---------------------------------------------------------------------------------------------
+# xend-config.sxp
+# ---------------------------------------------------------------------------------------------
+
+
+def check_sxp(col: Collector, path: Path) -> None:
+    """Balanced parentheses and quotes, every top-level form `(name value ...)`: what xend's sxp
+    parser needs before it looks at the settings."""
+    depth = 0
+    quote = None
+    form_line = 0
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if quote:
+                if ch == "\\":
+                    i += 1
+                elif ch == quote:
+                    quote = None
+            elif ch == "#" and depth == 0:
+                break
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "(":
+                if depth == 0:
+                    form_line = no
+                    if not re.match(r"\(\s*[A-Za-z][\w-]*(\s|\))", line[i:]):
+                        col.add(path, no, "sxp", "a setting must start with (name ...")
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth < 0:
+                    col.add(path, no, "sxp", "unbalanced ')'")
+                    depth = 0
+            elif depth == 0 and not ch.isspace():
+                col.add(path, no, "sxp", f"text outside a (setting): {line.strip()!r}")
+                break
+            i += 1
+        if quote:
+            col.add(path, no, "sxp", "unterminated quoted string")
+            quote = None
+    if depth > 0:
+        col.add(path, form_line, "sxp", "setting is never closed: missing ')'")
+    col.ok(path, "sxp")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,6 +428,10 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     # Fail early and clearly when a validator is missing, naming its package.
     for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
         _tool(tool)
+    if cluster.install.firewall == "cluster":
+        from .run import which
+
+        which("iptables-legacy-restore") or _tool("iptables-restore")
     for node in cluster.nodes:
         ks = build_dir / "kickstart" / f"{node.name}.ks"
         if not ks.is_file():
@@ -366,7 +447,10 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
             "etc/drbd.conf": lambda p: check_drbd(col, p, node.fqdn, str(node.ip["sn"])),
             "etc/lvm/lvm.conf": lambda p: check_lvm_conf(col, p),
             "etc/an-cluster/init-order": lambda p: check_init_order(col, p),
+            "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
         }
+        if cluster.install.firewall == "cluster":
+            checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
         for rel, fn in checkers.items():
             p = root / rel
             if not p.is_file():

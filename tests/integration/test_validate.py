@@ -25,7 +25,7 @@ from conftest import need_tool
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = {"an-cluster": REPO / "cluster.yaml", "vmcl-b": REPO / "examples" / "ipmi-cluster.yaml"}
-TOOLS = ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname")
+TOOLS = ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname", "iptables-restore")
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def test_examples_pass_every_validator(name, clusters, rendered):
     checked = validate(rendered[name], clusters[name])
     tools = {t for v in checked.values() for t in v.split(", ")}
     assert {"pykickstart F13", "RelaxNG cluster.rng", "drbdadm-83", "lvmconfig", "bash -n", "shellcheck",
-            "init-order"} <= tools
+            "init-order", "iptables-restore --test", "sxp"} <= tools
     c = clusters[name]
     for n in c.nodes:
         root = rendered[name] / "nodes" / n.name
@@ -118,6 +118,10 @@ BREAKAGES = [
     ("nodes/an-node01/etc/sysconfig/network-scripts/ifcfg-eth0", "ONBOOT=yes", "ONBOOT=yes\nX=$(", "bash -n", ""),
     ("nodes/an-node01/etc/an-cluster/init-order", "cman on 2345 14", "cman on 2345 09", "init-order",
      "requires xend"),
+    ("nodes/an-node01/etc/sysconfig/iptables", "--dport 22 -j ACCEPT", "--dport 22 --no-such-option -j ACCEPT",
+     "iptables-restore --test", "no-such-option"),
+    ("nodes/an-node01/etc/xen/xend-config.sxp", "(xend-relocation-port 8002)", "(xend-relocation-port 8002",
+     "sxp", "never closed"),
 ]
 
 
