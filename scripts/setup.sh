@@ -10,7 +10,7 @@ APT_PACKAGES="
   xorriso genisoimage isomd5sum isolinux syslinux syslinux-common syslinux-utils pxelinux
   qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
   createrepo-c dnf rpm rpm2cpio rpmlint
-  drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils
+  drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
   gnupg curl
 "
 
