@@ -988,8 +988,8 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
         if lv:
             _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
             if len(lv) > 30:
-                ck.add("storage.gfs2.lv", f"{lv!r} is longer than 30 characters", ck.line_of(gn, "lv"),
-                       "the GFS2 lock table is <cluster>:<lv>, at most 16:30 characters")
+                ck.add("storage.gfs2.lv", f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
+                       ck.line_of(gn, "lv"), "shorten the LV name to 30 characters or fewer")
         gsize = str(g.get("size", ""))
         gmib = parse_size_mib(gsize) if gsize else None
         if "size" in g and gmib is None:
@@ -1210,6 +1210,13 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
         if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
             ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
                    ck.line_of(raw["xen"].get("relocation"), "port"))
+        if install.raid and install.partitions:
+            want = f"/dev/md{len(install.partitions)}"
+            if storage.backing_device != want:
+                ck.add("storage.backing_device", f"{storage.backing_device} is not the RAID1 device the kickstart creates",
+                       ck.line_of(snode, "backing_device"),
+                       f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
+                       f"backing device is {want}")
         if storage.size_mib is not None:
             total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms)
             if total > storage.size_mib:
