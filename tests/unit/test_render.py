@@ -281,3 +281,11 @@ def test_firewall_off_renders_no_iptables(tmp_path, copy_example):
     ks = render_kickstart(c, c.nodes[0])
     assert "firewall --disabled" in ks
     assert "etc/sysconfig/iptables" not in node_files(c, c.nodes[0])
+
+
+def test_relocation_explicit_host_list_is_passed_as_regexes(copy_example):
+    path = copy_example("cluster.yaml")
+    path.write_text(path.read_text().replace("hosts_allow: peers", "hosts_allow: ['^an-node0[12].bcn$']"))
+    c = load_definition(path)
+    sxp = node_files(c, c.nodes[0])["etc/xen/xend-config.sxp"]
+    assert "(xend-relocation-hosts-allow '^an-node0[12].bcn$ ^localhost$ " in sxp
