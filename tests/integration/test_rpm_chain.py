@@ -221,3 +221,83 @@ def test_rpm48_header_normalisation_keeps_digests_valid(tmp_path):
     check = subprocess.run([tools["rpm"], "-Kv", str(rpm)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "MD5 digest: OK" in check.stdout and "Header SHA1 digest: OK" in check.stdout
+
+
+def test_missing_or_bad_locked_source_stops_before_building(tmp_path, specs):
+    """A locked source that cannot be fetched or does not match: clear error, nothing built, repo kept."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "upstream-1.0.tar.gz").write_bytes(b"tampered upstream")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        good = cfg_for(tmp_path, specs, chain=("an-fixture-hello",), sources_cache=tmp_path / "cache")
+        build_chain(good)
+        repomd = (good.repo_dir / "repodata" / "repomd.xml").read_bytes()
+        spec = specs / "an-fixture-hello" / "an-fixture-hello.spec"
+        spec.write_text(spec.read_text().replace("Source0:        hello.txt",
+                                                 f"Source0:        hello.txt\nSource1:        {url}/upstream-1.0.tar.gz\n"
+                                                 f"Source2:        {url}/gone-2.0.tar.gz"))
+        expected = hashlib.sha256(b"real upstream").hexdigest()
+        (specs / "an-fixture-hello" / "sources.lock").write_text(
+            f"upstream-1.0.tar.gz sha256:{expected} {url}/upstream-1.0.tar.gz\n"
+            f"gone-2.0.tar.gz sha256:{'0' * 64} {url}/gone-2.0.tar.gz\n")
+        with pytest.raises(IsobuildError) as exc:
+            build_chain(good)
+        text = str(exc.value)
+        assert "sha256 mismatch for upstream-1.0.tar.gz" in text
+        assert "gone-2.0.tar.gz" in text and "download failed" in text
+        assert not (tmp_path / "cache" / "upstream-1.0.tar.gz").exists()
+        assert (good.repo_dir / "repodata" / "repomd.xml").read_bytes() == repomd
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fake_mock_path(monkeypatch):
+    """PATH with tests/fixtures/fake-mock/mock first: mock's CLI contract over a real rpmbuild, rpm-4.8 style."""
+    need_tool("rpmbuild", "rpmspec", "createrepo_c")
+    monkeypatch.setenv("PATH", f"{FIXTURES.parent / 'fake-mock'}:{__import__('os').environ['PATH']}")
+
+
+def test_mock_backend_normalises_and_rebuilds_identically(tmp_path, fake_mock_path):
+    overlay = tmp_path / "firstboot"
+    (overlay / "steps").mkdir(parents=True)
+    (overlay / "VERSION").write_text("2.0.0\n")
+    (overlay / "an-cluster-firstboot").write_text("#!/bin/bash\necho runner\n")
+    (overlay / "steps" / "10-network.sh").write_text("#!/bin/bash\n: network\n")
+    cfg = BuildConfig(build_dir=tmp_path / "build", backend="mock", chain=("an-cluster-firstboot",), firstboot_dir=overlay)
+    res = build_chain(cfg)
+    (rpm,) = res.rpms
+    info = rpm_info(rpm)
+    assert info.buildtime == 1286884800  # rewritten from time() to the changelog date
+    assert info.buildhost == "build.an-cluster"  # from the mock config's hostname
+    mtimes = subprocess.run(["rpm", "-qp", "--qf", "[%{FILEMTIMES}\n]", str(rpm)], check=True,
+                            capture_output=True, text=True).stdout.split()
+    assert set(mtimes) == {"1286884800"}  # clamped by the spec itself: rpm 4.8 would not do it
+    assert subprocess.run(["rpm", "-K", str(rpm)], capture_output=True).returncode == 0
+    assert (cfg.build_dir / "mock" / "localrepo" / "repodata" / "repomd.xml").is_file()
+    assert (cfg.build_dir / "mock" / "an-cluster-firstboot" / "build.log").is_file()
+    report = verify_rebuild(cfg)
+    assert report.ok, report.different
+
+
+def test_mock_backend_failure_shows_the_build_log(tmp_path, specs, fake_mock_path):
+    cfg = BuildConfig(build_dir=tmp_path / "build", backend="mock", specs_dir=specs,
+                      chain=("an-fixture-hello", "an-fixture-broken", "an-fixture-needs"))
+    with pytest.raises(BuildFailed) as exc:
+        build_chain(cfg)
+    log = cfg.build_dir / "mock" / "an-fixture-broken" / "build.log"
+    assert f"an-fixture-broken: mock failed (exit 1); log: {log}" in str(exc.value)
+    assert "deliberate failure in %build" in str(exc.value)
+    assert [p.name for p in cfg.rpms_dir.glob("*.rpm")] == ["an-fixture-hello-1.0-1.fc13.noarch.rpm"]
+    assert not cfg.repo_dir.exists()
