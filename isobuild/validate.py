@@ -3,6 +3,7 @@
 | file                                   | tool                                                    |
 |----------------------------------------|---------------------------------------------------------|
 | kickstart/<node>.ks                    | pykickstart's F13 handler, warnings are errors (ksvalidator) |
+|                                        | + layout/packages consistency on the parsed kickstart   |
 | %post bodies of the kickstarts         | bash -n and shellcheck (bash)                           |
 | nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster.rng (lxml), with line numbers   |
 | nodes/<node>/etc/drbd.conf (+ drbd.d/) | drbdadm-83 dump, as that node (private UTS + net namespace |
@@ -118,6 +119,8 @@ def check_kickstart(col: Collector, path: Path) -> None:
     for line, msg in errors:
         col.add(path, line, "pykickstart F13", msg)
     col.ok(path, "pykickstart F13")
+    if not errors:
+        check_kickstart_consistency(col, path, handler)
 
     # %pre/%post bodies: bash -n and shellcheck, lines mapped back into the kickstart.
     for script in handler.scripts:
@@ -127,6 +130,62 @@ def check_kickstart(col: Collector, path: Path) -> None:
         start = (script.lineno or 0)  # line of the %post header; the body starts on the next line
         check_shell_text(col, path, script.script, "bash" if "bash" in interp else "sh", line_offset=start,
                          what=f"%{_script_kind(script)} (line {start})")
+
+
+# What every AN!Cluster node kickstart must install and leave out (the cluster stack).
+REQUIRED_PACKAGES = ("cman", "rgmanager", "lvm2-cluster", "gfs2-utils", "xen", "drbd", "an-cluster-firstboot")
+EXCLUDED_PACKAGES = ("NetworkManager",)
+
+
+def check_kickstart_consistency(col: Collector, path: Path, handler) -> None:
+    """What anaconda 13 would only find out half-way through an install: RAID members that no `part`
+    defines, disks outside `clearpart --drives`, mount points used twice, the hostname given zero
+    or several times, the cluster packages missing."""
+    tool = "kickstart layout"
+    parts = handler.partition.partitions
+    defined: dict[str, int] = {}
+    mounts: dict[str, int] = {}
+    drives = set(handler.clearpart.drives or [])
+    for pd in parts:
+        mp = pd.mountpoint
+        if mp.startswith("raid."):
+            if mp in defined:
+                col.add(path, pd.lineno, tool, f"{mp} is defined twice (first on line {defined[mp]})")
+            defined[mp] = pd.lineno
+        elif mp not in ("swap", "None"):
+            if mp in mounts:
+                col.add(path, pd.lineno, tool, f"{mp} is mounted twice (first on line {mounts[mp]})")
+            mounts.setdefault(mp, pd.lineno)
+        if drives and pd.disk and pd.disk not in drives:
+            col.add(path, pd.lineno, tool, f"--ondisk={pd.disk} is not in clearpart --drives={','.join(sorted(drives))}")
+    used: dict[str, int] = {}
+    for rd in handler.raid.raidList:
+        if rd.mountpoint not in ("swap",) and rd.mountpoint in mounts:
+            col.add(path, rd.lineno, tool, f"{rd.mountpoint} is mounted twice (first on line {mounts[rd.mountpoint]})")
+        mounts.setdefault(rd.mountpoint, rd.lineno)
+        for m in rd.members:
+            if m not in defined:
+                col.add(path, rd.lineno, tool, f"RAID member {m} is not defined by a part line")
+            elif m in used:
+                col.add(path, rd.lineno, tool, f"RAID member {m} is already used on line {used[m]}")
+            used.setdefault(m, rd.lineno)
+    if "/" not in mounts:
+        col.add(path, None, tool, "no partition is mounted at /")
+    named = [n for n in handler.network.network if n.hostname]
+    if len(named) != 1:
+        col.add(path, None, tool, f"{len(named)} network lines set --hostname; exactly one must")
+    for n in handler.network.network:
+        if n.bootProto != "static" or not n.ip:
+            col.add(path, n.lineno, tool, f"network --device={n.device} is not static with an --ip")
+    pkgs = set(handler.packages.packageList)
+    excluded = set(handler.packages.excludedList)
+    for name in REQUIRED_PACKAGES:
+        if name not in pkgs:
+            col.add(path, None, tool, f"%packages does not install {name}")
+    for name in EXCLUDED_PACKAGES:
+        if name not in excluded:
+            col.add(path, None, tool, f"%packages does not exclude {name} (-{name})")
+    col.ok(path, tool)
 
 
 def _script_kind(script) -> str:

@@ -102,6 +102,8 @@ BREAKAGES = [
     ("kickstart/an-node01.ks", "chkconfig network on\n", "chkconfig network on )\n", "bash -n", "syntax error"),
     ("kickstart/an-node01.ks", "chmod 0700 /mnt/sysimage", "chmod 0700 $unquoted_var /mnt/sysimage", "shellcheck",
      "SC2086"),
+    ("kickstart/an-node01.ks", "part raid.201 ", "part raid.299 ", "kickstart layout", "raid.201 is not defined"),
+    ("kickstart/an-node01.ks", "--ondisk=sdb", "--ondisk=sdc", "kickstart layout", "not in clearpart"),
     ("nodes/an-node01/etc/cluster/cluster.conf", '<cman two_node="1"', '<cman two_nodes="1"',
      "RelaxNG cluster.rng", ""),
     ("nodes/an-node01/etc/cluster/cluster.conf", "</clusternodes>", "</clusternode>", "xml", ""),
@@ -180,12 +182,15 @@ def test_broken_template_is_caught_by_validate(clusters, tmp_path):
                                          '<fence_daemon post_join_delay="30" not_an_option="1"/>'))
     ks = tpl / "ks/post.j2"
     ks.write_text(ks.read_text().replace("chkconfig network on", "chkconfig network on ;;"))
+    pk = tpl / "ks/packages.j2"
+    pk.write_text(pk.read_text().replace("-NetworkManager\n", ""))
     build = tmp_path / "b"
     render(clusters["an-cluster"], build, template_dir=tpl)
     with pytest.raises(ProblemsError) as exc:
         validate(build, clusters["an-cluster"])
     tools = {p.path for p in exc.value.problems}
-    assert "RelaxNG cluster.rng" in tools and "bash -n" in tools
+    assert {"RelaxNG cluster.rng", "bash -n", "kickstart layout"} <= tools
+    assert any("NetworkManager" in p.reason for p in exc.value.problems)
 
 
 def test_pxe_kickstart_validates(clusters, tmp_path):
