@@ -27,6 +27,7 @@ from . import initorder
 from .errors import IsobuildError
 from .model import NETWORK_NAMES, Cluster, Node, model_json
 from .outputs import atomic_dir
+from .stamps import sha256_tree
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO / "kickstart"
@@ -290,7 +291,8 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
         out.kickstarts[n.name] = build_dir / "kickstart" / f"{n.name}.ks"
 
     stamp = build_dir / STAMP
-    if not force and stamp.is_file() and stamp.read_text().strip() == digest and _outputs_present(out, cluster):
+    if not force and stamp.is_file() and _outputs_present(out, cluster) and \
+            stamp.read_text().split() == [digest, _outputs_digest(build_dir)]:
         out.files = _listing(out)
         out.up_to_date = True
         return out
@@ -312,10 +314,20 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
             os.chmod(p, mode)  # umask-proof
-        (tmp / STAMP).write_text(digest + "\n")
+        (tmp / STAMP).write_text(f"{digest}\n{_outputs_digest(tmp)}\n")
     _swap_in(build_dir / ".render", build_dir)
     out.files = _listing(out)
     return out
+
+
+def _outputs_digest(root: Path) -> str:
+    """Digest of what a render wrote (names, modes, contents): a hand-edited output is not up to date."""
+    h = hashlib.sha256()
+    for name in ("kickstart", "nodes"):
+        h.update(sha256_tree(root / name).encode())
+    mj = root / "model.json"
+    h.update(hashlib.sha256(mj.read_bytes()).hexdigest().encode() if mj.is_file() else b"-")
+    return h.hexdigest()
 
 
 def _outputs_present(out: Rendered, cluster: Cluster) -> bool:

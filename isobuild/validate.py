@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from .errors import Problem, ProblemsError
+from .errors import Problem, ProblemsError, ToolError
 from .initorder import InitService, check_order
 from .model import REDACTED, Cluster
 from .run import require, run
@@ -86,9 +86,13 @@ class Collector:
 
 def check_kickstart(col: Collector, path: Path) -> None:
     """pykickstart F13 handler with every parse warning an error; then the %post bodies as shell."""
-    from pykickstart.errors import KickstartError, KickstartParseWarning
-    from pykickstart.parser import KickstartParser, preprocessKickstart
-    from pykickstart.version import F13, makeVersion
+    try:
+        from pykickstart.errors import KickstartError, KickstartParseWarning
+        from pykickstart.parser import KickstartParser, preprocessKickstart
+        from pykickstart.version import F13, makeVersion
+    except ImportError:
+        raise ToolError("required Python module not found: pykickstart",
+                        hint="pip install pykickstart (scripts/setup.sh installs it)") from None
 
     errors: list[tuple[int | None, str]] = []
 
@@ -269,7 +273,11 @@ def is_sourced_shell(rel: str) -> bool:
 
 
 def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> None:
-    from lxml import etree
+    try:
+        from lxml import etree
+    except ImportError:
+        raise ToolError("required Python module not found: lxml",
+                        hint="pip install lxml (scripts/setup.sh installs it)") from None
 
     try:
         rng = etree.RelaxNG(etree.parse(str(schema)))

@@ -92,6 +92,12 @@ def test_unchanged_rerender_is_up_to_date_and_a_changed_template_is_not(clusters
     assert not first.up_to_date
     again = render(c, tmp_path / "b", template_dir=tpl)
     assert again.up_to_date and again.files == first.files
+    # a hand-edited output is not up to date: the next render puts the rendered file back
+    edited = tmp_path / "b/nodes/an-node02/etc/drbd.conf"
+    good = edited.read_text()
+    edited.write_text(good + "# edited\n")
+    fixed = render(c, tmp_path / "b", template_dir=tpl)
+    assert not fixed.up_to_date and edited.read_text() == good
     hosts = tpl / "node" / "etc" / "hosts.j2"
     hosts.write_text(hosts.read_text() + "# local addition\n")
     third = render(c, tmp_path / "b", template_dir=tpl)
