@@ -104,7 +104,6 @@ class BuildConfig:
     kernel_version: str = DEFAULT_KERNEL  # version-release of the dom0 kernel, no arch
     firstboot_dir: Path = FIRSTBOOT_DIR
     download: bool = True
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.build_dir = Path(self.build_dir)
@@ -134,10 +133,6 @@ class BuildConfig:
     @property
     def logs_dir(self) -> Path:
         return self.build_dir / "logs" / "rpms"
-
-    @property
-    def work_dir(self) -> Path:
-        return self.build_dir / ".rpmbuild"
 
     @property
     def manifests_dir(self) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import log
-from .errors import IsobuildError, Problem, ProblemsError
+from .errors import Problem, ProblemsError
 
 ALGOS = {"sha256": 64, "sha1": 40, "md5": 32}
 WEAK = {"sha1", "md5"}
