@@ -127,6 +127,8 @@ xend_config() {
     local conf allow="" h
     conf="$(fb_path /etc/xen/xend-config.sxp)"
     [ -f "$conf" ] || die "$conf not found" "install the xen package from the an-cluster repository, then rerun"
+    # The rendered file carries every setting (relocation restricted to the peer, the network script).
+    if fb_install_staged etc/xen/xend-config.sxp 0644; then return 0; fi
     sxp_set "$conf" network-script an-network-script
     if [ "$AN_XEN_RELOCATION" = yes ]; then
         for h in $AN_XEN_RELOCATION_HOSTS; do

@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""PATH shims for the firstboot harness: stand-ins only for what cannot run in a test container.
+
+One file, installed under many names (symlinks in <harness>/shimbin). Which command it plays is its
+argv[0]. Every call is appended to <harness>/calls.log as "node<TAB>command<TAB>args" so the tests can
+check what the steps did (and that no destructive command ran twice or on both nodes).
+
+Environment (set by harness.py for each node's runner):
+  FBH_DIR   the harness directory (shared state of the emulated cluster: cman membership, DRBD, GFS2)
+  FBH_NODE  the node this process belongs to
+  AN_ROOT   that node's scratch root
+  FBH_KILL  "before:<pattern>" or "after:<pattern>": SIGKILL the runner's process group (a power cut)
+            right before / right after the first call whose "command args" contains <pattern>
+
+Fakes (kernel or daemons needed): service, chkconfig, hostname, modprobe, cman_tool, clustat, lvmconf,
+mount, rpm, yum, virsh, mdadm, drbdsetup (the DRBD kernel side, also used by drbdadm-83 via -s).
+Wrappers that run the REAL tool after mapping node paths ($AN_ROOT/dev/...) to the loop devices:
+drbdadm (the real drbdadm-83 parses the rendered config; -s our drbdsetup; -m our drbdmeta wrapper),
+drbdmeta (real), pvcreate/vgcreate/lvcreate/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
+vgchange -ay emulates device-mapper activation with a loop device over the LV's extents),
+mkfs.gfs2 (real).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FBH = Path(os.environ["FBH_DIR"])
+NODE = os.environ["FBH_NODE"]
+ROOT = Path(os.environ.get("AN_ROOT", "/"))
+CMD = Path(sys.argv[0]).name
+ARGS = sys.argv[1:]
+REAL = {"drbdadm": "/usr/lib/drbd/drbdadm-83", "drbdmeta": "/usr/sbin/drbdmeta"}
+DESTRUCTIVE = ("create-md", "overwrite-data-of-peer", "pvcreate", "vgcreate", "lvcreate", "mkfs.gfs2")
+
+
+# --------------------------------------------------------------------------------------------------
+# recording, state, power cuts
+
+
+def _locked_append(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write(line + "\n")
+
+
+def record(cmd: str = CMD, args: list[str] | None = None) -> None:
+    _locked_append(FBH / "calls.log", f"{NODE}\t{cmd}\t{shlex.join(ARGS if args is None else args)}")
+
+
+def maybe_kill(when: str, cmd: str = CMD, args: list[str] | None = None) -> None:
+    spec = os.environ.get("FBH_KILL", "")
+    if not spec.startswith(when + ":"):
+        return
+    pattern = spec.split(":", 1)[1]
+    text = f"{cmd} {' '.join(ARGS if args is None else args)}"
+    flag = FBH / "killed" / NODE
+    if pattern in text and not flag.exists():
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.write_text(f"{when} {text}\n")
+        _locked_append(FBH / "calls.log", f"{NODE}\t#power-cut\t{when} {text}")
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def state(*parts: str) -> Path:
+    p = FBH.joinpath(*parts)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def run_dir(node: str = NODE) -> Path:
+    """Runtime state of a node: gone after a (harness) reboot."""
+    d = FBH / "run" / node
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def nodes() -> dict[str, dict]:
+    return json.loads((FBH / "nodes.json").read_text())
+
+
+def me() -> dict:
+    return nodes()[NODE]
+
+
+def peer_name() -> str:
+    return next(n for n in nodes() if n != NODE)
+
+
+def fail(msg: str, rc: int = 1) -> None:
+    print(f"{CMD}: {msg}", file=sys.stderr)
+    sys.exit(rc)
+
+
+def node_path(p: str) -> str:
+    """A path as the node sees it -> the real device/file here (follows the scratch root's symlinks)."""
+    if p.startswith("/dev/") or p.startswith("/etc/"):
+        p = str(ROOT) + p
+    if p.startswith(str(ROOT) + "/dev/") and os.path.islink(p):
+        return os.path.realpath(p)
+    return p
+
+
+# --------------------------------------------------------------------------------------------------
+# services, chkconfig
+
+
+def svc_running(name: str, node: str = NODE) -> bool:
+    return (run_dir(node) / f"svc.{name}").exists()
+
+
+def cmd_service() -> None:
+    record()
+    if len(ARGS) < 2:
+        fail("usage: service NAME start|stop|status|restart", 2)
+    name, action = ARGS[0], ARGS[1]
+    flag = run_dir() / f"svc.{name}"
+    if action == "status":
+        sys.exit(0 if flag.exists() else 3)
+    if action in ("start", "restart"):
+        if name in ("clvmd", "rgmanager", "gfs2") and not svc_running("cman"):
+            fail(f"{name}: cman is not running")
+        if name == "cman":
+            conf = ROOT / "etc/cluster/cluster.conf"
+            if not conf.is_file():
+                fail("cman: /etc/cluster/cluster.conf is missing")
+            version = _conf_version(conf)
+            vfile = state("cluster", "config_version")
+            if not vfile.exists() or not any(svc_running("cman", n) for n in nodes() if n != NODE):
+                vfile.write_text(str(version))
+            elif int(vfile.read_text()) != version:
+                fail(f"cman: config_version {version} differs from the cluster's {vfile.read_text()}")
+        if name == "gfs2":
+            for line in (ROOT / "etc/fstab").read_text().splitlines():
+                f = line.split()
+                if len(f) >= 3 and f[2] == "gfs2" and not line.startswith("#"):
+                    _mount(f[1])
+        flag.write_text("running\n")
+        sys.exit(0)
+    if action == "stop":
+        flag.unlink(missing_ok=True)
+        sys.exit(0)
+    fail(f"unknown action {action}", 2)
+
+
+def _chk_header(name: str) -> tuple[str, int, int]:
+    script = ROOT / "etc/rc.d/init.d" / name
+    if not script.is_file():
+        fail(f"error reading information on service {name}: No such file or directory")
+    m = re.search(r"^#\s*chkconfig:\s*(\S+)\s+(\d+)\s+(\d+)", script.read_text(), re.M)
+    if not m:
+        fail(f"service {name} does not support chkconfig")
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def _chk_links(name: str, on_levels: str, start: int, stop: int) -> None:
+    for lvl in range(7):
+        d = ROOT / f"etc/rc.d/rc{lvl}.d"
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.glob(f"[SK][0-9][0-9]{name}"):
+            old.unlink()
+        link = f"S{start:02d}{name}" if str(lvl) in on_levels else f"K{stop:02d}{name}"
+        (d / link).symlink_to(f"../init.d/{name}")
+
+
+def cmd_chkconfig() -> None:
+    record()
+    a = ARGS
+    if a and a[0] == "--add":
+        levels, start, stop = _chk_header(a[1])
+        _chk_links(a[1], "" if levels == "-" else levels, start, stop)
+    elif a and a[0] == "--del":
+        _chk_header(a[1])
+        for d in ROOT.glob("etc/rc.d/rc[0-6].d"):
+            for old in d.glob(f"[SK][0-9][0-9]{a[1]}"):
+                old.unlink()
+    elif len(a) == 2 and a[1] in ("on", "off"):
+        levels, start, stop = _chk_header(a[0])
+        _chk_links(a[0], ("2345" if levels == "-" else levels) if a[1] == "on" else "", start, stop)
+    else:
+        fail(f"unsupported: {' '.join(a)}", 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# cman
+
+
+def _conf_version(path: Path) -> int:
+    m = re.search(r'<cluster[^>]*config_version="(\d+)"', path.read_text())
+    return int(m.group(1)) if m else 0
+
+
+def members() -> list[str]:
+    return [n for n in nodes() if svc_running("cman", n)]
+
+
+def cmd_cman_tool() -> None:
+    record()
+    if not svc_running("cman"):
+        fail("Cannot open connection to cman, is it running ?")
+    sub = ARGS[0] if ARGS else ""
+    ms = members()
+    version = int(state("cluster", "config_version").read_text())
+    if sub == "status":
+        quorate = len(ms) >= 1  # two_node="1" expected_votes="1"
+        print(f"Version: 6.2.0\nConfig Version: {version}\nCluster Name: {nodes()[NODE]['cluster']}\n"
+              f"Membership state: Cluster-Member\nNodes: {len(ms)}\nExpected votes: 1\nTotal votes: {len(ms)}\n"
+              f"Quorum: 1{'' if quorate else '  Activity blocked'}\nFlags: 2node\n"
+              f"Node name: {me()['fqdn']}\nNode ID: {me()['nodeid']}")
+    elif sub == "nodes":
+        print("Node  Sts   Inc   Joined               Name")
+        for n, info in sorted(nodes().items(), key=lambda kv: kv[1]["nodeid"]):
+            sts = "M" if n in ms else "X"
+            print(f"{info['nodeid']:>4}   {sts}    100   2010-10-13 12:00:00  {info['fqdn']}")
+    elif sub == "version" and ARGS[1:2] == ["-r"]:
+        want = {n: _conf_version(Path(nodes()[n]["root"]) / "etc/cluster/cluster.conf") for n in ms}
+        if len(set(want.values())) != 1:
+            fail(f"cluster.conf differs between members: {want}")
+        new = next(iter(want.values()))
+        if new <= version:
+            fail(f"config version {new} is not newer than the running {version}")
+        state("cluster", "config_version").write_text(str(new))
+    elif sub == "version":
+        print(f"6.2.0 config {version}")
+    else:
+        fail(f"unsupported: {' '.join(ARGS)}", 2)
+
+
+def cmd_clustat() -> None:
+    record()
+    if not svc_running("cman"):
+        fail("Could not connect to CMAN: connection refused")
+    ms = members()
+    print(f"Cluster Status for {me()['cluster']} @ Wed Oct 20 23:48:14 2010")
+    print(f"Member Status: {'Quorate' if ms else 'Inquorate'}\n")
+    print(" Member Name                             ID   Status")
+    print(" ------ ----                             ---- ------")
+    for n, info in sorted(nodes().items(), key=lambda kv: kv[1]["nodeid"]):
+        if n in ms:
+            extra = ", Local" if n == NODE else ""
+            rg = ", rgmanager" if svc_running("rgmanager", n) else ""
+            print(f" {info['fqdn']:<39} {info['nodeid']:>4} Online{extra}{rg}")
+        else:
+            print(f" {info['fqdn']:<39} {info['nodeid']:>4} Offline")
+
+
+# --------------------------------------------------------------------------------------------------
+# DRBD: the real drbdadm-83 drives our drbdsetup (kernel stand-in) and the real drbdmeta
+
+
+def drbd_state(node: str) -> dict:
+    p = run_dir(node) / "drbd.json"
+    return json.loads(p.read_text()) if p.exists() else {"attached": False, "net": False, "role": "Secondary"}
+
+
+def drbd_save(st: dict, node: str = NODE) -> None:
+    p = run_dir(node) / "drbd.json"
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(st))
+    os.replace(tmp, p)
+
+
+def disk_state(node: str) -> str:
+    """Persistent (lives in the metadata): Inconsistent after create-md, UpToDate after a sync."""
+    p = FBH / "disks" / f"{node}.dstate"
+    return p.read_text().strip() if p.exists() else "Diskless"
+
+
+def set_disk_state(node: str, value: str) -> None:
+    state("disks", f"{node}.dstate").write_text(value + "\n")
+
+
+def connected(node: str) -> bool:
+    other = next(n for n in nodes() if n != node)
+    a, b = drbd_state(node), drbd_state(other)
+    return a["attached"] and a["net"] and b["attached"] and b["net"]
+
+
+def _drbd_dev_link(node: str, present: bool) -> None:
+    info = nodes()[node]
+    link = Path(info["root"]) / info["drbd_device"].lstrip("/")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    if present:
+        link.symlink_to(info["drbd_loop"])
+
+
+def cmd_drbdsetup() -> None:
+    record()
+    if len(ARGS) < 2:
+        fail("usage: drbdsetup MINOR|DEVICE CMD ...", 20)
+    sub = ARGS[1]
+    st = drbd_state(NODE)
+    peer = peer_name()
+    if sub == "disk":
+        if disk_state(NODE) == "Diskless":
+            fail("No valid meta-data signature found. (use drbdadm create-md)", 10)
+        st["attached"] = True
+        drbd_save(st)
+        _drbd_dev_link(NODE, True)
+    elif sub == "syncer":
+        st["syncer"] = [a for a in ARGS[2:]]
+        drbd_save(st)
+    elif sub == "net":
+        if not st["attached"]:
+            fail("not attached", 10)
+        st["net"] = True
+        drbd_save(st)
+    elif sub == "primary":
+        if not st["attached"]:
+            fail("State change failed: (-2) Need access to UpToDate data", 11)
+        if "--overwrite-data-of-peer" in ARGS or "-o" in ARGS:
+            if not connected(NODE):
+                fail("State change failed: not connected", 11)
+            # the initial full sync: in this emulation it completes at once
+            set_disk_state(NODE, "UpToDate")
+            set_disk_state(peer, "UpToDate")
+        elif disk_state(NODE) != "UpToDate" and not (connected(NODE) and disk_state(peer) == "UpToDate"):
+            fail("State change failed: (-2) Need access to UpToDate data", 11)
+        st["role"] = "Primary"
+        drbd_save(st)
+    elif sub == "secondary":
+        st["role"] = "Secondary"
+        drbd_save(st)
+    elif sub == "cstate":
+        if not st["attached"]:
+            print("Unconfigured")
+        elif not st["net"]:
+            print("StandAlone")
+        else:
+            print("Connected" if connected(NODE) else "WFConnection")
+    elif sub == "dstate":
+        if not st["attached"]:
+            fail("Unconfigured", 10)  # drbdadm then asks drbdmeta
+        print(f"{disk_state(NODE)}/{disk_state(peer) if connected(NODE) else 'DUnknown'}")
+    elif sub == "role":
+        if not st["attached"]:
+            print("Unconfigured")
+        else:
+            prole = drbd_state(peer)["role"] if connected(NODE) else "Unknown"
+            print(f"{st['role']}/{prole}")
+    elif sub == "wait-connect":
+        for _ in range(300):
+            if connected(NODE):
+                return
+            time.sleep(0.1)
+        fail("wait-connect timed out", 5)
+    elif sub == "down":
+        drbd_save({"attached": False, "net": False, "role": "Secondary"})
+        _drbd_dev_link(NODE, False)
+    else:
+        fail(f"unsupported drbdsetup command {sub}", 20)
+
+
+def cmd_drbdmeta() -> None:
+    """Real drbdmeta on the node's backing device (the path in the config is the node's /dev/...)."""
+    args = [node_path(a) if a.startswith("/dev/") else a for a in ARGS]
+    if "create-md" in args:
+        maybe_kill("before", "drbdmeta", args)
+        record("drbdmeta", args)
+        rc = subprocess.run([REAL["drbdmeta"], "--force", *args], stdin=subprocess.DEVNULL).returncode
+        if rc == 0:
+            set_disk_state(NODE, "Inconsistent")
+        maybe_kill("after", "drbdmeta", args)
+        sys.exit(rc)
+    record("drbdmeta", args)
+    os.execv(REAL["drbdmeta"], [REAL["drbdmeta"], *args])
+
+
+def cmd_drbdadm() -> None:
+    """The real drbdadm 8.3 parses the node's config; it runs as the node (hostname) in a UTS namespace."""
+    record()
+    maybe_kill("before")
+    conf = ROOT / "etc/drbd.conf"
+    shimbin = FBH / "shimbin"
+    argv = [REAL["drbdadm"], "-c", str(conf), "-s", str(shimbin / "drbdsetup"), "-m", str(shimbin / "drbdmeta"), *ARGS]
+    # drbd.conf includes "drbd.d/*.res" relative to its own directory
+    # drbdadm registers the config per minor in /var/lib/drbd: a private one per node (mount namespace)
+    varlib = FBH / "nodes" / NODE / "varlibdrbd"
+    varlib.mkdir(parents=True, exist_ok=True)
+    inner = (f"/bin/mkdir -p /var/lib/drbd && /bin/mount --bind {shlex.quote(str(varlib))} /var/lib/drbd && "
+             f"/bin/hostname {shlex.quote(me()['fqdn'])} && exec {shlex.join(argv)}")
+    rc = subprocess.run(["unshare", "--uts", "--mount", "sh", "-c", inner], cwd=str(conf.parent)).returncode
+    maybe_kill("after")
+    sys.exit(rc)
+
+
+# --------------------------------------------------------------------------------------------------
+# LVM: real tools, node paths mapped; activation emulated with a loop device shared by both nodes
+
+
+def _lvm(tool: str, args: list[str], capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run([f"/usr/sbin/{tool}", *args], capture_output=capture, text=True)
+
+
+def _activate(vg: str) -> None:
+    out = _lvm("lvs", ["--noheadings", "--nosuffix", "--units", "b", "-o",
+                       "lv_name,seg_pe_ranges,vg_extent_size", vg], capture=True)
+    if out.returncode != 0:
+        fail(out.stderr.strip())
+    for line in out.stdout.splitlines():
+        if not line.strip():
+            continue
+        lv, ranges, extent = line.split()
+        pvdev, span = ranges.rsplit(":", 1)
+        first, last = (int(x) for x in span.split("-"))
+        pe_start = int(_lvm("pvs", ["--noheadings", "--nosuffix", "--units", "b", "-o", "pe_start", pvdev],
+                            capture=True).stdout.strip())
+        offset = pe_start + first * int(extent)
+        size = (last - first + 1) * int(extent)
+        key = FBH / "lvloops" / f"{vg}-{lv}"
+        key.parent.mkdir(parents=True, exist_ok=True)
+        with open(FBH / "lvloops.lock", "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            loop = key.read_text().strip() if key.exists() else ""
+            if not loop:
+                loop = subprocess.run(["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), pvdev],
+                                      capture_output=True, text=True, check=True).stdout.strip()
+                key.write_text(loop + "\n")
+                _locked_append(FBH / "loops", loop)
+        link = ROOT / "dev" / vg / lv
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(loop)
+
+
+def cmd_lvm() -> None:
+    args = [node_path(a) for a in ARGS]
+    if CMD in ("pvcreate", "vgcreate", "lvcreate"):
+        maybe_kill("before", CMD, args)
+        record(CMD, args)
+        rc = _lvm(CMD, args).returncode
+        maybe_kill("after", CMD, args)
+        sys.exit(rc)
+    if CMD == "vgchange":
+        record(CMD, args)
+        rc = _lvm(CMD, args).returncode
+        if rc == 0 and ("-ay" in args or ("-a" in args and args[args.index("-a") + 1] == "y")):
+            _activate(args[-1])
+        sys.exit(rc)
+    os.execv(f"/usr/sbin/{CMD}", [CMD, *args])
+
+
+def cmd_mkfs_gfs2() -> None:
+    args = [node_path(a) for a in ARGS]
+    maybe_kill("before", CMD, args)
+    record(CMD, args)
+    rc = subprocess.run(["/usr/sbin/mkfs.gfs2", *args], stdin=subprocess.DEVNULL).returncode
+    maybe_kill("after", CMD, args)
+    sys.exit(rc)
+
+
+# --------------------------------------------------------------------------------------------------
+# mount: GFS2 with lock_dlm needs the kernel's dlm; emulated as one directory shared by both nodes
+
+
+def _mount(mnt: str) -> None:
+    fstab = (ROOT / "etc/fstab").read_text().splitlines()
+    entry = next((ln.split() for ln in fstab if len(ln.split()) >= 3 and ln.split()[1] == mnt
+                  and not ln.lstrip().startswith("#")), None)
+    if entry is None:
+        fail(f"can't find {mnt} in /etc/fstab", 1)
+    spec, fstype = entry[0], entry[2]
+    if fstype != "gfs2":
+        fail(f"{mnt}: only gfs2 is emulated here", 32)
+    if not svc_running("cman"):
+        fail("gfs_controld join connect error: Connection refused (is cman running?)", 32)
+    if not spec.startswith("UUID="):
+        fail(f"{mnt}: fstab entry is not by UUID", 32)
+    uuid = spec[5:]
+    dev = None
+    for link in ROOT.glob("dev/*/*"):
+        got = subprocess.run(["blkid", "-p", "-o", "value", "-s", "UUID", str(link)],
+                             capture_output=True, text=True).stdout.strip()
+        if got and got == uuid:
+            dev = link
+            break
+    if dev is None:
+        fail(f"special device {spec} does not exist", 32)
+    shared = FBH / "gfs2" / uuid
+    shared.mkdir(parents=True, exist_ok=True)
+    target = ROOT / mnt.lstrip("/")
+    if target.is_symlink():
+        target.unlink()
+    elif target.is_dir():
+        if any(target.iterdir()):
+            fail(f"{mnt}: mount point not empty in this emulation", 32)
+        target.rmdir()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(shared)
+    _locked_append(ROOT / "proc/mounts", f"/dev/mapper/{dev.parent.name}-{dev.name} {mnt} gfs2 rw,relatime 0 0")
+
+
+def cmd_mount() -> None:
+    record()
+    if len(ARGS) != 1:
+        fail("this emulation mounts by mount point only (mount MOUNTPOINT)", 2)
+    _mount(ARGS[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# small ones
+
+
+def cmd_hostname() -> None:
+    p = run_dir() / "hostname"
+    if ARGS:
+        record()
+        p.write_text(ARGS[0] + "\n")
+    else:
+        print(p.read_text().strip() if p.exists() else "localhost.localdomain")
+
+
+def cmd_simple() -> None:
+    record()
+    if CMD == "rpm":
+        sys.exit(1)  # rpm -q: nothing from the host's rpm database is "installed" on the node
+    sys.exit(0)
+
+
+def cmd_mdadm() -> None:
+    record()
+    sys.exit(0)
+
+
+def cmd_lvmconf() -> None:
+    record()
+    sys.exit(0)
+
+
+DISPATCH = {
+    "service": cmd_service, "chkconfig": cmd_chkconfig, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
+    "drbdsetup": cmd_drbdsetup, "drbdmeta": cmd_drbdmeta, "drbdadm": cmd_drbdadm,
+    "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
+    "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
+    "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
+    "mdadm": cmd_mdadm,
+}
+
+if __name__ == "__main__":
+    DISPATCH[CMD]()

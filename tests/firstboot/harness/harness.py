@@ -1,0 +1,313 @@
+"""Two AN!Cluster nodes side by side, for the firstboot steps, in one test process.
+
+What is real: the firstboot runner and steps (bash), ping between two network namespaces joined by
+veth pairs on test addresses (198.18.0.0/15, never the example's), the rendered files from
+isobuild.render, drbdadm 8.3 parsing them (in a UTS namespace with the node's hostname), drbdmeta
+writing DRBD metadata on each node's backing loop device, blkid/wipefs, LVM on the shared "DRBD" loop
+device with a private LVM_SYSTEM_DIR, mkfs.gfs2 -p lock_dlm. What is emulated (fbshim.py): what needs
+a kernel module or a cluster daemon (drbdsetup's kernel side, cman_tool, clustat, service, chkconfig,
+the lock_dlm mount, device-mapper activation).
+
+Layout of a harness directory H:
+  H/build/                render output (nodes/<node>/... = the stage)
+  H/nodes/<node>/root/    the node's scratch root (AN_ROOT)
+  H/nodes/<node>/lvm/     LVM_SYSTEM_DIR of the node
+  H/img/                  loop images: <node>-backing.img (each node's DRBD backing), drbd.img (shared)
+  H/run/<node>/           runtime state of a node (services, DRBD roles): removed by reboot()
+  H/disks/, H/cluster/, H/gfs2/   state that survives reboots (DRBD disk states, cman config, GFS2 data)
+  H/calls.log             every shim call, "node<TAB>command<TAB>args"
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent
+OVERLAY = REPO / "overlay" / "firstboot"
+FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
+SHIMS = ("service", "chkconfig", "cman_tool", "clustat", "drbdsetup", "drbdmeta", "drbdadm", "pvcreate",
+         "vgcreate", "lvcreate", "pvs", "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe",
+         "rpm", "yum", "virsh", "lvmconf", "mdadm")
+# Test networks (RFC 2544 benchmarking range): bcn, sn, ifn.
+TEST_NETS = {"bcn": "198.18.1", "sn": "198.18.2", "ifn": "198.18.3"}
+DESTRUCTIVE = {
+    "create-md": lambda cmd, args: cmd == "drbdmeta" and "create-md" in args,
+    "overwrite-data-of-peer": lambda cmd, args: cmd == "drbdadm" and "--overwrite-data-of-peer" in args,
+    "pvcreate": lambda cmd, args: cmd == "pvcreate",
+    "vgcreate": lambda cmd, args: cmd == "vgcreate",
+    "lvcreate": lambda cmd, args: cmd == "lvcreate",
+    "mkfs.gfs2": lambda cmd, args: cmd == "mkfs.gfs2",
+}
+
+
+def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
+
+
+def test_definition(src_yaml: Path, dst_dir: Path, managed_by: str = "init") -> Path:
+    """The repo's cluster.yaml moved onto test addresses and small sizes (loop devices)."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    text = src_yaml.read_text()
+    for old, new in (("192.168.1.", TEST_NETS["bcn"] + "."), ("192.168.2.", TEST_NETS["sn"] + "."),
+                     ("192.168.3.", TEST_NETS["ifn"] + ".")):
+        text = text.replace(old, new)
+    text = re.sub(r"(\n\s+lv: \S+\n\s+size: )\S+", r"\g<1>96M", text)
+    text = re.sub(r"(\n\s+disk: )\d+G", r"\g<1>16M", text)
+    text = re.sub(r"managed_by: \w+", f"managed_by: {managed_by}", text)
+    out = dst_dir / "cluster.yaml"
+    out.write_text(text)
+    shutil.copytree(src_yaml.parent / "examples" / "secrets", dst_dir / "examples" / "secrets", dirs_exist_ok=True)
+    return out
+
+
+@dataclass
+class Node:
+    name: str
+    nodeid: int
+    fqdn: str
+    ips: dict[str, str]
+    root: Path
+    netns: str
+    proc: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Pair:
+    """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
+
+    def __init__(self, hdir: Path, definition: Path, timeout: int = 40):
+        from isobuild.model import load_definition
+        from isobuild.render import render
+
+        self.h = hdir
+        self.cluster = load_definition(definition)
+        self.rendered = render(self.cluster, hdir / "build")
+        self.timeout = timeout
+        self.tag = f"fb{os.getpid() % 100000}"
+        self.nodes: dict[str, Node] = {}
+        self.loops: list[str] = []
+        self.netns: list[str] = []
+        for i, n in enumerate(sorted(self.cluster.nodes, key=lambda n: n.nodeid)):
+            self.nodes[n.name] = Node(n.name, n.nodeid, n.fqdn, {k: str(v) for k, v in n.ip.items()},
+                                      hdir / "nodes" / n.name / "root", f"{self.tag}-n{i + 1}")
+        self.lowest = self.cluster.lowest_node.name
+        self.other = next(n for n in self.nodes if n != self.lowest)
+
+    # ---------------------------------------------------------------------------------------- setup
+    def __enter__(self) -> "Pair":
+        try:
+            self._setup()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+    def _loop(self, image: Path, size_mib: int) -> str:
+        with open(image, "wb") as fh:
+            fh.truncate(size_mib * 1024 * 1024)
+        dev = sh("losetup", "-f", "--show", str(image)).stdout.strip()
+        self.loops.append(dev)
+        return dev
+
+    def _setup(self) -> None:
+        h = self.h
+        (h / "img").mkdir(parents=True, exist_ok=True)
+        shimbin = h / "shimbin"
+        shimbin.mkdir(exist_ok=True)
+        shim = shimbin / "fbshim.py"
+        shutil.copy(HERE / "fbshim.py", shim)
+        shim.chmod(0o755)
+        for name in SHIMS:
+            (shimbin / name).symlink_to("fbshim.py")
+        storage = self.cluster.storage
+        need_mib = storage.gfs2.size_mib + sum(v.disk_mib for v in self.cluster.vms) + 16
+        self.drbd_loop = self._loop(h / "img" / "drbd.img", max(need_mib, 64))
+        info = {}
+        for node in self.nodes.values():
+            shutil.copytree(FIXTURE_ROOT, node.root, symlinks=True)
+            stage = node.root / "var/lib/an-cluster/stage"
+            shutil.copytree(self.rendered.nodes_dir / node.name, stage)
+            # what the RPM installs
+            shutil.copy(OVERLAY / "init.d" / "an-cluster-firstboot", node.root / "etc/rc.d/init.d/an-cluster-firstboot")
+            backing = self._loop(h / "img" / f"{node.name}-backing.img", 64)
+            dev = node.root / storage.backing_device.lstrip("/")
+            dev.parent.mkdir(parents=True, exist_ok=True)
+            dev.symlink_to(backing)
+            node.backing_loop = backing  # type: ignore[attr-defined]
+            lvm = h / "nodes" / node.name / "lvm"
+            lvm.mkdir(parents=True)
+            (lvm / "lvm.conf").write_text(
+                "devices {\n"
+                f'    filter = [ "a|^{self.drbd_loop}$|", "r|.*|" ]\n'
+                "    obtain_device_list_from_udev = 0\n    use_devicesfile = 0\n}\n"
+                "global {\n    activation = 0\n}\n"
+                "activation {\n    udev_sync = 0\n    udev_rules = 0\n}\n")
+            info[node.name] = {"root": str(node.root), "fqdn": node.fqdn, "nodeid": node.nodeid,
+                               "cluster": self.cluster.name, "drbd_device": storage.drbd.device,
+                               "drbd_loop": self.drbd_loop}
+        (h / "nodes.json").write_text(json.dumps(info))
+        self._network()
+        for node in self.nodes.values():
+            node.env = {
+                "PATH": f"{shimbin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME": str(node.root / "root"),
+                "LANG": "C",
+                "AN_ROOT": str(node.root),
+                "AN_FIRSTBOOT_LIBEXEC": str(OVERLAY),
+                "AN_FIRSTBOOT_TIMEOUT": str(self.timeout),
+                "AN_FIRSTBOOT_POLL": "0.2",
+                "AN_VGCREATE_OPTS": "",  # LVM 2.03 here has no clvmd/clustered VGs
+                "LVM_SYSTEM_DIR": str(h / "nodes" / node.name / "lvm"),
+                "LVM_SUPPRESS_FD_WARNINGS": "1",
+                "FBH_DIR": str(h),
+                "FBH_NODE": node.name,
+            }
+
+    def _network(self) -> None:
+        """One netns per node; a veth pair per network, named like the node's NICs (eth0/eth1/eth2)."""
+        a, b = list(self.nodes.values())
+        for node in (a, b):
+            sh("ip", "netns", "add", node.netns)
+            self.netns.append(node.netns)
+            sh("ip", "-n", node.netns, "link", "set", "lo", "up")
+        for net, nw in self.cluster.networks.items():
+            tmp_a, tmp_b = f"{self.tag}{net}a", f"{self.tag}{net}b"
+            sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
+            sh("ip", "link", "set", tmp_a, "netns", a.netns)
+            sh("ip", "link", "set", tmp_b, "netns", b.netns)
+            for node, tmp in ((a, tmp_a), (b, tmp_b)):
+                sh("ip", "-n", node.netns, "link", "set", tmp, "name", nw.interface)
+                sh("ip", "-n", node.netns, "addr", "add", f"{node.ips[net]}/{nw.subnet.prefixlen}", "dev", nw.interface)
+                sh("ip", "-n", node.netns, "link", "set", nw.interface, "up")
+
+    def cleanup(self) -> None:
+        for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                os.killpg(node.proc.pid, signal.SIGKILL)
+                node.proc.wait()
+        extra = []
+        if (self.h / "loops").exists():
+            extra = [ln.strip() for ln in (self.h / "loops").read_text().splitlines() if ln.strip()]
+        for dev in reversed(self.loops + extra):  # LV loops sit on the drbd loop: detach them first
+            subprocess.run(["losetup", "-d", dev], capture_output=True)
+        for ns in self.netns:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.loops, self.netns = [], []
+
+    # ------------------------------------------------------------------------------------ running
+    def start(self, name: str, kill: str | None = None, stop_after: str | None = None, cmd: str = "run") -> None:
+        node = self.nodes[name]
+        env = dict(node.env)
+        if kill:
+            env["FBH_KILL"] = kill
+        if stop_after:
+            env["AN_FIRSTBOOT_STOP_AFTER"] = stop_after
+        log = open(self.h / f"{name}.console", "a")
+        node.proc = subprocess.Popen(
+            ["ip", "netns", "exec", node.netns, str(OVERLAY / "an-cluster-firstboot"), cmd],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def wait(self, name: str, timeout: float = 120) -> int:
+        proc = self.nodes[name].proc
+        assert proc is not None
+        return proc.wait(timeout=timeout)
+
+    def reboot(self, name: str) -> None:
+        """A power cycle: processes, services, DRBD runtime state, mounts and device nodes are gone;
+        disks (loop images, DRBD metadata, LVM, GFS2) and files in the scratch root stay."""
+        node = self.nodes[name]
+        if node.proc is not None and node.proc.poll() is None:
+            os.killpg(node.proc.pid, signal.SIGKILL)
+            node.proc.wait()
+        shutil.rmtree(self.h / "run" / name, ignore_errors=True)
+        (self.h / "killed" / name).unlink(missing_ok=True)
+        (node.root / "proc/mounts").write_text("")
+        drbd = node.root / self.cluster.storage.drbd.device.lstrip("/")
+        if drbd.is_symlink():
+            drbd.unlink()
+        vgdir = node.root / "dev" / self.cluster.storage.clvm.vg
+        shutil.rmtree(vgdir, ignore_errors=True)
+        mnt = node.root / self.cluster.storage.gfs2.mount.lstrip("/")
+        if mnt.is_symlink():
+            mnt.unlink()
+            mnt.mkdir()
+
+    def all_done(self, name: str) -> bool:
+        return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
+
+    def run_both(self, kill: dict[str, str] | None = None, stop_after: dict[str, str] | None = None,
+                 max_rounds: int = 6, deadline_s: float = 240) -> list[str]:
+        """Start both nodes (with an optional power cut / stop on one); every node that ends without
+        finishing is rebooted and started again, until both are done. Returns a journal of events."""
+        kill, stop_after = kill or {}, stop_after or {}
+        journal: list[str] = []
+        for name in self.nodes:
+            self.start(name, kill=kill.get(name), stop_after=stop_after.get(name))
+        rounds = {name: 1 for name in self.nodes}
+        end = time.monotonic() + deadline_s
+        while True:
+            running = False
+            for name, node in self.nodes.items():
+                rc = node.proc.poll() if node.proc else 0
+                if rc is None:
+                    running = True
+                    continue
+                if self.all_done(name):
+                    continue
+                journal.append(f"{name}: run {rounds[name]} ended rc={rc}")
+                if rounds[name] >= max_rounds:
+                    raise AssertionError(f"{name} did not finish in {max_rounds} runs:\n" + self.console(name))
+                self.reboot(name)
+                rounds[name] += 1
+                self.start(name)
+                running = True
+            if not running:
+                return journal
+            if time.monotonic() > end:
+                raise AssertionError("the pair did not finish in time:\n" + "\n".join(
+                    f"--- {n}\n{self.console(n)}" for n in self.nodes))
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------------------------------ inspection
+    def console(self, name: str) -> str:
+        p = self.h / f"{name}.console"
+        return p.read_text()[-6000:] if p.exists() else ""
+
+    def log(self, name: str) -> str:
+        p = self.nodes[name].root / "var/log/an-cluster-firstboot.log"
+        return p.read_text() if p.exists() else ""
+
+    def calls(self) -> list[tuple[str, str, list[str]]]:
+        import shlex
+
+        p = self.h / "calls.log"
+        out = []
+        for line in (p.read_text().splitlines() if p.exists() else []):
+            node, cmd, args = line.split("\t", 2)
+            out.append((node, cmd, shlex.split(args) if not cmd.startswith("#") else [args]))
+        return out
+
+    def destructive(self) -> dict[str, list[tuple[str, list[str]]]]:
+        """Executed destructive commands by kind: [(node, args)]."""
+        out: dict[str, list[tuple[str, list[str]]]] = {k: [] for k in DESTRUCTIVE}
+        for node, cmd, args in self.calls():
+            for kind, match in DESTRUCTIVE.items():
+                if match(cmd, args):
+                    out[kind].append((node, args))
+        return out
+
+    def status(self, name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(OVERLAY / "an-cluster-firstboot"), "status"], env=self.nodes[name].env,
+                              capture_output=True, text=True)
