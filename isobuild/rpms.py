@@ -653,16 +653,28 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
         todo.append(plan)
     cached = fetch_plan_sources(cfg, todo)
     cfg.logs_dir.mkdir(parents=True, exist_ok=True)
+    staging = cfg.build_dir / ".srpm-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    srpms: dict[str, Path] = {}
+    # Every SRPM first: a broken spec or source fails before hours of compiling.
+    for plan in todo:
+        name = plan.pkg.name
+        with fixed_topdir() as top, open(cfg.logs_dir / f"{name}.srpm.log", "w") as log_fh:
+            srpm = stage_and_build_srpm(cfg, plan, cached, top, log_fh)
+            problems = rpm48_problems(srpm)
+            if problems:
+                raise IsobuildError(f"{srpm.name} would not install with Fedora 13's rpm 4.8: " + "; ".join(problems))
+            srpms[name] = staging / name / srpm.name
+            srpms[name].parent.mkdir(parents=True)
+            shutil.copy2(srpm, srpms[name])
+    # Then the binary packages, in chain order; the first failure stops the chain.
     for plan in todo:
         name = plan.pkg.name
         log.info(f"rpms: building {name} with {cfg.backend} ({result.reasons[name]})")
         stamps.forget(_stage(cfg, name))
         log_path = cfg.logs_dir / f"{name}.log"
+        srpm = srpms[name]
         with fixed_topdir() as top, open(log_path, "w") as log_fh:
-            srpm = stage_and_build_srpm(cfg, plan, cached, top, log_fh)
-            problems = rpm48_problems(srpm)
-            if problems:
-                raise IsobuildError(f"{srpm.name} would not install with Fedora 13's rpm 4.8: " + "; ".join(problems))
             if cfg.backend == "mock":
                 rpms = build_with_mock(cfg, plan, srpm, log_fh)
             else:
@@ -678,6 +690,7 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
             _install_results(cfg, name, rpms, srpm)
         stamps.save(_stage(cfg, name), plan.inputs)
         result.built.append(name)
+    shutil.rmtree(staging, ignore_errors=True)
     for plan in plans:
         m = _load_manifest(cfg, plan.pkg.name)
         result.rpms += [cfg.rpms_dir / f for f in m["rpms"]]

@@ -301,3 +301,19 @@ def test_mock_backend_failure_shows_the_build_log(tmp_path, specs, fake_mock_pat
     assert "deliberate failure in %build" in str(exc.value)
     assert [p.name for p in cfg.rpms_dir.glob("*.rpm")] == ["an-fixture-hello-1.0-1.fc13.noarch.rpm"]
     assert not cfg.repo_dir.exists()
+
+
+def test_srpms_come_first_and_rpm48_incompatible_ones_stop_the_chain(tmp_path, specs):
+    """A later package whose SRPM rpm 4.8 could not read (rich dependency) fails before anything compiles."""
+    d = specs / "an-fixture-rich"
+    d.mkdir()
+    (d / "an-fixture-rich.spec").write_text(
+        (specs / "an-fixture-needs" / "an-fixture-needs.spec").read_text()
+        .replace("an-fixture-needs", "an-fixture-rich")
+        .replace("Requires:       an-fixture-hello >= 1.0", "BuildRequires:  (bash or dash)"))
+    cfg = cfg_for(tmp_path, specs, chain=("an-fixture-hello", "an-fixture-rich"))
+    with pytest.raises(IsobuildError) as exc:
+        build_chain(cfg)
+    assert "an-fixture-rich-2.0-1.fc13.src.rpm would not install with Fedora 13's rpm 4.8" in str(exc.value)
+    assert "rich dependency (bash or dash)" in str(exc.value)
+    assert not cfg.rpms_dir.exists()  # an-fixture-hello, first in the chain, was not compiled either
