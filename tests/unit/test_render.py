@@ -341,3 +341,31 @@ def test_post_adds_the_xen_grub_entry_as_default(name, clusters, tmp_path):
     assert lines[first + 4] == f"\tmodule /initramfs-{kver}.img"
     assert sum(ln.startswith("title Xen") for ln in lines) == 1
     assert len([ln for ln in lines if ln.startswith("title ")]) == 3
+
+
+def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
+    """Run the DVD kickstart's %post --nochroot against a fake /mnt/source and /mnt/sysimage."""
+    import subprocess
+
+    c = clusters["an-cluster"]
+    n = c.nodes[0]
+    build = tmp_path / "build"
+    render(c, build)
+    source, sysimage = tmp_path / "source", tmp_path / "sysimage"
+    shutil.copytree(build / "nodes", source / "an-cluster" / "nodes")
+    sysimage.mkdir()
+    ks = render_kickstart(c, n)
+    body = ks.split("%post --nochroot", 1)[1].split("\n", 1)[1].split("%end", 1)[0]
+    body = body.replace("/mnt/source", str(source)).replace("/mnt/sysimage", str(sysimage))
+    subprocess.run(["bash", "-c", body], check=True, capture_output=True, text=True)
+    stage = sysimage / "var/lib/an-cluster/stage"
+    assert _tree(stage) == _tree(build / "nodes" / n.name)
+    assert stat.S_IMODE(stage.stat().st_mode) == 0o700
+    assert stat.S_IMODE((sysimage / "var/lib/an-cluster").stat().st_mode) == 0o700
+    conf = sysimage / "etc/cluster/cluster.conf"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640
+    assert conf.read_bytes() == (build / "nodes" / n.name / "etc/cluster/cluster.conf").read_bytes()
+    # the media must carry the node's files: a clear failure when they are missing
+    shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
+    proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
+    assert proc.returncode != 0 and "missing from the install media" in proc.stderr
