@@ -86,7 +86,7 @@ def make_repo(
     with atomic_dir(out_dir) as tmp:
         for src in rpms:
             dst = tmp / src.name
-            shutil.copyfile(src, dst)
+            shutil.copyfile(src, dst)  # a copy, not a link: the repo must not change if build/rpms does
             os.chmod(dst, 0o644)
             # createrepo_c records file mtimes in primary.xml; pin them too.
             os.utime(dst, (revision, revision))

@@ -317,3 +317,19 @@ def test_srpms_come_first_and_rpm48_incompatible_ones_stop_the_chain(tmp_path, s
     assert "an-fixture-rich-2.0-1.fc13.src.rpm would not install with Fedora 13's rpm 4.8" in str(exc.value)
     assert "rich dependency (bash or dash)" in str(exc.value)
     assert not cfg.rpms_dir.exists()  # an-fixture-hello, first in the chain, was not compiled either
+
+
+def test_rpm48_check_catches_a_modern_package(tmp_path):
+    """The rpm 4.8 check is real: a default-style zstd package is flagged."""
+    tools = need_tool("rpmbuild")
+    top = tmp_path / "top"
+    proc = subprocess.run([tools["rpmbuild"], "-bb", "--define", f"_topdir {top}", "--define",
+                           f"_sourcedir {FIXTURES / 'an-fixture-hello'}", "--define", "_binary_payload w19.zstdio",
+                           str(FIXTURES / "an-fixture-hello" / "an-fixture-hello.spec")], capture_output=True, text=True)
+    if proc.returncode != 0 and "zstd" in proc.stderr:
+        pytest.skip("this rpm has no zstd support")
+    assert proc.returncode == 0, proc.stderr
+    (rpm,) = (top / "RPMS" / "noarch").glob("*.rpm")
+    problems = rpm48_problems(rpm)
+    assert any("payload compressor zstd" in p for p in problems), problems
+    assert any("rpmlib(PayloadIsZstd)" in p for p in problems), problems

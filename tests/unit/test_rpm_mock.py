@@ -3,6 +3,7 @@ the exact mock command line for every package of the chain (golden files)."""
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 import pytest
 
 from conftest import REPO
@@ -88,3 +89,27 @@ def test_mock_backend_without_mock_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(IsobuildError, match="required tool not found: mock") as exc:
         check_backend_can_build(cfg, plan)
     assert "not in Debian 12" in exc.value.hint
+
+
+def test_rpmbuild_argv_golden():
+    from isobuild.rpms import rpmbuild_argv
+
+    argv = rpmbuild_argv("--rebuild", Path("/tmp/top"), {"dist": ".fc13", "kernelversion": "2.6.32.23-170.dom0_an1.fc13.x86_64"},
+                         Path("/tmp/x.src.rpm"))
+    assert argv == [
+        "rpmbuild", "--rebuild",
+        "--define", "_topdir /tmp/top",
+        "--define", "dist .fc13",
+        "--define", "kernelversion 2.6.32.23-170.dom0_an1.fc13.x86_64",
+        "--define", "_binary_payload w9.gzdio",
+        "--define", "_source_payload w9.gzdio",
+        "--define", "_binary_filedigest_algorithm 8",
+        "--define", "_source_filedigest_algorithm 8",
+        "--define", "_buildhost build.an-cluster",
+        "--define", "use_source_date_epoch_as_buildtime 1",
+        "--define", "clamp_mtime_to_source_date_epoch 1",
+        "--define", "source_date_epoch_from_changelog 0",
+        "--define", "_build_id_links none",
+        "--define", "_smp_mflags -j1",
+        "/tmp/x.src.rpm",
+    ]
