@@ -148,3 +148,10 @@ def test_unresolved_source_names_the_file_and_where_to_put_it(tmp_path):
     text = str(exc.value)
     assert "lonely-1.tar.gz" in text and "fix.patch" in text and "2 problems" in text
     assert "sources.lock" in text
+
+
+def test_shell_sources_pass_shellcheck():
+    tool = need_tool("shellcheck")["shellcheck"]
+    files = [SPECS / "kernel" / "an-repro-shims.sh", SPECS / "xen" / "xen.modules"]
+    proc = subprocess.run([tool, "-s", "sh", *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
