@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 10-network: NetworkManager off and gone, `network` on, the rendered ifcfg files, /etc/hosts and
 # /etc/sysconfig/network in place, the hostname set; then wait (bounded) until the peer answers on
 # the back-channel (BCN) and storage (SN) networks. Seed: "Setup Networking", "Update the Hosts File".

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 20-ssh-trust: root's own key pair (no passphrase, as the seed does by hand), the node trusting its
 # own key (migration over ssh needs it: seed "SSH Setup"), and an ssh client config that never asks
 # about the peer's host key interactively. The administrators' keys from the definition were placed

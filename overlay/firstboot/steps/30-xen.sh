@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 30-xen: make this node a clustered Xen dom0 (seed: "Setting Up Xen", "Disabling Automatic Kernel
 # Updates", "Configure Networking", "Enabling Migration"):
 #   - grub: a Xen entry (xen.gz + the dom0 kernel as a module) exists and is the default;

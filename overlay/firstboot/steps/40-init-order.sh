@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 40-init-order: the SysV start order of the cluster services, exactly as the one table in
 # isobuild/initorder.py says (rendered to /etc/an-cluster/init-order). Seed: "Make xend play nice with
 # clustering" and "Altering Daemon Start Order": the chkconfig line and the LSB Required-Start/-Stop of

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 50-cman: cluster.conf in place (0640: it holds the fence passwords), cman on and started, and a
 # bounded wait until both nodes are members and the cluster is quorate. Seed: "Setup cman", "Fencing".
 # The <rm> section (VMs, storage services) is left out here and activated by 90-rgmanager with a
@@ -6,6 +7,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 50-cman
 
 # cluster.conf without its <rm>...</rm> section (or <rm/>), as cman's first configuration.
@@ -60,7 +63,7 @@ both_members_quorate() {
 main() {
     install_cluster_conf
     chkconfig cman on
-    fb_service_start cman
+    fb_ensure_cman
     fb_wait "both $AN_NODE_NAME and $AN_PEER_NAME to be cman members and the cluster quorate" both_members_quorate
     info "cman: both nodes joined, quorate"
 }

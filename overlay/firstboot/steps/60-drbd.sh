@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 60-drbd: the replicated block device, dual-primary (seed: "Building the DRBD Array").
 #   - the backing device exists (the kickstart assembles the RAID1 md; assembled again here if needed);
 #   - the rendered drbd.conf / global_common.conf / <resource>.res installed and parsed by drbdadm;
@@ -10,6 +11,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 60-drbd
 
 RES="$AN_DRBD_RESOURCE"
@@ -47,36 +50,13 @@ create_md() {
     fi
 }
 
-cstate() { drbdadm cstate "$RES" 2>/dev/null | head -n 1; }
-dstate() { drbdadm dstate "$RES" 2>/dev/null | head -n 1; }
-role() { drbdadm role "$RES" 2>/dev/null | head -n 1; }
-
-connected() {
-    case "$(cstate)" in Connected | SyncSource | SyncTarget | PausedSyncS | PausedSyncT | WFBitMapS | WFBitMapT) return 0 ;; esac
-    return 1
-}
-initial_sync_started() { [ "$(dstate)" != "Inconsistent/Inconsistent" ] && connected; }
-both_primary() { [ "$(role)" = "Primary/Primary" ]; }
-
-bring_up() {
-    modprobe drbd
-    case "$(cstate)" in
-        "" | Unconfigured)
-            info "drbdadm up $RES"
-            drbdadm up "$RES"
-            ;;
-        StandAlone)
-            drbdadm connect "$RES" || true
-            ;;
-    esac
-    drbdsetup "$AN_DRBD_DEVICE" syncer -r "$AN_DRBD_SYNC_RATE"
-    fb_wait "DRBD $RES to connect to $AN_PEER_NAME ($AN_PEER_SN_IP)" connected
-}
+initial_sync_started() { [ "$(fb_drbd_dstate)" != "Inconsistent/Inconsistent" ] && fb_drbd_connected; }
+both_primary() { [ "$(fb_drbd_role)" = "Primary/Primary" ]; }
 
 make_primary() {
     if fb_is_lowest; then
         local ds
-        ds="$(dstate)"
+        ds="$(fb_drbd_dstate)"
         if [ "$ds" = "Inconsistent/Inconsistent" ]; then
             fb_intent_set drbd-overwrite-data-of-peer "$AN_DRBD_DEVICE"
             info "lowest nodeid: starting the initial sync from this node (overwrite-data-of-peer)"
@@ -87,19 +67,21 @@ make_primary() {
     else
         fb_wait "$AN_PEER_NAME (lowest nodeid) to start the initial DRBD sync" initial_sync_started
     fi
-    case "$(role)" in
+    case "$(fb_drbd_role)" in
         Primary/*) ;;
         *) info "drbdadm primary $RES"; drbdadm primary "$RES" ;;
     esac
     fb_wait "both nodes to be DRBD primary" both_primary
-    info "DRBD $RES: $(role) $(dstate)"
+    info "DRBD $RES: $(fb_drbd_role) $(fb_drbd_dstate)"
 }
 
 main() {
     ensure_backing
     install_config
+    fb_ensure_cman
     create_md
-    bring_up
+    fb_drbd_up
+    drbdsetup "$AN_DRBD_DEVICE" syncer -r "$AN_DRBD_SYNC_RATE"
     make_primary
 }
 

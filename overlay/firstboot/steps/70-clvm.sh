@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 70-clvm: clustered LVM on the DRBD device (seed: "Setting Up CLVM").
 #   - LVM cluster-aware (lvmconf --enable-cluster, or the rendered lvm.conf) with the drbd-only filter,
 #     so LVM never sees the same PV through the backing device; the device cache dropped;
@@ -10,6 +11,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 70-clvm
 
 VGCREATE_OPTS="${AN_VGCREATE_OPTS--c y}"
@@ -93,6 +96,8 @@ create_storage() {
 
 main() {
     lvm_config
+    fb_ensure_cman
+    fb_ensure_drbd_primary
     fb_service_start clvmd
     if fb_is_lowest; then
         create_storage

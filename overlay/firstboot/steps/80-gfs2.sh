@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 80-gfs2: the shared GFS2 filesystem (seed: "Format Our CLVM LV With The GFS2 File System").
 #   - the lowest nodeid alone runs `mkfs.gfs2 -p lock_dlm -j <journals> -t <cluster>:<lv>`, only if the
 #     LV carries no signature at all (a filesystem there makes the step refuse);
@@ -9,6 +10,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 80-gfs2
 
 LV_DEV="/dev/${AN_VG}/${AN_GFS2_LV}"
@@ -50,13 +53,6 @@ fstab_line() {
     info "fstab: $line"
 }
 
-mount_fs() {
-    mkdir -p "$(fb_path "$MNT")"
-    if fb_mounted "$MNT"; then return 0; fi
-    info "mounting $MNT"
-    mount "$MNT" || die "mounting $MNT failed" "check 'service cman status', 'service clvmd status' and dmesg"
-}
-
 # Node keys through the shared filesystem: publish ours, trust the peer's once it appears.
 exchange_ssh_keys() {
     local dir pub auth peer_pub
@@ -75,6 +71,9 @@ exchange_ssh_keys() {
 }
 
 main() {
+    fb_ensure_cman
+    fb_ensure_drbd_primary
+    fb_ensure_vg_active
     [ -b "$(lv_path)" ] || die "$LV_DEV does not exist" "step 70-clvm creates and activates it; check 'lvs $AN_VG'"
     if fb_is_lowest; then
         make_fs
@@ -82,7 +81,7 @@ main() {
         fb_wait "$AN_PEER_NAME (lowest nodeid) to create the GFS2 filesystem on $LV_DEV" is_our_gfs2
     fi
     fstab_line
-    mount_fs
+    fb_ensure_mounted
     mkdir -p "$(fb_path "$MNT")/domU_config"
     exchange_ssh_keys
 }

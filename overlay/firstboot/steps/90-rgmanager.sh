@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # 90-rgmanager: the resource manager (seed: "Making VMs Highly Available").
 #   - the full cluster.conf, with <rm> (failover domains, one <vm> per VM with live migration, the
 #     storage services in rgmanager mode), is installed on both nodes with config_version bumped by
@@ -9,6 +10,8 @@
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 90-rgmanager
 
 SRC="${FB_STAGE}/etc/cluster/cluster.conf"
@@ -54,6 +57,10 @@ clustat_shows_both() {
 
 main() {
     local target
+    fb_ensure_cman
+    fb_ensure_drbd_primary
+    fb_ensure_vg_active
+    fb_ensure_mounted
     target="$(target_version)"
     if cluster_runs "$target"; then
         debug "cman already runs config_version $(running_version)"
