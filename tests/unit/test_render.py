@@ -369,3 +369,48 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
     assert proc.returncode != 0 and "missing from the install media" in proc.stderr
+
+
+def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_path):
+    """The PXE kickstart's fetch section against a local HTTP server on 127.0.0.1 serving the
+    contract layout: <base>/an-cluster/nodes/<node>/ (public) and <base>/private/<node>/ (secrets)."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+
+    c = clusters["vmcl-b"]
+    n = c.nodes[1]
+    build = tmp_path / "build"
+    render(c, build)
+    www = tmp_path / "www"
+    shutil.copytree(build / "nodes" / n.name, www / "an-cluster/nodes" / n.name)
+    for rel in SECRET_FILES:  # secrets only under private/
+        (www / "private" / n.name / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(www / "an-cluster/nodes" / n.name / rel, www / "private" / n.name / rel)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ks = render_kickstart(c, n, Media.url(base))
+        assert "%post --interpreter=/bin/bash --log=/root/an-cluster-ks-post.log --erroronfail" in ks
+        body = "#" + ks.split("# --- fetch this node's files", 1)[1].split("# --- never let yum", 1)[0]
+        root = tmp_path / "root"
+        body = body.replace("/var/lib/an-cluster", str(root / "var/lib/an-cluster")).replace(
+            "mkdir -p /etc/cluster", f"mkdir -p {root}/etc/cluster").replace(
+            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf')
+        proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        stage = root / "var/lib/an-cluster/stage"
+        assert _tree(stage) == _tree(build / "nodes" / n.name)
+        assert stat.S_IMODE((root / "etc/cluster/cluster.conf").stat().st_mode) == 0o640
+        # a file missing on the server stops the install
+        (www / "an-cluster/nodes" / n.name / "etc/hosts").unlink()
+        shutil.rmtree(root)
+        proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and "could not fetch" in proc.stderr and "etc/hosts" in proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
