@@ -414,3 +414,90 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _backing_block(ks: str, tmp_path: Path, backing: str) -> str:
+    body = ks.split("# --- DRBD backing space", 1)[1].split("# --- the first-boot service", 1)[0]
+    return ("#" + body).replace("/sys/block", str(tmp_path / "sys/block")).replace(
+        "/etc/mdadm.conf", str(tmp_path / "mdadm.conf")).replace(f"backing={backing}", f"backing={tmp_path}/md")
+
+
+def _fake_disks(tmp_path: Path, disks: dict[str, dict[str, int]]) -> None:
+    for disk, parts in disks.items():
+        for part, size in parts.items():
+            d = tmp_path / "sys/block" / disk / part
+            d.mkdir(parents=True)
+            (d / "size").write_text(f"{size}\n")
+
+
+def _shims(tmp_path: Path, members: list[str], formatted: dict[str, str]) -> dict:
+    """PATH shims for mdadm and blkid (rbenv-style): the script's selection logic runs for real."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "mdadm").write_text(
+        "#!/bin/bash\ncase \"$1\" in\n"
+        f"  --examine) for m in {' '.join(members)}; do [ \"$2\" = \"$m\" ] && exit 0; done; exit 1 ;;\n"
+        f"  --create) echo \"$@\" > {tmp_path}/created ;;\n"
+        "  --detail) echo \"ARRAY $3 metadata=1.2 UUID=00000000:00000000:00000000:00000000\" ;;\n"
+        "esac\n")
+    (bin_ / "blkid").write_text(
+        "#!/bin/bash\ncase \"${@: -1}\" in\n"
+        + "".join(f"  {dev}) echo {typ} ;;\n" for dev, typ in formatted.items()) + "esac\n")
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+
+def test_post_assembles_the_backing_raid_from_the_unformatted_partitions(clusters, tmp_path):
+    import subprocess
+
+    c = clusters["an-cluster"]
+    ks = render_kickstart(c, c.nodes[0])
+    # anaconda's numbering: /boot on sda3 (as in the seed), the grow partition sda4; a stray empty
+    # tiny extended-style partition must be ignored
+    sizes = {"sda1": 83886080, "sda2": 8388608, "sda3": 524288, "sda4": 900000000}
+    _fake_disks(tmp_path, {"sda": sizes, "sdb": {k.replace("sda", "sdb"): v for k, v in sizes.items()}})
+    env = _shims(tmp_path, members=[f"/dev/sd{d}{i}" for d in "ab" for i in (1, 2, 3)], formatted={})
+    script = _backing_block(ks, tmp_path, c.storage.backing_device)
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    created = (tmp_path / "created").read_text().split()
+    assert created[:2] == ["--create", f"{tmp_path}/md"]
+    assert "--level=1" in created and "--raid-devices=2" in created
+    assert created[-2:] == ["/dev/sda4", "/dev/sdb4"]
+    assert "ARRAY" in (tmp_path / "mdadm.conf").read_text()
+
+
+def test_post_refuses_to_guess_the_backing_partitions(clusters, tmp_path):
+    import subprocess
+
+    c = clusters["an-cluster"]
+    ks = render_kickstart(c, c.nodes[0])
+    # sdb's last partition carries a filesystem: only one candidate, so nothing is created
+    _fake_disks(tmp_path, {"sda": {"sda1": 5000, "sda4": 900000}, "sdb": {"sdb1": 5000, "sdb4": 900000}})
+    env = _shims(tmp_path, members=["/dev/sda1", "/dev/sdb1"], formatted={"/dev/sdb4": "ext4"})
+    proc = subprocess.run(["bash", "-c", _backing_block(ks, tmp_path, c.storage.backing_device)], env=env,
+                          capture_output=True, text=True)
+    assert "found 1 unformatted backing partitions" in proc.stderr and "NOT created" in proc.stderr
+    assert not (tmp_path / "created").exists()
+
+
+def test_post_single_disk_warns_when_anaconda_numbered_differently(clusters, tmp_path):
+    import subprocess
+
+    c = clusters["vmcl-b"]
+    ks = render_kickstart(c, c.nodes[0])
+    _fake_disks(tmp_path, {"vda": {"vda1": 1048576, "vda2": 4194304, "vda3": 41943040, "vda4": 2,
+                                   "vda5": 20971520, "vda6": 400000000}})
+    fmt = {"/dev/vda1": "ext4", "/dev/vda2": "swap", "/dev/vda3": "ext4", "/dev/vda5": "ext4"}
+    env = _shims(tmp_path, members=[], formatted=fmt)
+    script = _backing_block(ks, tmp_path, c.storage.backing_device).replace(f"backing={tmp_path}/md",
+                                                                           "backing=/dev/vda6")
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""  # vda6 is the unformatted one: silent
+    fmt["/dev/vda6"] = "ext4"
+    fmt.pop("/dev/vda5")
+    (tmp_path / "x").mkdir()
+    env = _shims(tmp_path / "x", members=[], formatted=fmt)
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert "WARNING: the unformatted DRBD partition is '/dev/vda5', not /dev/vda6" in proc.stderr
