@@ -552,37 +552,124 @@ def _mbr_id(epoch: int, cluster: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{cluster}:{epoch}".encode()).digest()[:4], "little")
 
 
+JOLIET_MAX = 64  # pycdlib's limit for one Joliet name (mkisofs -joliet-long allows 103)
+ISO9660_MAX = 30  # what mkisofs -U left of long names on the F13 DVD; Rock Ridge has the full name
+# pycdlib 1.2x writes a damaged Rock Ridge continuation area for names that do not fit in the
+# directory record (libisofs and isoinfo reject it); with <= 30-character ISO9660 names a Rock
+# Ridge name of up to 100 characters always fits.
+RR_MAX = 100
+
+
+def _short_name(name: str, limit: int, taken: set[str]) -> str:
+    """`name` if it fits and is free, else shortened to `limit` characters keeping the extension,
+    with a ~N tag that makes it unique in its directory (as mkisofs and Windows do)."""
+    if len(name) <= limit and name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 8:
+        stem, ext = name, ""
+    suffix = f".{ext}" if ext else ""
+    for i in range(1, 10000):
+        tag = f"~{i}"
+        cand = stem[: max(1, limit - len(suffix) - len(tag))] + tag + suffix
+        if cand not in taken:
+            return cand
+    raise IsobuildError(f"too many long file names alike in one directory: {name}")
+
+
+def _check_name(path: str) -> None:
+    name = path.rsplit("/", 1)[1]
+    if ";" in name or len(name) > RR_MAX or not name.isprintable() or not name.isascii():
+        raise IsobuildError(f"file name not supported on the disc: {path}",
+                            hint=f"use printable ASCII names without ';', at most {RR_MAX} characters")
+
+
+class _Names:
+    """On-disc (ISO9660 and Joliet) directory paths and the names taken in each directory."""
+
+    def __init__(self, iso, kind: str):
+        self.iso, self.kind = iso, kind  # kind: "iso_path" or "joliet_path"
+        self.dirs = {"": ""}  # real (Rock Ridge) dir path -> on-disc dir path
+        self.taken: dict[str, set[str]] = {}
+
+    def taken_in(self, disc_dir: str) -> set[str]:
+        if disc_dir not in self.taken:
+            names = set()
+            with contextlib.suppress(Exception):  # a directory we are adding: nothing taken yet
+                for child in self.iso.list_children(**{self.kind: disc_dir or "/"}):
+                    ident = child.file_identifier()
+                    if ident not in (b"\x00", b"\x01", b".", b".."):
+                        names.add(ident.decode("utf-16-be" if self.kind == "joliet_path" else "ascii",
+                                               "replace"))
+            self.taken[disc_dir] = names
+        return self.taken[disc_dir]
+
+    def new_path(self, real_path: str, limit: int) -> str:
+        parent, name = real_path.rsplit("/", 1)
+        disc_parent = self.dirs[parent]
+        short = _short_name(name, limit, self.taken_in(disc_parent))
+        self.taken_in(disc_parent).add(short)
+        return f"{disc_parent}/{short}"
+
+
 def _add_tree(iso, stage: Path, joliet: bool, manifest_files: list[dict]) -> None:
-    """Add the staged tree to the open image; a file that exists in the base is replaced."""
+    """Add the staged tree to the open image; a file that exists in the base is replaced.
+
+    Paths in `stage` are the real (Rock Ridge) names; existing base entries are found by those
+    and keep their on-disc names, new ones get short unique ISO9660/Joliet names.
+    """
+    rock = iso.has_rock_ridge()
+    isonames, jnames = _Names(iso, "iso_path"), _Names(iso, "joliet_path")
     for path, src, is_dir in _walk_stage(stage):
+        _check_name(path)
         mode = stat.S_IMODE(src.stat().st_mode)
-        rr_name = path.rsplit("/", 1)[1]
-        kw = {"iso_path": path, "joliet_path": path if joliet else None}
-        if iso.has_rock_ridge():
-            kw["rr_name"] = rr_name
-        if len(rr_name) > 64 and joliet:
-            raise IsobuildError(f"file name too long for Joliet (64 characters max): {path}",
-                                hint="shorten the file name in overlay/ or the node files")
-        existing = _record(iso, path)
+        name = path.rsplit("/", 1)[1]
+        existing = _record(iso, rr_path=path) if rock else _record(iso, iso_path=path)
+        old_joliet = None
+        if existing is not None:
+            iso_path = iso.full_path_from_dirrecord(existing)
+            if joliet:
+                jguess = jnames.dirs[path.rsplit("/", 1)[0]] + "/" + name
+                old_joliet = jguess if _record(iso, joliet_path=jguess) is not None else None
+        else:
+            iso_path = isonames.new_path(path, ISO9660_MAX)
+        kw = {"iso_path": iso_path}
+        if rock:
+            kw["rr_name"] = name
+        jpath = None
+        if joliet:
+            jpath = old_joliet or jnames.new_path(path, JOLIET_MAX)
+            kw["joliet_path"] = jpath
         if is_dir:
             if existing is None:
-                iso.add_directory(file_mode=0o040000 | mode if iso.has_rock_ridge() else None, **kw)
+                iso.add_directory(file_mode=0o040000 | mode if rock else None, **kw)
+            elif not existing.is_dir():
+                raise IsobuildError(f"{path}: the base has a file there, the build a directory")
+            isonames.dirs[path] = iso_path
+            if jpath is not None:
+                jnames.dirs[path] = jpath
             continue
         action = "added"
         if existing is not None:
             if existing.is_dir():
                 raise IsobuildError(f"{path}: the base has a directory there, the build a file")
-            iso.rm_file(**{k: v for k, v in kw.items() if k != "rr_name"},
-                        **({"rr_name": rr_name} if iso.has_rock_ridge() else {}))
+            iso.rm_hard_link(iso_path=iso_path)
+            if old_joliet is not None:
+                iso.rm_hard_link(joliet_path=old_joliet)
             action = "replaced"
-        iso.add_file(str(src), file_mode=0o100000 | mode if iso.has_rock_ridge() else None, **kw)
-        manifest_files.append({"path": path, "sha256": sha256_file(src), "size": src.stat().st_size,
-                               "mode": f"{mode:04o}", "action": action})
+        iso.add_file(str(src), file_mode=0o100000 | mode if rock else None, **kw)
+        entry = {"path": path, "sha256": sha256_file(src), "size": src.stat().st_size,
+                 "mode": f"{mode:04o}", "action": action}
+        if iso_path != path:
+            entry["iso9660_path"] = iso_path
+        if jpath is not None and jpath != path:
+            entry["joliet_path"] = jpath
+        manifest_files.append(entry)
 
 
-def _record(iso, path: str):
+def _record(iso, **where):
     try:
-        return iso.get_record(iso_path=path)
+        return iso.get_record(**where)
     except Exception:  # PyCdlibInvalidInput: not there
         return None
 

@@ -130,6 +130,9 @@ def test_el_torito_hybrid_and_descriptors(built, base):
     assert "Joliet with UCS level 3 found" in info
     assert "Rock Ridge signatures version 1 found" in info
     assert "Eltorito defaultboot header" in info
+    tree = subprocess.run(["xorriso", "-indev", str(r.iso), "-find", "/", "-exec", "lsdl"],
+                          capture_output=True, text=True)
+    assert tree.returncode == 0 and "FAILURE" not in tree.stderr, tree.stderr[-2000:]
     mbr = r.iso.read_bytes()[:512]
     assert mbr[510:512] == b"\x55\xaa"
     # Joliet names are there too
@@ -396,3 +399,47 @@ def test_failure_keeps_previous_good_output(tmp_path, base, inputs_dir):
         isomod.build_iso(make_inputs(inputs_dir, build / "out", bad), build)
     assert sorted((p.name, p.read_bytes()) for p in (build / "out").iterdir()) == before
     assert good.iso.exists()
+
+
+# ---------------------------------------------------------------- names
+
+
+LONG = "drbd-km-2.6.32.23_170.dom0_an1.fc13.x86_64-8.3.7-12.fc13.x86_64.rpm-with-a-long-tail.rpm"
+
+
+def test_long_names_full_in_rock_ridge_short_in_joliet(tmp_path, base, inputs_dir):
+    d = tmp_path / "in"
+    shutil.copytree(inputs_dir, d)
+    (d / "overlay" / "extra").mkdir()
+    (d / "overlay" / "extra" / LONG).write_text("long\n")
+    (d / "overlay" / "extra" / (LONG + ".sig")).write_text("sig\n")
+    build = tmp_path / "build"
+    r = isomod.build_iso(make_inputs(d, build / "out", base), build)
+    assert extract(r.iso, f"/extra/{LONG}") == b"long\n"
+    joliet = sh("isoinfo", "-J", "-f", "-i", r.iso).splitlines()
+    long_j = [p for p in joliet if p.startswith("/extra/")]
+    assert len(long_j) == 2 and all(len(p.rsplit("/", 1)[1]) <= 64 for p in long_j)
+    assert any(p.endswith(".rpm") for p in long_j)
+    # the replaced isolinux.cfg is there once in each namespace, with the new content
+    assert joliet.count("/isolinux/isolinux.cfg") == 1
+    j_cfg = subprocess.run(["isoinfo", "-J", "-i", str(r.iso), "-x", "/isolinux/isolinux.cfg"],
+                           check=True, capture_output=True).stdout
+    assert j_cfg == extract(r.iso, "/isolinux/isolinux.cfg") and b"ERASES ALL DISKS" in j_cfg
+    m = json.loads(r.manifest.read_text())
+    assert {f["joliet_path"] for f in m["files"] if "joliet_path" in f} == set(long_j)
+    # libisofs reads the whole Rock Ridge tree (it rejects damaged entries) and sees the full names
+    tree = subprocess.run(["xorriso", "-indev", str(r.iso), "-find", "/", "-exec", "lsdl"],
+                          capture_output=True, text=True)
+    assert tree.returncode == 0 and "FAILURE" not in tree.stderr, tree.stderr[-2000:]
+    assert f"/extra/{LONG}'" in tree.stdout
+
+
+@pytest.mark.parametrize("name", ["bad;name", "x" * 101])
+def test_unsupported_name_is_a_clear_error(tmp_path, base, inputs_dir, name):
+    d = tmp_path / "in"
+    shutil.copytree(inputs_dir, d)
+    (d / "overlay" / name).write_text("x\n")
+    build = tmp_path / "build"
+    with pytest.raises(IsobuildError, match=f"file name not supported on the disc: /{name}"):
+        isomod.build_iso(make_inputs(d, build / "out", base), build)
+    assert not (build / "out").exists() or list((build / "out").iterdir()) == []
