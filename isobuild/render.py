@@ -305,6 +305,17 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
             contents[f"nodes/{n.name}/{rel}"] = (text, file_mode(rel))
     contents["model.json"] = (model_json(cluster), 0o644)
 
+    try:
+        _write(build_dir, contents, digest)
+    except OSError as err:
+        raise IsobuildError(f"cannot write the render into {build_dir}: {err.strerror or err}",
+                            hint="choose another --build-dir or fix its permissions; the previous render is unchanged"
+                            ) from None
+    out.files = _listing(out)
+    return out
+
+
+def _write(build_dir: Path, contents: dict[str, tuple[str, int]], digest: str) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
     with atomic_dir(build_dir / ".render") as tmp:
         for rel, (text, mode) in sorted(contents.items()):
@@ -316,8 +327,6 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
             os.chmod(p, mode)  # umask-proof
         (tmp / STAMP).write_text(f"{digest}\n{_outputs_digest(tmp)}\n")
     _swap_in(build_dir / ".render", build_dir)
-    out.files = _listing(out)
-    return out
 
 
 def _outputs_digest(root: Path) -> str:

@@ -501,3 +501,10 @@ def test_post_single_disk_warns_when_anaconda_numbered_differently(clusters, tmp
     env = _shims(tmp_path / "x", members=[], formatted=fmt)
     proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
     assert "WARNING: the unformatted DRBD partition is '/dev/vda5', not /dev/vda6" in proc.stderr
+
+
+def test_unwritable_build_dir_is_a_clear_error(clusters, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the build dir should be\n")
+    with pytest.raises(IsobuildError, match="cannot write the render into"):
+        render(clusters["an-cluster"], blocker / "build")
