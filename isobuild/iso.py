@@ -971,13 +971,14 @@ def _structure_at(path: Path, sector: int, pycdlib) -> str:
             return names[sector]
         if iso.eltorito_boot_catalog is not None and sector == iso.eltorito_boot_catalog.extent_location():
             return "El Torito boot catalog"
-        for dirpath, _dirs, filenames in iso.walk(iso_path="/"):
-            rec = iso.get_record(iso_path=dirpath)
+        kind = "rr_path" if iso.has_rock_ridge() else "iso_path"  # name files by their real names
+        for dirpath, _dirs, filenames in iso.walk(**{kind: "/"}):
+            rec = iso.get_record(**{kind: dirpath})
             if rec.extent_location() <= sector < rec.extent_location() + max(1, -(-rec.data_length // SECTOR)):
                 return f"directory records of {dirpath}"
             for f in filenames:
                 p = dirpath.rstrip("/") + "/" + f
-                r = iso.get_record(iso_path=p)
+                r = iso.get_record(**{kind: p})
                 start, n = r.extent_location(), -(-r.data_length // SECTOR)
                 if start <= sector < start + n:
                     return f"data of file {p}"

@@ -218,17 +218,24 @@ def test_isomd5sum_passes_and_matches_implantisomd5(built, tmp_path):
     assert copy.read_bytes() == r.iso.read_bytes()
 
 
-def test_isomd5sum_detects_corruption(built, tmp_path):
+def test_isomd5sum_detects_corruption_and_diff_names_the_file(built, tmp_path):
+    import pycdlib
+
     _, r = built
+    iso = pycdlib.PyCdlib()
+    iso.open(str(r.iso))
+    extent = iso.get_record(rr_path="/images/install.img").extent_location()
+    iso.close()
     bad = tmp_path / "bad.iso"
     shutil.copy(r.iso, bad)
     with open(bad, "r+b") as fh:
-        fh.seek(bad.stat().st_size // 2)
+        fh.seek(extent * 2048 + 1000)
         byte = fh.read(1)
         fh.seek(-1, 1)
         fh.write(bytes([byte[0] ^ 0xFF]))
     assert subprocess.run(["checkisomd5", str(bad)], capture_output=True).returncode == 1
-    assert "first difference at byte" in isomod.describe_difference(r.iso, bad)
+    where = isomod.describe_difference(r.iso, bad)
+    assert where == f"first difference at byte {extent * 2048 + 1000} (sector {extent}): data of file /images/install.img"
 
 
 def test_repo_readable_by_dnf(built, tmp_path):
