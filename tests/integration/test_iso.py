@@ -450,3 +450,25 @@ def test_unsupported_name_is_a_clear_error(tmp_path, base, inputs_dir, name):
     with pytest.raises(IsobuildError, match=f"file name not supported on the disc: /{name}"):
         isomod.build_iso(make_inputs(d, build / "out", base), build)
     assert not (build / "out").exists() or list((build / "out").iterdir()) == []
+
+
+def test_progress_bar_on_a_tty():
+    class TTY:
+        def __init__(self):
+            self.text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    out = TTY()
+    p = isomod.Progress("iso: writing x.iso", stream=out)
+    p(0, 100 << 20)
+    p(100 << 20, 100 << 20)
+    assert out.text.startswith("\riso: writing x.iso [") and "ETA" in out.text
+    assert "100.0/100.0 MiB" in out.text and out.text.endswith("\n")
