@@ -39,15 +39,18 @@ class InitService:
                 f"{','.join(self.required_start) or '-'} {','.join(self.required_stop) or '-'}")
 
 
-# name, start, stop, Required-Start, Required-Stop. Numbers: the seed's (xen 10/11/12, drbd 20 instead of
-# 70, clvmd 24, gfs2 26, xendomains 99); cman moves from 21 to 14 so that the S-numbers agree with the
-# dependency chain (xend 12 < cman 14 < drbd 20), which chkconfig alone does not enforce on F13.
+# name, start, stop, Required-Start, Required-Stop. Start numbers: the seed's (xen 10/11/12, drbd 20
+# instead of 70, clvmd 24, gfs2 26, xendomains 99); cman moves from 21 to 14 so that the S-numbers
+# agree with the dependency chain (xend 12 < cman 14 < drbd 20), which chkconfig alone does not
+# enforce on F13. Stop numbers run the chain backwards (a service stops before what it needs):
+# xendomains 00, rgmanager 03, gfs2 74, clvmd 76, drbd 78 (the seed's 08 would take DRBD down under a
+# mounted GFS2), cman 79, xend 97, xenconsoled 98, xenstored 99 (the seed's 01 stopped them first).
 _CHAIN = (
-    ("xenstored", 10, 1, ("$syslog", "$remote_fs"), ("$syslog", "$remote_fs")),
-    ("xenconsoled", 11, 1, ("$syslog", "$remote_fs", "xenstored"), ("$syslog", "$remote_fs")),
-    ("xend", 12, 98, ("$syslog", "$remote_fs", "xenconsoled"), ("$syslog", "$remote_fs")),
+    ("xenstored", 10, 99, ("$syslog", "$remote_fs"), ("$syslog", "$remote_fs")),
+    ("xenconsoled", 11, 98, ("$syslog", "$remote_fs", "xenstored"), ("$syslog", "$remote_fs")),
+    ("xend", 12, 97, ("$syslog", "$remote_fs", "xenconsoled"), ("$syslog", "$remote_fs")),
     ("cman", 14, 79, ("$network", "$time", "xend"), ("$network", "$time")),
-    ("drbd", 20, 8, ("$local_fs", "$network", "$syslog", "cman"), ("$local_fs", "$network", "$syslog")),
+    ("drbd", 20, 78, ("$local_fs", "$network", "$syslog", "cman"), ("$local_fs", "$network", "$syslog")),
     ("clvmd", 24, 76, ("$local_fs", "drbd"), ("$local_fs",)),
     ("gfs2", 26, 74, ("$network", "clvmd"), ("$network",)),
     ("rgmanager", 97, 3, ("$network", "cman", "gfs2"), ("$network", "cman")),
@@ -81,14 +84,18 @@ def services(managed_by: str) -> tuple[InitService, ...]:
 
 
 def check_order(table: tuple[InitService, ...]) -> list[str]:
-    """Problems in a table: a service starting before one it requires (empty list when consistent)."""
+    """Problems in a table: a service that starts before, or stops after, one it requires."""
     by_name = {s.name: s for s in table}
     problems = []
     for s in table:
         for dep in s.required_start:
             d = by_name.get(dep)
-            if d is not None and d.enabled and s.enabled and d.start >= s.start:
+            if d is None or not (d.enabled and s.enabled):
+                continue
+            if d.start >= s.start:
                 problems.append(f"{s.name} (S{s.start:02d}) requires {dep} which starts at S{d.start:02d}")
+            if d.stop <= s.stop:
+                problems.append(f"{s.name} (K{s.stop:02d}) requires {dep} which stops first, at K{d.stop:02d}")
     return problems
 
 

@@ -38,18 +38,32 @@ def test_storage_modes():
         initorder.services("systemd")
 
 
+def test_stop_order_is_the_start_order_backwards():
+    table = [s for s in initorder.services("init") if s.enabled]
+    by_start = [s.name for s in sorted(table, key=lambda s: s.start)]
+    by_stop = [s.name for s in sorted(table, key=lambda s: s.stop)]
+    assert by_stop == list(reversed(by_start))
+
+
 def test_check_order_catches_a_bad_table():
     table = list(initorder.services("init"))
     i = next(i for i, s in enumerate(table) if s.name == "cman")
     table[i] = initorder.InitService("cman", True, "2345", 9, 79, ("$network", "xend"), ())
     problems = initorder.check_order(tuple(table))
     assert problems and "cman (S09) requires xend" in problems[0]
+    # the seed's drbd stop priority (K08) would stop DRBD under a mounted GFS2
+    table = list(initorder.services("init"))
+    i = next(i for i, s in enumerate(table) if s.name == "drbd")
+    d = table[i]
+    table[i] = initorder.InitService("drbd", True, d.levels, d.start, 8, d.required_start, d.required_stop)
+    assert any("clvmd (K76) requires drbd which stops first, at K08" in p
+               for p in initorder.check_order(tuple(table)))
 
 
 def test_init_order_file_lines():
     text = initorder.init_order_file("rgmanager")
     lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
-    assert "drbd off - 20 08 $local_fs,$network,$syslog,cman $local_fs,$network,$syslog" in lines
+    assert "drbd off - 20 78 $local_fs,$network,$syslog,cman $local_fs,$network,$syslog" in lines
     assert all(len(ln.split()) == 7 for ln in lines)
 
 
