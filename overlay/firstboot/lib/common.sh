@@ -210,8 +210,12 @@ fb_mounted() {
 
 # --- step entry point ----------------------------------------------------------------------------
 
-_fb_step_exit() {
-    if [ "$1" -ne 0 ]; then error "step stopped (exit $1)"; fi
+# A command that failed under set -e (not a die): name it, so the log says what went wrong.
+_fb_step_err() {
+    if [ -z "${FB_ERR_SEEN:-}" ]; then
+        FB_ERR_SEEN=1
+        error "command failed (exit $1, line $2): $3"
+    fi
 }
 
 fb_step_init() {
@@ -220,6 +224,7 @@ fb_step_init() {
         PS4='+ ${FB_STEP}:${LINENO}: '
         set -x
     fi
-    trap '_fb_step_exit $?' EXIT
+    set -E
+    trap '_fb_step_err $? ${LINENO} "${BASH_COMMAND}"' ERR
     fb_load_env
 }

@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
 
 
-def test_definition(src_yaml: Path, dst_dir: Path, managed_by: str = "init") -> Path:
+def make_definition(src_yaml: Path, dst_dir: Path, managed_by: str = "init") -> Path:
     """The repo's cluster.yaml moved onto test addresses and small sizes (loop devices)."""
     dst_dir.mkdir(parents=True, exist_ok=True)
     text = src_yaml.read_text()
@@ -126,7 +127,9 @@ class Pair:
         shimbin = h / "shimbin"
         shimbin.mkdir(exist_ok=True)
         shim = shimbin / "fbshim.py"
-        shutil.copy(HERE / "fbshim.py", shim)
+        # the interpreter running the tests, without site-packages: shims start fast (hundreds of calls)
+        code = (HERE / "fbshim.py").read_text().split("\n", 1)[1]
+        shim.write_text(f"#!{sys.executable} -S\n{code}")
         shim.chmod(0o755)
         for name in SHIMS:
             (shimbin / name).symlink_to("fbshim.py")

@@ -1,0 +1,340 @@
+"""Firstboot scripts without the two-node harness: lint, bash 4.1 compatibility, the per-node input,
+the runner (markers, failure, resume, reset, self-disable), init ordering and the Xen step.
+
+None of these needs root: steps run against a scratch root (AN_ROOT) with the harness shims in PATH.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, need_tool
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "harness"))
+from harness import FIXTURE_ROOT, make_definition  # noqa: E402
+
+OVERLAY = REPO / "overlay" / "firstboot"
+SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-cluster-firstboot",
+                  *OVERLAY.glob("lib/*.sh"), *OVERLAY.glob("steps/*.sh")])
+STEPS = sorted(p.stem for p in OVERLAY.glob("steps/[0-9][0-9]-*.sh"))
+# The seed's start order ("Altering Daemon Start Order", init mode) and its rgmanager variant.
+SEED_ORDER = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2"]
+
+
+def test_layout_is_the_contract():
+    assert (OVERLAY / "VERSION").read_text().strip() and re.match(r"^\d+\.\d+\.\d+$", (OVERLAY / "VERSION").read_text().strip())
+    assert os.access(OVERLAY / "an-cluster-firstboot", os.X_OK)
+    assert os.access(OVERLAY / "init.d" / "an-cluster-firstboot", os.X_OK)
+    assert STEPS == ["10-network", "20-ssh-trust", "30-xen", "40-init-order", "50-cman", "60-drbd", "70-clvm",
+                     "80-gfs2", "90-rgmanager"]
+    for step in STEPS:
+        assert os.access(OVERLAY / "steps" / f"{step}.sh", os.X_OK), step
+    header = (OVERLAY / "init.d" / "an-cluster-firstboot").read_text()
+    assert re.search(r"^# chkconfig: 2345 \d\d \d\d$", header, re.M)
+    assert "### BEGIN INIT INFO" in header and "# Provides:          an-cluster-firstboot" in header
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(OVERLAY)))
+def test_shellcheck_clean(script):
+    tools = need_tool("shellcheck")
+    r = subprocess.run([tools["shellcheck"], "-x", "-s", "bash", str(script)], capture_output=True, text=True,
+                       cwd="/")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(OVERLAY)))
+def test_bash_syntax(script):
+    # bash 4.1 (Fedora 13) is not packaged here; `bash -n` with this bash plus the construct check below.
+    r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+# Constructs newer than bash 4.1 (the version Fedora 13 ships), with the version that added them.
+NEWER_THAN_41 = {
+    r"\bmapfile\s+-d\b|\breadarray\s+-d\b": "mapfile -d (4.4)",
+    r"\bwait\s+-n\b": "wait -n (4.3)",
+    r"\b(declare|local|typeset)\s+-[a-zA-Z]*n\b": "namerefs (4.3)",
+    r"\$\{[A-Za-z_][A-Za-z0-9_]*@[QEPAKa]\}": "${var@op} (4.4)",
+    r"\b(declare|local|typeset)\s+-[a-zA-Z]*g\b": "declare -g (4.2)",
+    r"\[\[\s+-v\s": "[[ -v ]] (4.2)",
+    r"%\([^)]*\)T": "printf %()T (4.2)",
+    r"\$\{[A-Za-z_][A-Za-z0-9_]*\[-\d+\]\}": "negative array index (4.3)",
+    r"\bshopt\s+-s\s+lastpipe\b": "lastpipe (4.2)",
+    r"\bEPOCHSECONDS\b|\bEPOCHREALTIME\b|\bBASH_ARGV0\b": "bash 5 variables",
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(OVERLAY)))
+def test_bash_41_compatible(script):
+    full = script.read_text()
+    code = "\n".join(ln for ln in full.splitlines() if not ln.lstrip().startswith("#"))  # comments may name them
+    found = [what for rx, what in NEWER_THAN_41.items() if re.search(rx, code)]
+    assert not found, f"{script.name} uses {found}"
+    assert full.startswith("#!/bin/bash") or script.parent.name == "lib"
+
+
+# ------------------------------------------------------------------------------------------------
+# the per-node input: kickstart/node/etc/an-cluster/firstboot.env.j2
+
+
+def _render_env(tmp_path, managed_by="init"):
+    from isobuild.model import load_definition
+    from isobuild.render import render
+
+    cluster = load_definition(make_definition(REPO / "cluster.yaml", tmp_path / "def", managed_by))
+    out = render(cluster, tmp_path / "build")
+    return cluster, {n.name: out.nodes_dir / n.name / "etc/an-cluster/firstboot.env" for n in cluster.nodes}
+
+
+def _source(env_file: Path) -> dict[str, str]:
+    script = f"set -eua; . {shlex.quote(str(env_file))}; env -0"
+    out = subprocess.run(["env", "-i", "bash", "-c", script], capture_output=True, check=True).stdout
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if item.startswith("AN_"))
+
+
+def test_firstboot_env_is_safe_shell_with_the_definition_values(tmp_path):
+    cluster, files = _render_env(tmp_path)
+    required = subprocess.run(["bash", "-c", f". {OVERLAY}/lib/common.sh; echo $FB_REQUIRED_VARS"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    for node in cluster.nodes:
+        text = files[node.name].read_text()
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                assert re.match(r"^AN_[A-Z0-9_]+$", key), line
+                # one shell word, already quoted: re-quoting the parsed value gives the same text
+                words = shlex.split(value)
+                assert len(words) == 1 and shlex.quote(words[0]) == value, line
+        v = _source(files[node.name])
+        peer = cluster.peer(node)
+        assert [k for k in required if not v.get(k)] == []
+        assert v["AN_NODE_NAME"] == node.name and v["AN_NODE_FQDN"] == node.fqdn
+        assert v["AN_NODE_ID"] == str(node.nodeid) and v["AN_PEER_ID"] == str(peer.nodeid)
+        assert v["AN_NODE_SN_IP"] == str(node.ip["sn"]) and v["AN_PEER_BCN_IP"] == str(peer.ip["bcn"])
+        assert v["AN_IS_LOWEST"] == ("yes" if node.name == cluster.lowest_node.name else "no")
+        assert v["AN_GFS2_LOCK_TABLE"] == cluster.lock_table
+        assert v["AN_GFS2_SIZE_MIB"] == str(cluster.storage.gfs2.size_mib)
+        assert v["AN_DRBD_BACKING"] == cluster.storage.backing_device
+        assert v["AN_XEN_BRIDGE_IFS"] == " ".join(cluster.networks[b].interface for b in cluster.xen.bridges)
+        assert v["AN_VM_LVS"] == " ".join(f"{vm.name}:{vm.disk_mib}" for vm in cluster.vms)
+        assert v["AN_XEN_RELOCATION_HOSTS"] == str(peer.ip["bcn"])
+        assert "password" not in text.lower() and "$6$" not in text  # no secrets in this file
+    assert sum(_source(f)["AN_IS_LOWEST"] == "yes" for f in files.values()) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# the runner, with stand-in steps
+
+
+def _fake_libexec(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A libexec dir with the real runner + lib and three small steps; env for running it."""
+    libexec = tmp_path / "libexec"
+    (libexec / "steps").mkdir(parents=True)
+    shutil.copytree(OVERLAY / "lib", libexec / "lib")
+    shutil.copy(OVERLAY / "VERSION", libexec / "VERSION")
+    shutil.copy(OVERLAY / "an-cluster-firstboot", libexec / "an-cluster-firstboot")
+    root = tmp_path / "root"
+    body = ('#!/bin/bash\nset -euo pipefail\n. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"\n'
+            'fb_step_init "$(basename "$0" .sh)"\necho "$FB_STEP" >> "$AN_ROOT/ran"\n')
+    (libexec / "steps/10-first.sh").write_text(body + 'info "first is fine"\n')
+    (libexec / "steps/20-second.sh").write_text(
+        body + '[ -f "$AN_ROOT/fixed" ] || die "the widget is missing" "create $AN_ROOT/fixed"\n')
+    (libexec / "steps/30-third.sh").write_text(body)
+    for f in (libexec / "steps").iterdir():
+        f.chmod(0o755)
+    env_file = root / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("".join(f"{k}=x\n" for k in (
+        "AN_CLUSTER_NAME AN_NODE_NAME AN_NODE_ID AN_NODE_FQDN AN_NODE_BCN_IP AN_NODE_SN_IP AN_PEER_NAME AN_PEER_ID "
+        "AN_PEER_FQDN AN_PEER_BCN_IP AN_PEER_SN_IP AN_DRBD_RESOURCE AN_DRBD_DEVICE AN_DRBD_BACKING AN_DRBD_SYNC_RATE "
+        "AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY").split())
+        + "AN_IS_LOWEST=yes\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "chkconfig").write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(tmp_path / "chkconfig.log"))}\n')
+    (bindir / "chkconfig").chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin:/usr/sbin:/sbin", "AN_ROOT": str(root), "LANG": "C"}
+    return libexec, env
+
+
+def _runner(libexec, env, *args):
+    return subprocess.run([str(libexec / "an-cluster-firstboot"), *args], env=env, capture_output=True, text=True)
+
+
+def test_runner_stops_at_a_failed_step_and_resumes_there(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    root = Path(env["AN_ROOT"])
+    r = _runner(libexec, env, "run")
+    assert r.returncode != 0
+    # the console names the step, the reason and what to do
+    assert "step 20-second FAILED" in r.stderr and "the widget is missing" in r.stderr
+    assert f"create {root}/fixed" in r.stderr
+    log = (root / "var/log/an-cluster-firstboot.log").read_text()
+    assert "20-second ERROR: the widget is missing" in log
+    st = _runner(libexec, env, "status")
+    assert st.returncode == 2
+    assert re.search(r"^10-first\s+done", st.stdout, re.M)
+    assert re.search(r"^20-second\s+failed: .*the widget is missing", st.stdout, re.M)
+    assert re.search(r"^30-third\s+pending", st.stdout, re.M)
+    assert not (tmp_path / "chkconfig.log").exists()
+
+    (root / "fixed").touch()
+    r = _runner(libexec, env, "run")
+    assert r.returncode == 0, r.stderr
+    # resumed at the failed step: the first step did not run again
+    assert (root / "ran").read_text().split() == ["10-first", "20-second", "20-second", "30-third"]
+    assert (tmp_path / "chkconfig.log").read_text().split("\n")[0] == "an-cluster-firstboot off"
+    assert _runner(libexec, env, "status").returncode == 0
+
+    # reset one step: only it runs again
+    assert _runner(libexec, env, "reset", "30-third").returncode == 0
+    assert re.search(r"^30-third\s+pending", _runner(libexec, env, "status").stdout, re.M)
+    assert _runner(libexec, env, "run").returncode == 0
+    assert (root / "ran").read_text().split()[-1] == "30-third" and len((root / "ran").read_text().split()) == 5
+    bad = _runner(libexec, env, "reset", "99-nothing")
+    assert bad.returncode != 0 and "no step named '99-nothing'" in bad.stderr
+
+
+def test_runner_refuses_a_second_concurrent_run(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    state = Path(env["AN_ROOT"]) / "var/lib/an-cluster/firstboot"
+    state.mkdir(parents=True)
+    with open(state / ".lock", "w") as fh:
+        import fcntl
+
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        r = _runner(libexec, env, "run")
+    assert r.returncode != 0 and "another an-cluster-firstboot run is in progress" in r.stderr
+    assert not (Path(env["AN_ROOT"]) / "ran").exists()
+
+
+def test_runner_explains_a_missing_input(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    (Path(env["AN_ROOT"]) / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").unlink()
+    r = _runner(libexec, env, "run")
+    assert r.returncode != 0 and "firstboot.env is missing" in r.stderr and "kickstart %post stages it" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# single steps in a scratch root (shims from the harness: chkconfig, virsh)
+
+
+def _scratch_node(tmp_path: Path, managed_by: str) -> tuple[Path, dict[str, str]]:
+    from isobuild.model import load_definition
+    from isobuild.render import render
+
+    cluster = load_definition(make_definition(REPO / "cluster.yaml", tmp_path / "def", managed_by))
+    out = render(cluster, tmp_path / "build")
+    node = cluster.lowest_node
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURE_ROOT, root, symlinks=True)
+    shutil.copytree(out.nodes_dir / node.name, root / "var/lib/an-cluster/stage")
+    shimbin = tmp_path / "shimbin"
+    shimbin.mkdir()
+    code = (HERE / "harness" / "fbshim.py").read_text().split("\n", 1)[1]
+    (shimbin / "fbshim.py").write_text(f"#!{sys.executable} -S\n{code}")
+    (shimbin / "fbshim.py").chmod(0o755)
+    for name in ("chkconfig", "virsh"):
+        (shimbin / name).symlink_to("fbshim.py")
+    env = {"PATH": f"{shimbin}:/usr/bin:/bin:/usr/sbin:/sbin", "AN_ROOT": str(root), "LANG": "C",
+           "FBH_DIR": str(tmp_path / "h"), "FBH_NODE": node.name}
+    return root, env
+
+
+def _run_step(step: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(OVERLAY / "steps" / f"{step}.sh")], env=env, capture_output=True, text=True)
+
+
+def _header(script: Path) -> tuple[str, int, list[str]]:
+    text = script.read_text()
+    m = re.search(r"^# chkconfig: (\S+) (\d+) (\d+)$", text, re.M)
+    req = re.search(r"^# Required-Start:(.*)$", text, re.M)
+    return m.group(1), int(m.group(2)), (req.group(1).split() if req else [])
+
+
+@pytest.mark.parametrize("managed_by", ["init", "rgmanager"])
+def test_init_order_from_the_edited_headers_matches_the_seed(tmp_path, managed_by):
+    from isobuild import initorder
+
+    root, env = _scratch_node(tmp_path, managed_by)
+    r = _run_step("40-init-order", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    table = initorder.services(managed_by)
+    initd = root / "etc/rc.d/init.d"
+    # 1. every header now says what the one table says
+    for svc in table:
+        levels, start, req = _header(initd / svc.name)
+        assert (levels, start, req) == (svc.levels, svc.start, list(svc.required_start)), svc.name
+    # 2. the order computed from the headers alone: enabled services by start number
+    enabled = sorted((s for s in table if _header(initd / s.name)[0] != "-"), key=lambda s: _header(initd / s.name)[1])
+    computed = [s.name for s in enabled]
+    seed = SEED_ORDER if managed_by == "init" else [s for s in SEED_ORDER if s not in initorder.RGMANAGER_OWNED]
+    assert [n for n in computed if n in SEED_ORDER] == seed
+    assert computed[-1] == "rgmanager"
+    # 3. every Required-Start dependency that is enabled starts earlier
+    starts = {s.name: _header(initd / s.name)[1] for s in enabled}
+    for name in computed:
+        for dep in _header(initd / name)[2]:
+            if dep in starts:
+                assert starts[dep] < starts[name], f"{name} requires {dep}"
+    # 4. chkconfig re-added them: the rc3.d start links follow the same order
+    links = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir() if p.name.startswith("S"))
+    assert [re.sub(r"^S\d\d", "", n) for n in links] == computed
+    off = {s.name for s in table if not s.enabled}
+    for name in off:
+        assert not list((root / "etc/rc.d/rc3.d").glob(f"S??{name}")), f"{name} must be off"
+    if managed_by == "rgmanager":
+        assert {"drbd", "clvmd", "gfs2"} <= off
+    # clvmd shipped 0555 (lvm2-cluster bug): its mode is kept
+    assert oct((initd / "clvmd").stat().st_mode & 0o777) == "0o555"
+    # idempotent: a second run changes nothing
+    before = {p.name: p.read_text() for p in initd.iterdir()}
+    assert _run_step("40-init-order", env).returncode == 0
+    assert {p.name: p.read_text() for p in initd.iterdir()} == before
+
+
+def test_xen_step_edits_grub_yum_xend_and_libvirt_once(tmp_path):
+    root, env = _scratch_node(tmp_path, "init")
+    r = _run_step("30-xen", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    grub = (root / "boot/grub/grub.conf").read_text()
+    titles = re.findall(r"^title (.*)$", grub, re.M)
+    default = int(re.search(r"^default=(\d+)$", grub, re.M).group(1))
+    assert titles[default].startswith("Xen 4.0.1")
+    entry = grub.split("title " + titles[default])[1]
+    assert "kernel /xen.gz dom0_mem=1024M" in entry
+    assert "module /vmlinuz-2.6.32.23-170.dom0_an1.fc13.x86_64 ro root=UUID=865690db" in entry  # this install's args
+    assert "module /initramfs-2.6.32.23-170.dom0_an1.fc13.x86_64.img" in entry
+    assert "exclude=kernel*" in (root / "etc/yum.conf").read_text().splitlines()
+    script = root / "etc/xen/scripts/an-network-script"
+    assert os.access(script, os.X_OK) and "netdev=eth2 bridge=eth2" in script.read_text()
+    sxp = (root / "etc/xen/xend-config.sxp").read_text()
+    active = [ln for ln in sxp.splitlines() if ln.startswith("(")]
+    assert "(network-script an-network-script)" in active
+    assert "(xend-relocation-server yes)" in active
+    assert [ln for ln in active if ln.startswith("(xend-relocation-hosts-allow")] == [
+        "(xend-relocation-hosts-allow '^198\\\\.18\\\\.1\\\\.72$ ^localhost$ ^localhost\\\\.localdomain$')"]
+    assert (root / "etc/libvirt/qemu/networks/default.xml").read_text() == ""
+    assert not os.path.lexists(root / "etc/libvirt/qemu/networks/autostart/default.xml")
+    before = {p: p.read_bytes() for p in (root / "boot/grub/grub.conf", root / "etc/yum.conf", root / "etc/xen/xend-config.sxp")}
+    assert _run_step("30-xen", env).returncode == 0
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
+    root, env = _scratch_node(tmp_path, "init")
+    grub = root / "boot/grub/grub.conf"
+    grub.write_text(re.sub(r"title Fedora \(2\.6\.32\.23.*?(?=title )", "", grub.read_text(), flags=re.S))
+    before = grub.read_text()
+    r = _run_step("30-xen", env)
+    assert r.returncode != 0
+    assert "no grub entry boots the dom0 kernel vmlinuz-2.6.32.23-170.dom0_an1.fc13" in r.stderr
+    assert grub.read_text() == before
