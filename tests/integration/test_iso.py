@@ -199,10 +199,23 @@ def test_base_files_untouched(built, base):
         if path == "/isolinux/isolinux.bin":
             # bytes 8..63 are the boot-info-table (LBAs and checksum), rewritten for the new layout
             assert old[:8] == new[:8] and old[64:] == new[64:]
+            check_boot_info_table(r.iso, new)
             continue
         assert sha(old) == sha(new), path
         checked += 1
     assert checked > 20
+
+
+def check_boot_info_table(image: Path, boot: bytes) -> None:
+    """isolinux finds itself through this table: PVD LBA, its own LBA, length, checksum (from byte 64)."""
+    import struct
+
+    pvd_lba, file_lba, length, csum = struct.unpack("<4I", boot[8:24])
+    report = subprocess.run(["xorriso", "-indev", str(image), "-report_el_torito", "plain"],
+                            capture_output=True, text=True, check=True).stdout
+    lba = int(next(line for line in report.splitlines() if line.startswith("El Torito boot img :")).split()[-1])
+    words = struct.unpack(f"<{(len(boot) - 64) // 4}I", boot[64:64 + (len(boot) - 64) // 4 * 4])
+    assert (pvd_lba, file_lba, length, csum) == (16, lba, len(boot), sum(words) & 0xFFFFFFFF)
 
 
 def test_isomd5sum_passes_and_matches_implantisomd5(built, tmp_path):
@@ -284,6 +297,15 @@ def test_epoch_changes_dates_only_where_dates_live(tmp_path, base, inputs_dir, b
     b3 = tmp_path / "b3"
     other = isomod.build_iso(make_inputs(inputs_dir, b3 / "out", base, source_date_epoch=1300000000), b3)
     assert other.sha256 != first.sha256
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(other.iso))
+    mod = iso.pvd.volume_modification_date
+    assert (mod.year, mod.month, mod.dayofmonth, mod.hour, mod.gmtoffset) == (2011, 3, 13, 7, 0)  # 1300000000 UTC
+    ks = iso.get_record(rr_path="/ks/an-node01.ks").date
+    assert (ks.years_since_1900, ks.month, ks.day_of_month, ks.gmtoffset) == (111, 3, 13, 0)
+    iso.close()
     where = isomod.describe_difference(first.iso, other.iso)
     assert "isohybrid MBR" in where or "volume descriptor" in where or "directory records" in where, where
 
