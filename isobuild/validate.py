@@ -361,7 +361,12 @@ def check_iptables(col: Collector, path: Path) -> None:
     unshare = _tool("unshare")
     with open(path, "rb") as fh:
         data = fh.read()
-    proc = run(_netns_argv(unshare, tool, "--test"), check=False, input=data, timeout=60)
+    if os.geteuid() == 0:
+        argv = [unshare, "--net", tool, "--test"]
+    else:  # in a user namespace the host's /run/xtables.lock is not ours: give the tool a private /run
+        argv = [unshare, "--user", "--map-root-user", "--mount", "--net", "sh", "-c",
+                'mount -t tmpfs tmpfs /run && exec "$0" --test', tool]
+    proc = run(argv, check=False, input=data, timeout=60)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace") if isinstance(proc.stderr, bytes) else proc.stderr or ""
         m = re.search(r"Error occurred at line: (\d+)", err)
