@@ -238,3 +238,79 @@ def test_tool_output_quoting_a_secret_is_scrubbed(clusters, rendered, tmp_path):
     col.add(ks, 3, "xml", f'passwd="{fence}" is odd')
     text = "\n".join(str(p) for p in col.problems)
     assert secret not in text and fence not in text and text.count("<redacted>") == 2
+
+
+def _variant(tmp_path: Path, example: str, edits: list[tuple[str, str]]) -> Path:
+    """A copy of an example definition (with its demo secrets) with text edits applied."""
+    src = EXAMPLES[example]
+    d = tmp_path / "def"
+    d.mkdir()
+    text = src.read_text()
+    for old, new in edits:
+        assert old in text, f"test setup: {old!r} not in {src.name}"
+        text = text.replace(old, new)
+    if example == "an-cluster":
+        shutil.copytree(REPO / "examples" / "secrets", d / "examples" / "secrets")
+    else:
+        shutil.copytree(REPO / "examples" / "secrets", d / "secrets")
+    out = d / src.name
+    out.write_text(text)
+    return out
+
+
+VARIANTS = {
+    # the seed's cluster stripped down: one ring, no firewall, no bridges, no migration, one primary,
+    # no authorized keys, extra package groups, no VMs
+    "minimal": ("an-cluster", [
+        ("rrp_mode: active", "rrp_mode: none"), ("firewall: cluster", "firewall: off"),
+        ("bridges: [bcn, sn, ifn]", "bridges: []"), ("enabled: true", "enabled: false"),
+        ("become_primary_on: both", "become_primary_on: an-node02"),
+        ("allow_two_primaries: true", "allow_two_primaries: false"),
+        ("  ssh_authorized_keys_file: examples/secrets/demo-authorized_keys\n", ""),
+        ("packages: []", "packages: ['@development-tools', screen]"),
+        ("""vms:                          # rgmanager <vm> services; disks are LVs on the clustered VG
+  - name: vm0001_ws1
+    memory: 1024M
+    vcpus: 1
+    disk: 50G
+    bridge: ifn
+    prefer: an-node01         # failover domain ordering
+    migrate: live
+""", "vms: []\n"),
+    ]),
+    # the IPMI cluster on two disks (RAID1, five md devices), biosdevname NIC names, two fence methods
+    "raid-two-methods": ("vmcl-b", [
+        ("interface: eth1", "interface: em1"), ("interface: eth2", "interface: p3p1"),
+        ("interface: eth0", "interface: em2"),
+        ('mac: {eth0: "52:54:00:12:34:01", eth1: "52:54:00:12:35:01", eth2: "52:54:00:12:36:01"}',
+         'mac: {em2: "52:54:00:12:34:01"}'),
+        ('mac: {eth0: "52:54:00:12:34:02"}', "mac: {}"),
+        ("        device: ipmi-b1\n", "        device: ipmi-b1\n      - method: assassin\n        device: na1\n        port: 3\n"),
+        ("        device: ipmi-b2\n", "        device: ipmi-b2\n      - method: assassin\n        device: na1\n        port: 4\n"),
+        ("fence_devices:\n", "fence_devices:\n  - name: na1\n    agent: fence_na\n    ipaddr: na1.lab.example.org\n"
+                             "    login: na\n    password_file: secrets/demo-batou.pw\n"),
+        ("disks: [vda]", "disks: [sda, sdb]"), ("backing_device: /dev/vda6", "backing_device: /dev/md4"),
+    ]),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_other_definitions_render_and_validate(variant, tmp_path):
+    example, edits = VARIANTS[variant]
+    c = load_definition(_variant(tmp_path, example, edits))
+    build = tmp_path / "build"
+    render(c, build)
+    checked = validate(build, c)
+    assert checked
+    n = c.nodes[0]
+    ks = (build / "kickstart" / f"{n.name}.ks").read_text()
+    conf = (build / "nodes" / n.name / "etc/cluster/cluster.conf").read_text()
+    if variant == "minimal":
+        assert "firewall --disabled" in ks and not (build / "nodes" / n.name / "etc/sysconfig/iptables").exists()
+        assert "<altname" not in conf and "<vm " not in conf
+        assert "authorized_keys" not in ks
+        assert "become-primary-on an-node02.alteeve.com;" in (build / "nodes" / n.name / "etc/drbd.d/r0.res").read_text()
+    else:
+        assert "raid /var --level=1 --device=md3" in ks and "part raid.205 --size=1 --grow --ondisk=sdb" in ks
+        assert '<method name="assassin">' in conf and 'port="3"' in conf
+        assert (build / "nodes" / n.name / "etc/sysconfig/network-scripts/ifcfg-p3p1").is_file()
