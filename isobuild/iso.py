@@ -36,7 +36,7 @@ from typing import Callable, Iterator
 
 from . import isolinux, log
 from .errors import IsobuildError
-from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
+from .stamps import Stamps, sha256_bytes, sha256_file
 
 SECTOR = 2048
 PVD_OFFSET = 16 * SECTOR
@@ -435,43 +435,57 @@ def open_base(path: Path):
 # --------------------------------------------------------------------------------------------
 
 
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy a tree keeping modes; symlinks are refused (the disc must carry real files)."""
+def _git_mode(mode: int, is_dir: bool) -> int:
+    """The modes git can express: 0755 for dirs and executables, 0644 for other files.
+    The repo and overlay/ come from createrepo_c and a checkout, whose other bits only reflect
+    the umask of the machine; normalising them keeps the disc reproducible."""
+    return 0o755 if is_dir or mode & 0o100 else 0o644
+
+
+def _copy_tree(src: Path, dst: Path, *, git_modes: bool) -> None:
+    """Copy a tree; modes kept (rendered node files: 0600 secrets stay 0600) or git-normalised.
+    Symlinks are refused (the disc must carry real files)."""
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames.sort()
         rel = Path(dirpath).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
-        os.chmod(dst / rel, stat.S_IMODE(os.stat(dirpath).st_mode))
+        mode = stat.S_IMODE(os.stat(dirpath).st_mode)
+        os.chmod(dst / rel, _git_mode(mode, True) if git_modes else mode)
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if p.is_symlink():
                 raise IsobuildError(f"symlinks are not supported on the disc: {p}",
                                     hint="replace it with the file it points to")
-            shutil.copy2(p, dst / rel / name)
+            shutil.copyfile(p, dst / rel / name)
+            mode = stat.S_IMODE(p.stat().st_mode)
+            os.chmod(dst / rel / name, _git_mode(mode, False) if git_modes else mode)
 
 
 def stage_tree(inputs: IsoInputs, stage: Path, repo_dir: Path) -> None:
     """Lay out ks/, an-cluster/ (+ nodes/) and the overlay under `stage`."""
     ks = stage / "ks"
     ks.mkdir(parents=True)
+    os.chmod(ks, 0o755)
     for node in sorted(inputs.kickstarts):
         src = Path(inputs.kickstarts[node])
         if not src.is_file():
             raise IsobuildError(f"kickstart for {node} not found: {src}", hint="run `invoke render` first")
         shutil.copyfile(src, ks / f"{node}.ks")
         os.chmod(ks / f"{node}.ks", stat.S_IMODE(src.stat().st_mode))  # render makes them 0600
-    _copy_tree(repo_dir, stage / "an-cluster")
+    _copy_tree(repo_dir, stage / "an-cluster", git_modes=True)
     if inputs.nodes_dir is not None:
         for node in sorted(inputs.kickstarts):
             src = Path(inputs.nodes_dir) / node
             if src.is_dir():
-                _copy_tree(src, stage / "an-cluster" / "nodes" / node)
+                (stage / "an-cluster" / "nodes").mkdir(exist_ok=True)
+                os.chmod(stage / "an-cluster" / "nodes", 0o755)
+                _copy_tree(src, stage / "an-cluster" / "nodes" / node, git_modes=False)
     if inputs.overlay_dir is not None and Path(inputs.overlay_dir).is_dir():
         for top in sorted(Path(inputs.overlay_dir).iterdir()):
             if top.name in ("ks", "an-cluster"):
                 raise IsobuildError(f"overlay/{top.name} would shadow a directory the build writes",
                                     hint="move it elsewhere in overlay/")
-        _copy_tree(Path(inputs.overlay_dir), stage)
+        _copy_tree(Path(inputs.overlay_dir), stage, git_modes=True)
     os.chmod(stage, 0o755)
 
 
@@ -622,7 +636,8 @@ def _add_tree(iso, stage: Path, joliet: bool, manifest_files: list[dict]) -> Non
     isonames, jnames = _Names(iso, "iso_path"), _Names(iso, "joliet_path")
     for path, src, is_dir in _walk_stage(stage):
         _check_name(path)
-        mode = stat.S_IMODE(src.stat().st_mode)
+        # Group/other write bits only say which umask the checkout had: drop them (reproducible).
+        mode = stat.S_IMODE(src.stat().st_mode) & ~0o022
         name = path.rsplit("/", 1)[1]
         existing = _record(iso, rr_path=path) if rock else _record(iso, iso_path=path)
         old_joliet = None
@@ -742,15 +757,33 @@ def code_digest() -> str:
     return sha256_bytes(b"".join((here / n).read_bytes() for n in ("iso.py", "isolinux.py")))
 
 
+def _tree_digest(root: Path, *, git_modes: bool) -> str:
+    """Digest of a tree as it will be on the disc: relative paths, disc modes, contents."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            p = Path(dirpath) / name
+            mode = stat.S_IMODE(p.lstat().st_mode)
+            mode = _git_mode(mode, p.is_dir()) if git_modes else mode & ~0o022
+            h.update(f"{p.relative_to(root).as_posix()}\0{mode:o}\0".encode())
+            if p.is_file() and not p.is_symlink():
+                h.update(sha256_file(p).encode())
+            h.update(b"\n")
+    return h.hexdigest()
+
+
 def input_digests(inputs: IsoInputs, repo_dir: Path | None) -> dict[str, str]:
     d = {
         "code": code_digest(),
         "kickstarts": sha256_bytes("".join(
-            f"{n}:{sha256_file(Path(p))}\n" for n, p in sorted(inputs.kickstarts.items()))),
+            f"{n}:{stat.S_IMODE(Path(p).stat().st_mode) & ~0o022:o}:{sha256_file(Path(p))}\n"
+            for n, p in sorted(inputs.kickstarts.items()))),
         "menu": sha256_bytes(json.dumps([inputs.cluster, sorted(inputs.fqdns.items()), inputs.console])),
-        "repo": sha256_tree(repo_dir) if repo_dir else "empty",
-        "nodes": sha256_tree(inputs.nodes_dir) if inputs.nodes_dir else "none",
-        "overlay": sha256_tree(inputs.overlay_dir) if inputs.overlay_dir else "none",
+        "repo": _tree_digest(repo_dir, git_modes=True) if repo_dir else "empty",
+        "nodes": _tree_digest(inputs.nodes_dir, git_modes=False) if inputs.nodes_dir else "none",
+        "overlay": _tree_digest(inputs.overlay_dir, git_modes=True) if inputs.overlay_dir else "none",
         "base": _base_fingerprint(inputs.base) if inputs.base else "none (add-on disc)",
     }
     d.update(inputs.extra_digests)
@@ -828,11 +861,9 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
             iso.interchange_level = 4  # F13 is `mkisofs -U`: lowercase names without ;1
             cfg_text = _read_iso_file(iso, "/isolinux/isolinux.cfg").decode("utf-8", "replace")
             new_cfg = isolinux.add_node_entries(cfg_text, node_entries, inputs.console)
-            (stage / "isolinux").mkdir(exist_ok=True)
+            (stage / "isolinux").mkdir(exist_ok=True)  # exists on the base: its mode is kept
             (stage / "isolinux" / "isolinux.cfg").write_text(new_cfg)
             os.chmod(stage / "isolinux" / "isolinux.cfg", 0o644)
-            if (stage / "isolinux").stat().st_mode & 0o777 != 0o755:
-                os.chmod(stage / "isolinux", 0o755)
             volume_id = info.volume_id
         else:
             info = None

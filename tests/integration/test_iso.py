@@ -61,6 +61,7 @@ def inputs_dir(tmp_path_factory, tools) -> Path:
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n10.0.0.1 {node}\n")
         (d / "nodes" / node / "etc" / "an-cluster").mkdir()
         (d / "nodes" / node / "etc" / "an-cluster" / "firstboot.env").write_text(f"NODE={node}\n")
+        os.chmod(d / "nodes" / node / "etc" / "an-cluster" / "firstboot.env", 0o600)
     fb = d / "overlay" / "firstboot"
     (fb / "steps").mkdir(parents=True)
     (fb / "an-cluster-firstboot").write_text("#!/bin/bash\necho firstboot\n")
@@ -158,9 +159,12 @@ def test_added_files_content_and_modes(built, inputs_dir):
         elif line[:1] in "-d" and len(line.split()) > 5:
             modes[current + line.split()[-1]] = line.split()[0]
     assert modes["/firstboot/an-cluster-firstboot"] == "-rwxr-xr-x"
-    assert modes["/firstboot/steps/10-network.sh"] == "-rwxr-x---"
-    assert modes["/firstboot/VERSION"] == "-rw-------"
+    # overlay/ is a git checkout: only the executable bit is real, the rest is the umask
+    assert modes["/firstboot/steps/10-network.sh"] == "-rwxr-xr-x"
+    assert modes["/firstboot/VERSION"] == "-rw-r--r--"
     assert modes["/ks/an-node01.ks"] == "-rw-r--r--"
+    # rendered node files keep their modes (a secret stays 0600)
+    assert modes["/an-cluster/nodes/an-node01/etc/an-cluster/firstboot.env"] == "-rw-------"
 
 
 def test_boot_menu_on_disc(built):
@@ -276,6 +280,7 @@ def test_manifest(built, base, inputs_dir):
     assert ks["action"] == "added"
     assert ks["sha256"] == sha((inputs_dir / "ks" / "an-node01.ks").read_bytes())
     assert by_path["/firstboot/an-cluster-firstboot"]["mode"] == "0755"
+    assert by_path["/an-cluster/nodes/an-node02/etc/an-cluster/firstboot.env"]["mode"] == "0600"
     for f in m["files"]:
         assert sha(extract(r.iso, f["path"])) == f["sha256"], f["path"]
     assert {"kickstarts", "repo", "nodes", "overlay", "menu"} <= set(m["inputs"])
@@ -290,6 +295,28 @@ def test_double_build_is_byte_identical(tmp_path, base, inputs_dir, built):
     second = isomod.build_iso(make_inputs(inputs_dir, b2 / "out", base), b2)
     assert second.sha256 == first.sha256
     assert isomod.describe_difference(first.iso, second.iso) == "identical"
+
+
+def test_umask_does_not_change_the_image(tmp_path, base, inputs_dir, built):
+    """A checkout and build under umask 077 give the same bytes as under 022."""
+    _, first = built
+    d = tmp_path / "in"
+    old = os.umask(0o077)
+    try:
+        shutil.copytree(inputs_dir, d, copy_function=shutil.copyfile)  # modes from the umask
+        for node in NODES:  # rendered files have explicit modes (render sets them)
+            for p in (d / "nodes" / node).rglob("*"):
+                os.chmod(p, os.stat(inputs_dir / p.relative_to(d)).st_mode & 0o7777)
+        exe = d / "overlay" / "firstboot" / "an-cluster-firstboot"
+        os.chmod(exe, 0o700)
+        os.chmod(d / "overlay" / "firstboot" / "steps" / "10-network.sh", 0o700)
+        for k in (d / "ks").iterdir():
+            os.chmod(k, 0o644)
+        b = tmp_path / "b"
+        other = isomod.build_iso(replace(make_inputs(d, b / "out", base), repo_dir=inputs_dir / "repo"), b)
+    finally:
+        os.umask(old)
+    assert other.sha256 == first.sha256, isomod.describe_difference(first.iso, other.iso)
 
 
 def test_epoch_changes_dates_only_where_dates_live(tmp_path, base, inputs_dir, built):
