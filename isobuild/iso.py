@@ -820,6 +820,15 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         raise IsobuildError(f"base ISO not found: {inputs.base}",
                             hint=f"download {F13_DVD_NAME} from {F13_DVD_URL} or drop --base")
     isolinux.console_args(inputs.console)  # reject a bad console before any work
+    for node, ks in sorted(inputs.kickstarts.items()):
+        if not Path(ks).is_file():
+            raise IsobuildError(f"kickstart for {node} not found: {ks}", hint="run `invoke render` first")
+    if inputs.repo_dir is not None and not (Path(inputs.repo_dir) / "repodata" / "repomd.xml").is_file():
+        raise IsobuildError(f"not a yum repository (no repodata/repomd.xml): {inputs.repo_dir}",
+                            hint="run `invoke rpms` (it indexes BUILD/repo), or leave the repo out")
+    for what, d in (("node files", inputs.nodes_dir), ("overlay", inputs.overlay_dir)):
+        if d is not None and not Path(d).is_dir():
+            raise IsobuildError(f"{what} directory not found: {d}")
 
     repo_dir = Path(inputs.repo_dir) if inputs.repo_dir else None
     digests = input_digests(inputs, repo_dir)

@@ -521,3 +521,18 @@ def test_progress_bar_on_a_tty():
     p(100 << 20, 100 << 20)
     assert out.text.startswith("\riso: writing x.iso [") and "ETA" in out.text
     assert "100.0/100.0 MiB" in out.text and out.text.endswith("\n")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("kickstarts", {"an-node01": Path("/nonexistent/a.ks"), "an-node02": Path("/nonexistent/b.ks")},
+     "kickstart for an-node01 not found"),
+    ("repo_dir", Path("/"), "not a yum repository"),
+    ("overlay_dir", Path("/nonexistent/overlay"), "overlay directory not found"),
+    ("console", "hvc0", "unsupported console setting"),
+    ("fqdns", {"an-node01": "a.example.com"}, "no FQDN given for node(s): an-node02"),
+])
+def test_bad_inputs_are_clear_errors(tmp_path, base, inputs_dir, field, value, message):
+    build = tmp_path / "build"
+    with pytest.raises(IsobuildError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        isomod.build_iso(replace(make_inputs(inputs_dir, build / "out", base), **{field: value}), build)
+    assert not (build / "out").exists()
