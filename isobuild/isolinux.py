@@ -182,6 +182,12 @@ def install_template(cfg: Config) -> Entry:
 def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = None) -> str:
     """The base isolinux.cfg with one install entry per node added after the base's install entry."""
     cfg = parse(text)
+    already = [e.name for e in cfg.entries if "ks=cdrom:/ks/" in (e.get("append") or "")]
+    if already:
+        raise IsobuildError(
+            f"isolinux.cfg of the base already has node install entries ({', '.join(already)})",
+            hint="remaster the original Fedora 13 DVD, not a disc this tool made",
+        )
     template = install_template(cfg)
     extra_args, serial = console_args(console)
     taken = {e.name.lower() for e in cfg.entries}

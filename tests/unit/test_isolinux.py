@@ -106,3 +106,9 @@ def test_default_naming_a_future_node_entry_is_refused():
     text = "default n1\ntimeout 50\nlabel linux\n  kernel vmlinuz\n  append initrd=initrd.img\n"
     with pytest.raises(IsobuildError, match="timeout default"):
         isolinux.add_node_entries(text, [isolinux.NodeEntry("n1", "n1.x", "c")])
+
+
+def test_remastering_a_remastered_disc_is_refused():
+    once = _edit("f13-plain")
+    with pytest.raises(IsobuildError, match="already has node install entries"):
+        isolinux.add_node_entries(once, [isolinux.NodeEntry("n1", "n1.x", "c")])
