@@ -1,0 +1,257 @@
+"""Two nodes side by side (harness/harness.py): the full bring-up, power cuts at every step boundary
+and inside every destructive step, and refusal to touch existing data.
+
+Needs root (loop devices, network namespaces, LVM); CI runs as root.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+OVERLAY = REPO / "overlay" / "firstboot"
+STEPS = sorted(p.stem for p in OVERLAY.glob("steps/[0-9][0-9]-*.sh"))
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def blkid(dev: Path, tag: str) -> str:
+    return subprocess.run(["blkid", "-p", "-o", "value", "-s", tag, str(dev)], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def assert_destructive_once(p) -> None:
+    """No destructive command twice, none of the one-node-only ones on both nodes."""
+    d = p.destructive()
+    assert sorted(n for n, _ in d["create-md"]) == sorted(p.nodes), d["create-md"]  # once per node, own disk
+    for kind in ("overwrite-data-of-peer", "pvcreate", "vgcreate", "mkfs.gfs2"):
+        assert [n for n, _ in d[kind]] == [p.lowest], f"{kind}: {d[kind]}"
+    lvs = [args[args.index("-n") + 1] for _, args in d["lvcreate"]]
+    wanted = [p.cluster.storage.gfs2.lv] + [vm.name for vm in p.cluster.vms]
+    assert sorted(lvs) == sorted(wanted), d["lvcreate"]
+    assert {n for n, _ in d["lvcreate"]} == {p.lowest}
+
+
+def assert_cluster_up(p) -> None:
+    c = p.cluster
+    s = c.storage
+    for name, node in p.nodes.items():
+        st = p.status(name)
+        assert st.returncode == 0, st.stdout
+        assert all(re.search(rf"^{step}\s+done", st.stdout, re.M) for step in STEPS), st.stdout
+        root = node.root
+        # the service disabled itself
+        assert list((root / "etc/rc.d/rc3.d").glob("K??an-cluster-firstboot"))
+        assert not list((root / "etc/rc.d/rc3.d").glob("S??an-cluster-firstboot"))
+        # GFS2 by UUID in fstab, mounted, domU_config on the shared filesystem
+        lv = root / "dev" / s.clvm.vg / s.gfs2.lv
+        assert blkid(lv, "TYPE") == "gfs2" and blkid(lv, "LABEL") == c.lock_table
+        fstab = [ln for ln in (root / "etc/fstab").read_text().splitlines() if f" {s.gfs2.mount} " in ln]
+        assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async 0 0"]
+        assert (root / s.gfs2.mount.lstrip("/") / "domU_config").is_dir()
+        # cluster.conf with <rm>, one version above the definition's, 0640
+        conf = root / "etc/cluster/cluster.conf"
+        assert oct(conf.stat().st_mode & 0o777) == "0o640"
+        text = conf.read_text()
+        assert f'config_version="{c.config_version + 1}"' in text and "<rm" in text
+        for vm in c.vms:
+            assert f'<vm name="{vm.name}"' in text
+        # ssh: each node trusts the other's key
+        peer = p.nodes[next(n for n in p.nodes if n != name)]
+        assert (peer.root / "root/.ssh/id_rsa.pub").read_text().strip() in (root / "root/.ssh/authorized_keys").read_text()
+        # DRBD: both primary, both UpToDate; network files and hostname from the render
+        assert (root / "etc/sysconfig/network-scripts/ifcfg-eth1").is_file()
+    assert_destructive_once(p)
+
+
+def test_full_two_node_bring_up(make_pair):
+    p = make_pair("init")
+    journal = p.run_both(max_rounds=1)
+    assert journal == []
+    assert_cluster_up(p)
+    calls = p.calls()
+    # the real drbdadm 8.3 parsed the rendered config on both nodes
+    assert {n for n, cmd, args in calls if cmd == "drbdadm" and args[:1] == ["dump"]} == set(p.nodes)
+    # init mode: drbd, clvmd and gfs2 start from init, after cman
+    rc3 = sorted(x.name for x in (p.nodes[p.lowest].root / "etc/rc.d/rc3.d").iterdir() if x.name.startswith("S"))
+    cluster_svcs = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager"]
+    assert [n for n in (re.sub(r"^S\d\d", "", x) for x in rc3) if n in cluster_svcs] == cluster_svcs
+    # a rerun after completion is a no-op: no step runs again
+    before = len(p.calls())
+    p.start(p.lowest)
+    assert p.wait(p.lowest) == 0
+    assert [c for c in p.calls()[before:] if c[1] not in ("chkconfig",)] == []
+
+
+def test_rgmanager_mode_leaves_storage_to_rgmanager(make_pair):
+    p = make_pair("rgmanager")
+    p.run_both(max_rounds=1)
+    assert_cluster_up(p)
+    rc3 = p.nodes[p.lowest].root / "etc/rc.d/rc3.d"
+    for svc in ("drbd", "clvmd", "gfs2", "xendomains"):
+        assert not list(rc3.glob(f"S??{svc}")) and list(rc3.glob(f"K??{svc}")), svc
+    assert list(rc3.glob("S??rgmanager"))
+    assert "storage_an-node01" in (p.nodes[p.lowest].root / "etc/cluster/cluster.conf").read_text()
+
+
+@pytest.mark.parametrize("index", range(len(STEPS) - 1), ids=lambda i: f"after-{STEPS[i]}")
+def test_power_cut_at_every_step_boundary(make_pair, index):
+    p = make_pair("init")
+    victim = p.lowest if index % 2 == 0 else p.other
+    journal = p.run_both(stop_after={victim: STEPS[index]})
+    assert journal == [f"{victim}: run 1 ended rc=0"], journal
+    assert_cluster_up(p)
+    # the victim resumed at the next step: nothing before the cut ran twice
+    log = p.log(victim)
+    for step in STEPS:
+        assert log.count(f"=== step {step}: starting") == 1, step
+
+
+# Power cuts inside the destructive steps: right before and right after the command itself.
+MID_STEP = [
+    ("before", "create-md", "lowest"), ("after", "create-md", "other"),
+    ("before", "--overwrite-data-of-peer", "lowest"), ("after", "--overwrite-data-of-peer", "lowest"),
+    ("before", "pvcreate", "lowest"), ("after", "pvcreate", "lowest"),
+    ("before", "vgcreate", "lowest"), ("after", "vgcreate", "lowest"),
+    ("before", "lvcreate", "lowest"), ("after", "-n vm0001_ws1", "lowest"),
+    ("before", "mkfs.gfs2", "lowest"), ("after", "mkfs.gfs2", "lowest"),
+]
+
+
+@pytest.mark.parametrize("when,pattern,who", MID_STEP, ids=lambda v: str(v).strip("-"))
+def test_power_cut_inside_destructive_steps(make_pair, when, pattern, who):
+    p = make_pair("init")
+    victim = p.lowest if who == "lowest" else p.other
+    journal = p.run_both(kill={victim: f"{when}:{pattern}"})
+    cut = [c for c in p.calls() if c[1] == "#power-cut"]
+    assert len(cut) == 1 and cut[0][0] == victim and cut[0][2][0].startswith(when), cut
+    assert journal and journal[0].startswith(f"{victim}: run 1 ended rc=-9"), journal
+    assert_cluster_up(p)
+
+
+# ------------------------------------------------------------------------------------------------
+# existing data: refuse, explain, change nothing
+
+
+def run_until_failed(p, name: str, timeout: float = 120):
+    for n in p.nodes:
+        p.start(n)
+    rc = p.wait(name, timeout=timeout)
+    return rc
+
+
+def test_refuses_a_backing_device_with_a_filesystem(make_pair):
+    p = make_pair("init", timeout=10)
+    node = p.nodes[p.lowest]
+    subprocess.run(["mkfs.ext4", "-q", "-F", node.backing_loop], check=True, capture_output=True)
+    image = p.h / "img" / f"{p.lowest}-backing.img"
+    subprocess.run(["sync"])
+    before = sha256(image)
+    assert run_until_failed(p, p.lowest) != 0
+    st = p.status(p.lowest)
+    assert st.returncode == 2
+    assert re.search(r"^60-drbd\s+failed: refusing to run drbdadm create-md r0: .* already carries data \(signature: ext4",
+                     st.stdout, re.M), st.stdout
+    console = p.console(p.lowest)
+    assert "step 60-drbd FAILED" in console and "wipefs -a" in console
+    assert [n for n, _ in p.destructive()["create-md"]] in ([], [p.other])
+    p.reboot(p.other)  # stop the peer (it waits for us) before reading the image
+    subprocess.run(["sync"])
+    assert sha256(image) == before
+
+
+def test_refuses_drbd_metadata_from_an_earlier_install_until_adopted(make_pair):
+    p = make_pair("init", timeout=15)
+    node = p.nodes[p.other]
+    subprocess.run(["drbdmeta", "--force", "0", "v08", node.backing_loop, "internal", "create-md"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    image = p.h / "img" / f"{p.other}-backing.img"
+    before = sha256(image)
+    assert run_until_failed(p, p.other) != 0
+    assert re.search(r"^60-drbd\s+failed: refusing .*signature: drbd", p.status(p.other).stdout, re.M)
+    assert p.other not in [n for n, _ in p.destructive()["create-md"]]
+    assert sha256(image) == before
+    assert "adopt it with 'echo" in p.log(p.other)
+    # the operator adopts it, as the message says; the run then completes without a new create-md
+    intent = node.root / "var/lib/an-cluster/firstboot/intent"
+    intent.mkdir(parents=True, exist_ok=True)
+    (intent / "drbd-create-md").write_text("/dev/md3\n")
+    (p.h / "disks").mkdir(exist_ok=True)
+    (p.h / "disks" / f"{p.other}.dstate").write_text("Inconsistent\n")  # what that metadata says (emulated kernel)
+    p.reboot(p.lowest)
+    p.reboot(p.other)
+    p.run_both()
+    assert [n for n, _ in p.destructive()["create-md"]] == [p.lowest]
+    assert [n for n, _ in p.destructive()["mkfs.gfs2"]] == [p.lowest]
+
+
+def _premake_lvm(p, vg: str, lv: str | None = None, fs: str | None = None) -> None:
+    env = dict(p.nodes[p.lowest].env)
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+    for argv in (["pvcreate", "-q", p.drbd_loop], ["vgcreate", "-q", vg, p.drbd_loop]):
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+    if lv:
+        subprocess.run(["lvcreate", "-q", "-L", f"{p.cluster.storage.gfs2.size_mib}M", "-n", lv, vg], env=env,
+                       check=True, capture_output=True)
+        shim_env = dict(p.nodes[p.lowest].env)
+        subprocess.run(["vgchange", "-a", "y", vg], env=shim_env, check=True, capture_output=True)  # harness activation
+        dev = p.nodes[p.lowest].root / "dev" / vg / lv
+        if fs:
+            subprocess.run([f"mkfs.{fs}", "-q", "-F", str(dev)], check=True, capture_output=True)
+            subprocess.run(["sync"])
+
+
+def test_refuses_a_drbd_device_that_holds_another_volume_group(make_pair):
+    p = make_pair("init", timeout=10)
+    _premake_lvm(p, "oldvg")
+    image = p.h / "img" / "drbd.img"
+    before = sha256(image)
+    assert run_until_failed(p, p.lowest) != 0
+    assert re.search(r"^70-clvm\s+failed: refusing to run pvcreate /dev/drbd0: .*signature: LVM2_member",
+                     p.status(p.lowest).stdout, re.M), p.status(p.lowest).stdout
+    d = p.destructive()
+    assert d["pvcreate"] == [] and d["vgcreate"] == [] and d["lvcreate"] == []
+    p.reboot(p.other)
+    subprocess.run(["sync"])
+    assert sha256(image) == before
+
+
+def test_refuses_a_volume_group_it_did_not_create_and_an_lv_with_a_filesystem(make_pair):
+    c_vg = "drbd0_vg0"
+    p = make_pair("init", timeout=10)
+    lv = p.cluster.storage.gfs2.lv
+    _premake_lvm(p, c_vg, lv, fs="ext4")
+    lv_dev = Path(os.path.realpath(p.nodes[p.lowest].root / "dev" / c_vg / lv))
+    before = sha256(lv_dev)
+    assert run_until_failed(p, p.lowest) != 0
+    assert re.search(rf"^70-clvm\s+failed: refusing to use volume group {c_vg}: it exists already",
+                     p.status(p.lowest).stdout, re.M), p.status(p.lowest).stdout
+    # adopt the VG as the message explains; the GFS2 step then refuses the LV's ext4
+    intent = p.nodes[p.lowest].root / "var/lib/an-cluster/firstboot/intent"
+    (intent / "lvm-vgcreate").write_text(c_vg + "\n")
+    p.reboot(p.lowest)
+    p.start(p.lowest)
+    assert p.wait(p.lowest) != 0
+    assert re.search(rf"^80-gfs2\s+failed: refusing to run mkfs.gfs2 on /dev/{c_vg}/{lv}: .*signature: ext4",
+                     p.status(p.lowest).stdout, re.M), p.status(p.lowest).stdout
+    d = p.destructive()
+    assert d["mkfs.gfs2"] == [] and d["pvcreate"] == [] and d["vgcreate"] == []
+    assert [args[args.index("-n") + 1] for _, args in d["lvcreate"]] == ["vm0001_ws1"]  # only the missing LV
+    assert blkid(p.nodes[p.lowest].root / "dev" / c_vg / lv, "TYPE") == "ext4"
+    p.reboot(p.other)
+    subprocess.run(["sync"])
+    # the LV's contents are untouched (only the VG metadata changed, for the missing VM LV)
+    assert sha256(lv_dev) == before
+    assert subprocess.run(["fsck.ext4", "-n", str(lv_dev)], capture_output=True).returncode == 0
