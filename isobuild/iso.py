@@ -32,7 +32,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from . import isolinux, log
 from .errors import IsobuildError
