@@ -848,6 +848,8 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
     work = Path(tempfile.mkdtemp(prefix=".iso-work-", dir=build_dir if build_dir.exists() else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_iso = out_dir / f".{inputs.iso_name}.tmp-{os.getpid()}"
+    tmp_sha = out_dir / f".{sha_path.name}.tmp-{os.getpid()}"
+    tmp_manifest = out_dir / f".{manifest_path.name}.tmp-{os.getpid()}"
     base_fh = None
     try:
         if repo_dir is None:
@@ -864,12 +866,13 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         hasher = None
         if inputs.base is not None:
             iso, base_fh, info = open_base(Path(inputs.base))
-            hasher = threading.Thread(target=lambda: base_sha.update(
-                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
-            hasher.start()
             iso.interchange_level = 4  # F13 is `mkisofs -U`: lowercase names without ;1
             cfg_text = _read_iso_file(iso, "/isolinux/isolinux.cfg").decode("utf-8", "replace")
             new_cfg = isolinux.add_node_entries(cfg_text, node_entries, inputs.console)
+            # The base's sha256 (for the manifest) is read in parallel with the remaster.
+            hasher = threading.Thread(target=lambda: base_sha.update(
+                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
+            hasher.start()
             (stage / "isolinux").mkdir(exist_ok=True)  # exists on the base: its mode is kept
             (stage / "isolinux" / "isolinux.cfg").write_text(new_cfg)
             os.chmod(stage / "isolinux" / "isolinux.cfg", 0o644)
@@ -922,19 +925,23 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
             "inputs": {k: v for k, v in sorted(digests.items()) if k != "base"},
             "files": files,
         }
-        from .outputs import write_file
-
-        # The ISO first, then its checksum and manifest; the stamp (saved last) marks the set complete.
+        # All three are complete beside their targets before any is renamed into place; the stamp
+        # is dropped first and saved last, so an interrupted swap is never taken as up to date.
+        tmp_sha.write_text(f"{iso_sha}  {iso_path.name}\n")
+        tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        for t in (tmp_sha, tmp_manifest):
+            os.chmod(t, 0o644)
+        stamps.forget(stage_name)
+        os.replace(tmp_iso, iso_path)
+        os.replace(tmp_sha, sha_path)
+        os.replace(tmp_manifest, manifest_path)
+        stamps.save(stage_name, digests)
         # DIR/out holds one disc: building the DVD retires the add-on disc and vice versa.
         other = f"{inputs.cluster}-addon.iso" if info else f"{inputs.cluster}.iso"
         for stale in (out_dir / other, out_dir / (other + ".sha256")):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         stamps.forget(f"{STAGE}-{other}")
-        os.replace(tmp_iso, iso_path)
-        write_file(sha_path, f"{iso_sha}  {iso_path.name}\n")
-        write_file(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        stamps.save(stage_name, digests)
         if info is not None:
             _report_base(info, base_sha.get("sha256"))
         else:
@@ -945,8 +952,9 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
                  f"write + isomd5sum {t_write:.2f} s, sha256 {t_sha:.2f} s")
         return IsoResult(iso_path, iso_sha, manifest_path, True, check.reason)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_iso.unlink()
+        for t in (tmp_iso, tmp_sha, tmp_manifest):
+            with contextlib.suppress(FileNotFoundError):
+                t.unlink()
         raise
     finally:
         if base_fh is not None:
