@@ -246,11 +246,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
     if not stamps.check("iso-validated", key).up_to_date:
         do_validate(rendered.build_dir, model)
         stamps.save("iso-validated", key)
-    repo = build / "repo"
-    if not (repo / "repodata" / "repomd.xml").is_file():
-        repo = None
-        log.warn("no RPM repo in BUILD/repo: the disc gets an empty an-cluster repo and the kickstart's "
-                 "an-cluster-firstboot install will fail; run `invoke rpms` first")
+    repo = _iso_repo(build)
     base = _cfg(c, "base_iso", base)
     return IsoInputs(
         cluster=model.name,
@@ -264,6 +260,24 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
         console=_cfg(c, "console", console) or model.install.console,
         extra_digests={"definition": model.digest},
     ), build
+
+
+def _iso_repo(build):
+    """BUILD/repo (indexed by `invoke rpms`), else an index of BUILD/rpms, else None (empty repo)."""
+    from isobuild.repo import indexed_locations, make_repo
+
+    repo = build / "repo"
+    if not (repo / "repodata" / "repomd.xml").is_file():
+        rpms = build / "rpms"
+        if rpms.is_dir() and any(p for p in rpms.glob("*.rpm") if not p.name.endswith(".src.rpm")):
+            repo = make_repo([rpms], build / "iso-repo")
+        else:
+            log.warn("no RPMs in BUILD/repo or BUILD/rpms: the disc gets an empty an-cluster repo and the "
+                     "kickstart's an-cluster-firstboot install will fail; run `invoke rpms` first")
+            return None
+    if not any(Path(loc).name.startswith("an-cluster-firstboot-") for loc in indexed_locations(repo)):
+        log.warn(f"{repo} has no an-cluster-firstboot package: the node install will fail; run `invoke rpms`")
+    return repo
 
 
 @task(help=ISO_HELP)

@@ -76,3 +76,15 @@ def test_invoke_verify_repro(tmp_path, base):
     res = invoke("verify-repro", "--build-dir", tmp_path / "build", "--base", base)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "byte-identical" in res.stdout
+
+
+def test_invoke_iso_indexes_build_rpms_when_there_is_no_repo(tmp_path, base):
+    build = tmp_path / "build"
+    rpms = f13base.build_rpms(build / "rpms")
+    res = invoke("iso", "--build-dir", build, "--base", base)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "has no an-cluster-firstboot package" in res.stderr
+    listing = subprocess.run(["isoinfo", "-R", "-f", "-i", str(build / "out" / "an-cluster.iso")],
+                             check=True, capture_output=True, text=True).stdout.split()
+    for p in rpms:
+        assert f"/an-cluster/{p.name}" in listing
