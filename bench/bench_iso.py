@@ -99,11 +99,12 @@ def run_ours(spec_file: str) -> None:
     spec = json.loads(Path(spec_file).read_text())
     inp = Path(spec["inputs"])
     log.set_quiet(True)
-    iso.build_iso(iso.IsoInputs(
+    res = iso.build_iso(iso.IsoInputs(
         cluster="bench", kickstarts={n: inp / "ks" / f"{n}.ks" for n in NODES}, fqdns=NODES,
         out_dir=Path(spec["out"]) / "out", base=Path(spec["base"]), repo_dir=inp / "repo",
         nodes_dir=inp / "nodes", overlay_dir=Path(spec["overlay"]), console="ttyS0,115200",
         source_date_epoch=1274745600), Path(spec["out"]), force=True)
+    Path(spec_file).with_suffix(".timings.json").write_text(json.dumps(res.timings))
 
 
 def mkksiso_cfg(base: Path, work: Path) -> Path:
@@ -165,11 +166,16 @@ def bench_size(size: int, work: Path, spec_base: dict) -> list[tuple[str, float,
     t_r, r_r = measure([sys.executable, __file__, "--run-ours", spec_file], cwd=REPO)
     settle(work / "ours")
     rows.append(("ours, rebuild (base cached)", t_r, r_r))
+    phases = json.loads(spec_file.with_suffix(".timings.json").read_text())
+    nan = float("nan")
+    rows.append(("  of which write+isomd5sum", phases["write_isomd5sum"], nan))
+    rows.append(("  of which sha256 of image", phases["sha256"], nan))
 
     print(f"\nbase {label} ({real / (1 << 20):.0f} MiB), floor = {floor:.2f} s (slower of cp and md5sum)")
-    print(f"{'method':<26} {'wall s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
+    print(f"{'method':<28} {'wall s':>8} {'x floor':>8} {'peak RSS MiB':>13}")
     for name, t, r in rows:
-        print(f"{name:<26} {t:8.2f} {t / floor:8.2f} {r:13.1f}")
+        rss = f"{r:13.1f}" if r == r else f"{'':13}"
+        print(f"{name:<28} {t:8.2f} {t / floor:8.2f} {rss}")
     settle(bdir)
     return rows
 

@@ -91,6 +91,7 @@ class IsoResult:
     manifest: Path
     built: bool  # False: up to date, nothing done
     reason: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (built only)
 
 
 # --------------------------------------------------------------------------------------------
@@ -950,7 +951,8 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
                      f"  and rerun with --base /path/to/{F13_DVD_NAME}")
         log.info(f"iso: wrote {iso_path} ({manifest['size'] / 2**20:.1f} MiB, sha256 {iso_sha}); "
                  f"write + isomd5sum {t_write:.2f} s, sha256 {t_sha:.2f} s")
-        return IsoResult(iso_path, iso_sha, manifest_path, True, check.reason)
+        return IsoResult(iso_path, iso_sha, manifest_path, True, check.reason,
+                         {"write_isomd5sum": t_write, "sha256": t_sha})
     except BaseException:
         for t in (tmp_iso, tmp_sha, tmp_manifest):
             with contextlib.suppress(FileNotFoundError):
