@@ -13,7 +13,10 @@
 | sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
 | etc/sysconfig/iptables                 | iptables-restore --test (private network namespace)     |
 | etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
-| etc/an-cluster/init-order              | isobuild.initorder consistency (start order vs Required-Start) |
+| etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
+| etc/hosts                              | hosts(5) structure: address, then valid host names      |
+| model.json                             | json                                                    |
+| anything else under nodes/             | a problem: every rendered file needs a validator        |
 
 Every problem is an errors.Problem(file, line, tool, reason); ProblemsError lists them together.
 Secrets: tool output about cluster.conf and kickstarts is reported as the tool printed it; none of
@@ -424,6 +427,44 @@ def check_sxp(col: Collector, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# /etc/hosts, model.json
+# ---------------------------------------------------------------------------------------------
+
+HOSTNAME_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def check_hosts(col: Collector, path: Path) -> None:
+    """hosts(5): an IPv4/IPv6 address, then one or more host names, per line."""
+    import ipaddress
+
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        try:
+            ipaddress.ip_address(fields[0])
+        except ValueError:
+            col.add(path, no, "hosts(5)", f"{fields[0]!r} is not an IP address")
+            continue
+        if len(fields) < 2:
+            col.add(path, no, "hosts(5)", f"{fields[0]} has no host name")
+        for name in fields[1:]:
+            if not HOSTNAME_RE.match(name):
+                col.add(path, no, "hosts(5)", f"{name!r} is not a valid host name")
+    col.ok(path, "hosts(5)")
+
+
+def check_json(col: Collector, path: Path) -> None:
+    import json
+
+    try:
+        json.loads(path.read_text())
+    except ValueError as exc:
+        col.add(path, getattr(exc, "lineno", None), "json", str(exc).split(": line")[0])
+    col.ok(path, "json")
+
+
+# ---------------------------------------------------------------------------------------------
 # lvm.conf
 # ---------------------------------------------------------------------------------------------
 
@@ -520,6 +561,7 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
             "etc/lvm/lvm.conf": lambda p: check_lvm_conf(col, p),
             "etc/an-cluster/init-order": lambda p: check_init_order(col, p),
             "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
+            "etc/hosts": lambda p: check_hosts(col, p),
         }
         if cluster.install.firewall == "cluster":
             checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
@@ -540,6 +582,12 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
                 check_shell_text(col, p, p.read_text(), "sh", sourced=True)
             elif rel.startswith("etc/drbd.d/"):
                 col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
+            if p not in col.checked and not any(x.file == str(p) for x in col.problems):
+                col.add(p, None, "validate", "no validator checks this file",
+                        "add one to isobuild/validate.py (every rendered file is checked by a real tool)")
+    model = build_dir / "model.json"
+    if model.is_file():
+        check_json(col, model)
     if col.problems:
         raise ProblemsError(f"validate {build_dir}", col.problems)
     return col.checked

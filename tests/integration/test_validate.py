@@ -124,6 +124,8 @@ BREAKAGES = [
      "iptables-restore --test", "no-such-option"),
     ("nodes/an-node01/etc/xen/xend-config.sxp", "(xend-relocation-port 8002)", "(xend-relocation-port 8002",
      "sxp", "never closed"),
+    ("nodes/an-node01/etc/hosts", "192.168.1.71    an-node01 ", "192.168.1.710   an-node01 ", "hosts(5)",
+     "not an IP address"),
 ]
 
 
@@ -314,3 +316,14 @@ def test_other_definitions_render_and_validate(variant, tmp_path):
         assert "raid /var --level=1 --device=md3" in ks and "part raid.205 --size=1 --grow --ondisk=sdb" in ks
         assert '<method name="assassin">' in conf and 'port="3"' in conf
         assert (build / "nodes" / n.name / "etc/sysconfig/network-scripts/ifcfg-p3p1").is_file()
+
+
+def test_a_rendered_file_without_a_validator_is_a_problem(clusters, rendered, tmp_path):
+    build = _copy(rendered["an-cluster"], tmp_path)
+    extra = build / "nodes/an-node02/etc/sysconfig/something-new"
+    extra.write_text("KEY=value\n")
+    (build / "model.json").write_text("{broken\n")
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, clusters["an-cluster"])
+    assert any(p.file == str(extra) and "no validator" in p.reason for p in exc.value.problems)
+    assert any(p.file.endswith("model.json") and p.path == "json" for p in exc.value.problems)
