@@ -19,7 +19,7 @@ from tests.conftest import REPO, need_tool
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "harness"))
-from harness import FIXTURE_ROOT, make_definition  # noqa: E402
+from harness import FIXTURE_ROOT, install_shims, make_definition, write_node_info  # noqa: E402
 
 OVERLAY = REPO / "overlay" / "firstboot"
 SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-cluster-firstboot",
@@ -238,12 +238,8 @@ def _scratch_node(tmp_path: Path, managed_by: str) -> tuple[Path, dict[str, str]
     shutil.copytree(FIXTURE_ROOT, root, symlinks=True)
     shutil.copytree(out.nodes_dir / node.name, root / "var/lib/an-cluster/stage")
     shimbin = tmp_path / "shimbin"
-    shimbin.mkdir()
-    code = (HERE / "harness" / "fbshim.py").read_text().split("\n", 1)[1]
-    (shimbin / "fbshim.py").write_text(f"#!{sys.executable} -S\n{code}")
-    (shimbin / "fbshim.py").chmod(0o755)
-    for name in ("chkconfig", "virsh"):
-        (shimbin / name).symlink_to("fbshim.py")
+    install_shims(shimbin)
+    write_node_info(tmp_path / "h", node.name, cluster.peer(node).name, root, cluster.storage.drbd.device, "/dev/null")
     env = {"PATH": f"{shimbin}:/usr/bin:/bin:/usr/sbin:/sbin", "AN_ROOT": str(root), "LANG": "C",
            "FBH_DIR": str(tmp_path / "h"), "FBH_NODE": node.name}
     return root, env

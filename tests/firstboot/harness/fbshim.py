@@ -12,11 +12,12 @@ Environment (set by harness.py for each node's runner):
   FBH_KILL  "before:<pattern>" or "after:<pattern>": SIGKILL the runner's process group (a power cut)
             right before / right after the first call whose "command args" contains <pattern>
 
-Fakes (kernel or daemons needed): service, chkconfig, hostname, modprobe, cman_tool, clustat, lvmconf,
-mount, rpm, yum, virsh, mdadm, drbdsetup (the DRBD kernel side, also used by drbdadm-83 via -s).
+Fakes (kernel or daemons needed): service, hostname, modprobe, cman_tool, clustat, lvmconf, mount, rpm,
+yum, virsh, mdadm. The two hottest fakes are bash scripts beside this file: drbdsetup (the DRBD kernel
+side, also called by drbdadm-83 via -s) and chkconfig.
 Wrappers that run the REAL tool after mapping node paths ($AN_ROOT/dev/...) to the loop devices:
-drbdadm (the real drbdadm-83 parses the rendered config; -s our drbdsetup; -m our drbdmeta wrapper),
-drbdmeta (real), pvcreate/vgcreate/lvcreate/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
+drbdmeta (real; the bash drbdadm beside this file runs the real drbdadm-83 with -m pointing here),
+pvcreate/vgcreate/lvcreate/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
 vgchange -ay emulates device-mapper activation with a loop device over the LV's extents),
 mkfs.gfs2 (real).
 """
@@ -30,7 +31,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 FBH = Path(os.environ["FBH_DIR"])
@@ -38,8 +38,8 @@ NODE = os.environ["FBH_NODE"]
 ROOT = Path(os.environ.get("AN_ROOT", "/"))
 CMD = Path(sys.argv[0]).name
 ARGS = sys.argv[1:]
-REAL = {"drbdadm": "/usr/lib/drbd/drbdadm-83", "drbdmeta": "/usr/sbin/drbdmeta"}
-DESTRUCTIVE = ("create-md", "overwrite-data-of-peer", "pvcreate", "vgcreate", "lvcreate", "mkfs.gfs2")
+REAL = {"drbdmeta": "/usr/sbin/drbdmeta"}
+US = "\x1f"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -54,7 +54,8 @@ def _locked_append(path: Path, line: str) -> None:
 
 
 def record(cmd: str = CMD, args: list[str] | None = None) -> None:
-    _locked_append(FBH / "calls.log", f"{NODE}\t{cmd}\t{shlex.join(ARGS if args is None else args)}")
+    """calls.log line: node TAB command TAB arguments separated by \\x1f (unit separator)."""
+    _locked_append(FBH / "calls.log", f"{NODE}\t{cmd}\t{US.join(ARGS if args is None else args)}")
 
 
 def maybe_kill(when: str, cmd: str = CMD, args: list[str] | None = None) -> None:
@@ -152,44 +153,6 @@ def cmd_service() -> None:
     fail(f"unknown action {action}", 2)
 
 
-def _chk_header(name: str) -> tuple[str, int, int]:
-    script = ROOT / "etc/rc.d/init.d" / name
-    if not script.is_file():
-        fail(f"error reading information on service {name}: No such file or directory")
-    m = re.search(r"^#\s*chkconfig:\s*(\S+)\s+(\d+)\s+(\d+)", script.read_text(), re.M)
-    if not m:
-        fail(f"service {name} does not support chkconfig")
-    return m.group(1), int(m.group(2)), int(m.group(3))
-
-
-def _chk_links(name: str, on_levels: str, start: int, stop: int) -> None:
-    for lvl in range(7):
-        d = ROOT / f"etc/rc.d/rc{lvl}.d"
-        d.mkdir(parents=True, exist_ok=True)
-        for old in d.glob(f"[SK][0-9][0-9]{name}"):
-            old.unlink()
-        link = f"S{start:02d}{name}" if str(lvl) in on_levels else f"K{stop:02d}{name}"
-        (d / link).symlink_to(f"../init.d/{name}")
-
-
-def cmd_chkconfig() -> None:
-    record()
-    a = ARGS
-    if a and a[0] == "--add":
-        levels, start, stop = _chk_header(a[1])
-        _chk_links(a[1], "" if levels == "-" else levels, start, stop)
-    elif a and a[0] == "--del":
-        _chk_header(a[1])
-        for d in ROOT.glob("etc/rc.d/rc[0-6].d"):
-            for old in d.glob(f"[SK][0-9][0-9]{a[1]}"):
-                old.unlink()
-    elif len(a) == 2 and a[1] in ("on", "off"):
-        levels, start, stop = _chk_header(a[0])
-        _chk_links(a[0], ("2345" if levels == "-" else levels) if a[1] == "on" else "", start, stop)
-    else:
-        fail(f"unsupported: {' '.join(a)}", 2)
-
-
 # --------------------------------------------------------------------------------------------------
 # cman
 
@@ -257,109 +220,9 @@ def cmd_clustat() -> None:
 # DRBD: the real drbdadm-83 drives our drbdsetup (kernel stand-in) and the real drbdmeta
 
 
-def drbd_state(node: str) -> dict:
-    p = run_dir(node) / "drbd.json"
-    return json.loads(p.read_text()) if p.exists() else {"attached": False, "net": False, "role": "Secondary"}
-
-
-def drbd_save(st: dict, node: str = NODE) -> None:
-    p = run_dir(node) / "drbd.json"
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(st))
-    os.replace(tmp, p)
-
-
-def disk_state(node: str) -> str:
-    """Persistent (lives in the metadata): Inconsistent after create-md, UpToDate after a sync."""
-    p = FBH / "disks" / f"{node}.dstate"
-    return p.read_text().strip() if p.exists() else "Diskless"
-
-
 def set_disk_state(node: str, value: str) -> None:
+    """What the metadata says (shared with the bash drbdsetup): Inconsistent right after create-md."""
     state("disks", f"{node}.dstate").write_text(value + "\n")
-
-
-def connected(node: str) -> bool:
-    other = next(n for n in nodes() if n != node)
-    a, b = drbd_state(node), drbd_state(other)
-    return a["attached"] and a["net"] and b["attached"] and b["net"]
-
-
-def _drbd_dev_link(node: str, present: bool) -> None:
-    info = nodes()[node]
-    link = Path(info["root"]) / info["drbd_device"].lstrip("/")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    if present:
-        link.symlink_to(info["drbd_loop"])
-
-
-def cmd_drbdsetup() -> None:
-    record()
-    if len(ARGS) < 2:
-        fail("usage: drbdsetup MINOR|DEVICE CMD ...", 20)
-    sub = ARGS[1]
-    st = drbd_state(NODE)
-    peer = peer_name()
-    if sub == "disk":
-        if disk_state(NODE) == "Diskless":
-            fail("No valid meta-data signature found. (use drbdadm create-md)", 10)
-        st["attached"] = True
-        drbd_save(st)
-        _drbd_dev_link(NODE, True)
-    elif sub == "syncer":
-        st["syncer"] = [a for a in ARGS[2:]]
-        drbd_save(st)
-    elif sub == "net":
-        if not st["attached"]:
-            fail("not attached", 10)
-        st["net"] = True
-        drbd_save(st)
-    elif sub == "primary":
-        if not st["attached"]:
-            fail("State change failed: (-2) Need access to UpToDate data", 11)
-        if "--overwrite-data-of-peer" in ARGS or "-o" in ARGS:
-            if not connected(NODE):
-                fail("State change failed: not connected", 11)
-            # the initial full sync: in this emulation it completes at once
-            set_disk_state(NODE, "UpToDate")
-            set_disk_state(peer, "UpToDate")
-        elif disk_state(NODE) != "UpToDate" and not (connected(NODE) and disk_state(peer) == "UpToDate"):
-            fail("State change failed: (-2) Need access to UpToDate data", 11)
-        st["role"] = "Primary"
-        drbd_save(st)
-    elif sub == "secondary":
-        st["role"] = "Secondary"
-        drbd_save(st)
-    elif sub == "cstate":
-        if not st["attached"]:
-            print("Unconfigured")
-        elif not st["net"]:
-            print("StandAlone")
-        else:
-            print("Connected" if connected(NODE) else "WFConnection")
-    elif sub == "dstate":
-        if not st["attached"]:
-            fail("Unconfigured", 10)  # drbdadm then asks drbdmeta
-        print(f"{disk_state(NODE)}/{disk_state(peer) if connected(NODE) else 'DUnknown'}")
-    elif sub == "role":
-        if not st["attached"]:
-            print("Unconfigured")
-        else:
-            prole = drbd_state(peer)["role"] if connected(NODE) else "Unknown"
-            print(f"{st['role']}/{prole}")
-    elif sub == "wait-connect":
-        for _ in range(300):
-            if connected(NODE):
-                return
-            time.sleep(0.1)
-        fail("wait-connect timed out", 5)
-    elif sub == "down":
-        drbd_save({"attached": False, "net": False, "role": "Secondary"})
-        _drbd_dev_link(NODE, False)
-    else:
-        fail(f"unsupported drbdsetup command {sub}", 20)
 
 
 def cmd_drbdmeta() -> None:
@@ -375,24 +238,6 @@ def cmd_drbdmeta() -> None:
         sys.exit(rc)
     record("drbdmeta", args)
     os.execv(REAL["drbdmeta"], [REAL["drbdmeta"], *args])
-
-
-def cmd_drbdadm() -> None:
-    """The real drbdadm 8.3 parses the node's config; it runs as the node (hostname) in a UTS namespace."""
-    record()
-    maybe_kill("before")
-    conf = ROOT / "etc/drbd.conf"
-    shimbin = FBH / "shimbin"
-    argv = [REAL["drbdadm"], "-c", str(conf), "-s", str(shimbin / "drbdsetup"), "-m", str(shimbin / "drbdmeta"), *ARGS]
-    # drbd.conf includes "drbd.d/*.res" relative to its own directory
-    # drbdadm registers the config per minor in /var/lib/drbd: a private one per node (mount namespace)
-    varlib = FBH / "nodes" / NODE / "varlibdrbd"
-    varlib.mkdir(parents=True, exist_ok=True)
-    inner = (f"/bin/mkdir -p /var/lib/drbd && /bin/mount --bind {shlex.quote(str(varlib))} /var/lib/drbd && "
-             f"/bin/hostname {shlex.quote(me()['fqdn'])} && exec {shlex.join(argv)}")
-    rc = subprocess.run(["unshare", "--uts", "--mount", "sh", "-c", inner], cwd=str(conf.parent)).returncode
-    maybe_kill("after")
-    sys.exit(rc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -540,8 +385,8 @@ def cmd_lvmconf() -> None:
 
 
 DISPATCH = {
-    "service": cmd_service, "chkconfig": cmd_chkconfig, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
-    "drbdsetup": cmd_drbdsetup, "drbdmeta": cmd_drbdmeta, "drbdadm": cmd_drbdadm,
+    "service": cmd_service, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
+    "drbdmeta": cmd_drbdmeta,
     "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
     "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,

@@ -34,9 +34,34 @@ REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
-SHIMS = ("service", "chkconfig", "cman_tool", "clustat", "drbdsetup", "drbdmeta", "drbdadm", "pvcreate",
-         "vgcreate", "lvcreate", "pvs", "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe",
-         "rpm", "yum", "virsh", "lvmconf", "mdadm")
+PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
+            "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
+            "mdadm")
+SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
+
+
+def install_shims(shimbin: Path) -> None:
+    """All shims into one directory that goes first in the nodes' PATH."""
+    shimbin.mkdir(parents=True, exist_ok=True)
+    # the interpreter running the tests, without site-packages: shims start fast (hundreds of calls)
+    code = (HERE / "fbshim.py").read_text().split("\n", 1)[1]
+    (shimbin / "fbshim.py").write_text(f"#!{sys.executable} -S\n{code}")
+    (shimbin / "fbshim.py").chmod(0o755)
+    for name in PY_SHIMS:
+        (shimbin / name).symlink_to("fbshim.py")
+    for name in (*SH_SHIMS, "shim-lib.sh"):
+        shutil.copy(HERE / name, shimbin / name)
+
+
+def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
+                    fqdn: str = "") -> None:
+    """What the bash shims need to know about a node (sourced)."""
+    import shlex
+
+    d = hdir / "nodes" / node
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "info.sh").write_text("".join(f"{k}={shlex.quote(str(v))}\n" for k, v in (
+        ("PEER", peer), ("ROOT", root), ("DRBD_DEVICE", drbd_device), ("DRBD_LOOP", drbd_loop), ("FQDN", fqdn))))
 # Test networks (RFC 2544 benchmarking range): bcn, sn, ifn.
 TEST_NETS = {"bcn": "198.18.1", "sn": "198.18.2", "ifn": "198.18.3"}
 DESTRUCTIVE = {
@@ -125,14 +150,7 @@ class Pair:
         h = self.h
         (h / "img").mkdir(parents=True, exist_ok=True)
         shimbin = h / "shimbin"
-        shimbin.mkdir(exist_ok=True)
-        shim = shimbin / "fbshim.py"
-        # the interpreter running the tests, without site-packages: shims start fast (hundreds of calls)
-        code = (HERE / "fbshim.py").read_text().split("\n", 1)[1]
-        shim.write_text(f"#!{sys.executable} -S\n{code}")
-        shim.chmod(0o755)
-        for name in SHIMS:
-            (shimbin / name).symlink_to("fbshim.py")
+        install_shims(shimbin)
         storage = self.cluster.storage
         need_mib = storage.gfs2.size_mib + sum(v.disk_mib for v in self.cluster.vms) + 16
         self.drbd_loop = self._loop(h / "img" / "drbd.img", max(need_mib, 64))
@@ -160,6 +178,9 @@ class Pair:
                                "cluster": self.cluster.name, "drbd_device": storage.drbd.device,
                                "drbd_loop": self.drbd_loop}
         (h / "nodes.json").write_text(json.dumps(info))
+        for name, node in self.nodes.items():
+            peer = next(n for n in self.nodes if n != name)
+            write_node_info(h, name, peer, node.root, storage.drbd.device, self.drbd_loop, node.fqdn)
         self._network()
         for node in self.nodes.values():
             node.env = {
@@ -293,13 +314,12 @@ class Pair:
         return p.read_text() if p.exists() else ""
 
     def calls(self) -> list[tuple[str, str, list[str]]]:
-        import shlex
-
+        """Every shim call: (node, command, arguments); power cuts appear as command "#power-cut"."""
         p = self.h / "calls.log"
         out = []
         for line in (p.read_text().splitlines() if p.exists() else []):
             node, cmd, args = line.split("\t", 2)
-            out.append((node, cmd, shlex.split(args) if not cmd.startswith("#") else [args]))
+            out.append((node, cmd, args.split("\x1f") if args else []))
         return out
 
     def destructive(self) -> dict[str, list[tuple[str, list[str]]]]:
