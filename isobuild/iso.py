@@ -36,6 +36,7 @@ from typing import Iterator
 
 from . import isolinux, log
 from .errors import IsobuildError
+from .outputs import write_file
 from .stamps import Stamps, sha256_bytes, sha256_file
 
 SECTOR = 2048
@@ -748,8 +749,7 @@ def _base_sha256(path: Path, cache_dir: Path) -> str:
     except (OSError, ValueError):
         pass
     digest = sha256_file(path)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"key": key, "sha256": digest}) + "\n")
+    write_file(cache, json.dumps({"key": key, "sha256": digest}) + "\n")
     return digest
 
 
@@ -870,10 +870,6 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
             iso.interchange_level = 4  # F13 is `mkisofs -U`: lowercase names without ;1
             cfg_text = _read_iso_file(iso, "/isolinux/isolinux.cfg").decode("utf-8", "replace")
             new_cfg = isolinux.add_node_entries(cfg_text, node_entries, inputs.console)
-            # The base's sha256 (for the manifest) is read in parallel with the remaster.
-            hasher = threading.Thread(target=lambda: base_sha.update(
-                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
-            hasher.start()
             (stage / "isolinux").mkdir(exist_ok=True)  # exists on the base: its mode is kept
             (stage / "isolinux" / "isolinux.cfg").write_text(new_cfg)
             os.chmod(stage / "isolinux" / "isolinux.cfg", 0o644)
@@ -905,6 +901,12 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         iso.close()
         os.chmod(tmp_iso, 0o644)
         log.info(f"iso: implanted isomd5sum {md5hex}")
+        if info is not None:
+            # The base's sha256 (manifest; cached per base) is read alongside the image's below:
+            # the write phase already keeps both cores busy (copy + MD5), this one keeps one.
+            hasher = threading.Thread(target=lambda: base_sha.update(
+                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
+            hasher.start()
         t0 = time.monotonic()
         iso_sha = sha256_file(tmp_iso)  # a second read (page cache): the checksum above is inside the image
         t_sha = time.monotonic() - t0
