@@ -41,7 +41,7 @@ def appdata(path: Path) -> bytes:
         return fh.read(isomod.APPDATA_SIZE)
 
 
-@pytest.mark.parametrize("sectors", [isomod.MIN_SECTORS, 1000, 4097, 20011])
+@pytest.mark.parametrize("sectors", [100, isomod.MIN_SECTORS, 1000, 4097, 20011])
 def test_same_record_as_implantisomd5(tmp_path, sectors):
     ours, theirs = tmp_path / "ours.img", tmp_path / "theirs.img"
     fake_image(ours, sectors, seed=sectors)
@@ -50,7 +50,10 @@ def test_same_record_as_implantisomd5(tmp_path, sectors):
     md5hex = isomod.implant_isomd5(ours)
     assert appdata(ours) == appdata(theirs)
     assert md5hex.encode() in appdata(ours)
-    assert subprocess.run(["checkisomd5", str(ours)], capture_output=True).returncode == 0
+    # below MIN_SECTORS a fragment is shorter than one read: checkisomd5 rejects what implantisomd5
+    # writes (why the add-on disc is padded)
+    want = 0 if sectors >= isomod.MIN_SECTORS else 1
+    assert subprocess.run(["checkisomd5", str(ours)], capture_output=True).returncode == want
 
 
 def test_checkisomd5_fails_on_a_flipped_byte(tmp_path):
