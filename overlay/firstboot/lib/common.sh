@@ -159,7 +159,7 @@ fb_signatures() {
     t="$(blkid -p -o value -s PTTYPE "$dev" 2>/dev/null || true)"
     if [ -n "$t" ]; then types="${types:+$types }$t"; fi
     local w
-    w="$(wipefs -n -p "$dev" 2>/dev/null | awk -F, '!/^#/ && NF >= 3 {print $3}' | sort -u | tr '\n' ' ')" || w=""
+    w="$(wipefs -n -p "$dev" 2>/dev/null | awk -F, '!/^#/ && NF >= 4 {print $NF}' | sort -u | tr '\n' ' ')" || w=""
     for t in $w; do
         case " $types " in *" $t "*) ;; *) types="${types:+$types }$t" ;; esac
     done
