@@ -334,3 +334,45 @@ def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
     assert r.returncode != 0
     assert "no grub entry boots the dom0 kernel vmlinuz-2.6.32.23-170.dom0_an1.fc13" in r.stderr
     assert grub.read_text() == before
+
+
+# ------------------------------------------------------------------------------------------------
+# the rule for one-time destructive commands (lib/common.sh), on image files: blkid/wipefs read them
+
+
+def _guard(tmp_path: Path, key: str, dev: Path, expected: str) -> subprocess.CompletedProcess:
+    script = (f". {shlex.quote(str(OVERLAY / 'lib/common.sh'))}; FB_STEP=t; "
+              f"fb_guard_destructive {key} {shlex.quote(str(dev))} {expected} 'the command'")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AN_ROOT": str(tmp_path / "root"), "LANG": "C"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_destructive_guard_runs_on_blank_skips_its_own_and_refuses_foreign_data(tmp_path):
+    need_tool("blkid", "wipefs", "mkfs.ext4", "mkfs.gfs2")
+    intent = tmp_path / "root/var/lib/an-cluster/firstboot/intent"
+    dev = tmp_path / "disk.img"
+    with open(dev, "wb") as fh:
+        fh.truncate(64 << 20)
+    # blank: go ahead, and the intent is on disk before the command runs
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2")
+    assert (r.returncode, r.stdout) == (0, "run\n") and (intent / "mkfs-gfs2").read_text() == f"{dev}\n"
+    subprocess.run(["mkfs.gfs2", "-O", "-q", "-p", "lock_dlm", "-t", "a:b", "-j", "2", str(dev)], check=True,
+                   capture_output=True)
+    # our own filesystem after a cut-off run: do not run again
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2")
+    assert (r.returncode, r.stdout) == (0, "done\n"), r.stderr
+    # the same filesystem without our intent (an earlier install): refuse, offer adoption
+    (intent / "mkfs-gfs2").unlink()
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2")
+    assert r.returncode != 0 and r.stdout == ""
+    assert "refusing to run the command" in r.stderr and "signature: gfs2" in r.stderr and "adopt it" in r.stderr
+    # somebody else's data, with or without an intent: refuse, no adoption offered
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(dev)], check=True, capture_output=True)
+    before = dev.read_bytes()
+    for with_intent in (False, True):
+        if with_intent:
+            (intent / "mkfs-gfs2").write_text(f"{dev}\n")
+        r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2")
+        assert r.returncode != 0 and "signature: ext4" in r.stderr and "wipefs -a" in r.stderr
+        assert "adopt it" not in r.stderr
+    assert dev.read_bytes() == before
