@@ -376,3 +376,38 @@ def test_destructive_guard_runs_on_blank_skips_its_own_and_refuses_foreign_data(
         assert r.returncode != 0 and "signature: ext4" in r.stderr and "wipefs -a" in r.stderr
         assert "adopt it" not in r.stderr
     assert dev.read_bytes() == before
+
+
+def test_a_wait_that_times_out_is_a_temporary_failure_the_service_retries(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    (libexec / "steps/20-second.sh").write_text(
+        '#!/bin/bash\nset -euo pipefail\n. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"\n'
+        'fb_step_init 20-second\nfb_wait "the peer to say hello" test -e "$AN_ROOT/hello"\n')
+    env = {**env, "AN_FIRSTBOOT_TIMEOUT": "1", "AN_FIRSTBOOT_POLL": "0.2"}
+    r = _runner(libexec, env, "run")
+    assert r.returncode == 75, r.stderr
+    assert "timed out after 1s waiting for the peer to say hello" in r.stderr
+    assert re.search(r"^20-second\s+failed: timed out", _runner(libexec, env, "status").stdout, re.M)
+    (Path(env["AN_ROOT"]) / "hello").touch()
+    assert _runner(libexec, env, "run").returncode == 0
+
+
+@pytest.mark.parametrize("codes,expect", [
+    ([75, 75, 0], ["trying again in 0s (try 1 of 5)", "trying again in 0s (try 2 of 5)", "done"]),
+    ([75, 1], ["trying again", "stopped at a failed step"]),
+    ([75] * 5, ["the peer did not show up after 5 tries"]),
+])
+def test_init_script_retries_only_while_waiting_for_the_peer(tmp_path, codes, expect):
+    fake = tmp_path / "fake-firstboot"
+    counter = tmp_path / "count"
+    fake.write_text("#!/bin/bash\nn=$(cat %s 2>/dev/null || echo 0); echo $((n + 1)) > %s\ncodes=(%s)\nexit ${codes[$n]}\n"
+                    % (counter, counter, " ".join(map(str, codes))))
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "AN_FIRSTBOOT_BIN": str(fake), "AN_FIRSTBOOT_RETRIES": "5",
+           "AN_FIRSTBOOT_RETRY_PAUSE": "0"}
+    r = subprocess.run(["bash", str(OVERLAY / "init.d/an-cluster-firstboot"), "run-foreground"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    pos = 0
+    for text in expect:
+        pos = r.stdout.index(text, pos)  # in this order
+    assert int(counter.read_text()) == len(codes)

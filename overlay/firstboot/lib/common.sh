@@ -51,11 +51,15 @@ debug() {
     return 0
 }
 
-# die MESSAGE [HINT]: log why the step stops (and what to do about it), then exit non-zero.
+# Exit status of a step that gave up waiting for the peer: the service tries again later (75 = EX_TEMPFAIL).
+FB_EXIT_TEMPFAIL=75
+
+# die MESSAGE [HINT]: log why the step stops (and what to do about it), then exit non-zero
+# (FB_EXIT, default 1).
 die() {
     error "$1"
     if [ -n "${2:-}" ]; then error "how to proceed: $2"; fi
-    exit 1
+    exit "${FB_EXIT:-1}"
 }
 
 # --- environment ---------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ fb_wait() {
             return 0
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            die "timed out after ${FB_TIMEOUT}s waiting for ${what}" \
+            FB_EXIT=$FB_EXIT_TEMPFAIL die "timed out after ${FB_TIMEOUT}s waiting for ${what}" \
                 "check the peer ($AN_PEER_NAME) is up and its firstboot is running ('an-cluster-firstboot status' there), then rerun 'an-cluster-firstboot run' or reboot"
         fi
         if [ "$SECONDS" -ge "$next_note" ]; then
