@@ -351,8 +351,6 @@ class BaseInfo:
 
 def _read_iso_file(iso, path: str) -> bytes | None:
     """A file of the open image by its on-disc ISO9660 name, else by Rock Ridge name; None if absent."""
-    import pycdlib  # noqa: F401  (imported lazily: pycdlib is only needed by this stage)
-
     buf = io.BytesIO()
     for kind in ("iso_path", "rr_path"):
         if kind == "rr_path" and not iso.has_rock_ridge():
