@@ -150,14 +150,21 @@ def edit_append(append: str, add: list[str]) -> str:
 
 
 def console_args(console: str | None) -> tuple[list[str], str | None]:
-    """('console=ttyS0,115200' -> kernel args, 'serial 0 115200' directive). None -> ([], None)."""
+    """Kernel arguments and isolinux `serial` directive for a console setting.
+
+    'ttyS0,115200' -> (['console=tty0', 'console=ttyS0,115200'], 'serial 0 115200');
+    'tty1' -> (['console=tty1'], None); None -> ([], None).
+    """
     if not console:
         return [], None
-    m = re.fullmatch(r"ttyS(\d)(?:,(\d+))?(?:[noe]\d?r?)?", console)
+    if re.fullmatch(r"tty\d{1,2}", console):
+        return [f"console={console}"], None
+    m = re.fullmatch(r"ttyS([0-3])(?:,(\d+)(?:[noe][5-8]r?)?)?", console)
     if not m:
         raise IsobuildError(
             f"unsupported console setting: {console!r}",
-            hint="use a serial console like ttyS0,115200 (IPMI serial-over-LAN is usually ttyS0 or ttyS1)",
+            hint="use a serial console ttyS0..ttyS3 with an optional speed, like ttyS0,115200 "
+                 "(IPMI serial-over-LAN is usually ttyS0 or ttyS1), or a VGA console like tty0",
         )
     port, baud = m.group(1), m.group(2) or "9600"
     # tty0 first, ttyS last: the kernel's /dev/console is the last one, anaconda then runs on serial.

@@ -89,10 +89,24 @@ def test_no_margin_change_when_labels_fit():
     assert "menu margin" not in new
 
 
-@pytest.mark.parametrize("console", ["tty0", "ttyS0,abc", "/dev/ttyS0", "ttyS12,115200"])
+@pytest.mark.parametrize("console", ["ttyS0,abc", "/dev/ttyS0", "ttyS12,115200", "hvc0", "ttyS0 115200"])
 def test_bad_console_rejected(console):
     with pytest.raises(IsobuildError, match="console"):
         isolinux.console_args(console)
+
+
+@pytest.mark.parametrize("console,args,serial", [
+    ("ttyS1,57600n8", ["console=tty0", "console=ttyS1,57600n8"], "serial 1 57600"),
+    ("ttyS0", ["console=tty0", "console=ttyS0"], "serial 0 9600"),
+    ("tty1", ["console=tty1"], None),
+])
+def test_console_settings(console, args, serial):
+    assert isolinux.console_args(console) == (args, serial)
+    new = isolinux.add_node_entries((GOLDEN / "f13-plain.cfg").read_text(),
+                                    [isolinux.NodeEntry("n1", "n1.x.org", "c")], console)
+    first = new.splitlines()[0]
+    assert first == serial if serial else not first.startswith("serial")
+    assert isolinux.parse(new).entry("n1").get("append").endswith(" ".join(args))
 
 
 def test_base_without_install_entry():
