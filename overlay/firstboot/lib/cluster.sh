@@ -48,7 +48,8 @@ fb_ensure_drbd_primary() {
                     ;;
             esac
             info "drbdadm primary $AN_DRBD_RESOURCE"
-            drbdadm primary "$AN_DRBD_RESOURCE"
+            drbdadm primary "$AN_DRBD_RESOURCE" || die "'drbdadm primary $AN_DRBD_RESOURCE' failed ($(fb_drbd_dstate))" \
+                "check 'cat /proc/drbd' on both nodes, then rerun 'an-cluster-firstboot run'"
             ;;
     esac
 }

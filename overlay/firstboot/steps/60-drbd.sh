@@ -50,7 +50,13 @@ create_md() {
     fi
 }
 
-initial_sync_started() { [ "$(fb_drbd_dstate)" != "Inconsistent/Inconsistent" ] && fb_drbd_connected; }
+# The peer side: the lowest node's disk is UpToDate (it ran overwrite-data-of-peer; we may still be the
+# SyncTarget) or ours is. One read of dstate: the peer's half is DUnknown unless connected, so this
+# cannot pass on a stale mix of "not Inconsistent/Inconsistent" and "connected" read at two moments.
+initial_sync_started() {
+    case "$(fb_drbd_dstate)" in UpToDate/* | */UpToDate) return 0 ;; esac
+    return 1
+}
 both_primary() { [ "$(fb_drbd_role)" = "Primary/Primary" ]; }
 
 make_primary() {
@@ -69,7 +75,11 @@ make_primary() {
     fi
     case "$(fb_drbd_role)" in
         Primary/*) ;;
-        *) info "drbdadm primary $RES"; drbdadm primary "$RES" ;;
+        *)
+            info "drbdadm primary $RES"
+            drbdadm primary "$RES" || die "'drbdadm primary $RES' failed ($(fb_drbd_cstate) $(fb_drbd_dstate))" \
+                "check 'cat /proc/drbd' on both nodes, then rerun 'an-cluster-firstboot run'"
+            ;;
     esac
     fb_wait "both nodes to be DRBD primary" both_primary
     info "DRBD $RES: $(fb_drbd_role) $(fb_drbd_dstate)"

@@ -277,6 +277,7 @@ class Pair:
         finishing is rebooted and started again, until both are done. Returns a journal of events."""
         kill, stop_after = kill or {}, stop_after or {}
         journal: list[str] = []
+        self.journal = journal
         for name in self.nodes:
             self.start(name, kill=kill.get(name), stop_after=stop_after.get(name))
         rounds = {name: 1 for name in self.nodes}
