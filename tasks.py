@@ -326,3 +326,52 @@ def bench_iso(c, size="2G,4G", workdir=None):
 
     argv = ["--size", size] + (["--workdir", workdir] if workdir else [])
     bench_main(argv)
+
+
+# --- pxe / serve: network installs (isobuild/pxe.py, isobuild/serve.py) ----------------------
+
+PXE_HELP = {
+    "cluster": COMMON_HELP["cluster"],
+    "build_dir": COMMON_HELP["build_dir"],
+    "base": "the Fedora 13 DVD image or a directory with its tree (default: invoke.yaml isobuild.base_iso)",
+    "url": "base URL the nodes reach `invoke serve` (or your web server) at, e.g. http://192.168.1.10:8080 "
+           "(default: invoke.yaml isobuild.pxe_url)",
+    "repo": "the an-cluster yum repo (default: BUILD/repo, else an index of BUILD/rpms)",
+    "quiet": COMMON_HELP["quiet"],
+}
+
+
+@task(help=PXE_HELP)
+@clean_errors
+def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, quiet=False):
+    """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
+    from isobuild.pxe import build_pxe
+
+    log.set_quiet(quiet)
+    model = _load(c, cluster)
+    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    base = _cfg(c, "base_iso", base)
+    if not base:
+        raise IsobuildError("no base given", hint="pass --base Fedora-13-x86_64-DVD.iso (or the DVD's tree)")
+    url = _cfg(c, "pxe_url", url)
+    if not url:
+        raise IsobuildError("no --url given: the kickstarts and menus must name the HTTP server the nodes use",
+                            hint="e.g. --url http://192.168.1.10:8080 (an address of this host on the BCN)")
+    repo_dir = Path(repo) if repo else _iso_repo(build)
+    if repo_dir is None:
+        raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
+    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir)
+    print(f"pxe: {res.pxe_dir} (TFTP root tftp/, HTTP root http/ for {res.url}); "
+          f"per-MAC menus: {', '.join(f'{k} {v}' for k, v in res.mac_files.items()) or 'none'}")
+
+
+@task(help={"build_dir": COMMON_HELP["build_dir"],
+            "bind": "address to listen on (default 127.0.0.1: loopback only; give the BCN address for real installs)",
+            "port": "TCP port (default 8080)"})
+@clean_errors
+def serve(c, build_dir=None, bind="127.0.0.1", port=8080):
+    """Serve BUILD/pxe/http read-only (private/<node>/ only to that node), until Ctrl-C or SIGTERM."""
+    from isobuild.serve import serve as do_serve
+
+    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    do_serve(build / "pxe", bind, int(port))

@@ -1,0 +1,578 @@
+"""The PXE stage: a TFTP tree, an HTTP tree and DHCP/Cobbler data for network installs of the nodes.
+
+`build_pxe()` writes DIR/pxe/ atomically:
+
+    tftp/pxelinux.0, ldlinux.c32, menu.c32 (+ the modules it needs)   Debian's pxelinux/syslinux-common
+    tftp/<release>/vmlinuz, initrd.img                                the base's images/pxeboot/
+    tftp/pxelinux.cfg/default                                         menu: local disk (timeout default) + every node
+    tftp/pxelinux.cfg/01-<mac>                                        per bcn MAC: local disk (default) + that node
+    http/os                                                           the install tree, served in place (see below)
+    http/ks/<node>.ks                                                 network-install kickstarts (render_kickstart)
+    http/an-cluster/                                                  the an-cluster yum repo (hard links)
+    http/an-cluster/nodes/<node>/<path>                               per-node files without secrets
+    http/private/<node>/<path>                                        per-node files with secrets (cluster.conf)
+    serve.json                                                        what `invoke serve` needs: ACL + install tree
+    dnsmasq.conf, cobbler-systems.sh                                  DHCP/TFTP for the BCN; the same for Cobbler
+
+The install tree is never copied: with --base DIR, http/os is a symlink to DIR; with --base ISO,
+`invoke serve` reads http/os/* straight out of the image (serve.json names it) and a web server of
+your own serves a loop mount of it (docs/pxe.md).
+
+Safety rules: every timeout default boots the local disk (`localboot 0`): a node that PXE-boots by
+accident never wipes itself. Kickstarts carry the hashed root password (anaconda needs it) but never
+a fence password; files with fence passwords sit under private/<node>/ and serve.json lets only that
+node's own addresses (from the definition) fetch them, and the node's kickstart.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shlex
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import log
+from .errors import IsobuildError
+from .model import Cluster, Node
+from .outputs import atomic_dir
+from .run import run, which
+
+PXELINUX_DIRS = (Path("/usr/lib/PXELINUX"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
+MODULE_DIRS = (Path("/usr/lib/syslinux/modules/bios"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
+# menu.c32 is the text menu: it draws on a serial console too (vesamenu does not), which IPMI SOL users need.
+MENU_MODULE = "menu.c32"
+ALWAYS_MODULES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", MENU_MODULE)
+MENU_TIMEOUT = 100  # tenths of a second
+SERVE_CONFIG = "serve.json"
+PXEBOOT = ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img")
+
+
+# ---------------------------------------------------------------------------------------------
+# The install tree (base DVD image or an extracted/mounted tree)
+# ---------------------------------------------------------------------------------------------
+
+
+class InstallTree:
+    """Read-only access to the base's files by tree path ("images/pxeboot/vmlinuz")."""
+
+    kind = ""
+    path: Path
+
+    def locate(self, rel: str) -> tuple[str, int, int] | None:  # (file, offset, length)
+        raise NotImplementedError
+
+    def read(self, rel: str) -> bytes | None:
+        loc = self.locate(rel)
+        if loc is None:
+            return None
+        name, offset, length = loc
+        with open(name, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+
+    def close(self) -> None:
+        pass
+
+
+class DirTree(InstallTree):
+    kind = "dir"
+
+    def __init__(self, path: Path):
+        self.path = Path(path).resolve()
+
+    def locate(self, rel: str) -> tuple[str, int, int] | None:
+        p = (self.path / rel).resolve()
+        if not p.is_relative_to(self.path) or not p.is_file():
+            return None
+        return str(p), 0, p.stat().st_size
+
+
+class IsoTree(InstallTree):
+    """Files of an ISO9660 image by Rock Ridge (else Joliet, else on-disc ISO9660) name.
+
+    pycdlib parses the directory tree once; a lookup gives the file's byte range in the image, which
+    callers then read with their own file handle, so many threads can stream from one image.
+    """
+
+    kind = "iso"
+
+    def __init__(self, path: Path, iso=None, fh=None):
+        from .iso import open_base
+
+        self.path = Path(path).resolve()
+        if iso is None:
+            iso, fh, _info = open_base(self.path)  # the base-DVD checks live there
+        self._iso, self._fh = iso, fh
+        self._lock = threading.Lock()
+        if iso.has_rock_ridge():
+            self._facet = "rr_path"
+        elif iso.has_joliet():
+            self._facet = "joliet_path"
+        else:
+            self._facet = "iso_path"
+
+    def locate(self, rel: str) -> tuple[str, int, int] | None:
+        rel = rel.strip("/")
+        if not rel or any(part in ("", ".", "..") for part in rel.split("/")):
+            return None
+        with self._lock:
+            try:
+                rec = self._iso.get_record(**{self._facet: "/" + rel})
+                if not rec.is_file():
+                    return None
+                with self._iso.open_file_from_iso(**{self._facet: "/" + rel}) as fio:
+                    start, length = fio._startpos, fio._length  # noqa: SLF001 (pycdlib has no public accessor)
+            except Exception:  # pycdlib raises PyCdlibInvalidInput for a missing path
+                return None
+        return str(self.path), start, length
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _ini(text: str, section: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif current == section and "=" in line:
+            k, v = line.split("=", 1)
+            values[k.strip().lower()] = v.strip()
+    return values
+
+
+def open_install_tree(base: Path) -> InstallTree:
+    """The base as an InstallTree, checked: Fedora 13 x86_64 with images/pxeboot/ kernel + initrd."""
+    base = Path(base)
+    hint = "pass the Fedora 13 x86_64 DVD image or a directory with its contents (e.g. a loop mount) with --base"
+    if not base.exists():
+        raise IsobuildError(f"base {base} does not exist", hint=hint)
+    tree: InstallTree = DirTree(base) if base.is_dir() else IsoTree(base)
+    try:
+        problems = []
+        treeinfo = (tree.read(".treeinfo") or b"").decode("utf-8", "replace")
+        general = _ini(treeinfo, "general")
+        if not general:
+            problems.append(".treeinfo is missing or has no [general] section")
+        elif (general.get("family"), general.get("version"), general.get("arch")) != ("Fedora", "13", "x86_64"):
+            problems.append(f".treeinfo says {general.get('family')} {general.get('version')} "
+                            f"{general.get('arch')}, not Fedora 13 x86_64")
+        for rel in PXEBOOT:
+            if tree.locate(rel) is None:
+                problems.append(f"{rel} is missing")
+        if problems:
+            raise IsobuildError(f"base {base} is not a Fedora 13 x86_64 install tree: " + "; ".join(problems),
+                                hint=hint)
+    except BaseException:
+        tree.close()
+        raise
+    return tree
+
+
+# ---------------------------------------------------------------------------------------------
+# pxelinux files and configs
+# ---------------------------------------------------------------------------------------------
+
+
+def find_pxelinux() -> Path:
+    for d in PXELINUX_DIRS:
+        if (d / "pxelinux.0").is_file():
+            return d / "pxelinux.0"
+    raise IsobuildError("pxelinux.0 not found (looked in " + ", ".join(map(str, PXELINUX_DIRS)) + ")",
+                        hint="install it: apt-get install pxelinux syslinux-common")
+
+
+def _module_path(name: str) -> Path:
+    for d in MODULE_DIRS:
+        if (d / name).is_file():
+            return d / name
+    raise IsobuildError(f"syslinux module {name} not found (looked in " + ", ".join(map(str, MODULE_DIRS)) + ")",
+                        hint="install it: apt-get install syslinux-common")
+
+
+def _needed(module: Path) -> list[str]:
+    """Shared libraries a .c32 module links against (its ELF DT_NEEDED entries)."""
+    readelf = which("readelf")
+    if readelf is None:
+        return []
+    out = run([readelf, "-d", module], check=False).stdout or ""
+    return re.findall(r"\(NEEDED\).*\[([^\]]+)\]", out)
+
+
+def syslinux_modules(wanted=ALWAYS_MODULES) -> dict[str, Path]:
+    """The modules pxelinux loads plus everything they need, transitively."""
+    found: dict[str, Path] = {}
+    todo = list(wanted)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found[name] = _module_path(name)
+        todo.extend(_needed(found[name]))
+    return dict(sorted(found.items()))
+
+
+def mac_file(mac: str) -> str:
+    """pxelinux's per-MAC config name: 01- (Ethernet ARP type) + the MAC, dashed, lower-case."""
+    if not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
+        raise IsobuildError(f"{mac!r} is not a MAC address", hint="six hex pairs separated by colons")
+    return "01-" + mac.lower().replace(":", "-")
+
+
+def boot_mac(cluster: Cluster, node: Node) -> str | None:
+    """The MAC that PXE-boots: the one of the node's bcn interface, if the definition gives it."""
+    return node.mac.get(cluster.networks["bcn"].interface)
+
+
+def _console(cluster: Cluster) -> tuple[list[str], str | None]:
+    from .isolinux import console_args
+
+    return console_args(cluster.install.console)
+
+
+def install_label(node: Node) -> str:
+    return f"install-{node.name}"
+
+
+def kernel_args(cluster: Cluster, node: Node, url: str, release: str) -> str:
+    """Kernel command line of a node's install entry (anaconda 13 syntax)."""
+    bcn = cluster.networks["bcn"]
+    args = [
+        f"initrd={release}/initrd.img",
+        f"ks={url}/ks/{node.name}.ks",
+        # BOOTIF (ipappend 2) names the NIC that PXE-booted; the static bcn address needs no DHCP lease.
+        "ksdevice=bootif",
+        f"ip={node.ip['bcn']}",
+        f"netmask={bcn.netmask}",
+    ]
+    extra, _serial = _console(cluster)
+    return " ".join(args + extra)
+
+
+def _entry(cluster: Cluster, node: Node, url: str, release: str) -> list[str]:
+    return [
+        f"label {install_label(node)}",
+        f"  menu label Install {node.fqdn} ({cluster.name}): ERASES ALL DISKS",
+        f"  kernel {release}/vmlinuz",
+        f"  append {kernel_args(cluster, node, url, release)}",
+        "  ipappend 2",
+    ]
+
+
+def pxelinux_config(cluster: Cluster, nodes: list[Node], url: str, title: str) -> str:
+    """A menu whose timeout default is the local disk, followed by the install entries of `nodes`."""
+    release = cluster.release
+    _extra, serial = _console(cluster)
+    lines = ["# Generated by `invoke pxe` from the cluster definition; regenerate instead of editing."]
+    if serial:
+        lines.append(serial)  # syslinux wants `serial` first
+    lines += [
+        f"ui {MENU_MODULE}",
+        "default local",
+        "prompt 0",
+        f"timeout {MENU_TIMEOUT}",
+        f"menu title {title}",
+        "",
+        "label local",
+        "  menu label Boot from ^local drive",
+        "  menu default",
+        "  localboot 0",
+    ]
+    for n in nodes:
+        lines += [""] + _entry(cluster, n, url, release)
+    return "\n".join(lines) + "\n"
+
+
+def timeout_label(text: str) -> str | None:
+    """The label pxelinux boots on timeout in one of our configs (`default X`, else the menu default)."""
+    from .isolinux import parse
+
+    cfg = parse(text)
+    e = cfg.timeout_entry()
+    return e.name if e else None
+
+
+def referenced_files(text: str) -> list[str]:
+    """Every file (relative to the TFTP root) a pxelinux config names: ui module, kernels, initrds."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        kw = words[0].lower()
+        if kw in ("ui", "kernel", "linux") and len(words) > 1:
+            out.append(words[1])
+        elif kw == "append":
+            out += [w.split("=", 1)[1] for w in words[1:] if w.startswith("initrd=")]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# DHCP / Cobbler exports
+# ---------------------------------------------------------------------------------------------
+
+
+def dnsmasq_conf(cluster: Cluster, tftp_root: Path, url: str) -> str:
+    bcn = cluster.networks["bcn"]
+    lines = [
+        f"# dnsmasq snippet: DHCP + TFTP for the BCN ({bcn.subnet}) of cluster {cluster.name}.",
+        "# Generated by `invoke pxe`. Copy it to /etc/dnsmasq.d/ on the PXE server and set `interface`.",
+        "# Only the nodes below get leases (static range): other machines on the BCN are ignored.",
+        f"#interface=<the PXE server's NIC on {bcn.subnet}>",
+        "bind-interfaces",
+        f"dhcp-range={bcn.subnet.network_address},static,{bcn.netmask}",
+    ]
+    for n in sorted(cluster.nodes, key=lambda n: n.nodeid):
+        mac = boot_mac(cluster, n)
+        if mac:
+            lines.append(f"dhcp-host={mac},{n.ip['bcn']},{n.name},infinite")
+        else:
+            lines.append(f"# {n.name}: no MAC for its bcn interface {bcn.interface} in the definition; add "
+                         f"dhcp-host=<mac>,{n.ip['bcn']},{n.name},infinite once it is known")
+    lines += [
+        "enable-tftp",
+        f"tftp-root={tftp_root}",
+        "dhcp-boot=pxelinux.0",
+        f"# Kickstarts and the install tree are served over HTTP at {url} (`invoke serve`).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cobbler_script(cluster: Cluster, pxe_dir: Path, url: str) -> str:
+    """`cobbler distro/profile/system add` commands (Cobbler 3 option names) for the same data."""
+    q = shlex.quote
+    bcn = cluster.networks["bcn"]
+    distro = f"{cluster.release}-{cluster.name}"
+    tftp = pxe_dir / "tftp" / cluster.release
+    lines = [
+        "#!/bin/sh",
+        f"# Cobbler objects for cluster {cluster.name} (generated by `invoke pxe`). Run on the Cobbler server",
+        "# after copying build/pxe there (paths below). Cobbler 2.x: use --kickstart instead of --autoinstall.",
+        "set -eu",
+        f"cobbler distro add --name={q(distro)} --arch=x86_64 --breed=redhat "
+        f"--kernel={q(str(tftp / 'vmlinuz'))} --initrd={q(str(tftp / 'initrd.img'))}",
+    ]
+    for n in sorted(cluster.nodes, key=lambda n: n.nodeid):
+        profile = f"{cluster.name}-{n.name}"
+        extra, _ = _console(cluster)
+        kopts = " ".join(["ksdevice=bootif", *extra])
+        lines.append(f"cobbler profile add --name={q(profile)} --distro={q(distro)} "
+                     f"--autoinstall={q(str(pxe_dir / 'http' / 'ks' / (n.name + '.ks')))} --kernel-options={q(kopts)}")
+        mac = boot_mac(cluster, n)
+        sysargs = [f"--name={q(n.name)}", f"--profile={q(profile)}", f"--hostname={q(n.fqdn)}",
+                   f"--interface={q(bcn.interface)}", f"--ip-address={q(str(n.ip['bcn']))}",
+                   f"--netmask={q(bcn.netmask)}", "--static=1", "--netboot-enabled=1"]
+        if mac:
+            lines.append("cobbler system add " + " ".join(sysargs[:4] + [f"--mac-address={q(mac)}"] + sysargs[4:]))
+        else:
+            lines.append(f"# {n.name}: no bcn MAC in the definition; add --mac-address=<mac> when it is known")
+            lines.append("cobbler system add " + " ".join(sysargs))
+    lines.append("cobbler sync")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PxeResult:
+    pxe_dir: Path
+    url: str
+    mac_files: dict[str, str] = field(default_factory=dict)  # node -> 01-<mac>
+    nodes_without_mac: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_url(cluster: Cluster, url: str) -> tuple[str, list[str]]:
+    """The normalised base URL and warnings about whether the nodes can reach it."""
+    from .render import Media
+
+    base = Media.url(url).base
+    parts = urlsplit(base)
+    if not parts.hostname:
+        raise IsobuildError(f"--url {url!r} has no host", hint="e.g. http://192.168.1.10:8080")
+    if parts.query or parts.fragment:
+        raise IsobuildError(f"--url {url!r} must not have a query or fragment", hint="e.g. http://192.168.1.10:8080")
+    warnings = []
+    try:
+        addr = ipaddress.IPv4Address(parts.hostname)
+    except ValueError:
+        warnings.append(f"--url names host {parts.hostname!r}: anaconda resolves it before the node has DNS "
+                        "settings from the kickstart; an address on the BCN is safer")
+        return base, warnings
+    bcn = cluster.networks["bcn"].subnet
+    if addr.is_loopback:
+        warnings.append(f"--url {base} is a loopback address: the nodes cannot reach it (fine for tests only)")
+    elif addr not in bcn:
+        warnings.append(f"--url {base} is not on the BCN ({bcn}); the install entries give the node only a BCN "
+                        "address, so the server must be reachable from there")
+    return base, warnings
+
+
+def _secret_values(cluster: Cluster) -> dict[str, str]:
+    """{description: value} of every secret in the definition (to scan outputs; never printed)."""
+    out = {f"fence device {d.name} password": d.password.reveal() for d in cluster.fence_devices}
+    out["root password hash"] = cluster.install.root_password_hash.reveal()
+    return {k: v for k, v in out.items() if v and v.strip()}
+
+
+def fence_passwords(cluster: Cluster) -> dict[str, str]:
+    return {f"fence device {d.name} password": d.password.reveal().strip()
+            for d in cluster.fence_devices if d.password.reveal().strip()}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
+
+
+def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode() if isinstance(text, str) else text
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+
+
+def _copy_from_tree(tree: InstallTree, rel: str, dst: Path) -> None:
+    loc = tree.locate(rel)
+    if loc is None:
+        raise IsobuildError(f"{rel} is missing from the base {tree.path}")
+    name, offset, length = loc
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(name, "rb") as src, open(dst, "wb") as out:
+        src.seek(offset)
+        left = length
+        while left:
+            chunk = src.read(min(left, 1 << 20))
+            if not chunk:
+                raise IsobuildError(f"{rel} is truncated in the base {tree.path}")
+            out.write(chunk)
+            left -= len(chunk)
+    os.chmod(dst, 0o644)
+
+
+def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_dir: Path) -> PxeResult:
+    """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written."""
+    from .render import Media, SECRET_FILES, render, render_kickstart
+
+    build_dir = Path(build_dir)
+    pxe_dir = (build_dir / "pxe").resolve()
+    url, warnings = check_url(cluster, url)
+    repo_dir = Path(repo_dir)
+    if not (repo_dir / "repodata" / "repomd.xml").is_file():
+        raise IsobuildError(f"the an-cluster repo {repo_dir} has no repodata/repomd.xml",
+                            hint="build it first (`invoke rpms` then `invoke repo`), or pass --repo DIR")
+    pxelinux = find_pxelinux()
+    modules = syslinux_modules()
+    tree = open_install_tree(base)
+    rendered = render(cluster, build_dir)  # build/nodes: the per-node files (no-op when up to date)
+    result = PxeResult(pxe_dir, url, warnings=warnings)
+    fence_pw = fence_passwords(cluster)
+    secrets = _secret_values(cluster)
+    try:
+        with atomic_dir(pxe_dir) as tmp:
+            tftp, http = tmp / "tftp", tmp / "http"
+            # --- TFTP
+            tftp.mkdir()
+            shutil.copy(pxelinux, tftp / "pxelinux.0")
+            for name, src in modules.items():
+                shutil.copy(src, tftp / name)
+            for rel in PXEBOOT:
+                _copy_from_tree(tree, rel, tftp / cluster.release / Path(rel).name)
+            cfg_dir = tftp / "pxelinux.cfg"
+            nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+            _write(cfg_dir / "default",
+                   pxelinux_config(cluster, nodes, url, f"AN!Cluster {cluster.name}: network install"))
+            bcn_if = cluster.networks["bcn"].interface
+            for n in nodes:
+                mac = boot_mac(cluster, n)
+                if mac is None:
+                    result.nodes_without_mac.append(n.name)
+                    result.warnings.append(
+                        f"{n.name} has no MAC for its bcn interface {bcn_if} in the definition: no "
+                        f"pxelinux.cfg/01-<mac> file and no DHCP reservation; install it from the default "
+                        f"menu (entry {install_label(n)}) and add nodes[].mac.{bcn_if} to pin it")
+                    continue
+                result.mac_files[n.name] = mac_file(mac)
+                _write(cfg_dir / mac_file(mac),
+                       pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.fqdn} ({mac})"))
+            # --- HTTP
+            http.mkdir()
+            if tree.kind == "dir":
+                os.symlink(tree.path, http / "os")  # served in place
+            for n in nodes:
+                ks = render_kickstart(cluster, n, Media.url(url))
+                for what, value in fence_pw.items():
+                    if value in ks:
+                        raise IsobuildError(f"the network kickstart of {n.name} contains the {what}",
+                                            hint="kickstarts must never carry fence passwords (render templates)")
+                _write(http / "ks" / f"{n.name}.ks", ks, 0o640)
+            for p in sorted(repo_dir.rglob("*")):
+                if p.is_file() and not p.is_symlink():
+                    _link_or_copy(p, http / "an-cluster" / p.relative_to(repo_dir))
+            acl: dict[str, list[str]] = {}
+            for n in nodes:
+                node_src = rendered.nodes_dir / n.name
+                for p in sorted(node_src.rglob("*")):
+                    if not p.is_file():
+                        continue
+                    rel = p.relative_to(node_src).as_posix()
+                    data = p.read_bytes()
+                    if rel in SECRET_FILES:
+                        dst = http / "private" / n.name / rel
+                        _write(dst, data, 0o640)
+                        continue
+                    leaked = [what for what, v in secrets.items() if v.encode() in data]
+                    if leaked:
+                        raise IsobuildError(
+                            f"build/nodes/{n.name}/{rel} holds the {', '.join(leaked)} but is not a secret file",
+                            hint="add it to render.SECRET_FILES so it is served only from private/<node>/")
+                    _write(http / "an-cluster" / "nodes" / n.name / rel, data, p.stat().st_mode & 0o755 | 0o644)
+                addrs = sorted({str(a) for a in n.ip.values()})
+                acl[f"private/{n.name}/"] = addrs
+                acl[f"ks/{n.name}.ks"] = addrs  # the kickstart holds the root password hash
+            serve_cfg = {
+                "cluster": cluster.name,
+                "url": url,
+                "os": {"kind": tree.kind, "path": str(tree.path)},
+                # path prefix under http/ -> client addresses allowed; anything else under private/ is refused
+                "acl": acl,
+            }
+            _write(tmp / SERVE_CONFIG, json.dumps(serve_cfg, indent=1, sort_keys=True) + "\n")
+            _write(tmp / "dnsmasq.conf", dnsmasq_conf(cluster, pxe_dir / "tftp", url))
+            _write(tmp / "cobbler-systems.sh", cobbler_script(cluster, pxe_dir, url), 0o755)
+            check_tftp(tftp)
+    finally:
+        tree.close()
+    for w in result.warnings:
+        log.warn(w)
+    log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")
+    return result
+
+
+def check_tftp(tftp: Path) -> None:
+    """Every file a pxelinux config names exists, and no timeout default is a node install."""
+    problems = []
+    for cfg in sorted((tftp / "pxelinux.cfg").iterdir()):
+        text = cfg.read_text()
+        for ref in referenced_files(text):
+            if not (tftp / ref).is_file():
+                problems.append(f"pxelinux.cfg/{cfg.name} names {ref}, which is not in the TFTP tree")
+        if timeout_label(text) != "local":
+            problems.append(f"pxelinux.cfg/{cfg.name}: the timeout default is not the local disk")
+    if problems:
+        raise IsobuildError("PXE tree check failed: " + "; ".join(problems))

@@ -1,0 +1,266 @@
+"""`invoke serve`: serve build/pxe/http read-only over HTTP for network installs.
+
+What it enforces (per request, so an edited ACL needs no restart-free tricks: it is read at start):
+- GET/HEAD only; no directory listings.
+- No path outside the tree: `..` segments (also percent-encoded) are refused, and every file is
+  resolved through symlinks and must stay inside http/ (or inside the install tree for os/).
+- serve.json's ACL (written by `invoke pxe`): `private/<node>/` and `ks/<node>.ks` go only to that
+  node's own addresses from the definition; anything else under private/ goes to nobody.
+- os/ is the install tree: a directory (symlink http/os) or, for an ISO base, the files inside the
+  image, streamed straight out of it (nothing extracted).
+
+ThreadingHTTPServer: one thread per request, so a rack of nodes installing together is served in
+parallel. Files go out with sendfile(). Each request is logged as one line on stderr. SIGTERM and
+Ctrl-C stop the server cleanly: no new connections, running transfers finish, the socket is closed.
+"""
+from __future__ import annotations
+
+import argparse
+import email.utils
+import ipaddress
+import json
+import mimetypes
+import os
+import signal
+import socket
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .errors import IsobuildError
+
+DEFAULT_BIND = "127.0.0.1"
+DEFAULT_PORT = 8080
+CHUNK = 1 << 20
+
+
+class AccessRules:
+    """serve.json's ACL: path (exact) or prefix (ending in /) under http/ -> allowed client addresses."""
+
+    def __init__(self, acl: dict[str, list[str]]):
+        self.rules: list[tuple[str, frozenset[str]]] = []
+        for key, addrs in acl.items():
+            norm = set()
+            for a in addrs:
+                try:
+                    norm.add(str(ipaddress.ip_address(a)))
+                except ValueError:
+                    raise IsobuildError(f"serve.json: ACL entry {key!r} has a bad address {a!r}",
+                                        hint="rerun `invoke pxe` to rewrite it") from None
+            self.rules.append((key.lstrip("/"), frozenset(norm)))
+        self.rules.sort(key=lambda r: -len(r[0]))  # the most specific rule wins
+
+    def allowed(self, rel: str, client: str) -> bool:
+        client = _plain_ip(client)
+        for key, addrs in self.rules:
+            if rel == key.rstrip("/") or (key.endswith("/") and rel.startswith(key)):
+                return client in addrs
+        return not (rel == "private" or rel.startswith("private/"))
+
+
+def _plain_ip(addr: str) -> str:
+    """'::ffff:10.0.0.1' -> '10.0.0.1' (a dual-stack socket reports IPv4 clients mapped)."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+class PxeServer(ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for running transfers: a clean stop
+    block_on_close = True
+
+    def __init__(self, addr, root: Path, rules: AccessRules, os_tree=None, log=sys.stderr):
+        self.root = Path(root).resolve()
+        self.rules = rules
+        self.os_tree = os_tree  # pxe.InstallTree or None
+        self.log_stream = log
+        self.log_lock = threading.Lock()
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(addr, PxeHandler)
+
+
+class PxeHandler(BaseHTTPRequestHandler):
+    server: PxeServer
+    server_version = "an-cluster-pxe/1"
+    timeout = 60  # a stalled client does not hold a thread (or the shutdown) forever
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def _deny(self, status: HTTPStatus, why: str) -> None:
+        self.send_error(status, why)
+
+    def _serve(self, body: bool) -> None:
+        raw = urlsplit(self.path).path
+        try:
+            path = unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            return self._deny(HTTPStatus.BAD_REQUEST, "bad path encoding")
+        if not path.startswith("/") or "\0" in path or "\\" in path:
+            return self._deny(HTTPStatus.BAD_REQUEST, "bad path")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            return self._deny(HTTPStatus.FORBIDDEN, "path outside the tree")
+        rel = "/".join(parts)
+        if not self.server.rules.allowed(rel, self.client_address[0]):
+            return self._deny(HTTPStatus.FORBIDDEN, "not for this address")
+        found = self._locate(rel)
+        if found is None:
+            return
+        name, offset, length = found
+        try:
+            fh = open(name, "rb")
+        except OSError:
+            return self._deny(HTTPStatus.NOT_FOUND, "not found")
+        with fh:
+            self._sent = length
+            self.send_response(HTTPStatus.OK)
+            ctype = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(length))
+            self.send_header("Last-Modified", email.utils.formatdate(os.fstat(fh.fileno()).st_mtime, usegmt=True))
+            self.end_headers()
+            if body and length:
+                self.wfile.flush()
+                self.connection.sendfile(fh, offset, length)
+
+    def _locate(self, rel: str) -> tuple[str, int, int] | None:
+        """(file, offset, length) of a servable file, or None after sending the error."""
+        tree = self.server.os_tree
+        if tree is not None and (rel == "os" or rel.startswith("os/")):
+            loc = tree.locate(rel[3:]) if rel.startswith("os/") else None
+            if loc is None:
+                self._deny(HTTPStatus.NOT_FOUND, "not found")
+            return loc
+        root = self.server.root
+        try:
+            real = (root / rel).resolve(strict=True)
+        except (OSError, RuntimeError):
+            self._deny(HTTPStatus.NOT_FOUND, "not found")
+            return None
+        if not real.is_relative_to(root):
+            self._deny(HTTPStatus.FORBIDDEN, "path outside the tree")  # a symlink pointing out
+            return None
+        if not self.server.rules.allowed(real.relative_to(root).as_posix(), self.client_address[0]):
+            self._deny(HTTPStatus.FORBIDDEN, "not for this address")  # a symlink into private/
+            return None
+        if not real.is_file():
+            self._deny(HTTPStatus.FORBIDDEN if real.is_dir() else HTTPStatus.NOT_FOUND,
+                       "no directory listings" if real.is_dir() else "not found")
+            return None
+        return str(real), 0, real.stat().st_size
+
+    def log_request(self, code="-", size="-") -> None:
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        size = getattr(self, "_sent", size)
+        self.log_message('"%s" %s %s', self.requestline, code, size)
+
+    def log_message(self, fmt: str, *args) -> None:
+        line = f"{self.client_address[0]} [{self.log_date_time_string()}] {fmt % args}\n"
+        with self.server.log_lock:
+            self.server.log_stream.write(line)
+            self.server.log_stream.flush()
+
+
+def load_config(pxe_dir: Path) -> dict:
+    cfg_path = Path(pxe_dir) / "serve.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise IsobuildError(f"{cfg_path} does not exist", hint="run `invoke pxe` first") from None
+    except ValueError as err:
+        raise IsobuildError(f"{cfg_path} is not valid JSON: {err}", hint="rerun `invoke pxe`") from None
+    if not isinstance(cfg.get("acl"), dict) or not isinstance(cfg.get("os"), dict):
+        raise IsobuildError(f"{cfg_path} lacks the acl/os sections", hint="rerun `invoke pxe`")
+    return cfg
+
+
+def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> PxeServer:
+    """A ready (bound, not yet serving) server for DIR/pxe."""
+    pxe_dir = Path(pxe_dir)
+    http_root = pxe_dir / "http"
+    if not http_root.is_dir():
+        raise IsobuildError(f"{http_root} does not exist", hint="run `invoke pxe` first")
+    cfg = load_config(pxe_dir)
+    rules = AccessRules(cfg["acl"])
+    os_tree = None
+    kind, path = cfg["os"].get("kind"), cfg["os"].get("path")
+    if kind in ("iso", "dir"):
+        from .pxe import DirTree, IsoTree
+
+        if not Path(path).exists():
+            raise IsobuildError(f"the install tree {path} named in serve.json is gone",
+                                hint="rerun `invoke pxe --base ...` with the base's current location")
+        os_tree = IsoTree(Path(path)) if kind == "iso" else DirTree(Path(path))
+    if not 0 <= port <= 65535:
+        raise IsobuildError(f"--port {port} is not a port number")
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        raise IsobuildError(f"--bind {bind!r} is not an IP address", hint="e.g. 127.0.0.1 or 192.168.1.10") from None
+    try:
+        return PxeServer((bind, port), http_root, rules, os_tree, log)
+    except OSError as err:
+        if os_tree is not None:
+            os_tree.close()
+        raise IsobuildError(f"cannot listen on {bind}:{port}: {err.strerror}",
+                            hint="pick another --port, or stop what is using it") from None
+
+
+def serve(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop cleanly."""
+    server = make_server(pxe_dir, bind, port, log)
+    host, real_port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {server.root} on http://{shown}:{real_port}/ (Ctrl-C stops)", file=log, flush=True)
+    if not ipaddress.ip_address(bind).is_loopback:
+        print(f"note: listening on {bind}: reachable from the network, private/ is limited by serve.json",
+              file=log, flush=True)
+
+    def stop(signum, _frame):
+        # shutdown() blocks until serve_forever returns, so ask from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            old[sig] = signal.signal(sig, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        server.server_close()  # waits for running requests
+        if server.os_tree is not None:
+            server.os_tree.close()
+        print("server stopped", file=log, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m isobuild.serve", description=__doc__.splitlines()[0])
+    ap.add_argument("--pxe-dir", default="build/pxe")
+    ap.add_argument("--bind", default=DEFAULT_BIND)
+    ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = ap.parse_args(argv)
+    try:
+        serve(Path(args.pxe_dir), args.bind, args.port)
+    except IsobuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
