@@ -12,6 +12,7 @@ APT_PACKAGES="
   createrepo-c dnf rpm rpm2cpio rpmlint
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
   gnupg curl time iputils-ping
+  dnsmasq-base binutils
 "
 
 SUDO=""
