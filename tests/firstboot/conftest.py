@@ -24,13 +24,14 @@ def need_harness() -> None:
 
 @pytest.fixture
 def make_pair(tmp_path):
-    """make_pair(managed_by="init", timeout=40) -> a set-up Pair; torn down after the test."""
+    """make_pair(managed_by="init", timeout=40, raid_partitions=False) -> a set-up Pair, torn down after."""
     need_harness()
     pairs: list[Pair] = []
 
-    def _make(managed_by: str = "init", timeout: int = 40, definition: Path | None = None) -> Pair:
+    def _make(managed_by: str = "init", timeout: int = 40, definition: Path | None = None,
+              raid_partitions: bool = False) -> Pair:
         d = definition or make_definition(REPO / "cluster.yaml", tmp_path / f"def-{managed_by}", managed_by)
-        p = Pair(tmp_path / f"pair{len(pairs)}", d, timeout=timeout)
+        p = Pair(tmp_path / f"pair{len(pairs)}", d, timeout=timeout, raid_partitions=raid_partitions)
         pairs.append(p)
         return p.__enter__()
 

@@ -277,3 +277,34 @@ def test_refuses_a_volume_group_it_did_not_create_and_an_lv_with_a_filesystem(ma
     # the LV's contents are untouched (only the VG metadata changed, for the missing VM LV)
     assert sha256(lv_dev) == before
     assert subprocess.run(["fsck.ext4", "-n", str(lv_dev)], capture_output=True).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# the backing RAID1 when the kickstart could not make it
+
+
+def test_creates_the_backing_raid1_from_the_unused_partitions(make_pair):
+    p = make_pair("init", raid_partitions=True)
+    in_use = {n: sha256(p.h / "img" / f"{n}-sda3.img") for n in p.nodes}
+    p.run_both(max_rounds=1)
+    assert_cluster_up(p)
+    creates = [(n, args) for n, cmd, args in p.calls() if cmd == "mdadm" and "--create" in args]
+    assert sorted(n for n, _ in creates) == sorted(p.nodes)
+    for name, args in creates:
+        node = p.nodes[name]
+        # the unformatted partition of each disk, not the ext4 one, not the extended one
+        assert args[-2:] == [str(node.root / "dev/sda5"), str(node.root / "dev/sdb5")], args
+        assert "--level=1" in args and "--raid-devices=2" in args
+        assert "ARRAY /dev/md3 " in (node.root / "etc/mdadm.conf").read_text()
+        assert sha256(p.h / "img" / f"{name}-sda3.img") == in_use[name]
+
+
+def test_no_unused_partition_no_raid(make_pair):
+    p = make_pair("init", timeout=10, raid_partitions=True)
+    node = p.nodes[p.lowest]
+    subprocess.run(["mkfs.ext4", "-q", "-F", node.parts["sdb5"]], check=True, capture_output=True)
+    assert run_until_failed(p, p.lowest) != 0
+    assert re.search(r"^60-drbd\s+failed: no unused partition on sdb for the RAID1 /dev/md3", p.status(p.lowest).stdout,
+                     re.M), p.status(p.lowest).stdout
+    assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "mdadm" and "--create" in c[2]]
+    assert blkid(Path(node.parts["sdb5"]), "TYPE") == "ext4"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # shellcheck source-path=SCRIPTDIR
 # 60-drbd: the replicated block device, dual-primary (seed: "Building the DRBD Array").
-#   - the backing device exists (the kickstart assembles the RAID1 md; assembled again here if needed);
+#   - the backing device exists: the kickstart makes the RAID1 md; if it is not there, it is assembled,
+#     or created from the one unused partition of each disk (only partitions with no signature at all);
 #   - the rendered drbd.conf / global_common.conf / <resource>.res installed and parsed by drbdadm;
 #   - `drbdadm create-md` only when the backing device carries no signature at all (otherwise refuse);
 #   - `drbdadm up`, bounded wait until connected, the sync rate from the definition;
@@ -19,12 +20,50 @@ RES="$AN_DRBD_RESOURCE"
 
 backing_present() { [ -b "$(fb_path "$AN_DRBD_BACKING")" ]; }
 
+# The unused partition of DISK the backing RAID1 is made of: the largest one that carries no signature
+# at all and is not an md member (the kickstart leaves it unformatted: the same rule as its %post).
+backing_member() {
+    local disk="$1" part dev size best="" best_size=0
+    for part in "$(fb_path "/sys/block/$disk")/$disk"*; do
+        [ -e "$part/size" ] || continue
+        dev="/dev/${part##*/}"
+        size="$(cat "$part/size")"
+        [ "$size" -gt 2048 ] || continue                      # extended partition
+        [ -z "$(fb_signatures "$(fb_path "$dev")")" ] || continue
+        if mdadm --examine "$(fb_path "$dev")" >/dev/null 2>&1; then continue; fi
+        if [ "$size" -gt "$best_size" ]; then best="$dev"; best_size="$size"; fi
+    done
+    echo "$best"
+}
+
+create_md() {
+    local disk member members="" n=0
+    for disk in $AN_INSTALL_DISKS; do
+        member="$(backing_member "$disk")"
+        [ -n "$member" ] || die "no unused partition on $disk for the RAID1 $AN_DRBD_BACKING" \
+            "every partition of $disk carries a signature or belongs to an array; create $AN_DRBD_BACKING yourself and rerun"
+        members="$members $member"
+        n=$((n + 1))
+    done
+    fb_intent_set md-create "$AN_DRBD_BACKING:$members"
+    info "creating RAID1 $AN_DRBD_BACKING from$members (they carried no signature)"
+    local paths=() m
+    for m in $members; do paths+=("$(fb_path "$m")"); done
+    mdadm --create "$(fb_path "$AN_DRBD_BACKING")" --run --level=1 --raid-devices="$n" --metadata=1.2 \
+        --homehost=localhost.localdomain "${paths[@]}" </dev/null
+    mdadm --detail --brief "$(fb_path "$AN_DRBD_BACKING")" >>"$(fb_path /etc/mdadm.conf)"
+}
+
 ensure_backing() {
     backing_present && return 0
     case "$AN_DRBD_BACKING" in
         /dev/md*)
             info "$AN_DRBD_BACKING is not running: assembling RAID arrays"
             mdadm --assemble --scan >/dev/null 2>&1 || true
+            backing_present && return 0
+            if [ "${AN_INSTALL_RAID:-no}" = yes ]; then
+                create_md
+            fi
             ;;
     esac
     backing_present || die "DRBD backing device $AN_DRBD_BACKING does not exist" \
@@ -40,7 +79,7 @@ install_config() {
         "check /etc/drbd.d/${RES}.res; its 'on' names must match 'uname -n' ($AN_NODE_FQDN)"
 }
 
-create_md() {
+create_drbd_md() {
     local dev verdict
     dev="$(fb_path "$AN_DRBD_BACKING")"
     verdict="$(fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES")"
@@ -89,7 +128,7 @@ main() {
     ensure_backing
     install_config
     fb_ensure_cman
-    create_md
+    create_drbd_md
     fb_drbd_up
     drbdsetup "$AN_DRBD_DEVICE" syncer -r "$AN_DRBD_SYNC_RATE"
     make_primary

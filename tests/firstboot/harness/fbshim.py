@@ -375,8 +375,40 @@ def cmd_simple() -> None:
 
 
 def cmd_mdadm() -> None:
+    """No md driver here: --create makes the array a fresh loop device and remembers its members."""
     record()
-    sys.exit(0)
+    members_file = FBH / "md" / f"{NODE}.members"
+    if "--examine" in ARGS:
+        known = members_file.read_text().split() if members_file.exists() else []
+        sys.exit(0 if os.path.realpath(ARGS[-1]) in known else 1)
+    if "--assemble" in ARGS:
+        sys.exit(1)  # nothing to assemble: the harness starts without the array
+    if "--create" in ARGS:
+        maybe_kill("before")
+        md = ARGS[ARGS.index("--create") + 1]
+        members = [a for a in ARGS[ARGS.index("--create") + 2:] if not a.startswith("-")]
+        for m in members:
+            if not os.path.exists(m):
+                fail(f"cannot open {m}: No such file or directory")
+        import subprocess
+
+        image = FBH / "img" / f"{NODE}-md.img"
+        with open(image, "wb") as fh:
+            fh.truncate(64 << 20)
+        loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        _locked_append(FBH / "loops", loop)
+        members_file.parent.mkdir(parents=True, exist_ok=True)
+        members_file.write_text("\n".join(os.path.realpath(m) for m in members) + "\n")
+        Path(md).parent.mkdir(parents=True, exist_ok=True)
+        Path(md).symlink_to(loop)
+        maybe_kill("after")
+        sys.exit(0)
+    if "--detail" in ARGS:
+        print(f"ARRAY {ARGS[-1][len(str(ROOT)):]} metadata=1.2 name=localhost.localdomain:3 "
+              "UUID=f0b6d0c1:490d47e7:91c7e63a:f8dacc21")
+        sys.exit(0)
+    fail(f"unsupported: {' '.join(ARGS)}", 2)
 
 
 def cmd_lvmconf() -> None:

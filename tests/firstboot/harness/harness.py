@@ -109,7 +109,7 @@ class Node:
 class Pair:
     """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
 
-    def __init__(self, hdir: Path, definition: Path, timeout: int = 40):
+    def __init__(self, hdir: Path, definition: Path, timeout: int = 40, raid_partitions: bool = False):
         from isobuild.model import load_definition
         from isobuild.render import render
 
@@ -117,6 +117,9 @@ class Pair:
         self.cluster = load_definition(definition)
         self.rendered = render(self.cluster, hdir / "build")
         self.timeout = timeout
+        # raid_partitions: no backing md yet, but each disk's partitions (in /sys/block and /dev of the
+        # scratch root), so 60-drbd has to pick the unused ones and create the RAID1 itself
+        self.raid_partitions = raid_partitions
         self.tag = f"fb{os.getpid() % 100000}"
         self.nodes: dict[str, Node] = {}
         self.loops: list[str] = []
@@ -161,11 +164,14 @@ class Pair:
             shutil.copytree(self.rendered.nodes_dir / node.name, stage)
             # what the RPM installs
             shutil.copy(OVERLAY / "init.d" / "an-cluster-firstboot", node.root / "etc/rc.d/init.d/an-cluster-firstboot")
-            backing = self._loop(h / "img" / f"{node.name}-backing.img", 64)
-            dev = node.root / storage.backing_device.lstrip("/")
-            dev.parent.mkdir(parents=True, exist_ok=True)
-            dev.symlink_to(backing)
-            node.backing_loop = backing  # type: ignore[attr-defined]
+            if self.raid_partitions:
+                self._partitions(node)
+            else:
+                backing = self._loop(h / "img" / f"{node.name}-backing.img", 64)
+                dev = node.root / storage.backing_device.lstrip("/")
+                dev.parent.mkdir(parents=True, exist_ok=True)
+                dev.symlink_to(backing)
+                node.backing_loop = backing  # type: ignore[attr-defined]
             lvm = h / "nodes" / node.name / "lvm"
             lvm.mkdir(parents=True)
             (lvm / "lvm.conf").write_text(
@@ -197,6 +203,25 @@ class Pair:
                 "FBH_DIR": str(h),
                 "FBH_NODE": node.name,
             }
+
+    def _partitions(self, node: Node) -> None:
+        """Per disk: partition 3 (in use: ext4), 4 (extended: tiny), 5 (the unused backing space).
+        Partition sizes are in 512-byte sectors, as in /sys/block/<disk>/<part>/size."""
+        node.parts = {}  # type: ignore[attr-defined]
+        for disk in self.cluster.install.disks:
+            for num, mib, fs in ((3, 32, "ext4"), (4, 0, None), (5, 48, None)):
+                part = f"{disk}{num}"
+                sysd = node.root / "sys/block" / disk / part
+                sysd.mkdir(parents=True)
+                (sysd / "size").write_text(f"{max(mib * 2048, 2)}\n")
+                if not mib:
+                    continue
+                loop = self._loop(self.h / "img" / f"{node.name}-{part}.img", mib)
+                if fs:
+                    sh(f"mkfs.{fs}", "-q", "-F", loop)
+                (node.root / "dev").mkdir(exist_ok=True)
+                (node.root / "dev" / part).symlink_to(loop)
+                node.parts[part] = loop  # type: ignore[attr-defined]
 
     def _network(self) -> None:
         """One netns per node; a veth pair per network, named like the node's NICs (eth0/eth1/eth2)."""
