@@ -78,6 +78,11 @@ def assert_cluster_up(p) -> None:
         # ssh: each node trusts the other's key
         peer = p.nodes[next(n for n in p.nodes if n != name)]
         assert (peer.root / "root/.ssh/id_rsa.pub").read_text().strip() in (root / "root/.ssh/authorized_keys").read_text()
+        host_key = " ".join((peer.root / "etc/ssh/ssh_host_rsa_key.pub").read_text().split()[:2])
+        known = (root / "root/.ssh/known_hosts").read_text().splitlines()
+        assert [k for k in known if k.startswith(f"{peer.name},{peer.fqdn},")] == [
+            f"{peer.name},{peer.fqdn},{peer.ips['bcn']},{peer.ips['sn']} {host_key}"]
+        assert "StrictHostKeyChecking yes" in (root / "root/.ssh/config").read_text()
         # DRBD: both primary, both UpToDate; network files and hostname from the render
         assert (root / "etc/sysconfig/network-scripts/ifcfg-eth1").is_file()
     assert_destructive_once(p)

@@ -1,10 +1,11 @@
 #!/bin/bash
 # shellcheck source-path=SCRIPTDIR
 # 20-ssh-trust: root's own key pair (no passphrase, as the seed does by hand), the node trusting its
-# own key (migration over ssh needs it: seed "SSH Setup"), and an ssh client config that never asks
-# about the peer's host key interactively. The administrators' keys from the definition were placed
-# by the kickstart; the node keys are exchanged with the peer over the shared GFS2 filesystem once it
-# exists (step 80-gfs2), because before that there is no trusted channel between the nodes.
+# own key (migration over ssh needs it: seed "SSH Setup"), this host's ssh host key, and an ssh client
+# config for the peer's names (batch mode: never a password or yes/no prompt). The administrators'
+# keys from the definition were placed by the kickstart. The nodes' root keys and host keys are
+# exchanged over the shared GFS2 filesystem once it exists (step 80-gfs2): before that there is no
+# trusted channel between the nodes, and trusting a host key seen over the network would be a guess.
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -29,14 +30,24 @@ main() {
         cat "$key.pub" >>"$auth"
         info "root trusts its own key (for xm/virsh migration over ssh)"
     fi
-    # The peer's host key is learned over the BCN on first contact: only for the peer's own names.
+    # The host key sshd will use (its init script would make it at first start; we need it now to
+    # hand it to the peer).
+    local hostkey
+    hostkey="$(fb_path /etc/ssh/ssh_host_rsa_key)"
+    if [ ! -s "$hostkey.pub" ]; then
+        mkdir -p "${hostkey%/*}"
+        rm -f "$hostkey" "$hostkey.pub"
+        info "creating the ssh host key"
+        ssh-keygen -q -t rsa -b 2048 -N "" -C "" -f "$hostkey"
+        chmod 0600 "$hostkey"
+    fi
     local cfg="$ssh_dir/config" tmp
     tmp="$(mktemp)"
     {
         [ -f "$cfg" ] && awk '/^# an-cluster-firstboot begin$/ {skip=1} !skip {print} /^# an-cluster-firstboot end$/ {skip=0}' "$cfg"
         echo "# an-cluster-firstboot begin"
         echo "Host $AN_PEER_NAME $AN_PEER_FQDN $AN_PEER_BCN_IP $AN_PEER_SN_IP"
-        echo "    StrictHostKeyChecking no"
+        echo "    StrictHostKeyChecking yes"
         echo "    HashKnownHosts no"
         echo "    BatchMode yes"
         echo "    ConnectTimeout 10"

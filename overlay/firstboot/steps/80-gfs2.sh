@@ -53,20 +53,39 @@ fstab_line() {
     info "fstab: $line"
 }
 
-# Node keys through the shared filesystem: publish ours, trust the peer's once it appears.
+# Keys through the shared filesystem (only the two nodes can write it): publish our root key and host
+# key, then trust the peer's root key and record its host key under all of its names.
 exchange_ssh_keys() {
-    local dir pub auth peer_pub
+    local dir pub hostpub auth known peer_pub peer_host line tmp
     dir="$(fb_path "$MNT")/.an-cluster/ssh"
     pub="$(fb_path /root/.ssh/id_rsa.pub)"
+    hostpub="$(fb_path /etc/ssh/ssh_host_rsa_key.pub)"
     auth="$(fb_path /root/.ssh/authorized_keys)"
-    [ -f "$pub" ] || die "root has no ssh key" "rerun step 20-ssh-trust ('an-cluster-firstboot reset 20-ssh-trust')"
+    known="$(fb_path /root/.ssh/known_hosts)"
+    if [ ! -f "$pub" ] || [ ! -f "$hostpub" ]; then
+        die "root's ssh key or the host key is missing" \
+            "redo step 20-ssh-trust: 'an-cluster-firstboot reset 20-ssh-trust; an-cluster-firstboot run'"
+    fi
     mkdir -p "$dir"
     fb_write_file "$dir/$AN_NODE_NAME.pub" 0644 <"$pub"
+    fb_write_file "$dir/$AN_NODE_NAME.host.pub" 0644 <"$hostpub"
     peer_pub="$dir/$AN_PEER_NAME.pub"
-    fb_wait "$AN_PEER_NAME to publish its ssh key on $MNT" test -s "$peer_pub"
+    peer_host="$dir/$AN_PEER_NAME.host.pub"
+    fb_wait "$AN_PEER_NAME to publish its ssh keys on $MNT" test -s "$peer_host"
+    fb_wait "$AN_PEER_NAME to publish its ssh keys on $MNT" test -s "$peer_pub"
     if ! grep -qxF "$(cat "$peer_pub")" "$auth"; then
         cat "$peer_pub" >>"$auth"
         info "root trusts $AN_PEER_NAME's key: ssh between the nodes needs no password"
+    fi
+    line="$AN_PEER_NAME,$AN_PEER_FQDN,$AN_PEER_BCN_IP,$AN_PEER_SN_IP $(awk '{print $1, $2}' "$peer_host")"
+    touch "$known"
+    if ! grep -qxF "$line" "$known"; then
+        tmp="$(mktemp)"
+        awk -v n="$AN_PEER_NAME," 'index($1, n) != 1' "$known" >"$tmp"
+        echo "$line" >>"$tmp"
+        fb_write_file "$known" 0644 <"$tmp"
+        rm -f "$tmp"
+        info "known_hosts: $AN_PEER_NAME's host key (ssh to the peer checks it strictly)"
     fi
 }
 
