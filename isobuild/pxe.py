@@ -256,10 +256,20 @@ def kernel_args(cluster: Cluster, node: Node, url: str, release: str) -> str:
     return " ".join(args + extra)
 
 
+def _entry_title(cluster: Cluster, node: Node) -> str:
+    return f"Install {node.fqdn} ({cluster.name}): ERASES ALL DISKS"
+
+
+def menu_margin(texts: list[str], columns: int = 80) -> int:
+    """menu.c32's side margin (default 10) shrunk so the longest title/label fits an 80-column console."""
+    longest = max(len(t) for t in texts)
+    return max(0, min(10, (columns - 4 - longest) // 2))
+
+
 def _entry(cluster: Cluster, node: Node, url: str, release: str) -> list[str]:
     return [
         f"label {install_label(node)}",
-        f"  menu label Install {node.fqdn} ({cluster.name}): ERASES ALL DISKS",
+        f"  menu label {_entry_title(cluster, node)}",
         f"  kernel {release}/vmlinuz",
         f"  append {kernel_args(cluster, node, url, release)}",
         "  ipappend 2",
@@ -278,6 +288,7 @@ def pxelinux_config(cluster: Cluster, nodes: list[Node], url: str, title: str) -
         "default local",
         "prompt 0",
         f"timeout {MENU_TIMEOUT}",
+        f"menu margin {menu_margin([title] + [_entry_title(cluster, n) for n in nodes])}",
         f"menu title {title}",
         "",
         "label local",
@@ -509,7 +520,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                     continue
                 result.mac_files[n.name] = mac_file(mac)
                 _write(cfg_dir / mac_file(mac),
-                       pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.fqdn} ({mac})"))
+                       pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.name} {mac}"))
             # --- HTTP
             http.mkdir()
             if tree.kind == "dir":

@@ -1,0 +1,40 @@
+"""Shared setup for the PXE and serve tests: the synthetic F13 base (tree + ISO) and a small yum repo,
+built once per test session with real tools (genisoimage, rpmbuild, createrepo_c)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+
+import f13base  # noqa: E402
+
+from isobuild.repo import make_repo  # noqa: E402
+
+IPMI = REPO / "examples" / "ipmi-cluster.yaml"
+DEFAULT = REPO / "cluster.yaml"
+
+
+def make_base(root: Path) -> dict[str, Path]:
+    """{'tree': DIR, 'iso': FILE, 'repo': DIR} under root (built once, reused when present)."""
+    from conftest import need_tool
+
+    need_tool("genisoimage", "implantisomd5", "rpmbuild", "createrepo_c", "cpio", "busybox")
+    out = {"tree": root / "tree", "iso": root / "Fedora-13-x86_64-DVD.iso", "repo": root / "repo"}
+    if not out["iso"].exists():
+        f13base.make_tree(out["tree"])
+        f13base.master(out["tree"], out["iso"])
+        make_repo([out["tree"] / "Packages"], out["repo"])
+    return out
+
+
+def copy_definition(src: Path, dest_dir: Path) -> Path:
+    """A definition plus the secrets it names, copied so a test may edit it."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dst = dest_dir / src.name
+    shutil.copy(src, dst)
+    shutil.copytree(REPO / "examples" / "secrets", dest_dir / "secrets", dirs_exist_ok=True)
+    shutil.copytree(REPO / "examples" / "secrets", dest_dir / "examples" / "secrets", dirs_exist_ok=True)
+    return dst
