@@ -1,0 +1,211 @@
+"""`invoke serve` on loopback: a real server process, real HTTP clients bound to 127.0.0.x to play the
+nodes (the test's own ACL maps the nodes to loopback addresses; nothing goes to the example's subnets)."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from pxe_env import IPMI, REPO, make_base
+
+from isobuild import pxe
+from isobuild.model import load_definition
+
+NODE_ADDR = {"node-b1": "127.0.0.11", "node-b2": "127.0.0.12"}
+STRANGER = "127.0.0.99"
+
+
+@pytest.fixture(scope="module")
+def pxe_dir(tmp_path_factory):
+    base = make_base(tmp_path_factory.mktemp("f13base"))
+    build = tmp_path_factory.mktemp("build")
+    cluster = load_definition(IPMI)
+    res = pxe.build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"])
+    # The test's ACL: each node plays from its own loopback address.
+    cfg_path = res.pxe_dir / "serve.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["acl"] = {k: [NODE_ADDR[k.split("/")[1].removesuffix(".ks")]] for k in cfg["acl"]}
+    cfg_path.write_text(json.dumps(cfg))
+    http_root = res.pxe_dir / "http"
+    os.symlink("/etc/passwd", http_root / "an-cluster" / "escape")
+    os.symlink("../private/node-b1/etc/cluster/cluster.conf", http_root / "an-cluster" / "sneak.conf")
+    return res.pxe_dir, base
+
+
+class Server:
+    def __init__(self, pxe_dir: Path):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "isobuild.serve", "--pxe-dir", str(pxe_dir), "--port", "0"],
+            cwd=REPO, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stderr.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+        assert m, f"server did not start: {first}{self._drain()}"
+        self.port = int(m.group(1))
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> str:
+        self.proc.kill()
+        return self.proc.stderr.read()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def get(self, path: str, source: str = "127.0.0.1", method: str = "GET") -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30, source_address=(source, 0))
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            conn.endheaders()
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=30)
+        self._reader.join(timeout=5)
+        return rc
+
+
+@pytest.fixture(scope="module")
+def server(pxe_dir):
+    srv = Server(pxe_dir[0])
+    yield srv
+    srv.stop()
+
+
+def test_kickstarts_go_to_their_own_node_only(server, pxe_dir):
+    http_root = pxe_dir[0] / "http"
+    for node, addr in NODE_ADDR.items():
+        status, body = server.get(f"/ks/{node}.ks", source=addr)
+        assert status == 200 and body == (http_root / "ks" / f"{node}.ks").read_bytes()
+        other = next(a for n, a in NODE_ADDR.items() if n != node)
+        assert server.get(f"/ks/{node}.ks", source=other)[0] == 403
+        assert server.get(f"/ks/{node}.ks", source=STRANGER)[0] == 403
+
+
+def test_repo_and_install_tree_files(server, pxe_dir):
+    pxe_root, base = pxe_dir
+    repo = pxe_root / "http" / "an-cluster"
+    files = [p for p in repo.rglob("*") if p.is_file() and "nodes" not in p.parts and not p.is_symlink()]
+    assert any(p.name == "repomd.xml" for p in files) and any(p.suffix == ".rpm" for p in files)
+    for p in files:
+        status, body = server.get("/an-cluster/" + p.relative_to(repo).as_posix(), source=STRANGER)
+        assert status == 200 and body == p.read_bytes(), p
+    # os/ comes straight out of the ISO image
+    for rel in (".treeinfo", "images/pxeboot/vmlinuz", "images/install.img", "repodata/repomd.xml"):
+        status, body = server.get("/os/" + rel)
+        assert status == 200 and body == (base["tree"] / rel).read_bytes(), rel
+    assert server.get("/os/no/such/file")[0] == 404
+    status, body = server.get("/an-cluster/nodes/node-b2/etc/hosts", source=STRANGER)
+    assert status == 200 and b"node-b1" in body
+
+
+def test_private_files_only_for_their_node(server, pxe_dir):
+    path = "/private/node-b1/etc/cluster/cluster.conf"
+    want = (pxe_dir[0] / "http" / path.lstrip("/")).read_bytes()
+    status, body = server.get(path, source=NODE_ADDR["node-b1"])
+    assert status == 200 and body == want
+    for addr in (NODE_ADDR["node-b2"], STRANGER, "127.0.0.1"):
+        status, body = server.get(path, source=addr)
+        assert status == 403 and want not in body
+    assert server.get("/private/", source=NODE_ADDR["node-b1"])[0] == 403
+    assert server.get("/private/node-b3/x", source=NODE_ADDR["node-b1"])[0] == 403
+    # encoded and dotted spellings of the same path obey the same rule
+    assert server.get("/%70rivate/node-b1/etc/cluster/cluster.conf", source=STRANGER)[0] == 403
+    assert server.get("/an-cluster/../private/node-b1/etc/cluster/cluster.conf", source=STRANGER)[0] == 403
+    assert server.get("/./private//node-b1/etc/cluster/cluster.conf", source=STRANGER)[0] == 403
+
+
+def test_paths_outside_the_tree_are_refused(server):
+    for path in ("/../serve.json", "/%2e%2e/serve.json", "/an-cluster/%2E%2E/%2e%2e/serve.json",
+                 "/os/../../serve.json", "/%2e%2e%2f%2e%2e%2fetc/passwd", "/..%5c..%5cetc/passwd"):
+        status, body = server.get(path)
+        assert status in (400, 403), path
+        assert b"root:" not in body
+    status, body = server.get("/an-cluster/escape")  # symlink pointing out of the tree
+    assert status == 403 and b"root:" not in body
+    status, _ = server.get("/an-cluster/sneak.conf", source=STRANGER)  # symlink into private/
+    assert status == 403
+    assert server.get("/an-cluster/sneak.conf", source=NODE_ADDR["node-b1"])[0] == 200
+
+
+def test_read_only_and_no_listings(server):
+    assert server.get("/an-cluster/")[0] == 403
+    assert server.get("/")[0] == 403
+    assert server.get("/ks/node-b1.ks", method="PUT", source=NODE_ADDR["node-b1"])[0] == 501
+    assert server.get("/ks/node-b1.ks", method="DELETE", source=NODE_ADDR["node-b1"])[0] == 501
+    status, body = server.get("/an-cluster/repodata/repomd.xml", method="HEAD")
+    assert status == 200 and body == b""
+
+
+def test_many_clients_at_once(server, pxe_dir):
+    """A rack installing together: 24 clients pull the kernel, the install image and kickstarts in parallel."""
+    base = pxe_dir[1]
+    want = {rel: hashlib.sha256((base["tree"] / rel).read_bytes()).hexdigest()
+            for rel in ("images/pxeboot/vmlinuz", "images/install.img")}
+
+    def client(i: int) -> bool:
+        rel = list(want)[i % 2]
+        status, body = server.get("/os/" + rel, source=f"127.0.1.{i + 1}")
+        node = "node-b1" if i % 3 else "node-b2"
+        ks_status, _ = server.get(f"/ks/{node}.ks", source=NODE_ADDR[node])
+        return status == 200 and hashlib.sha256(body).hexdigest() == want[rel] and ks_status == 200
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(client, range(48)))
+    assert all(results)
+
+
+def test_each_request_is_logged(server):
+    server.get("/an-cluster/repodata/repomd.xml", source="127.0.0.77")
+    server.get("/private/node-b2/etc/cluster/cluster.conf", source="127.0.0.78")
+    import time
+
+    for _ in range(50):
+        text = "".join(server.log)
+        if "127.0.0.78" in text:
+            break
+        time.sleep(0.1)
+    assert re.search(r'127\.0\.0\.77 .*"GET /an-cluster/repodata/repomd.xml HTTP/1.1" 200 \d+', text)
+    assert re.search(r'127\.0\.0\.78 .*"GET /private/node-b2/etc/cluster/cluster.conf HTTP/1.1" 403', text)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stops_cleanly(pxe_dir, sig):
+    srv = Server(pxe_dir[0])
+    assert srv.get("/an-cluster/repodata/repomd.xml")[0] == 200
+    assert srv.stop(sig) == 0
+    assert "server stopped" in "".join(srv.log)
+    assert not any("Traceback" in line for line in srv.log)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+
+
+def test_binds_loopback_by_default_and_refuses_bad_settings(pxe_dir, tmp_path):
+    from isobuild.errors import IsobuildError
+    from isobuild.serve import make_server
+
+    srv = make_server(pxe_dir[0], port=0)
+    try:
+        assert srv.server_address[0] == "127.0.0.1"
+    finally:
+        srv.server_close()
+    with pytest.raises(IsobuildError, match="not an IP address"):
+        make_server(pxe_dir[0], bind="localhost:80", port=0)
+    with pytest.raises(IsobuildError, match="run `invoke pxe` first"):
+        make_server(tmp_path, port=0)
