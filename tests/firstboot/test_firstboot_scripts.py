@@ -411,3 +411,16 @@ def test_init_script_retries_only_while_waiting_for_the_peer(tmp_path, codes, ex
     for text in expect:
         pos = r.stdout.index(text, pos)  # in this order
     assert int(counter.read_text()) == len(codes)
+
+
+def test_a_failing_step_leaves_no_temporary_files(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    (libexec / "steps/20-second.sh").write_text(
+        '#!/bin/bash\nset -euo pipefail\n. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"\n'
+        'fb_step_init 20-second\nt="$(fb_mktemp)"; echo data > "$t"\nfalse\n')
+    r = _runner(libexec, {**env, "TMPDIR": str(tmpdir)}, "run")
+    assert r.returncode != 0
+    assert "command failed (exit 1, line 6): false" in (Path(env["AN_ROOT"]) / "var/log/an-cluster-firstboot.log").read_text()
+    assert list(tmpdir.iterdir()) == []

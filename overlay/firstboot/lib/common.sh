@@ -222,8 +222,17 @@ _fb_step_err() {
     fi
 }
 
+# fb_mktemp: a temporary file in this step's own directory, removed when the step ends however it ends.
+fb_mktemp() { mktemp "$FB_TMPDIR/tmp.XXXXXX"; }
+
+_fb_step_cleanup() {
+    if [ -n "${FB_TMPDIR:-}" ]; then rm -rf "$FB_TMPDIR"; fi
+}
+
 fb_step_init() {
     FB_STEP="$1"
+    FB_TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/an-cluster-firstboot.XXXXXX")"
+    trap _fb_step_cleanup EXIT
     if [ "${AN_FIRSTBOOT_DEBUG:-0}" = 1 ]; then
         PS4='+ ${FB_STEP}:${LINENO}: '
         set -x

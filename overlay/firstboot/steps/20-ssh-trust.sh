@@ -42,7 +42,7 @@ main() {
         chmod 0600 "$hostkey"
     fi
     local cfg="$ssh_dir/config" tmp
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     {
         [ -f "$cfg" ] && awk '/^# an-cluster-firstboot begin$/ {skip=1} !skip {print} /^# an-cluster-firstboot end$/ {skip=0}' "$cfg"
         echo "# an-cluster-firstboot begin"

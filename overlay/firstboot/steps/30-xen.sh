@@ -18,7 +18,7 @@ fb_step_init 30-xen
 grub_xen_entry() {
     local conf="$1" tmp
     [ -f "$conf" ] || die "$conf not found" "is grub installed? the Xen entry needs /boot/grub/grub.conf"
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     if ! awk -v kver="$AN_XEN_DOM0_KERNEL" -v mem="$AN_XEN_DOM0_MEM" -v xver="$AN_XEN_VERSION" '
         function flush() { if (ntitle > 0) { has_xen[ntitle] = cur_xen } }
         { lines[NR] = $0 }
@@ -89,7 +89,7 @@ network_script() {
     dst="$(fb_path /etc/xen/scripts/an-network-script)"
     mkdir -p "${dst%/*}"
     if fb_install_staged etc/xen/scripts/an-network-script 0755; then return 0; fi
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     {
         echo '#!/bin/sh'
         echo '# Written by an-cluster-firstboot: one Xen bridge per NIC, named after the NIC (ethN -> pethN + bridge ethN).'
@@ -111,7 +111,7 @@ network_script() {
 sxp_set() {
     local conf="$1" key="$2" value="$3" want tmp
     want="($key $value)"
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     awk -v key="$key" -v want="$want" '
         { line = $0; probe = line; sub(/^[ \t]+/, "", probe) }
         probe == want { if (!seen) { print line; seen = 1 } else { print "#" line }; next }

@@ -19,7 +19,7 @@ TABLE="${FB_STAGE}/etc/an-cluster/init-order"
 # edit_header SCRIPT LEVELS START STOP REQ_START REQ_STOP: rewrite the header lines in place.
 edit_header() {
     local script="$1" levels="$2" start="$3" stop="$4" rstart="$5" rstop="$6" tmp
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     if ! awk -v cc="$levels $start $stop" -v rs="$rstart" -v rp="$rstop" '
         function emit_missing() {
             if (!done_rs) print "# Required-Start: " rs

@@ -34,7 +34,7 @@ install_cluster_conf() {
         chmod 0640 "$dst"
         return 0
     fi
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     strip_rm "$src" >"$tmp"
     if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then
         rm -f "$tmp"

@@ -27,7 +27,7 @@ lvm_config() {
         lvmconf --enable-cluster
         if [ "${AN_LVM_FILTER:-drbd-only}" = drbd-only ] && ! grep -q '^[[:space:]]*filter = \[ "a|/dev/drbd\*|", "r/\.\*/" \]' "$conf"; then
             local tmp
-            tmp="$(mktemp)"
+            tmp="$(fb_mktemp)"
             # comment out the active filter line(s) of the devices section, add ours after the first
             awk '
                 /^[ \t]*filter[ \t]*=/ { print "    #" $0; if (!done) { print "    filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]"; done = 1 }; next }

@@ -45,7 +45,7 @@ fstab_line() {
     line="UUID=$uuid $MNT gfs2 $FSTAB_OPTS 0 0"
     touch "$fstab"
     if grep -qxF "$line" "$fstab"; then return 0; fi
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     awk -v m="$MNT" '$2 != m || /^[ \t]*#/' "$fstab" >"$tmp"
     echo "$line" >>"$tmp"
     fb_write_file "$fstab" 0644 <"$tmp"
@@ -80,7 +80,7 @@ exchange_ssh_keys() {
     line="$AN_PEER_NAME,$AN_PEER_FQDN,$AN_PEER_BCN_IP,$AN_PEER_SN_IP $(awk '{print $1, $2}' "$peer_host")"
     touch "$known"
     if ! grep -qxF "$line" "$known"; then
-        tmp="$(mktemp)"
+        tmp="$(fb_mktemp)"
         awk -v n="$AN_PEER_NAME," 'index($1, n) != 1' "$known" >"$tmp"
         echo "$line" >>"$tmp"
         fb_write_file "$known" 0644 <"$tmp"

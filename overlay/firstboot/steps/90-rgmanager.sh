@@ -33,7 +33,7 @@ install_full_conf() {
     local target="$1" dst tmp
     dst="$(fb_path /etc/cluster/cluster.conf)"
     grep -q '<rm[ >/]' "$SRC" || die "$SRC has no <rm> section" "re-render the node files: cluster.conf carries the rgmanager configuration"
-    tmp="$(mktemp)"
+    tmp="$(fb_mktemp)"
     sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${target}\"/" "$SRC" >"$tmp"
     if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; chmod 0640 "$dst"; return 0; fi
     if command -v ccs_config_validate >/dev/null 2>&1; then

@@ -160,6 +160,7 @@ class Pair:
         info = {}
         for node in self.nodes.values():
             shutil.copytree(FIXTURE_ROOT, node.root, symlinks=True)
+            (node.root / "tmp").mkdir(mode=0o1777)
             stage = node.root / "var/lib/an-cluster/stage"
             shutil.copytree(self.rendered.nodes_dir / node.name, stage)
             # what the RPM installs
@@ -192,6 +193,7 @@ class Pair:
             node.env = {
                 "PATH": f"{shimbin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "HOME": str(node.root / "root"),
+                "TMPDIR": str(node.root / "tmp"),  # the node's own /tmp (a power cut leaves files there)
                 "LANG": "C",
                 "AN_ROOT": str(node.root),
                 "AN_FIRSTBOOT_LIBEXEC": str(OVERLAY),
