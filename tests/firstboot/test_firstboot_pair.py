@@ -132,6 +132,21 @@ def test_rgmanager_mode_leaves_storage_to_rgmanager(make_pair):
     assert "storage_an-node01" in (p.nodes[p.lowest].root / "etc/cluster/cluster.conf").read_text()
 
 
+def test_another_cluster_definition(make_pair, tmp_path):
+    """The IPMI example: other names, NIC order, one disk (no RAID), resource 'shared' on /dev/drbd1,
+    its own VG/LV names, two VMs, storage run by rgmanager. Nothing in the scripts is the seed's."""
+    from harness import make_definition
+
+    p = make_pair(definition=make_definition(REPO / "examples" / "ipmi-cluster.yaml", tmp_path / "ipmi", None))
+    assert p.cluster.storage.managed_by == "rgmanager" and not p.cluster.install.raid
+    p.run_both(max_rounds=1)
+    assert_cluster_up(p)
+    d = p.destructive()
+    assert [a[-1] for _, a in d["vgcreate"]] == [p.drbd_loop]
+    assert sorted(a[a.index("-n") + 1] for _, a in d["lvcreate"]) == sorted(
+        [p.cluster.storage.gfs2.lv] + [vm.name for vm in p.cluster.vms])
+
+
 @pytest.mark.parametrize("index", range(len(STEPS) - 1), ids=lambda i: f"after-{STEPS[i]}")
 def test_power_cut_at_every_step_boundary(make_pair, index):
     p = make_pair("init")

@@ -78,19 +78,48 @@ def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kw)
 
 
-def make_definition(src_yaml: Path, dst_dir: Path, managed_by: str = "init") -> Path:
-    """The repo's cluster.yaml moved onto test addresses and small sizes (loop devices)."""
+def make_definition(src_yaml: Path, dst_dir: Path, managed_by: str | None = "init") -> Path:
+    """A cluster definition moved onto test addresses (198.18.0.0/15, inside the test's network
+    namespaces) and sizes that fit loop devices; everything else as the source says.
+    managed_by=None keeps the source's storage mode. Secret files are copied beside it."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(src_yaml.read_text())
+    for net, prefix in TEST_NETS.items():
+        nw = data["networks"][net]
+        nw["subnet"] = f"{prefix}.0/24"
+        if "gateway" in nw:
+            nw["gateway"] = f"{prefix}.1"
+        if "dns" in nw:
+            nw["dns"] = [f"{prefix}.1"]
+    for i, node in enumerate(sorted(data["nodes"], key=lambda n: n["nodeid"])):
+        for net, prefix in TEST_NETS.items():
+            node["ip"][net] = f"{prefix}.{71 + i}"
+    for i, dev in enumerate(data["fence_devices"]):
+        if re.match(r"^[0-9.]+$", str(dev["ipaddr"])):
+            dev["ipaddr"] = f"{TEST_NETS['bcn']}.{201 + i}"
+    storage = data["storage"]
+    storage["gfs2"]["size"] = "96M"
+    if "size" in storage:
+        storage["size"] = "1G"
+    for vm in data.get("vms") or []:
+        vm["disk"] = "16M"
+    if managed_by is not None:
+        storage["managed_by"] = managed_by
     dst_dir.mkdir(parents=True, exist_ok=True)
-    text = src_yaml.read_text()
-    for old, new in (("192.168.1.", TEST_NETS["bcn"] + "."), ("192.168.2.", TEST_NETS["sn"] + "."),
-                     ("192.168.3.", TEST_NETS["ifn"] + ".")):
-        text = text.replace(old, new)
-    text = re.sub(r"(\n\s+lv: \S+\n\s+size: )\S+", r"\g<1>96M", text)
-    text = re.sub(r"(\n\s+disk: )\d+G", r"\g<1>16M", text)
-    text = re.sub(r"managed_by: \w+", f"managed_by: {managed_by}", text)
-    out = dst_dir / "cluster.yaml"
-    out.write_text(text)
-    shutil.copytree(src_yaml.parent / "examples" / "secrets", dst_dir / "examples" / "secrets", dirs_exist_ok=True)
+    out = dst_dir / src_yaml.name
+    with open(out, "w") as fh:
+        yaml.dump(data, fh)
+    # the *_file keys are relative to the definition: copy the files they name
+    for key_holder, key in [(data["install"], "root_password_hash_file"), (data["install"], "ssh_authorized_keys_file"),
+                            *[(d, "password_file") for d in data["fence_devices"]]]:
+        rel = key_holder.get(key)
+        if rel:
+            (dst_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src_yaml.parent / rel, dst_dir / rel)
+            if (src_yaml.parent / rel).parent.joinpath("DEMO").exists():
+                shutil.copy((src_yaml.parent / rel).parent / "DEMO", (dst_dir / rel).parent / "DEMO")
     return out
 
 
