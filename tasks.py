@@ -375,3 +375,36 @@ def serve(c, build_dir=None, bind="127.0.0.1", port=8080):
 
     build = Path(_cfg(c, "build_dir", build_dir) or "build")
     do_serve(build / "pxe", bind, int(port))
+
+
+# --- release / verify-release (isobuild/release.py) ------------------------------------------
+
+
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
+            "version": "release version (default: <config_version>.<git commit>[.dirty])",
+            "sign": "GPG key (id, fingerprint or user id) for detached ASCII-armoured signatures",
+            "include_secrets": "keep the root password hash in the released kickstarts",
+            "iso": "the ISO to release (default: every *.iso in BUILD/out)",
+            "quiet": COMMON_HELP["quiet"]})
+@clean_errors
+def release(c, cluster=None, build_dir=None, version=None, sign=None, include_secrets=False, iso=None, quiet=False):
+    """Collect BUILD/release/<cluster>-<version>/: ISO, RPMs, SRPMs, kickstarts, SHA256SUMS, manifest.json."""
+    from isobuild.release import build_release
+
+    log.set_quiet(quiet)
+    model = _load(c, cluster)
+    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    res = build_release(model, build, version=version, sign_key=sign, include_secrets=include_secrets,
+                        iso=Path(iso) if iso else None)
+    print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
+
+
+@task(name="verify-release", help={"dir": "a release directory (build/release/<cluster>-<version>)"})
+@clean_errors
+def verify_release(c, dir):
+    """Check a release: SHA256SUMS, GPG signatures (when present), manifest vs files; name any tampering."""
+    from isobuild.release import verify_release as do_verify
+
+    manifest = do_verify(Path(dir))
+    signed = f", signature by {manifest['signing_key']} good" if manifest.get("signing_key") else ", not signed"
+    print(f"verify-release: {dir}: OK ({len(manifest['artifacts'])} artifacts match{signed})")

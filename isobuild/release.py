@@ -1,0 +1,429 @@
+"""`invoke release` / `invoke verify-release`: a release directory others can check.
+
+build/release/<cluster>-<version>/
+    iso/<name>.iso                the install DVD (or add-on disc) from build/out/
+    rpms/*.rpm, srpms/*.src.rpm   from build/rpms and build/srpms
+    kickstarts/<node>.ks          DVD kickstarts; the root password hash is redacted unless --include-secrets
+    manifest.json                 every artifact (path, sha256, size), input digests, tool versions, git state
+    SHA256SUMS                    `sha256sum -c` format, every file above including manifest.json
+    SHA256SUMS.asc, manifest.json.asc   with --sign KEYID: detached ASCII-armoured GPG signatures
+
+The directory appears atomically (temp dir, then rename); an existing release of the same version is
+never overwritten. `verify_release()` checks sums, signatures and manifest against the files and names
+each problem: a changed, missing or extra file, an edited manifest, a bad or missing signature.
+
+Note: the ISO carries what the nodes need to install themselves, including the root password hash
+in its kickstarts and the fence passwords in cluster.conf. The manifest says so; treat such a release
+as secret unless the definition uses demo secrets.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import log
+from .errors import IsobuildError, Problem, ProblemsError
+from .model import Cluster
+from .outputs import atomic_dir
+from .run import run, which
+from .stamps import sha256_file, sha256_tree
+
+REPO = Path(__file__).resolve().parent.parent
+SUMS = "SHA256SUMS"
+MANIFEST = "manifest.json"
+SIGNED = (SUMS, MANIFEST)
+FORMAT = 1
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$")
+REDACTED_NOTE = "# [redacted by invoke release: this line held a secret; rebuild with --include-secrets] "
+
+# (name in the manifest, argv printing the version): the tools that made the artifacts.
+TOOLS = (
+    ("rpm", ["rpm", "--version"]),
+    ("rpmbuild", ["rpmbuild", "--version"]),
+    ("mock", ["mock", "--version"]),
+    ("createrepo_c", ["createrepo_c", "--version"]),
+    ("genisoimage", ["genisoimage", "--version"]),
+    ("implantisomd5", ["implantisomd5", "--help"]),
+    ("gpg", ["gpg", "--version"]),
+)
+
+
+@dataclass
+class ReleaseResult:
+    path: Path
+    version: str
+    artifacts: int
+    signed_by: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts about the build environment
+# ---------------------------------------------------------------------------------------------
+
+
+def git_state(repo: Path = REPO) -> dict:
+    """{'commit': sha or None, 'dirty': bool or None} of the source tree (build outputs are ignored)."""
+    git = which("git")
+    if git is None or not (repo / ".git").exists():
+        return {"commit": None, "dirty": None}
+    head = run([git, "-C", repo, "rev-parse", "HEAD"], check=False)
+    if head.returncode != 0:
+        return {"commit": None, "dirty": None}
+    status = run([git, "-C", repo, "status", "--porcelain", "--untracked-files=normal"], check=False)
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("pycdlib", "jinja2", "ruamel.yaml"):
+        try:
+            from importlib.metadata import version
+
+            out[mod] = version(mod)
+        except Exception:
+            pass
+    for name, argv in TOOLS:
+        path = which(argv[0])
+        if path is None:
+            continue
+        try:
+            proc = subprocess.run([path, *argv[1:]], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        text = (proc.stdout or proc.stderr).strip().splitlines()
+        if text:
+            out[name] = text[0].strip()
+    return out
+
+
+def default_version(cluster: Cluster) -> str:
+    """<config_version>.<short commit>[.dirty], or <config_version> outside git."""
+    g = git_state()
+    if not g["commit"]:
+        return str(cluster.config_version)
+    return f"{cluster.config_version}.{g['commit'][:10]}" + (".dirty" if g["dirty"] else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------------
+
+
+def secret_values(cluster: Cluster) -> dict[str, str]:
+    out = {f"fence device {d.name} password": d.password.reveal().strip() for d in cluster.fence_devices}
+    out["root password hash"] = cluster.install.root_password_hash.reveal().strip()
+    return {k: v for k, v in out.items() if v}
+
+
+def redact(text: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
+    """Comment out every line holding a secret (value replaced too); returns (text, what was redacted)."""
+    found: list[str] = []
+    lines = []
+    for line in text.splitlines(keepends=True):
+        hits = [what for what, value in secrets.items() if value in line]
+        if hits:
+            found += hits
+            for what in hits:
+                line = line.replace(secrets[what], "<redacted>")
+            line = REDACTED_NOTE + line
+        lines.append(line)
+    return "".join(lines), sorted(set(found))
+
+
+# ---------------------------------------------------------------------------------------------
+# GPG
+# ---------------------------------------------------------------------------------------------
+
+
+def _gpg(homedir: Path | None) -> list[str]:
+    gpg = which("gpg")
+    if gpg is None:
+        raise IsobuildError("gpg is not installed", hint="apt-get install gnupg")
+    argv = [gpg, "--batch", "--no-tty"]
+    if homedir is not None:
+        argv += ["--homedir", str(homedir)]
+    return argv
+
+
+def signing_fingerprint(keyid: str, homedir: Path | None = None) -> str:
+    """The fingerprint of the one secret key `keyid` names (key id, fingerprint, or user id)."""
+    proc = run([*_gpg(homedir), "--with-colons", "--list-secret-keys", "--", keyid], check=False)
+    fprs = []
+    lines = (proc.stdout or "").splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("sec:") and i + 1 < len(lines) and lines[i + 1].startswith("fpr:"):
+            fprs.append(lines[i + 1].split(":")[9])
+    if proc.returncode != 0 or not fprs:
+        raise IsobuildError(f"no GPG secret key matches {keyid!r}",
+                            hint="list yours with `gpg --list-secret-keys`; pass its id or fingerprint to --sign")
+    if len(fprs) > 1:
+        raise IsobuildError(f"{keyid!r} matches {len(fprs)} secret keys", hint="pass the full fingerprint")
+    return fprs[0]
+
+
+def sign(path: Path, fingerprint: str, homedir: Path | None = None) -> Path:
+    sig = path.with_name(path.name + ".asc")
+    run([*_gpg(homedir), "--yes", "--armor", "--local-user", fingerprint, "--detach-sign",
+         "--output", sig, path], timeout=120)
+    return sig
+
+
+def verify_signature(sig: Path, data: Path, homedir: Path | None = None) -> tuple[bool, str | None, str]:
+    """(good, signer fingerprint, gpg's message)."""
+    proc = run([*_gpg(homedir), "--status-fd", "1", "--verify", sig, data], check=False, timeout=120)
+    fpr = None
+    for line in (proc.stdout or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[:2] == ["[GNUPG:]", "VALIDSIG"]:
+            fpr = parts[2]
+    msg = (proc.stderr or "").strip().splitlines()
+    return proc.returncode == 0 and fpr is not None, fpr, (msg[-1] if msg else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Build
+# ---------------------------------------------------------------------------------------------
+
+
+def _collect(build_dir: Path, iso: Path | None) -> dict[str, list[Path]]:
+    """{'iso': [...], 'rpms': [...], 'srpms': [...]} from the build dir; errors say which stage to run."""
+    if iso is not None:
+        isos = [Path(iso)]
+        if not isos[0].is_file():
+            raise IsobuildError(f"ISO {iso} does not exist", hint="build it with `invoke iso`")
+    else:
+        isos = sorted((build_dir / "out").glob("*.iso"))
+        if not isos:
+            raise IsobuildError(f"no ISO in {build_dir / 'out'}", hint="build it with `invoke iso` first")
+    rpms = sorted(p for p in (build_dir / "rpms").glob("*.rpm") if not p.name.endswith(".src.rpm"))
+    srpms = sorted((build_dir / "srpms").glob("*.src.rpm"))
+    if not rpms:
+        raise IsobuildError(f"no RPMs in {build_dir / 'rpms'}", hint="build them with `invoke rpms` first")
+    if not srpms:
+        raise IsobuildError(f"no SRPMs in {build_dir / 'srpms'}", hint="build them with `invoke rpms` first")
+    return {"iso": isos, "rpms": rpms, "srpms": srpms}
+
+
+def _input_digests(cluster: Cluster, build_dir: Path) -> dict[str, str]:
+    from .render import inputs_digest
+
+    out = {"definition": cluster.digest, "render": inputs_digest(cluster)}
+    for name, path in (("rpmspecs", REPO / "rpmspecs"), ("overlay", REPO / "overlay"),
+                       ("kickstart templates", REPO / "kickstart")):
+        if path.exists():
+            out[name] = sha256_tree(path)
+    lock = REPO / "rpmspecs" / "sources.lock"
+    if lock.is_file():
+        out["sources.lock"] = sha256_file(lock)
+    return out
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = None, sign_key: str | None = None,
+                  include_secrets: bool = False, iso: Path | None = None, gpg_homedir: Path | None = None,
+                  out_dir: Path | None = None) -> ReleaseResult:
+    from .render import render
+
+    build_dir = Path(build_dir)
+    version = version or default_version(cluster)
+    if not VERSION_RE.match(version):
+        raise IsobuildError(f"release version {version!r} is not usable in a directory name",
+                            hint="letters, digits and . _ + ~ - (e.g. 1.0.0)")
+    target = Path(out_dir or build_dir / "release") / f"{cluster.name}-{version}"
+    if target.exists():
+        raise IsobuildError(f"release {target} already exists",
+                            hint="a release is never overwritten: pass another --version, or remove it yourself")
+    fingerprint = signing_fingerprint(sign_key, gpg_homedir) if sign_key else None
+    found = _collect(build_dir, iso)
+    rendered = render(cluster, build_dir)
+    secrets = secret_values(cluster)
+    warnings = []
+    kickstarts: dict[str, str] = {}
+    redacted: dict[str, list[str]] = {}
+    for node, path in sorted(rendered.kickstarts.items()):
+        text = path.read_text()
+        if not include_secrets:
+            text, what = redact(text, secrets)
+            if what:
+                redacted[f"kickstarts/{node}.ks"] = what
+        kickstarts[node] = text
+    if not include_secrets and not redacted:
+        warnings.append("no secret found in the kickstarts to redact (is the root password hash line gone?)")
+    warnings.append("the ISO carries the root password hash and the fence passwords (the nodes need them): "
+                    "treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
+
+    with atomic_dir(target) as tmp:
+        artifacts = []
+
+        def add(rel: str, kind: str, src: Path | None = None, text: str | None = None, mode: int = 0o644) -> None:
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src is not None:
+                try:
+                    os.link(src, dst)  # releases of GB ISOs: no copy when on one file system
+                except OSError:
+                    shutil.copyfile(src, dst)
+            else:
+                dst.write_text(text or "")
+            os.chmod(dst, mode)
+            artifacts.append({"path": rel, "kind": kind, "sha256": sha256_file(dst), "size": dst.stat().st_size})
+
+        for p in found["iso"]:
+            add(f"iso/{p.name}", "iso", p)
+        for p in found["rpms"]:
+            add(f"rpms/{p.name}", "rpm", p)
+        for p in found["srpms"]:
+            add(f"srpms/{p.name}", "srpm", p)
+        for node, text in kickstarts.items():
+            add(f"kickstarts/{node}.ks", "kickstart", text=text, mode=0o600 if include_secrets else 0o644)
+        for a in artifacts:
+            a["contains_secrets"] = a["kind"] == "iso" or (a["kind"] == "kickstart" and include_secrets)
+        manifest = {
+            "format": FORMAT,
+            "cluster": cluster.name,
+            "version": version,
+            "created": int(os.environ.get("SOURCE_DATE_EPOCH", time.time())),
+            "git": git_state(),
+            "inputs": _input_digests(cluster, build_dir),
+            "tools": tool_versions(),
+            "secrets_included": include_secrets,
+            "redacted": redacted,
+            "signing_key": fingerprint,
+            "artifacts": sorted(artifacts, key=lambda a: a["path"]),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        sums = [(sha256_file(tmp / rel), rel) for rel in sorted([a["path"] for a in artifacts] + [MANIFEST])]
+        (tmp / SUMS).write_text("".join(f"{h}  {rel}\n" for h, rel in sums))
+        if fingerprint:
+            for name in SIGNED:
+                sign(tmp / name, fingerprint, gpg_homedir)
+        os.chmod(tmp, 0o755)
+        problems = check_release(tmp, gpg_homedir)  # what we ship must pass our own check
+        if problems:
+            raise ProblemsError(f"release {target.name} failed its own verification", problems)
+    for w in warnings:
+        log.warn(w)
+    log.info(f"release: {target} ({len(artifacts)} artifacts{', signed by ' + fingerprint if fingerprint else ''})")
+    return ReleaseResult(target, version, len(artifacts), fingerprint, warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Verify
+# ---------------------------------------------------------------------------------------------
+
+
+def _parse_sums(text: str, where: str, problems: list[Problem]) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
+        if not m:
+            problems.append(Problem(where, i, "", "not a sha256sum line"))
+            continue
+        rel = m.group(2)
+        if rel.startswith("/") or ".." in rel.split("/"):
+            problems.append(Problem(where, i, rel, "path outside the release"))
+            continue
+        sums[rel] = m.group(1)
+    return sums
+
+
+def check_release(root: Path, gpg_homedir: Path | None = None) -> list[Problem]:
+    """Every problem with a release directory (empty list: it verifies)."""
+    root = Path(root)
+    problems: list[Problem] = []
+
+    def bad(rel: str, reason: str, hint: str | None = None) -> None:
+        problems.append(Problem(str(root / rel) if rel else str(root), None, "", reason, hint))
+
+    if not root.is_dir():
+        return [Problem(str(root), None, "", "not a directory", "pass build/release/<cluster>-<version>")]
+    present = set(_files(root))
+    manifest = None
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
+            raise ValueError("no artifacts list")
+    except FileNotFoundError:
+        bad(MANIFEST, "missing")
+        manifest = None
+    except ValueError as err:
+        bad(MANIFEST, f"not a valid manifest: {err}", "it was edited or truncated")
+        manifest = None
+    sums: dict[str, str] = {}
+    if (root / SUMS).is_file():
+        sums = _parse_sums((root / SUMS).read_text(errors="replace"), str(root / SUMS), problems)
+    else:
+        bad(SUMS, "missing")
+
+    # 1. signatures first: they say whether SHA256SUMS and the manifest can be trusted at all
+    want_key = manifest.get("signing_key") if manifest else None
+    for name in SIGNED:
+        sig = root / (name + ".asc")
+        if sig.is_file() and (root / name).is_file():
+            good, fpr, msg = verify_signature(sig, root / name, gpg_homedir)
+            if not good:
+                bad(name, f"GPG signature does not verify ({msg})", "the file or its signature was changed, or "
+                    "the signing key is not in your keyring (gpg --import it)")
+            elif want_key and fpr != want_key:
+                bad(name, f"signed by {fpr}, but the manifest names {want_key}")
+        elif want_key and not sig.is_file():
+            bad(name + ".asc", f"signature missing (the manifest says the release is signed by {want_key})")
+    if not want_key and any((root / (n + ".asc")).exists() for n in SIGNED) and manifest is not None:
+        bad(MANIFEST, "signatures are present but the manifest names no signing key")
+
+    # 2. every listed file is there with its sum
+    for rel, digest in sorted(sums.items()):
+        p = root / rel
+        if not p.is_file():
+            bad(rel, "listed in SHA256SUMS but missing (deleted?)")
+        elif sha256_file(p) != digest:
+            what = "manifest.json was edited" if rel == MANIFEST else "content changed (sha256 differs from SHA256SUMS)"
+            bad(rel, what)
+
+    # 3. the manifest agrees with the files and with SHA256SUMS
+    if manifest is not None:
+        listed = set()
+        for a in manifest["artifacts"]:
+            rel = a.get("path", "")
+            listed.add(rel)
+            p = root / rel
+            if rel not in sums:
+                bad(rel, "in manifest.json but not in SHA256SUMS")
+            if not p.is_file():
+                if rel not in sums:
+                    bad(rel, "in manifest.json but missing")
+                continue
+            if p.stat().st_size != a.get("size"):
+                bad(rel, f"size {p.stat().st_size} differs from the manifest's {a.get('size')}")
+            actual = sha256_file(p)
+            if actual != a.get("sha256") and sums.get(rel) == actual:
+                bad(rel, "sha256 differs from manifest.json (the manifest was edited?)")
+        for rel in sorted(set(sums) - listed - {MANIFEST}):
+            bad(rel, "in SHA256SUMS but not in manifest.json")
+    else:
+        listed = set()
+
+    # 4. nothing else is in the directory
+    known = set(sums) | listed | {SUMS, MANIFEST} | {n + ".asc" for n in SIGNED}
+    for rel in sorted(present - known):
+        bad(rel, "extra file not listed in SHA256SUMS or manifest.json")
+    return problems
+
+
+def verify_release(root: Path, gpg_homedir: Path | None = None) -> dict:
+    """Raise ProblemsError naming every problem; else return the manifest."""
+    problems = check_release(root, gpg_homedir)
+    if problems:
+        raise ProblemsError(f"release {root} does NOT verify", problems)
+    return json.loads((Path(root) / MANIFEST).read_text())

@@ -1,0 +1,188 @@
+"""`invoke release` + `invoke verify-release`: build a release from real artifacts (an ISO made with
+genisoimage, RPM + SRPM made with rpmbuild), verify it, tamper with it in each way, and sign it with a
+throwaway GPG key generated in the test."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, need_tool
+
+from isobuild import release
+from isobuild.errors import IsobuildError, ProblemsError
+from isobuild.model import load_definition
+
+IPMI = REPO / "examples" / "ipmi-cluster.yaml"
+FIXTURE_SPEC = REPO / "tests" / "fixtures" / "rpm" / "an-fixture-hello"
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    """A build dir with out/<cluster>.iso, rpms/ and srpms/, all made by the real tools."""
+    tools = need_tool("rpmbuild", "genisoimage")
+    build = tmp_path_factory.mktemp("build")
+    top = tmp_path_factory.mktemp("rpmtop")
+    shutil.copy(FIXTURE_SPEC / "hello.txt", top / "hello.txt")
+    subprocess.run([tools["rpmbuild"], "-ba", "--quiet", "--define", f"_topdir {top}",
+                    "--define", f"_sourcedir {top}", "--define", f"_rpmdir {build / 'rpms'}",
+                    "--define", f"_srcrpmdir {build / 'srpms'}",
+                    "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+                    str(FIXTURE_SPEC / "an-fixture-hello.spec")], check=True, capture_output=True)
+    content = tmp_path_factory.mktemp("isocontent")
+    (content / "README").write_text("release test image\n")
+    (build / "out").mkdir()
+    subprocess.run([tools["genisoimage"], "-quiet", "-r", "-V", "TEST", "-o", str(build / "out" / "vmcl-b.iso"),
+                    str(content)], check=True, capture_output=True)
+    return build
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    return load_definition(IPMI)
+
+
+@pytest.fixture(scope="module")
+def gpg_home(tmp_path_factory):
+    need_tool("gpg")
+    home = Path(tmp_path_factory.mktemp("gnupg"))
+    os.chmod(home, 0o700)
+    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key",
+                    "AN Release Test <release-test@example.invalid>", "ed25519", "sign", "1d"],
+                   check=True, capture_output=True)
+    yield home
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+
+
+def _make(cluster, build_dir, tmp_path, **kw):
+    return release.build_release(cluster, build_dir, out_dir=tmp_path / "release", **kw)
+
+
+def _problems(root, home=None) -> str:
+    return "\n".join(str(p) for p in release.check_release(root, home))
+
+
+def test_release_layout_manifest_and_sums(cluster, build_dir, tmp_path):
+    res = _make(cluster, build_dir, tmp_path, version="1.2.3")
+    root = res.path
+    assert root.name == "vmcl-b-1.2.3" and root.parent == tmp_path / "release"
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert "iso/vmcl-b.iso" in files and "SHA256SUMS" in files and "manifest.json" in files
+    assert any(f.startswith("rpms/an-fixture-hello-1.0-1") for f in files)
+    assert any(f.endswith(".src.rpm") and f.startswith("srpms/") for f in files)
+    assert {"kickstarts/node-b1.ks", "kickstarts/node-b2.ks"} <= set(files)
+    m = json.loads((root / "manifest.json").read_text())
+    listed = {a["path"]: a for a in m["artifacts"]}
+    assert set(listed) == set(files) - {"SHA256SUMS", "manifest.json"}
+    for rel, a in listed.items():
+        assert a["size"] == (root / rel).stat().st_size
+    assert m["git"]["commit"] and isinstance(m["git"]["dirty"], bool)
+    assert m["inputs"]["definition"] == cluster.digest
+    assert "rpmbuild" in m["tools"] and "python" in m["tools"]
+    assert m["version"] == "1.2.3" and m["signing_key"] is None
+    # SHA256SUMS is in sha256sum's own format
+    subprocess.run(["sha256sum", "--check", "--quiet", "SHA256SUMS"], cwd=root, check=True)
+    assert release.verify_release(root)["cluster"] == "vmcl-b"
+    assert not list((tmp_path / "release").glob(".*"))  # no temp dirs left
+
+
+def test_kickstart_secrets_redacted_unless_asked(cluster, build_dir, tmp_path):
+    root_hash = cluster.install.root_password_hash.reveal().strip()
+    fence = [d.password.reveal().strip() for d in cluster.fence_devices]
+    res = _make(cluster, build_dir, tmp_path, version="r")
+    for ks in (res.path / "kickstarts").iterdir():
+        text = ks.read_text()
+        assert root_hash not in text and not any(pw in text for pw in fence)
+        assert "rootpw" in text and "<redacted>" in text
+    m = json.loads((res.path / "manifest.json").read_text())
+    assert m["redacted"]["kickstarts/node-b1.ks"] == ["root password hash"]
+    assert all(root_hash not in (res.path / f).read_text(errors="replace")
+               for f in ("manifest.json", "SHA256SUMS"))
+    full = _make(cluster, build_dir, tmp_path, version="s", include_secrets=True)
+    text = (full.path / "kickstarts" / "node-b1.ks").read_text()
+    assert root_hash in text and not any(pw in text for pw in fence)
+    assert (full.path / "kickstarts" / "node-b1.ks").stat().st_mode & 0o077 == 0
+
+
+def test_tampering_is_named(cluster, build_dir, tmp_path):
+    res = _make(cluster, build_dir, tmp_path, version="t")
+    root = res.path
+    iso = root / "iso" / "vmcl-b.iso"
+    # flip one byte in the ISO
+    data = bytearray(iso.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    iso.unlink()  # a hard link to build/out: replace, do not write through
+    iso.write_bytes(bytes(data))
+    out = _problems(root)
+    assert "iso/vmcl-b.iso" in out and "content changed" in out
+    with pytest.raises(ProblemsError, match="does NOT verify"):
+        release.verify_release(root)
+
+    res2 = _make(cluster, build_dir, tmp_path, version="t2")
+    rpm = next((res2.path / "rpms").iterdir())
+    rpm.unlink()
+    assert f"rpms/{rpm.name}" in _problems(res2.path) and "missing" in _problems(res2.path)
+
+    res3 = _make(cluster, build_dir, tmp_path, version="t3")
+    mpath = res3.path / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["artifacts"][0]["sha256"] = "0" * 64
+    mpath.write_text(json.dumps(m))
+    out = _problems(res3.path)
+    assert "manifest.json was edited" in out and "differs from manifest.json" in out
+
+    res4 = _make(cluster, build_dir, tmp_path, version="t4")
+    (res4.path / "rpms" / "trojan.rpm").write_bytes(b"not really")
+    assert "rpms/trojan.rpm" in _problems(res4.path) and "extra file" in _problems(res4.path)
+
+    res5 = _make(cluster, build_dir, tmp_path, version="t5")
+    assert _problems(res5.path) == ""  # an untouched release passes (so the checks above can fail)
+
+
+def test_signed_release_verifies_and_catches_consistent_edits(cluster, build_dir, tmp_path, gpg_home):
+    res = _make(cluster, build_dir, tmp_path, version="signed", sign_key="release-test@example.invalid",
+                gpg_homedir=gpg_home)
+    root = res.path
+    for name in ("SHA256SUMS.asc", "manifest.json.asc"):
+        assert (root / name).read_text().startswith("-----BEGIN PGP SIGNATURE-----")
+    m = release.verify_release(root, gpg_home)
+    assert m["signing_key"] == res.signed_by and len(res.signed_by) == 40
+    # an attacker swaps an RPM and rewrites SHA256SUMS and the manifest consistently: only GPG catches it
+    rpm = next((root / "rpms").iterdir())
+    rpm.unlink()
+    rpm.write_bytes(b"evil")
+    digest = release.sha256_file(rpm)
+    mm = json.loads((root / "manifest.json").read_text())
+    for a in mm["artifacts"]:
+        if a["path"] == f"rpms/{rpm.name}":
+            a["sha256"], a["size"] = digest, 4
+    (root / "manifest.json").write_text(json.dumps(mm, indent=1, sort_keys=True) + "\n")
+    lines = [f"{release.sha256_file(root / rel)}  {rel}" for rel in
+             sorted(line.split("  ", 1)[1] for line in (root / "SHA256SUMS").read_text().splitlines())]
+    (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    out = _problems(root, gpg_home)
+    assert "SHA256SUMS: GPG signature does not verify" in out
+    assert "manifest.json: GPG signature does not verify" in out
+    # a deleted signature is named too
+    res2 = _make(cluster, build_dir, tmp_path, version="signed2", sign_key=res.signed_by, gpg_homedir=gpg_home)
+    (res2.path / "SHA256SUMS.asc").unlink()
+    assert "SHA256SUMS.asc" in _problems(res2.path, gpg_home) and "signature missing" in _problems(res2.path, gpg_home)
+
+
+def test_bad_inputs(cluster, build_dir, tmp_path, gpg_home):
+    _make(cluster, build_dir, tmp_path, version="dup")
+    with pytest.raises(IsobuildError, match="already exists"):
+        _make(cluster, build_dir, tmp_path, version="dup")
+    with pytest.raises(IsobuildError, match="not usable in a directory name"):
+        _make(cluster, build_dir, tmp_path, version="../x")
+    with pytest.raises(IsobuildError, match="no GPG secret key matches"):
+        _make(cluster, build_dir, tmp_path, version="k", sign_key="nobody@example.invalid", gpg_homedir=gpg_home)
+    empty = tmp_path / "empty-build"
+    empty.mkdir()
+    with pytest.raises(IsobuildError, match="invoke iso"):
+        _make(cluster, empty, tmp_path, version="e")
+    assert not (tmp_path / "release" / "vmcl-b-k").exists() and not (tmp_path / "release" / "vmcl-b-e").exists()
+    assert "not a directory" in _problems(tmp_path / "nope")
