@@ -408,3 +408,18 @@ def verify_release(c, dir):
     manifest = do_verify(Path(dir))
     signed = f", signature by {manifest['signing_key']} good" if manifest.get("signing_key") else ", not signed"
     print(f"verify-release: {dir}: OK ({len(manifest['artifacts'])} artifacts match{signed})")
+
+
+# --- runbook (isobuild/runbook.py, templates in isobuild/templates/runbook/) -----------------
+
+
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"], "quiet": COMMON_HELP["quiet"]})
+@clean_errors
+def runbook(c, cluster=None, build_dir=None, quiet=False):
+    """Write BUILD/runbook/index.html + index.md: tables, storage map, start order, procedures for this cluster."""
+    from isobuild.runbook import build_runbook
+
+    log.set_quiet(quiet)
+    model = _load(c, cluster)
+    out = build_runbook(model, Path(_cfg(c, "build_dir", build_dir) or "build"))
+    print(f"runbook: {out / 'index.html'} and {out / 'index.md'}")

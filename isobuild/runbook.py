@@ -1,0 +1,353 @@
+"""`invoke runbook`: the operator's handbook for *this* cluster, as HTML and Markdown.
+
+build/runbook/index.html   node and network tables, the storage map (inline SVG), service start order,
+                           and the procedures with this cluster's real names
+build/runbook/index.md     the same in Markdown (the SVG beside it as storage.svg)
+build/runbook/storage.svg
+
+Everything is derived from the definition (isobuild.model) and the start-order table
+(isobuild.initorder); the templates live in isobuild/templates/runbook/ and hold no cluster names.
+HTML goes through Jinja2 with autoescape, so names from the definition cannot inject markup. No
+secrets are ever passed to the templates: the context is built from plain strings below, never from
+Secret objects, and build_runbook() checks the output for every secret value before writing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from . import initorder, log
+from .errors import IsobuildError
+from .model import NETWORK_NAMES, Cluster, Node
+from .outputs import atomic_dir
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "runbook"
+NET_ROLES = {
+    "bcn": "back-channel: cluster traffic (totem ring 0), fencing, live migration",
+    "sn": "storage: DRBD replication",
+    "ifn": "internet-facing: the VMs' bridge, default route",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# What the templates show (plain data only)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    where: str  # "node-a", "both nodes", "any node", "your workstation"
+    commands: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Procedure:
+    key: str
+    title: str
+    intro: str
+    steps: tuple[Step, ...]
+    warning: str = ""
+
+
+@dataclass
+class StorageMap:
+    disks: list[str]
+    local: list[tuple[str, str, str]]  # (device, mount or role, size)
+    backing: str
+    drbd_device: str
+    drbd_resource: str
+    vg: str
+    lvs: list[tuple[str, str, str]]  # (lv, size, use)
+    gfs2_lv: str
+    gfs2_mount: str
+    raid: bool
+    nodes: list[str] = field(default_factory=list)
+
+
+def storage_map(cluster: Cluster) -> StorageMap:
+    from .render import disk_layout
+
+    inst, st = cluster.install, cluster.storage
+    local = []
+    for part in disk_layout(cluster):
+        if not part.mount:
+            continue
+        dev = f"/dev/{part.md}" if part.md else f"{', '.join(d for _, d in part.members)} partition"
+        size = next((p.size for p in inst.partitions if p.mount == part.mount), "")
+        local.append((dev, part.mount, size))
+    lvs = [(st.gfs2.lv, st.gfs2.size, f"GFS2 {st.gfs2.mount} (VM configs, shared)")]
+    lvs += [(vm.name, vm.disk, f"disk of VM {vm.name}") for vm in cluster.vms]
+    return StorageMap(
+        disks=list(inst.disks), local=local, backing=st.backing_device, drbd_device=st.drbd.device,
+        drbd_resource=st.drbd.resource, vg=st.clvm.vg, lvs=lvs, gfs2_lv=st.gfs2.lv, gfs2_mount=st.gfs2.mount,
+        raid=inst.raid, nodes=[n.name for n in sorted(cluster.nodes, key=lambda n: n.nodeid)])
+
+
+def storage_svg(sm: StorageMap) -> str:
+    """The storage stack as SVG: per node disks -> local md/partitions + backing device; both backing
+    devices -> one DRBD device -> PV -> VG -> LVs -> GFS2."""
+    box_h, gap, col_w = 34, 26, 170
+    boxes: list[str] = []
+
+    def box(x: float, y: float, w: float, text: str, cls: str) -> tuple[float, float, float]:
+        boxes.append(f'<g class="{cls}"><rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{box_h}" rx="5"/>'
+                     f'<text x="{x + w / 2:.0f}" y="{y + box_h / 2 + 5:.0f}" text-anchor="middle">'
+                     f'{escape(text)}</text></g>')
+        return x, y, w
+
+    def line(a, b) -> None:
+        ax, ay, aw = a
+        bx, by, bw = b
+        boxes.append(f'<line x1="{ax + aw / 2:.0f}" y1="{ay + box_h:.0f}" x2="{bx + bw / 2:.0f}" y2="{by:.0f}"/>')
+
+    n_local = len(sm.local) + 1
+    node_w = max(2 * col_w, n_local * (col_w * 0.75 + 10))
+    lv_w = max(140, 150)
+    width = max(2 * node_w + 3 * gap, len(sm.lvs) * (lv_w + 10) + 2 * gap)
+    y0 = 40
+    backing_boxes = []
+    for i, node in enumerate(sm.nodes[:2]):
+        x0 = gap + i * (node_w + gap) if i == 0 else width - gap - node_w
+        boxes.append(f'<text class="node" x="{x0 + node_w / 2:.0f}" y="{y0 - 14}" text-anchor="middle">'
+                     f'{escape(node)}</text>')
+        dw = (node_w - 10 * (len(sm.disks) - 1)) / max(1, len(sm.disks))
+        disk_boxes = [box(x0 + j * (dw + 10), y0, dw, d, "disk") for j, d in enumerate(sm.disks)]
+        pw = (node_w - 10 * (n_local - 1)) / n_local
+        y1 = y0 + box_h + gap
+        parts = [box(x0 + j * (pw + 10), y1, pw, f"{dev.split('/')[-1]} {mount}", "part")
+                 for j, (dev, mount, _size) in enumerate(sm.local)]
+        back = box(x0 + len(sm.local) * (pw + 10), y1, pw, sm.backing, "backing")
+        for d in disk_boxes:
+            for p in parts + [back]:
+                line(d, p)
+        backing_boxes.append(back)
+    y2 = y0 + 2 * (box_h + gap)
+    cw = 240
+    cx = (width - cw) / 2
+    drbd = box(cx, y2, cw, f"DRBD {sm.drbd_resource}: {sm.drbd_device}", "drbd")
+    for b in backing_boxes:
+        line(b, drbd)
+    pv = box(cx, y2 + box_h + gap, cw, f"clustered PV {sm.drbd_device}", "pv")
+    line(drbd, pv)
+    vg = box(cx, y2 + 2 * (box_h + gap), cw, f"VG {sm.vg}", "vg")
+    line(pv, vg)
+    y3 = y2 + 3 * (box_h + gap)
+    total = len(sm.lvs) * lv_w + (len(sm.lvs) - 1) * 10
+    lx = (width - total) / 2
+    gfs_box = None
+    for k, (lv, size, _use) in enumerate(sm.lvs):
+        b = box(lx + k * (lv_w + 10), y3, lv_w, f"LV {lv} ({size})", "lv")
+        line(vg, b)
+        if lv == sm.gfs2_lv:
+            gfs_box = b
+    height = y3 + box_h + 2 * gap
+    if gfs_box is not None:
+        g = box(gfs_box[0], y3 + box_h + gap, lv_w, f"GFS2 {sm.gfs2_mount}", "gfs2")
+        line(gfs_box, g)
+        height += box_h + gap
+    style = ("rect{fill:#f4f6fa;stroke:#34495e;stroke-width:1.2}.drbd rect,.pv rect,.vg rect{fill:#e3f0ff}"
+             ".gfs2 rect{fill:#e6f7e6}.backing rect{fill:#fff3d6}line{stroke:#34495e;stroke-width:1.2}"
+             "text{font:13px sans-serif;fill:#111}.node{font-weight:bold;font-size:15px}")
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="storage-map" width="{width:.0f}" height="{height:.0f}" '
+            f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="storage map">'
+            f"<style>{style}</style>" + "".join(boxes) + "</svg>\n")
+
+
+def _running_services(cluster: Cluster) -> list[initorder.InitService]:
+    return [s for s in initorder.services(cluster.storage.managed_by)]
+
+
+def procedures(cluster: Cluster) -> list[Procedure]:
+    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+    a, b = nodes[0], nodes[1]
+    st = cluster.storage
+    res = st.drbd.resource
+    on = [s for s in _running_services(cluster) if s.enabled]
+    stop_order = [s.name for s in reversed(on)]
+    out: list[Procedure] = []
+
+    out.append(Procedure("status", "Check the cluster's status",
+                         "Run on either node. Both nodes must be members, DRBD Connected and UpToDate/UpToDate, "
+                         f"Primary/Primary (dual-primary), the VG {st.clvm.vg} visible and {st.gfs2.mount} mounted.",
+                         (Step("any node", ("clustat", "cman_tool nodes", "cat /proc/drbd", f"drbdadm cstate {res}",
+                                            f"drbdadm dstate {res}", f"vgs {st.clvm.vg}", f"lvs {st.clvm.vg}",
+                                            f"df -h {st.gfs2.mount}")),)))
+
+    fence_steps = []
+    for n in nodes:
+        peer = cluster.peer(n)
+        devs = ", ".join(f"{cluster.fence_device(f.device).name} ({cluster.fence_device(f.device).agent} at "
+                         f"{cluster.fence_device(f.device).ipaddr}{', port ' + f.port if f.port else ''})"
+                         for f in peer.fence)
+        fence_steps.append(Step(n.name, (f"fence_node {peer.fqdn}",),
+                                f"{peer.name} must power off and reboot via {devs}; watch "
+                                f"`tail -f /var/log/messages` on {n.name}, wait until {peer.name} has rejoined "
+                                f"(clustat) and DRBD is UpToDate/UpToDate before the next step."))
+    out.append(Procedure("fencing", "Test fencing",
+                         "Do this before the cluster carries anything you care about, and after any change to "
+                         "fencing. Each node fences the other once.", tuple(fence_steps),
+                         warning="A failed fence blocks the cluster (DLM, GFS2, clvmd) until it succeeds: "
+                                 "that is intended."))
+
+    mig_steps = []
+    for vm in cluster.vms:
+        pref = cluster.node(vm.prefer)
+        other = cluster.peer(pref)
+        mode = "live (the VM keeps running)" if vm.migrate == "live" else "paused while its memory is copied"
+        mig_steps.append(Step("any node", (f"clusvcadm -M vm:{vm.name} -m {other.fqdn}", "clustat",
+                                           f"clusvcadm -M vm:{vm.name} -m {pref.fqdn}"),
+                              f"vm:{vm.name} prefers {pref.name}; migration is {mode}. The second command "
+                              f"moves it back."))
+    if not mig_steps:
+        mig_steps.append(Step("any node", ("clusvcadm -M vm:<name> -m <target node fqdn>",),
+                              "this cluster defines no VMs yet"))
+    out.append(Procedure("migration", "Live-migrate a VM", "Migration runs over the BCN "
+                         f"(xend relocation port {cluster.xen.relocation.port}).", tuple(mig_steps)))
+
+    shut = []
+    for n in nodes:
+        peer = cluster.peer(n)
+        moves = tuple(f"clusvcadm -M vm:{vm.name} -m {peer.fqdn}" for vm in cluster.vms)
+        shut.append(Step(n.name, ("clustat",) + moves + ("clustat",) + tuple(f"/etc/init.d/{s} stop" for s in stop_order)
+                         + ("poweroff",),
+                         f"to shut down {n.name}: move each VM that clustat shows on {n.name} to {peer.name} "
+                         f"(skip the others), then stop the cluster stack in reverse start order. {peer.name} keeps "
+                         f"running alone (two-node mode). Start {n.name} again by powering it on; check status."))
+    out.append(Procedure("shutdown", "Planned shutdown of one node", "Never power a node off with the cluster "
+                         "stack running: its peer would fence it.", tuple(shut)))
+
+    keep, discard = a, b
+    above = [s for s in stop_order if s in ("rgmanager", "xendomains", "gfs2", "clvmd")]
+    out.append(Procedure(
+        "split-brain", "Recover from a DRBD split brain",
+        f"Symptom: `cat /proc/drbd` shows {res} StandAlone (or WFConnection) and the nodes will not connect; the "
+        f"kernel log says \"Split-Brain detected\". Decide which node holds the data you trust (the one that ran "
+        f"the VMs most recently). Below, {keep.name} is kept and {discard.name}'s changes since the split are "
+        f"DISCARDED; if you trust {discard.name} instead, swap the two names in every step.",
+        (
+            Step(discard.name, tuple(f"/etc/init.d/{s} stop" for s in above) or ("clustat",),
+                 f"stop everything on {discard.name} that uses {st.drbd.device} (VMs, GFS2, clvmd); "
+                 f"{keep.name} keeps running"),
+            Step(discard.name, (f"dd if={st.backing_device} of=/path/to/backup/{cluster.name}-{res}-{discard.name}.img "
+                                "bs=1M",),
+                 f"BACKUP FIRST: copy {discard.name}'s DRBD backing device {st.backing_device} to storage of at "
+                 "least its size (pipe through gzip if short of space). It is the only copy of what the next "
+                 "step throws away."),
+            Step(discard.name, (f"drbdadm secondary {res}", f"drbdadm -- --discard-my-data connect {res}"),
+                 f"{discard.name}'s changes are discarded here; it resyncs from {keep.name}"),
+            Step(keep.name, (f"drbdadm connect {res}", "cat /proc/drbd"),
+                 f"only needed if {keep.name} is StandAlone; then {keep.name} is SyncSource/UpToDate and "
+                 f"{discard.name} SyncTarget/Inconsistent. If not, stop and investigate"),
+            Step(discard.name, (f"drbdadm primary {res}",) + tuple(f"/etc/init.d/{s} start" for s in reversed(above)),
+                 "dual-primary again; bring the stack back up"),
+        ),
+        warning=f"While the resync runs, {discard.name} has no good copy of its own: if {keep.name} fails or is "
+                f"fenced now, {discard.name} loses access to {st.drbd.device}."))
+
+    nxt = cluster.config_version + 1
+    vm_example = cluster.vms[0] if cluster.vms else None
+    bridge = vm_example.bridge if vm_example else (cluster.xen.bridges[0] if cluster.xen.bridges else "ifn")
+    out.append(Procedure(
+        "add-vm", "Add a VM",
+        f"VMs are part of the definition ({cluster.source.name}, list vms), so cluster.conf, the failover "
+        "domains and the runbook stay in step.",
+        (
+            Step("your workstation", (f"$EDITOR {cluster.source.name}",),
+                 f"add an entry under vms: (name, memory, vcpus, disk, bridge: {bridge}, prefer: {a.name}), set "
+                 f"cluster.config_version to {nxt}"),
+            Step("your workstation", (f"invoke check --cluster {cluster.source.name}",
+                                      f"invoke render --cluster {cluster.source.name}"),
+                 "then copy build/nodes/<node>/etc/cluster/cluster.conf to /etc/cluster/ on both nodes"),
+            Step(a.name, (f"lvcreate -L <disk size> -n <vm name> {st.clvm.vg}",),
+                 f"one node is enough: the VG {st.clvm.vg} is clustered"),
+            Step(a.name, (f"xm create {st.gfs2.mount}/domU_config/<vm name>",),
+                 f"install the guest with its config in {st.gfs2.mount}/domU_config/, then shut it down"),
+            Step(a.name, (f"cman_tool version -r {nxt}", f"clusvcadm -e vm:<vm name> -m {a.fqdn}", "clustat"),
+                 f"activate cluster.conf version {nxt} on both nodes, then let rgmanager start the VM"),
+        )))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def context(cluster: Cluster) -> dict:
+    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+    networks = []
+    for name in NETWORK_NAMES:
+        nw = cluster.networks[name]
+        networks.append({"name": name, "role": NET_ROLES[name], "interface": nw.interface,
+                         "subnet": str(nw.subnet), "mtu": nw.mtu or 1500,
+                         "gateway": str(nw.gateway) if nw.gateway else "",
+                         "dns": ", ".join(str(d) for d in nw.dns)})
+    node_rows = []
+    for n in nodes:
+        node_rows.append({
+            "name": n.name, "fqdn": n.fqdn, "nodeid": n.nodeid,
+            "ip": {net: str(n.ip.get(net, "")) for net in NETWORK_NAMES},
+            "mac": {net: n.mac.get(cluster.networks[net].interface, "") for net in NETWORK_NAMES},
+            "fence": [f"{f.method}: {f.device}" + (f" port {f.port}" if f.port else "") for f in n.fence],
+        })
+    fence_devices = [{"name": d.name, "agent": d.agent, "ipaddr": d.ipaddr} for d in cluster.fence_devices]
+    sm = storage_map(cluster)
+    services = [{"name": s.name, "enabled": s.enabled, "start": s.start, "stop": s.stop,
+                 "after": ", ".join(r for r in s.required_start if not r.startswith("$")) or "-"}
+                for s in _running_services(cluster)]
+    vms = [{"name": v.name, "memory": v.memory, "vcpus": v.vcpus, "disk": v.disk, "bridge": v.bridge,
+            "prefer": v.prefer, "migrate": v.migrate} for v in cluster.vms]
+    return {
+        "cluster": {"name": cluster.name, "domain": cluster.domain, "config_version": cluster.config_version,
+                    "timezone": cluster.timezone, "release": cluster.release, "source": cluster.source.name,
+                    "rrp_mode": cluster.totem.rrp_mode, "managed_by": cluster.storage.managed_by},
+        "networks": networks, "nodes": node_rows, "fence_devices": fence_devices, "storage": sm,
+        "drbd": {"resource": cluster.storage.drbd.resource, "device": cluster.storage.drbd.device,
+                 "port": cluster.storage.drbd.port, "protocol": cluster.storage.drbd.protocol,
+                 "sync_rate": cluster.storage.drbd.sync_rate},
+        "xen": {"version": cluster.xen.version, "dom0_kernel": cluster.xen.dom0_kernel,
+                "dom0_mem": cluster.xen.dom0_mem},
+        "services": services, "vms": vms, "procedures": procedures(cluster),
+    }
+
+
+def _env(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             autoescape=autoescape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["mdcell"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def render_runbook(cluster: Cluster) -> dict[str, str]:
+    """{file name: content} of the runbook."""
+    ctx = context(cluster)
+    svg = storage_svg(ctx["storage"])
+    try:
+        # the SVG is built by storage_svg() with every text escaped: safe to embed as markup
+        html = _env(True).get_template("index.html.j2").render(**ctx, storage_svg=Markup(svg))
+        md = _env(False).get_template("index.md.j2").render(**ctx)
+    except jinja2.TemplateError as err:
+        raise IsobuildError(f"runbook template error: {err}", hint=f"templates are in {TEMPLATES}") from None
+    return {"index.html": html, "index.md": md, "storage.svg": svg}
+
+
+def build_runbook(cluster: Cluster, build_dir: Path) -> Path:
+    files = render_runbook(cluster)
+    secrets = {f"fence device {d.name} password": d.password.reveal().strip() for d in cluster.fence_devices}
+    secrets["root password hash"] = cluster.install.root_password_hash.reveal().strip()
+    for name, text in files.items():
+        for what, value in secrets.items():
+            if value and value in text:
+                raise IsobuildError(f"runbook {name} would contain the {what}", hint="a template leaks a secret")
+    target = Path(build_dir) / "runbook"
+    with atomic_dir(target) as tmp:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)
+    log.info(f"runbook: {target / 'index.html'} and index.md")
+    return target
