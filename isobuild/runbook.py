@@ -77,7 +77,7 @@ def storage_map(cluster: Cluster) -> StorageMap:
     for part in disk_layout(cluster):
         if not part.mount:
             continue
-        dev = f"/dev/{part.md}" if part.md else f"{', '.join(d for _, d in part.members)} partition"
+        dev = f"/dev/{part.md}" if part.md else ", ".join(d for _, d in part.members)
         size = next((p.size for p in inst.partitions if p.mount == part.mount), "")
         local.append((dev, part.mount, size))
     lvs = [(st.gfs2.lv, st.gfs2.size, f"GFS2 {st.gfs2.mount} (VM configs, shared)")]
@@ -105,9 +105,14 @@ def storage_svg(sm: StorageMap) -> str:
         bx, by, bw = b
         boxes.append(f'<line x1="{ax + aw / 2:.0f}" y1="{ay + box_h:.0f}" x2="{bx + bw / 2:.0f}" y2="{by:.0f}"/>')
 
-    n_local = len(sm.local) + 1
-    node_w = max(2 * col_w, n_local * (col_w * 0.75 + 10))
-    lv_w = max(140, 150)
+    def text_w(texts) -> float:  # a width that holds the longest label at 13px sans-serif
+        return max([110.0] + [7.6 * len(t) + 16 for t in texts])
+
+    local_labels = [f"{dev.split('/')[-1]} {mount}" for dev, mount, _ in sm.local] + [sm.backing]
+    n_local = len(local_labels)
+    node_w = max(2 * col_w, n_local * (text_w(local_labels) + 10) - 10)
+    lv_labels = [f"LV {lv} ({size})" for lv, size, _ in sm.lvs] + [f"GFS2 {sm.gfs2_mount}"]
+    lv_w = text_w(lv_labels)
     width = max(2 * node_w + 3 * gap, len(sm.lvs) * (lv_w + 10) + 2 * gap)
     y0 = 40
     backing_boxes = []
@@ -119,15 +124,14 @@ def storage_svg(sm: StorageMap) -> str:
         disk_boxes = [box(x0 + j * (dw + 10), y0, dw, d, "disk") for j, d in enumerate(sm.disks)]
         pw = (node_w - 10 * (n_local - 1)) / n_local
         y1 = y0 + box_h + gap
-        parts = [box(x0 + j * (pw + 10), y1, pw, f"{dev.split('/')[-1]} {mount}", "part")
-                 for j, (dev, mount, _size) in enumerate(sm.local)]
+        parts = [box(x0 + j * (pw + 10), y1, pw, label, "part") for j, label in enumerate(local_labels[:-1])]
         back = box(x0 + len(sm.local) * (pw + 10), y1, pw, sm.backing, "backing")
         for d in disk_boxes:
             for p in parts + [back]:
                 line(d, p)
         backing_boxes.append(back)
     y2 = y0 + 2 * (box_h + gap)
-    cw = 240
+    cw = max(240, text_w([f"DRBD {sm.drbd_resource}: {sm.drbd_device}", f"VG {sm.vg}"]))
     cx = (width - cw) / 2
     drbd = box(cx, y2, cw, f"DRBD {sm.drbd_resource}: {sm.drbd_device}", "drbd")
     for b in backing_boxes:
