@@ -45,12 +45,16 @@ COMMON_HELP = {
 # --- definition ------------------------------------------------------------------------------
 
 
+_WARNED_DEMO: list = []
+
+
 def _load(c, cluster):
     """Load and check the definition; warn once when it uses the published demo secrets."""
     from isobuild.model import load_definition
 
     model = load_definition(_cfg(c, "cluster", cluster))
-    if model.demo_secrets:
+    if model.demo_secrets and not _WARNED_DEMO:
+        _WARNED_DEMO.append(True)  # once per run, not once per stage of `invoke all`
         log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
     return model
 
@@ -62,6 +66,25 @@ def check(c, cluster=None):
     model = _load(c, cluster)
     nodes = ", ".join(f"{n.fqdn} (nodeid {n.nodeid})" for n in model.nodes)
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
+
+
+@task(name="all", help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
+                        "base": "Fedora-13-x86_64-DVD.iso (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
+                        "url": "install server URL for the PXE tree (default: invoke.yaml isobuild.pxe_url)",
+                        "quiet": COMMON_HELP["quiet"]})
+@clean_errors
+def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
+    """Every stage in order: check, rpms, render + validate, iso, runbook, pxe (with a base and URL), release."""
+    check(c, cluster=cluster)
+    rpms(c, build_dir=build_dir, quiet=quiet)
+    validate(c, cluster=cluster, build_dir=build_dir)
+    iso(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
+    if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
+        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url, quiet=quiet)
+    else:
+        print("pxe: skipped (needs --base Fedora-13-x86_64-DVD.iso and --url http://<install server>:<port>)")
+    release(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
 
 
 # --- rpms: sources, builds, reproducibility, inspection (isobuild/rpms.py, isobuild/sources.py) ---
