@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,15 @@ def test_bad_inputs(cluster, build_dir, tmp_path, gpg_home):
         _make(cluster, empty, tmp_path, version="e")
     assert not (tmp_path / "release" / "vmcl-b-k").exists() and not (tmp_path / "release" / "vmcl-b-e").exists()
     assert "not a directory" in _problems(tmp_path / "nope")
+
+
+def test_invoke_verify_release_exit_codes(cluster, build_dir, tmp_path):
+    """The task prints OK / names the problem and exits 2, without a traceback."""
+    res = _make(cluster, build_dir, tmp_path, version="cli")
+    ok = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "--dir", str(res.path)],
+                        cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr
+    (res.path / "kickstarts" / "node-b1.ks").write_text("tampered\n")
+    bad = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "--dir", str(res.path)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and "kickstarts/node-b1.ks" in bad.stderr and "Traceback" not in bad.stderr
