@@ -256,20 +256,11 @@ ISO_HELP = {
 def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
     from isobuild.iso import IsoInputs
-    from isobuild.render import STAMP
-    from isobuild.render import render as do_render
-    from isobuild.stamps import Stamps
-    from isobuild.validate import validate as do_validate
+    from isobuild.pipeline import disc_repo, prepare
 
     model = _load(c, cluster)
     build = Path(_cfg(c, "build_dir", build_dir) or "build")
-    rendered = do_render(model, build)
-    # Validation is pure checking: skip it when this exact render already passed.
-    stamps, key = Stamps(build), {"render": (build / STAMP).read_text().strip()}
-    if not stamps.check("iso-validated", key).up_to_date:
-        do_validate(rendered.build_dir, model)
-        stamps.save("iso-validated", key)
-    repo = _iso_repo(build)
+    rendered = prepare(model, build)
     base = _cfg(c, "base_iso", base)
     return IsoInputs(
         cluster=model.name,
@@ -277,30 +268,12 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
         fqdns={n.name: n.fqdn for n in model.nodes},
         out_dir=Path(out_dir) if out_dir else build / "out",
         base=Path(base) if base else None,
-        repo_dir=repo,
+        repo_dir=disc_repo(build),
         nodes_dir=rendered.nodes_dir,
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
         extra_digests={"definition": model.digest},
     ), build
-
-
-def _iso_repo(build):
-    """BUILD/repo (indexed by `invoke rpms`), else an index of BUILD/rpms, else None (empty repo)."""
-    from isobuild.repo import indexed_locations, make_repo
-
-    repo = build / "repo"
-    if not (repo / "repodata" / "repomd.xml").is_file():
-        rpms = build / "rpms"
-        if rpms.is_dir() and any(p for p in rpms.glob("*.rpm") if not p.name.endswith(".src.rpm")):
-            repo = make_repo([rpms], build / "iso-repo")
-        else:
-            log.warn("no RPMs in BUILD/repo or BUILD/rpms: the disc gets an empty an-cluster repo and the "
-                     "kickstart's an-cluster-firstboot install will fail; run `invoke rpms` first")
-            return None
-    if not any(Path(loc).name.startswith("an-cluster-firstboot-") for loc in indexed_locations(repo)):
-        log.warn(f"{repo} has no an-cluster-firstboot package: the node install will fail; run `invoke rpms`")
-    return repo
 
 
 @task(help=ISO_HELP)
@@ -368,6 +341,7 @@ PXE_HELP = {
 @clean_errors
 def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
+    from isobuild.pipeline import disc_repo
     from isobuild.pxe import build_pxe
 
     log.set_quiet(quiet)
@@ -380,7 +354,7 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, quiet=F
     if not url:
         raise IsobuildError("no --url given: the kickstarts and menus must name the HTTP server the nodes use",
                             hint="e.g. --url http://192.168.1.10:8080 (an address of this host on the BCN)")
-    repo_dir = Path(repo) if repo else _iso_repo(build)
+    repo_dir = Path(repo) if repo else disc_repo(build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
     res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir)
