@@ -217,7 +217,11 @@ def test_refuses_a_backing_device_with_a_filesystem(make_pair):
 def test_refuses_drbd_metadata_from_an_earlier_install_until_adopted(make_pair):
     p = make_pair("init", timeout=15)
     node = p.nodes[p.other]
-    subprocess.run(["drbdmeta", "--force", "0", "v08", node.backing_loop, "internal", "create-md"],
+    # drbdmeta records the device in /var/lib/drbd: give it a private one (mount namespace)
+    varlib = p.h / "earlier-install-varlibdrbd"
+    varlib.mkdir()
+    subprocess.run(["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /var/lib/drbd && exec "$@"', str(varlib),
+                    "drbdmeta", "--force", "0", "v08", node.backing_loop, "internal", "create-md"],
                    check=True, capture_output=True, stdin=subprocess.DEVNULL)
     image = p.h / "img" / f"{p.other}-backing.img"
     before = sha256(image)
