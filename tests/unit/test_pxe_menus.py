@@ -106,3 +106,14 @@ def test_access_rules():
     assert rules.allowed("an-cluster/repodata/repomd.xml", "192.0.2.7")
     with pytest.raises(IsobuildError, match="bad address"):
         AccessRules({"private/n1/": ["not-an-ip"]})
+
+
+def test_nginx_snippet_mirrors_the_acl(ipmi, tmp_path):
+    acl = {"private/node-b1/": ["10.20.1.1"], "ks/node-b1.ks": ["10.20.1.1"]}
+    conf = pxe.nginx_conf(ipmi, tmp_path, "http://10.20.0.254:8080", acl, None)
+    assert "listen 8080;" in conf and f"root {tmp_path / 'http'};" in conf
+    assert "location /private/ { deny all; }" in conf
+    assert re.search(r"location /private/node-b1/ \{.*allow 10\.20\.1\.1; deny all; \}", conf)
+    assert re.search(r"location = /ks/node-b1\.ks \{.*allow 10\.20\.1\.1; deny all; \}", conf)
+    assert conf.count("{") == conf.count("}")
+    assert "limit_except" not in conf.split("location")[0]  # only valid inside location blocks
