@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -390,8 +389,6 @@ def cmd_mdadm() -> None:
         for m in members:
             if not os.path.exists(m):
                 fail(f"cannot open {m}: No such file or directory")
-        import subprocess
-
         image = FBH / "img" / f"{NODE}-md.img"
         with open(image, "wb") as fh:
             fh.truncate(64 << 20)
