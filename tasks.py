@@ -333,13 +333,14 @@ PXE_HELP = {
     "url": "base URL the nodes reach `invoke serve` (or your web server) at, e.g. http://192.168.1.10:8080 "
            "(default: invoke.yaml isobuild.pxe_url)",
     "repo": "the an-cluster yum repo (default: BUILD/repo, else an index of BUILD/rpms)",
+    "force": "rebuild even when nothing changed",
     "quiet": COMMON_HELP["quiet"],
 }
 
 
 @task(help=PXE_HELP)
 @clean_errors
-def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, quiet=False):
+def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
     from isobuild.pipeline import disc_repo
     from isobuild.pxe import build_pxe
@@ -357,8 +358,9 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, quiet=F
     repo_dir = Path(repo) if repo else disc_repo(build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
-    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir)
-    print(f"pxe: {res.pxe_dir} (TFTP root tftp/, HTTP root http/ for {res.url}); "
+    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force)
+    print(f"pxe: {res.pxe_dir} {'built (' + res.reason + ')' if res.built else 'up to date'} "
+          f"(TFTP root tftp/, HTTP root http/ for {res.url}); "
           f"per-MAC menus: {', '.join(f'{k} {v}' for k, v in res.mac_files.items()) or 'none'}")
 
 

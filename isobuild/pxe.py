@@ -42,6 +42,7 @@ from .errors import IsobuildError
 from .model import Cluster, Node
 from .outputs import atomic_dir
 from .run import run, which
+from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
 
 PXELINUX_DIRS = (Path("/usr/lib/PXELINUX"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
 MODULE_DIRS = (Path("/usr/lib/syslinux/modules/bios"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
@@ -430,6 +431,8 @@ class PxeResult:
     mac_files: dict[str, str] = field(default_factory=dict)  # node -> 01-<mac>
     nodes_without_mac: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    built: bool = True
+    reason: str = ""
 
 
 def check_url(cluster: Cluster, url: str) -> tuple[str, list[str]]:
@@ -505,8 +508,34 @@ def _copy_from_tree(tree: InstallTree, rel: str, dst: Path) -> None:
     os.chmod(dst, 0o644)
 
 
-def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_dir: Path) -> PxeResult:
-    """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written."""
+def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str, pxe_dir: Path,
+                  files: list[Path]) -> dict[str, str]:
+    """What build/pxe depends on, by content (the ISO by path, size and mtime: hashing GBs costs minutes)."""
+    from .render import inputs_digest
+
+    if tree.kind == "iso":
+        st = tree.path.stat()
+        base = f"iso:{tree.path}:{st.st_size}:{st.st_mtime_ns}"
+    else:
+        base = "dir:" + str(tree.path) + ":" + sha256_bytes(b"".join(
+            (tree.read(rel) or b"") for rel in (".treeinfo", *PXEBOOT)))
+    return {
+        "definition": cluster.digest,
+        "render": inputs_digest(cluster),
+        "base": base,
+        "repo": sha256_tree(repo_dir),
+        "url": url,
+        "out": str(pxe_dir),
+        "syslinux": sha256_bytes("".join(f"{p.name}:{sha256_file(p)}" for p in files)),
+        "code": sha256_file(Path(__file__)),
+    }
+
+
+def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_dir: Path,
+              force: bool = False) -> PxeResult:
+    """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written.
+
+    A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
     from .render import Media, SECRET_FILES, render, render_kickstart
 
     build_dir = Path(build_dir)
@@ -518,9 +547,37 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                             hint="build it first (`invoke rpms` then `invoke repo`), or pass --repo DIR")
     pxelinux = find_pxelinux()
     modules = syslinux_modules()
-    tree = open_install_tree(base)
     rendered = render(cluster, build_dir)  # build/nodes: the per-node files (no-op when up to date)
     result = PxeResult(pxe_dir, url, warnings=warnings)
+    bcn_if = cluster.networks["bcn"].interface
+    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+    for n in nodes:
+        mac = boot_mac(cluster, n)
+        if mac is None:
+            result.nodes_without_mac.append(n.name)
+            result.warnings.append(
+                f"{n.name} has no MAC for its bcn interface {bcn_if} in the definition: no "
+                f"pxelinux.cfg/01-<mac> file and no DHCP reservation; install it from the default "
+                f"menu (entry {install_label(n)}) and add nodes[].mac.{bcn_if} to pin it")
+        else:
+            result.mac_files[n.name] = mac_file(mac)
+    stamps = Stamps(build_dir)
+    tree = open_install_tree(base)
+    try:
+        inputs = _stamp_inputs(cluster, tree, repo_dir, url, pxe_dir, [pxelinux, *modules.values()])
+    except BaseException:
+        tree.close()
+        raise
+    check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
+    if check.up_to_date and not force:
+        tree.close()
+        result.built, result.reason = False, check.reason
+        for w in result.warnings:
+            log.warn(w)
+        log.info(f"pxe: {pxe_dir} is up to date")
+        return result
+    result.reason = check.reason
+    stamps.forget("pxe")
     fence_pw = fence_passwords(cluster)
     secrets = _secret_values(cluster)
     try:
@@ -534,20 +591,12 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
             for rel in PXEBOOT:
                 _copy_from_tree(tree, rel, tftp / cluster.release / Path(rel).name)
             cfg_dir = tftp / "pxelinux.cfg"
-            nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
             _write(cfg_dir / "default",
                    pxelinux_config(cluster, nodes, url, f"AN!Cluster {cluster.name}: network install"))
-            bcn_if = cluster.networks["bcn"].interface
             for n in nodes:
                 mac = boot_mac(cluster, n)
                 if mac is None:
-                    result.nodes_without_mac.append(n.name)
-                    result.warnings.append(
-                        f"{n.name} has no MAC for its bcn interface {bcn_if} in the definition: no "
-                        f"pxelinux.cfg/01-<mac> file and no DHCP reservation; install it from the default "
-                        f"menu (entry {install_label(n)}) and add nodes[].mac.{bcn_if} to pin it")
                     continue
-                result.mac_files[n.name] = mac_file(mac)
                 _write(cfg_dir / mac_file(mac),
                        pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.name} {mac}"))
             # --- HTTP
@@ -600,6 +649,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
             check_tftp(tftp)
     finally:
         tree.close()
+    stamps.save("pxe", inputs)
     for w in result.warnings:
         log.warn(w)
     log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")

@@ -251,3 +251,18 @@ def test_qemu_network_boot_shows_the_node_entry_and_boots_it(ipmi_build):
     assert f"ks={URL}/ks/node-b1.ks" in cmdline
     assert "BOOTIF=01-" + mac.replace(":", "-") in cmdline
     assert "ip=10.20.1.1" in cmdline and "console=ttyS0,115200" in cmdline
+
+
+def test_unchanged_rebuild_is_a_noop_and_says_why_it_reruns(base, tmp_path):
+    cluster = load_definition(IPMI)
+    kw = dict(base=base["tree"], repo_dir=base["repo"])
+    first = pxe.build_pxe(cluster, tmp_path, url=URL, **kw)
+    assert first.built
+    marker = first.pxe_dir / "tftp" / "pxelinux.cfg" / "default"
+    mtime = marker.stat().st_mtime_ns
+    again = pxe.build_pxe(cluster, tmp_path, url=URL, **kw)
+    assert not again.built and again.reason == "up to date" and marker.stat().st_mtime_ns == mtime
+    assert again.mac_files == first.mac_files and again.nodes_without_mac == first.nodes_without_mac
+    other = pxe.build_pxe(cluster, tmp_path, url="http://10.20.0.9:8080", **kw)
+    assert other.built and other.reason == "input changed: url"
+    assert "ks=http://10.20.0.9:8080/ks/node-b1.ks" in marker.read_text()
