@@ -647,6 +647,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
             _write(tmp / "nginx.conf", nginx_conf(cluster, pxe_dir, url, acl,
                                                   str(tree.path) if tree.kind == "dir" else None))
             check_tftp(tftp)
+            check_kickstarts(cluster, sorted((http / "ks").glob("*.ks")))
     finally:
         tree.close()
     stamps.save("pxe", inputs)
@@ -654,6 +655,19 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         log.warn(w)
     log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")
     return result
+
+
+def check_kickstarts(cluster: Cluster, paths: list[Path]) -> None:
+    """The network kickstarts through the same real validators as the DVD ones (pykickstart F13, bash -n,
+    shellcheck); every problem at once. Messages are scrubbed of secrets by the collector."""
+    from .errors import ProblemsError
+    from .validate import Collector, check_kickstart, cluster_secrets
+
+    col = Collector(paths[0].parent if paths else Path("."), cluster_secrets(cluster))
+    for p in paths:
+        check_kickstart(col, p)
+    if col.problems:
+        raise ProblemsError("the network-install kickstarts do not validate", col.problems)
 
 
 def check_tftp(tftp: Path) -> None:

@@ -266,3 +266,20 @@ def test_unchanged_rebuild_is_a_noop_and_says_why_it_reruns(base, tmp_path):
     other = pxe.build_pxe(cluster, tmp_path, url="http://10.20.0.9:8080", **kw)
     assert other.built and other.reason == "input changed: url"
     assert "ks=http://10.20.0.9:8080/ks/node-b1.ks" in marker.read_text()
+
+
+def test_network_kickstarts_are_validated(base, tmp_path, monkeypatch):
+    """A kickstart the F13 parser rejects stops `invoke pxe` (the DVD kickstarts are unaffected)."""
+    from isobuild import render
+    from isobuild.errors import ProblemsError
+
+    real = render.render_kickstart
+
+    def broken(cluster, node, media=None, *a, **kw):
+        text = real(cluster, node, media, *a, **kw)
+        return text + "notakickstartcommand --foo\n" if media is not None and media.kind == "url" else text
+
+    monkeypatch.setattr(render, "render_kickstart", broken)
+    with pytest.raises(ProblemsError, match="network-install kickstarts do not validate"):
+        pxe.build_pxe(load_definition(IPMI), tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+    assert not (tmp_path / "pxe").exists()
