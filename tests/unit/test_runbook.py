@@ -160,3 +160,23 @@ def test_output_is_atomic_and_replaces_the_previous_one(tmp_path):
     runbook.build_runbook(cluster, tmp_path)
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["runbook"]
+
+
+@pytest.mark.parametrize("definition", EXAMPLES, ids=lambda p: p.name)
+def test_storage_map_geometry(definition):
+    """Boxes inside the picture, none overlapping, each label narrower than its box (13px sans ~ 7.6px/char)."""
+    cluster = load_definition(definition)
+    svg = lxml.etree.fromstring(runbook.storage_svg(runbook.storage_map(cluster)).encode())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    width, height = float(svg.get("width")), float(svg.get("height"))
+    boxes = []
+    for g in svg.findall("s:g", ns):
+        r, t = g.find("s:rect", ns), g.find("s:text", ns)
+        x, y, w, h = (float(r.get(k)) for k in ("x", "y", "width", "height"))
+        assert 0 <= x and x + w <= width and 0 <= y and y + h <= height, t.text
+        assert len(t.text) * 7.6 <= w, f"label {t.text!r} wider than its box ({w}px)"
+        boxes.append((x, y, w, h, t.text))
+    assert len(boxes) >= 8
+    for i, (x1, y1, w1, h1, t1) in enumerate(boxes):
+        for x2, y2, w2, h2, t2 in boxes[i + 1:]:
+            assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1, f"{t1!r} overlaps {t2!r}"
