@@ -324,6 +324,32 @@ class Pair:
             mnt.unlink()
             mnt.mkdir()
 
+    def boot(self, name: str) -> list[str]:
+        """What Fedora 13's rc3.d does before firstboot (S98) runs: start the services whose start
+        links exist, in S-number order, as their init scripts would (cman; drbd: up, then primary when
+        the disk is UpToDate, like become-primary-on; clvmd + VG activation; gfs2: mount from fstab).
+        Failures are ignored, as at boot. Returns what was started."""
+        node = self.nodes[name]
+        st = self.cluster.storage
+        rc3 = node.root / "etc/rc.d/rc3.d"
+        links = sorted(p.name for p in rc3.iterdir() if p.name.startswith("S")) if rc3.is_dir() else []
+        actions = {
+            "cman": [["service", "cman", "start"]],
+            "drbd": [["drbdadm", "up", st.drbd.resource],
+                     ["sh", "-c", f'case "$(drbdadm dstate {st.drbd.resource})" in UpToDate/*) '
+                                  f'drbdadm primary {st.drbd.resource};; esac']],
+            "clvmd": [["service", "clvmd", "start"], ["vgchange", "-a", "y", st.clvm.vg]],
+            "gfs2": [["service", "gfs2", "start"]],
+        }
+        started = []
+        for link in links:
+            svc = re.sub(r"^S\d\d", "", link)
+            for argv in actions.get(svc, []):
+                subprocess.run(["ip", "netns", "exec", node.netns, *argv], env=node.env, capture_output=True)
+            if svc in actions:
+                started.append(svc)
+        return started
+
     def all_done(self, name: str) -> bool:
         return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
 
@@ -351,6 +377,8 @@ class Pair:
                 if rounds[name] >= max_rounds:
                     raise AssertionError(f"{name} did not finish in {max_rounds} runs:\n" + self.console(name))
                 self.reboot(name)
+                booted = self.boot(name)
+                journal.append(f"{name}: booted, init started {' '.join(booted) or 'nothing'}")
                 rounds[name] += 1
                 self.start(name)
                 running = True
