@@ -1,6 +1,6 @@
 """`invoke serve`: serve build/pxe/http read-only over HTTP for network installs.
 
-What it enforces (per request, so an edited ACL needs no restart-free tricks: it is read at start):
+What it enforces, per request (serve.json is re-read when `invoke pxe` rewrites it):
 - GET/HEAD only; no directory listings.
 - No path outside the tree: `..` segments (also percent-encoded) are refused, and every file is
   resolved through symlinks and must stay inside http/ (or inside the install tree for os/).
@@ -76,15 +76,42 @@ class PxeServer(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for running transfers: a clean stop
     block_on_close = True
 
-    def __init__(self, addr, root: Path, rules: AccessRules, os_tree=None, log=sys.stderr):
-        self.root = Path(root).resolve()
-        self.rules = rules
-        self.os_tree = os_tree  # pxe.InstallTree or None
+    def __init__(self, addr, pxe_dir: Path, log=sys.stderr):
+        self.pxe_dir = Path(pxe_dir)
+        self.root = (self.pxe_dir / "http").resolve()
+        self._state_lock = threading.Lock()
+        self._signature, self.rules, self.os_tree = _load_state(self.pxe_dir)
         self.log_stream = log
         self.log_lock = threading.Lock()
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(addr, PxeHandler)
+        try:
+            super().__init__(addr, PxeHandler)
+        except BaseException:
+            self.close_tree()
+            raise
+
+    def state(self) -> tuple["AccessRules", object]:
+        """The access rules and install tree, reloaded when `invoke pxe` rewrote serve.json meanwhile."""
+        with self._state_lock:
+            sig = _signature(self.pxe_dir)
+            if sig != self._signature:
+                try:
+                    self._signature, self.rules, self.os_tree = _load_state(self.pxe_dir)
+                    self.log_line(f"reloaded {self.pxe_dir / 'serve.json'}")
+                except IsobuildError as err:  # mid-rewrite: keep serving with the old rules
+                    self.log_line(f"keeping the previous access rules: {err}")
+            # (a replaced install tree is not closed: a request may still be reading from it)
+            return self.rules, self.os_tree
+
+    def log_line(self, text: str) -> None:
+        with self.log_lock:
+            self.log_stream.write(text + "\n")
+            self.log_stream.flush()
+
+    def close_tree(self) -> None:
+        if getattr(self, "os_tree", None) is not None:
+            self.os_tree.close()
 
 
 class PxeHandler(BaseHTTPRequestHandler):
@@ -113,7 +140,8 @@ class PxeHandler(BaseHTTPRequestHandler):
         if ".." in parts:
             return self._deny(HTTPStatus.FORBIDDEN, "path outside the tree")
         rel = "/".join(parts)
-        if not self.server.rules.allowed(rel, self.client_address[0]):
+        self._rules, self._tree = self.server.state()  # checked per request
+        if not self._rules.allowed(rel, self.client_address[0]):
             return self._deny(HTTPStatus.FORBIDDEN, "not for this address")
         found = self._locate(rel)
         if found is None:
@@ -137,7 +165,7 @@ class PxeHandler(BaseHTTPRequestHandler):
 
     def _locate(self, rel: str) -> tuple[str, int, int] | None:
         """(file, offset, length) of a servable file, or None after sending the error."""
-        tree = self.server.os_tree
+        tree = self._tree
         if tree is not None and (rel == "os" or rel.startswith("os/")):
             loc = tree.locate(rel[3:]) if rel.startswith("os/") else None
             if loc is None:
@@ -152,7 +180,7 @@ class PxeHandler(BaseHTTPRequestHandler):
         if not real.is_relative_to(root):
             self._deny(HTTPStatus.FORBIDDEN, "path outside the tree")  # a symlink pointing out
             return None
-        if not self.server.rules.allowed(real.relative_to(root).as_posix(), self.client_address[0]):
+        if not self._rules.allowed(real.relative_to(root).as_posix(), self.client_address[0]):
             self._deny(HTTPStatus.FORBIDDEN, "not for this address")  # a symlink into private/
             return None
         if not real.is_file():
@@ -187,16 +215,21 @@ def load_config(pxe_dir: Path) -> dict:
     return cfg
 
 
-def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> PxeServer:
-    """A ready (bound, not yet serving) server for DIR/pxe."""
-    pxe_dir = Path(pxe_dir)
-    http_root = pxe_dir / "http"
-    if not http_root.is_dir():
-        raise IsobuildError(f"{http_root} does not exist", hint="run `invoke pxe` first")
+def _signature(pxe_dir: Path) -> tuple | None:
+    try:
+        st = (Path(pxe_dir) / "serve.json").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _load_state(pxe_dir: Path):
+    """(signature, AccessRules, install tree or None) from DIR/pxe/serve.json."""
+    sig = _signature(pxe_dir)
     cfg = load_config(pxe_dir)
     rules = AccessRules(cfg["acl"])
-    os_tree = None
     kind, path = cfg["os"].get("kind"), cfg["os"].get("path")
+    os_tree = None
     if kind in ("iso", "dir"):
         from .pxe import DirTree, IsoTree
 
@@ -204,6 +237,14 @@ def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_POR
             raise IsobuildError(f"the install tree {path} named in serve.json is gone",
                                 hint="rerun `invoke pxe --base ...` with the base's current location")
         os_tree = IsoTree(Path(path)) if kind == "iso" else DirTree(Path(path))
+    return sig, rules, os_tree
+
+
+def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> PxeServer:
+    """A ready (bound, not yet serving) server for DIR/pxe."""
+    pxe_dir = Path(pxe_dir)
+    if not (pxe_dir / "http").is_dir():
+        raise IsobuildError(f"{pxe_dir / 'http'} does not exist", hint="run `invoke pxe` first")
     if not 0 <= port <= 65535:
         raise IsobuildError(f"--port {port} is not a port number")
     try:
@@ -211,10 +252,8 @@ def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_POR
     except ValueError:
         raise IsobuildError(f"--bind {bind!r} is not an IP address", hint="e.g. 127.0.0.1 or 192.168.1.10") from None
     try:
-        return PxeServer((bind, port), http_root, rules, os_tree, log)
+        return PxeServer((bind, port), pxe_dir, log)
     except OSError as err:
-        if os_tree is not None:
-            os_tree.close()
         raise IsobuildError(f"cannot listen on {bind}:{port}: {err.strerror}",
                             hint="pick another --port, or stop what is using it") from None
 
@@ -243,8 +282,7 @@ def serve(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log
         for sig, handler in old.items():
             signal.signal(sig, handler)
         server.server_close()  # waits for running requests
-        if server.os_tree is not None:
-            server.os_tree.close()
+        server.close_tree()
         print("server stopped", file=log, flush=True)
 
 

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -209,3 +210,25 @@ def test_binds_loopback_by_default_and_refuses_bad_settings(pxe_dir, tmp_path):
         make_server(pxe_dir[0], bind="localhost:80", port=0)
     with pytest.raises(IsobuildError, match="run `invoke pxe` first"):
         make_server(tmp_path, port=0)
+
+
+def test_acl_changes_apply_without_restart(pxe_dir, tmp_path):
+    copy = tmp_path / "pxe"
+    shutil.copytree(pxe_dir[0], copy, symlinks=True)
+    srv = Server(copy)
+    try:
+        path = "/private/node-b1/etc/cluster/cluster.conf"
+        assert srv.get(path, source="127.0.0.11")[0] == 200
+        cfg = json.loads((copy / "serve.json").read_text())
+        cfg["acl"]["private/node-b1/"] = ["127.0.0.21"]
+        tmp = copy / "serve.json.new"
+        tmp.write_text(json.dumps(cfg))
+        os.replace(tmp, copy / "serve.json")  # as invoke pxe does: a new file, renamed into place
+        assert srv.get(path, source="127.0.0.11")[0] == 403
+        assert srv.get(path, source="127.0.0.21")[0] == 200
+        (copy / "serve.json").write_text("{broken")  # a half-written file: keep the last good rules
+        assert srv.get(path, source="127.0.0.21")[0] == 200
+        assert srv.get(path, source="127.0.0.11")[0] == 403
+    finally:
+        assert srv.stop() == 0
+    assert any("reloaded" in line for line in srv.log)
