@@ -239,6 +239,8 @@ def test_refuses_drbd_metadata_from_an_earlier_install_until_adopted(make_pair):
     (intent / "drbd-create-md").write_text("/dev/md3\n")
     (p.h / "disks").mkdir(exist_ok=True)
     (p.h / "disks" / f"{p.other}.dstate").write_text("Inconsistent\n")  # what that metadata says (emulated kernel)
+    # the lowest node is waiting for its peer by now (not inside create-md, which a reboot would cut)
+    p.wait_log(p.lowest, "waiting for DRBD")
     p.reboot(p.lowest)
     p.reboot(p.other)
     p.run_both()

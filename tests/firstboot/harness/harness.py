@@ -350,6 +350,14 @@ class Pair:
                 started.append(svc)
         return started
 
+    def wait_log(self, name: str, text: str, timeout: float = 60) -> None:
+        """Until the node's firstboot log contains text (e.g. that it is waiting for its peer)."""
+        end = time.monotonic() + timeout
+        while text not in self.log(name):
+            if time.monotonic() > end:
+                raise AssertionError(f"{name} never logged {text!r}:\n{self.log(name)[-3000:]}")
+            time.sleep(0.1)
+
     def all_done(self, name: str) -> bool:
         return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
 
