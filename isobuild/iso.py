@@ -363,7 +363,8 @@ def _read_iso_file(iso, path: str) -> bytes | None:
     return None
 
 
-def _ini_values(text: str, section: str) -> dict[str, str]:
+def ini_values(text: str, section: str) -> dict[str, str]:
+    """key -> value of one [section] of an ini-style file such as .treeinfo (keys lower-cased)."""
     values: dict[str, str] = {}
     current = None
     for line in text.splitlines():
@@ -419,7 +420,7 @@ def open_base(path: Path):
                 problems.append(f"/.discinfo names release {d[1].strip()!r}, not 13")
             if d[2].strip() != "x86_64":
                 problems.append(f"/.discinfo names arch {d[2].strip()!r}, not x86_64")
-        t = _ini_values(treeinfo, "general")
+        t = ini_values(treeinfo, "general")
         if not t:
             problems.append("/.treeinfo is missing or has no [general] section")
         else:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from . import log
 from .errors import IsobuildError
+from .iso import ini_values
 from .model import Cluster, Node
 from .outputs import atomic_dir
 from .run import run, which
@@ -137,19 +138,6 @@ class IsoTree(InstallTree):
         self._fh.close()
 
 
-def _ini(text: str, section: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    current = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("[") and line.endswith("]"):
-            current = line[1:-1].strip()
-        elif current == section and "=" in line:
-            k, v = line.split("=", 1)
-            values[k.strip().lower()] = v.strip()
-    return values
-
-
 def open_install_tree(base: Path) -> InstallTree:
     """The base as an InstallTree, checked: Fedora 13 x86_64 with images/pxeboot/ kernel + initrd."""
     base = Path(base)
@@ -160,7 +148,7 @@ def open_install_tree(base: Path) -> InstallTree:
     try:
         problems = []
         treeinfo = (tree.read(".treeinfo") or b"").decode("utf-8", "replace")
-        general = _ini(treeinfo, "general")
+        general = ini_values(treeinfo, "general")
         if not general:
             problems.append(".treeinfo is missing or has no [general] section")
         elif (general.get("family"), general.get("version"), general.get("arch")) != ("Fedora", "13", "x86_64"):
