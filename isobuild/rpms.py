@@ -240,6 +240,10 @@ class Plan:
     inputs: dict[str, str]
 
 
+# rpmspecs/common/: sources several specs list (each SRPM still carries its own copy).
+COMMON_DIR = "common"
+
+
 def plan_package(cfg: BuildConfig, name: str) -> Plan:
     pkg = load_package(cfg, name)
     defines = package_defines(cfg, name)
@@ -256,11 +260,13 @@ def plan_package(cfg: BuildConfig, name: str) -> Plan:
             generated[src] = "overlay"
         elif (pkg.dir / src).is_file():
             local[src] = pkg.dir / src
+        elif (pkg.dir.parent / COMMON_DIR / src).is_file():  # shared by several specs (repro shims)
+            local[src] = pkg.dir.parent / COMMON_DIR / src
         elif src in by_lock:
             locked[src] = by_lock[src]
         else:
             problems.append(Problem(str(pkg.spec), None, f"{name}.{src}",
-                                    "source/patch is neither in the spec's directory nor in sources.lock",
+                                    "source/patch is neither in the spec's directory, rpmspecs/common, nor in sources.lock",
                                     f"add {src} to {pkg.dir}/ or lock it in {pkg.lock_path}"))
     if problems:
         raise ProblemsError(f"{name}: unresolved sources", problems)
