@@ -4,7 +4,7 @@ INVOKE := $(VENV)/bin/invoke
 # .venv/bin first on PATH so tests that run `invoke` get the project's own install
 PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest
 
-.PHONY: help setup all render validate rpms iso pxe release runbook test bench
+.PHONY: help setup all render validate rpms iso runbook release test bench
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -26,6 +26,12 @@ rpms:  ## build the RPMs (mock, or rpmbuild fallback)
 
 iso:  ## build the install DVD (or the add-on disc without a base)
 	$(INVOKE) iso
+
+runbook:  ## write the per-cluster runbook into build/runbook
+	$(INVOKE) runbook
+
+release:  ## collect build/release/<cluster>-<version> with SHA256SUMS and manifest
+	$(INVOKE) release
 
 test:  ## run the whole test suite
 	$(PYTEST)
