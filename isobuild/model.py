@@ -1028,6 +1028,11 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     if kernel and not KERNEL_VR_RE.match(kernel):
         ck.add("xen.dom0_kernel", f"{kernel!r} is not a kernel version-release", ck.line_of(node, "dom0_kernel"),
                "e.g. 2.6.32.23-170.dom0_an1.fc13")
+    hv, ver = m.get("hypervisor_rpm", ""), m.get("version", "")
+    if hv and ver and not re.match(rf"^xen-{re.escape(ver)}-[A-Za-z0-9_.]+$", hv):
+        ck.add("xen.hypervisor_rpm", f"{hv!r} is not the xen package of xen.version {ver}",
+               ck.line_of(node, "hypervisor_rpm"),
+               f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
     bridges = []
     for i, b in enumerate(m.get("bridges", []) or []):
         if b not in NETWORK_NAMES:

@@ -149,6 +149,7 @@ CASES = [
     ("console", set_(["install", "console"], "serial"), "install.console", "console"),
     # xen
     ("dom0-mem", set_(["xen", "dom0_mem"], "lots"), "xen.dom0_mem", "not a size"),
+    ("hypervisor-rpm", set_(["xen", "hypervisor_rpm"], "xen-3.4.3-1.fc13"), "xen.hypervisor_rpm", "xen.version 4.0.1"),
     ("bridge-unknown-network", set_(["xen", "bridges"], ["bcn", "lan"]), "xen.bridges[1]", "not a defined network"),
     ("relocation-empty-list", set_(["xen", "relocation", "hosts_allow"], []), "xen.relocation.hosts_allow", "every host"),
     ("relocation-empty-string", set_(["xen", "relocation", "hosts_allow"], ""), "xen.relocation.hosts_allow",

@@ -191,7 +191,7 @@ def test_kickstart_content_dvd(clusters):
     assert "part raid.104 --size=1 --grow --ondisk=sda" in lines
     assert not any(ln.startswith("raid ") and "raid.104" in ln for ln in lines)
     pkgs = ks.split("%packages", 1)[1].split("%end", 1)[0].split()
-    for p in ("cman", "rgmanager", "lvm2-cluster", "gfs2-utils", "xen", "drbd", "an-cluster-firstboot",
+    for p in ("cman", "rgmanager", "lvm2-cluster", "gfs2-utils", "xen-4.0.1-1.an1.fc13", "drbd", "an-cluster-firstboot",
               "kernel-2.6.32.23-170.dom0_an1.fc13", "drbd-km-2.6.32.23_170.dom0_an1.fc13.x86_64", "-NetworkManager"):
         assert p in pkgs, p
     post = ks.split("%post --interpreter=/bin/bash", 1)[1]
