@@ -236,6 +236,8 @@ def _scratch_node(tmp_path: Path, managed_by: str) -> tuple[Path, dict[str, str]
     node = cluster.lowest_node
     root = tmp_path / "root"
     shutil.copytree(FIXTURE_ROOT, root, symlinks=True)
+    # lvm2-cluster shipped clvmd's init script 0555; git keeps only 0755/0644, so set it here
+    (root / "etc/rc.d/init.d/clvmd").chmod(0o555)
     shutil.copytree(out.nodes_dir / node.name, root / "var/lib/an-cluster/stage")
     shimbin = tmp_path / "shimbin"
     install_shims(shimbin)
