@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -83,6 +84,13 @@ class Network:
     @property
     def netmask(self) -> str:
         return str(self.subnet.netmask)
+
+    @property
+    def vlan_parent(self) -> str | None:
+        """eth3.100 is VLAN 100 on eth3: its ifcfg says VLAN=yes, eth3 gets a bare ifcfg, and the
+        kickstart leaves it out (anaconda 13 cannot create VLANs; first boot installs the ifcfg)."""
+        base, dot, vid = self.interface.partition(".")
+        return base if dot and vid.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -617,13 +625,19 @@ def _valid_timezone(tz: str) -> bool:
         return True
     if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", tz):
         return False
+    zones = _known_timezones()
+    return tz in zones if zones else True
+
+
+@functools.lru_cache(maxsize=1)
+def _known_timezones() -> frozenset[str]:
+    """The host's Olson names, read once (scanning the tz database takes milliseconds per call)."""
     try:
         import zoneinfo
 
-        zones = zoneinfo.available_timezones()
+        return frozenset(zoneinfo.available_timezones())
     except Exception:
-        zones = set()
-    return tz in zones if zones else True
+        return frozenset()
 
 
 def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
@@ -676,6 +690,9 @@ def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
                 dns.append(ip)
         if subnet is not None and iface:
             networks[name] = Network(name, iface, subnet, mtu, gateway, tuple(dns))
+    if len(networks) == len(NETWORK_NAMES) and all(n.vlan_parent for n in networks.values()):
+        ck.add("networks.bcn.interface", "every network is a VLAN: the kickstart needs one plain NIC",
+               ck.line_of(nets["bcn"], "interface"), "put at least one network (e.g. the bcn) on an untagged NIC")
     # interfaces unique (per node: every node uses the same interface for a network)
     seen: dict[str, str] = {}
     for name, net in networks.items():

@@ -230,10 +230,17 @@ def node_paths(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) 
 def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
     """(path on node, template, extra context) for files whose name comes from the definition."""
     out = []
+    ifaces = {cluster.networks[net].interface for net in NETWORK_NAMES}
     for net in NETWORK_NAMES:
         nw = cluster.networks[net]
         out.append((f"etc/sysconfig/network-scripts/ifcfg-{nw.interface}", "files/ifcfg-nic.j2",
                     {"net": net, "nw": nw}))
+        # a VLAN's physical NIC needs its own (address-less) ifcfg unless a network already uses it
+        parent = nw.vlan_parent
+        if parent and parent not in ifaces:
+            ifaces.add(parent)
+            out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
+                        {"net": net, "nw": nw, "parent": parent}))
     out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
     return out
 
