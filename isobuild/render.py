@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,16 @@ def disk_layout(cluster: Cluster) -> list[KsPart]:
     return out
 
 
+def xen_serial_args(console: str | None) -> str:
+    """Xen's own serial console for `install.console: ttySN[,baud[n8]]`: ttyS0 is Xen's com1, ttyS1
+    com2 (Xen 4.0 knows no more); the baud defaults to Linux's 9600. Empty for a VGA console."""
+    m = re.match(r"^ttyS(\d+)(?:,(\d+))?", console or "")
+    if not m or int(m[1]) > 1:
+        return ""
+    com = f"com{int(m[1]) + 1}"
+    return f" {com}={m[2] or 9600},8n1 console={com},vga"
+
+
 def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
     """(protocol, port, what) for every port the cluster uses; corosync is udp, dlm also sctp with rrp."""
     rules = []
@@ -163,6 +174,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "firewall_rules": firewall_rules(cluster),
         "ks_ports": kickstart_ports(cluster),
         "rrp": cluster.totem.rrp_mode != "none",
+        "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),
     }
 
