@@ -1239,6 +1239,15 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
                        ck.line_of(snode, "backing_device"),
                        f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
                        f"backing device is {want}")
+        elif install.disks and install.partitions:
+            # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
+            count = len(install.partitions) + 1
+            disk = install.disks[0]
+            want = f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{count if count <= 4 else count + 1}"
+            if storage.backing_device != want:
+                ck.add("storage.backing_device", f"{storage.backing_device} is not the partition the kickstart leaves "
+                       "for DRBD", ck.line_of(snode, "backing_device"),
+                       f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
         if storage.size_mib is not None:
             total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms)
             if total > storage.size_mib:
