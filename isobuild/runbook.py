@@ -198,25 +198,37 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                          warning="A failed fence blocks the cluster (DLM, GFS2, clvmd) until it succeeds: "
                                  "that is intended."))
 
+    # With xend relocation off a migration is refused: a VM moves by stopping here and starting there.
+    relocation = cluster.xen.relocation.enabled
+    flag = "-M" if relocation else "-r"
     mig_steps = []
     for vm in cluster.vms:
         pref = cluster.node(vm.prefer)
         other = cluster.peer(pref)
-        mode = "live (the VM keeps running)" if vm.migrate == "live" else "paused while its memory is copied"
-        mig_steps.append(Step("any node", (f"clusvcadm -M vm:{vm.name} -m {other.fqdn}", "clustat",
-                                           f"clusvcadm -M vm:{vm.name} -m {pref.fqdn}"),
-                              f"vm:{vm.name} prefers {pref.name}; migration is {mode}. The second command "
+        if relocation:
+            mode = "live (the VM keeps running)" if vm.migrate == "live" else "paused while its memory is copied"
+        else:
+            mode = "a restart (relocation is off, the VM is shut down and booted on the other node)"
+        mig_steps.append(Step("any node", (f"clusvcadm {flag} vm:{vm.name} -m {other.fqdn}", "clustat",
+                                           f"clusvcadm {flag} vm:{vm.name} -m {pref.fqdn}"),
+                              f"vm:{vm.name} prefers {pref.name}; a move is {mode}. The second command "
                               f"moves it back."))
     if not mig_steps:
-        mig_steps.append(Step("any node", ("clusvcadm -M vm:<name> -m <target node fqdn>",),
+        mig_steps.append(Step("any node", (f"clusvcadm {flag} vm:<name> -m <target node fqdn>",),
                               "this cluster defines no VMs yet"))
-    out.append(Procedure("migration", "Live-migrate a VM", "Migration runs over the BCN "
-                         f"(xend relocation port {cluster.xen.relocation.port}).", tuple(mig_steps)))
+    if relocation:
+        out.append(Procedure("migration", "Live-migrate a VM", "Migration runs over the BCN "
+                             f"(xend relocation port {cluster.xen.relocation.port}).", tuple(mig_steps)))
+    else:
+        out.append(Procedure("migration", "Move a VM to the other node", "xen.relocation.enabled is false: xend "
+                             "refuses migrations, so rgmanager moves a VM by stopping it and starting it on the other "
+                             "node (clusvcadm -r). Enable relocation in the definition for live migration.",
+                             tuple(mig_steps)))
 
     shut = []
     for n in nodes:
         peer = cluster.peer(n)
-        moves = tuple(f"clusvcadm -M vm:{vm.name} -m {peer.fqdn}" for vm in cluster.vms)
+        moves = tuple(f"clusvcadm {flag} vm:{vm.name} -m {peer.fqdn}" for vm in cluster.vms)
         shut.append(Step(n.name, ("clustat",) + moves + ("clustat",) + tuple(f"/etc/init.d/{s} stop" for s in stop_order)
                          + ("poweroff",),
                          f"to shut down {n.name}: move each VM that clustat shows on {n.name} to {peer.name} "

@@ -15,6 +15,7 @@ import yaml
 
 from isobuild.model import load_definition
 from isobuild.render import render
+from isobuild.runbook import render_runbook
 from isobuild.validate import validate
 
 from conftest import need_tool
@@ -84,6 +85,7 @@ def two_disks_two_parts(d):
     d["install"]["partitions"] = [{"mount": "/boot", "size": "256M"}, {"mount": "/", "size": "40G"}]
     d["storage"]["backing_device"] = "/dev/md2"
     d["totem"]["rrp_mode"] = "passive"
+    d["xen"]["relocation"]["enabled"] = False
 
 
 VARIANTS = [no_vms, vms_empty_regex_allow, wide, one_disk_three_parts, two_disks_two_parts]
@@ -157,4 +159,8 @@ def test_variant_renders_valid_files_with_the_right_values(built):
     elif name == "two_disks_two_parts":
         assert "raid / --level=1 --device=md1" in ks and "backing=/dev/md2" in ks
         assert '<totem secauth="off" rrp_mode="passive"/>' in conf and "<altname" in conf
-        assert "sctp" in _read(build, first.name, "etc/sysconfig/iptables")
+        iptables = _read(build, first.name, "etc/sysconfig/iptables")
+        assert "sctp" in iptables and "--dport 8002 " not in iptables  # relocation is off
+        # ... so the runbook moves the VM with a restart (-r), not a migration that xend would refuse
+        md = render_runbook(cluster)["index.md"]
+        assert "clusvcadm -r vm:vm0001_ws1 -m an-node02.alteeve.com" in md and "clusvcadm -M" not in md
