@@ -316,15 +316,16 @@ PKG_RE = re.compile(r"^[@A-Za-z0-9][A-Za-z0-9._+*-]*$")
 IFACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,14}$")
 DISK_RE = re.compile(r"^(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|cciss/c\d+d\d+|nvme\d+n\d+)$")
 KERNEL_VR_RE = re.compile(r"^\d+(\.\d+)+-[A-Za-z0-9_.]+$")
-UNITS_MIB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+UNITS_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
 
 
 def parse_size_mib(text: str) -> int | None:
     """'256M' -> 256, '4G' -> 4096. None when it does not parse or is zero."""
     m = SIZE_RE.match(str(text).strip())
-    if not m:
+    # integer arithmetic: 400 digits of K overflowed a float; int() refuses more than 4300 digits
+    if not m or len(m.group(1)) > 18:
         return None
-    mib = int(int(m.group(1)) * UNITS_MIB[m.group(2).upper()])
+    mib = int(m.group(1)) * UNITS_KIB[m.group(2).upper()] // 1024
     return mib if mib > 0 else None
 
 
@@ -333,6 +334,22 @@ def valid_dns_name(name: str) -> bool:
         return False
     labels = name.split(".")
     return len(labels) >= 2 and all(HOST_LABEL_RE.match(lb) for lb in labels) and not labels[-1].isdigit()
+
+
+def _key_path(path: str, key: Any) -> str:
+    """`path.key`; a key that cannot be a path segment (not a string, empty, spaces or brackets in it) is
+    reported at its mapping instead, and the reason names it (see _unknown)."""
+    if _plain_key(key):
+        return f"{path}.{key}" if path else key
+    return path or "(top level)"
+
+
+def _plain_key(key: Any) -> bool:
+    return isinstance(key, str) and re.match(r"^[^\s\[\]]+$", key) is not None
+
+
+def _unknown(what: str, key: Any) -> str:
+    return f"unknown {what}" if _plain_key(key) else f"unknown {what} {key!r}"
 
 
 def _suggest(word: str, choices) -> str | None:
@@ -445,10 +462,10 @@ class _Checker:
         spec = SPECS[spec_name]
         out: dict[str, Any] = {}
         for key in m:
-            kpath = f"{path}.{key}" if path else str(key)
+            kpath = _key_path(path, key)
             kline = self.key_line(m, key)
             if key not in spec:
-                self.add(kpath, "unknown key", kline, _suggest(str(key), spec))
+                self.add(kpath, _unknown("key", key), kline, _suggest(str(key), spec))
                 continue
             _, types, tname = spec[key]
             value = m[key]
@@ -647,7 +664,7 @@ def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
     nets = top["networks"]
     for name in nets:
         if name not in NETWORK_NAMES:
-            ck.add(f"networks.{name}", "unknown network", ck.key_line(nets, name),
+            ck.add(_key_path("networks", name), _unknown("network", name), ck.key_line(nets, name),
                    _suggest(str(name), NETWORK_NAMES).replace("allowed keys", "networks are"))
     for name in NETWORK_NAMES:
         path = f"networks.{name}"
@@ -782,10 +799,10 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
         if "ip" in m:
             ipmap = m["ip"]
             for net in ipmap:
-                npath = f"{path}.ip.{net}"
+                npath = _key_path(f"{path}.ip", net)
                 nline = ck.key_line(ipmap, net)
                 if net not in NETWORK_NAMES:
-                    ck.add(npath, "unknown network", nline, _suggest(str(net), NETWORK_NAMES))
+                    ck.add(npath, _unknown("network", net), nline, _suggest(str(net), NETWORK_NAMES))
                     continue
                 ip = _ip(ck, ipmap[net], npath, nline)
                 if ip is None:
@@ -803,7 +820,7 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
                     ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
         macs: dict[str, str] = {}
         for iface, mac in (m.get("mac") or {}).items():
-            mpath = f"{path}.mac.{iface}"
+            mpath = _key_path(f"{path}.mac", iface)
             mline = ck.key_line(m["mac"], iface)
             known = [n.interface for n in networks.values()]
             if iface not in known:
@@ -1144,7 +1161,7 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
         ipmap = item.get("ip") if isinstance(item, dict) else None
         if isinstance(ipmap, dict):
             for net in ipmap:
-                claim(str(ipmap[net]).strip(), f"nodes[{i}].ip.{net}", ck.key_line(ipmap, net))
+                claim(str(ipmap[net]).strip(), _key_path(f"nodes[{i}].ip", net), ck.key_line(ipmap, net))
     nets = top.get("networks", {})
     for name, net in networks.items():
         if net.gateway is not None:
@@ -1177,14 +1194,14 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
 
     # Fencing: methods name defined devices, agent-specific port rules, every device used.
     dev_by_name = {d.name: d for d in devices}
-    dev_names = {item.get("name") for item in dseq if isinstance(item, dict)}
+    dev_names = {item["name"] for item in dseq if isinstance(item, dict) and isinstance(item.get("name"), str)}
     used: set[str] = set()
     for i, item in enumerate(nseq):
         if not isinstance(item, dict) or not isinstance(item.get("fence"), list):
             continue
         for j, f in enumerate(item["fence"]):
-            if not isinstance(f, dict) or "device" not in f:
-                continue
+            if not isinstance(f, dict) or not isinstance(f.get("device"), str):
+                continue  # missing or mistyped: reported by ck.mapping
             fpath = f"nodes[{i}].fence[{j}]"
             dname = f["device"]
             used.add(dname)
@@ -1202,7 +1219,7 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
                 ck.add(f"{fpath}.port", f"fence_ipmilan device {dname!r} takes no port", ck.line_of(f, "port"),
                        "an IPMI BMC controls only its own node: define one device per node and drop the port")
     for i, item in enumerate(dseq):
-        if isinstance(item, dict) and item.get("name") and item["name"] not in used:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"] and item["name"] not in used:
             ck.add(f"fence_devices[{i}]", f"fence device {item['name']!r} is not used by any node",
                    ck.item_line(dseq, i), "reference it from a node's fence list or remove it")
     # fence_na ports unique per device
@@ -1239,7 +1256,7 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
                        ck.line_of(snode, "backing_device"),
                        f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
                        f"backing device is {want}")
-        elif install.disks and install.partitions:
+        elif install.disks and install.partitions and DISK_RE.match(install.disks[0]):  # a bad disk is reported already
             # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
             count = len(install.partitions) + 1
             disk = install.disks[0]
