@@ -529,8 +529,14 @@ def _read_yaml(path: Path) -> Any:
             "cluster definition is not valid YAML",
             [Problem(where, None, "", f"YAML syntax error: {reason}", "check indentation and quoting near that line")],
         ) from None
+    except RecursionError:
+        raise ProblemsError("cluster definition is not valid YAML",
+                            [Problem(str(path), None, "", "the document is nested too deeply")]) from None
     except Exception as err:  # ruamel raises a few non-marked errors (duplicate keys in some versions)
-        raise ProblemsError("cluster definition is not valid YAML", [Problem(str(path), None, "", str(err))]) from None
+        reason = str(err)
+        if isinstance(err, ValueError) and "integer string conversion" in reason:
+            reason = "a number has more than 4300 digits"  # not Python's advice to raise the limit
+        raise ProblemsError("cluster definition is not valid YAML", [Problem(str(path), None, "", reason)]) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,8 +562,14 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     def read_secret(rel: str, kpath: str, line: int | None, kind: str) -> tuple[Path, Secret | None]:
         p = Path(rel)
         full = p if p.is_absolute() else base_dir / p
+        if not rel.strip():
+            ck.add(kpath, f"names no {kind} file", line, "the path of the file that holds it")
+            return p, None
         try:
             value = full.read_text(encoding="utf-8")
+        except IsADirectoryError:
+            ck.add(kpath, f"{kind} file {rel} is a directory", line, "name the file inside it")
+            return p, None
         except FileNotFoundError:
             ck.add(kpath, f"{kind} file not found: {rel} (looked at {full})", line,
                    "create it (relative paths are relative to the definition file)")

@@ -133,9 +133,26 @@ def _where(path: tuple) -> str:
 
 def check_load(path: Path, *, allow_syntax: bool = False) -> str | None:
     """Load `path`; None when the outcome is acceptable, else a one-line description of what went wrong."""
+    return _outcome(path, allow_syntax)[0]
+
+
+def _outcome(path: Path, allow_syntax: bool = False) -> tuple[str | None, str]:
+    """(what went wrong or None, the error message or "" when a Cluster came back)."""
     try:
         result = load_definition(path)
-    except ProblemsError as err:
+    except IsobuildError as err:
+        return _check_error(path, err, allow_syntax), str(err)
+    except Exception as err:  # noqa: BLE001 -- any other exception is the bug this test looks for
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno} {frame.name}"
+        return f"{type(err).__name__}: {str(err)[:120]} ({where})", ""
+    if not isinstance(result, Cluster):
+        return f"returned {type(result).__name__}, not a Cluster", ""
+    return None, ""
+
+
+def _check_error(path: Path, err: IsobuildError, allow_syntax: bool) -> str | None:
+    if isinstance(err, ProblemsError):
         text = str(err)
         if "Traceback" in text:
             return f"traceback in the message: {text[:200]!r}"
@@ -158,18 +175,11 @@ def check_load(path: Path, *, allow_syntax: bool = False) -> str | None:
             if not p.reason:
                 return f"problem without a reason: {p}"
         return None
-    except IsobuildError as err:
-        text = str(err)
-        if "Traceback" in text or any(s in text for s in SECRETS):
-            return f"bad message: {text[:200]!r}"
-        if str(path) not in text:
-            return f"message does not name the file: {text[:200]!r}"
-        return None
-    except Exception as err:  # noqa: BLE001 -- any other exception is the bug this test looks for
-        frame = traceback.extract_tb(err.__traceback__)[-1]
-        return f"{type(err).__name__}: {str(err)[:120]} ({Path(frame.filename).name}:{frame.lineno} {frame.name})"
-    if not isinstance(result, Cluster):
-        return f"returned {type(result).__name__}, not a Cluster"
+    text = str(err)
+    if "Traceback" in text or any(s in text for s in SECRETS):
+        return f"bad message: {text[:200]!r}"
+    if str(path) not in text:
+        return f"message does not name the file: {text[:200]!r}"
     return None
 
 
@@ -224,11 +234,10 @@ def _replace_line(text: str, key: str, value: str) -> str:
 
 
 def _alias_bomb() -> str:
-    """Billion laughs, kept small (5^4 = 625 leaves), under a key the loader iterates."""
-    leaves = "  packages: &l0 [lol, lol, lol, lol, lol]\n"
-    bomb = "\n".join(f"x-l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 5)}]" for i in range(1, 4))
-    text = _cluster_text().replace("\ninstall:\n", "\ninstall:\n" + leaves, 1)
-    return text + "\n" + bomb + "\n"
+    """Billion laughs, kept small (5^4 = 625 leaves), expanded under a key the loader iterates."""
+    levels = ["x-l0: &l0 [lol, lol, lol, lol, lol]"]
+    levels += [f"x-l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 5)}]" for i in range(1, 4)]
+    return "\n".join(levels) + "\n" + _replace_line(_cluster_text(), "packages", "*l3")
 
 
 WHOLE_FILE = {
@@ -243,7 +252,7 @@ WHOLE_FILE = {
     "nul-and-control-chars": b"cluster:\n  name: a\x00b\x07\n",
     "utf8-bom": b"\xef\xbb\xbf" + _cluster_text().encode(),
     "huge-int-digits": _replace_line(_cluster_text(), "config_version", "9" * 5000).encode(),
-    "huge-int-port": _replace_line(_cluster_text(), "port", str(10**40)).encode(),
+    "huge-int-port": _cluster_text().replace("port: 7789", f"port: {10**40}").encode(),  # storage.drbd.port
     "huge-nodeid": _replace_line(_cluster_text(), "nodeid", str(2**64)).encode(),
     "infinite-float": _replace_line(_cluster_text(), "journals", ".inf").encode(),
     "nan": _replace_line(_cluster_text(), "nodeid", ".nan").encode(),
@@ -260,9 +269,21 @@ WHOLE_FILE = {
     "secret-path-is-a-dir": _replace_line(_cluster_text(), "password_file", "examples/secrets").encode(),
     "secret-path-too-long": _replace_line(_cluster_text(), "password_file", "a" * 5000).encode(),
     "secret-path-empty": _replace_line(_cluster_text(), "password_file", '""').encode(),
+    "secrets-swapped": _replace_line(_replace_line(_cluster_text(), "root_password_hash_file",
+                                   "examples/secrets/demo-batou.pw"),
+                                   "ssh_authorized_keys_file", "examples/secrets/demo-root.crypt").encode(),
     "alias-bomb": _alias_bomb().encode(),
     "recursive-alias-list": _replace_line(_cluster_text(), "disks", "&d [sda, *d]").encode(),
     "recursive-alias-map": b"cluster: &c\n  name: a\n  self: *c\nnodes: &n [*n]\n",
+    "yaml-types": (b"cluster: !!omap [{name: a}, {domain: example.com}]\nnodes: !!set {a, b}\n"
+                   b"vms: [!!binary aGVsbG8=, 2001-12-14t21:59:43.10-05:00]\n"
+                   b"networks: {bcn: {interface: eth0, subnet: 10.0.0.0/8, dns: [!!set {a}, !!binary aGk=]}}\n"
+                   b"xen: {bridges: [!!set {a}, [x], {y: 1}], relocation: {hosts_allow: [!!set {a}, ~]}}\n"
+                   b"install: {disks: [!!omap [{a: 1}]], packages: [!!binary aGk=, !!set {b}]}\n"),
+    "sections-as-sets": (b"cluster: !!set {name}\nnetworks: !!set {bcn}\nstorage: !!set {drbd}\n"
+                         b"xen: !!set {relocation}\ninstall: !!set {disks}\ntotem: !!set {a}\n"),
+    "recursive-in-reported-values": (b"xen: {bridges: [&b {a: *b}, &c [*c]]}\ninstall: {packages: [*b], disks: [*b]}\n"
+                                     b"networks: {bcn: {dns: [*c]}}\nnodes: [{ip: {bcn: *b}, mac: {eth0: *c}}]\n"),
     "merge-key": b"base: &b {name: a}\ncluster:\n  <<: *b\n  domain: example.com\n",
     "undefined-alias": b"cluster: *nope\n",
     "duplicate-top-key": (_cluster_text() + "\ncluster:\n  name: again\n").encode(),
@@ -271,10 +292,37 @@ WHOLE_FILE = {
     "two-documents": (_cluster_text() + "\n---\ncluster: {}\n").encode(),
     "non-string-keys": b"1: a\n~: b\n[x, y]: c\n{a: 1}: d\nfalse: e\n",
     "complex-key-in-section": _cluster_text().replace("\ncluster:\n", "\ncluster:\n  ? [a, b]\n  : c\n", 1).encode(),
-    "deep-nesting": b"cluster: " + b"[" * 1500 + b"]" * 1500 + b"\n",
+    "deep-nesting": b"cluster: " + b"[" * 1000 + b"]" * 1000 + b"\n",
     "deep-block-nesting": "".join(f"{' ' * i}k{i}:\n" for i in range(400)).encode(),
     "unterminated-quote": b'cluster:\n  name: "an-cluster\n',
     "long-line": b"cluster:\n  name: " + b"a" * 200_000 + b"\n",
+}
+
+
+# What some cases must report (proves the case reached the rule it aims at, not an earlier syntax error).
+EXPECT = {
+    "empty": "(top level): must be a mapping",
+    "top-level-list": "(top level): must be a mapping, got a list",
+    "non-utf8": "cannot read the cluster definition",
+    "binary-garbage": "cannot read the cluster definition",
+    "huge-int-digits": "a number has more than 4300 digits",
+    "huge-size-digits": "xen.dom0_mem: '9999",
+    "huge-size-kib": "vms[0].memory: '9999",
+    "huge-vm-disk": "vms[0].disk: '9999",
+    "huge-int-port": f"storage.drbd.port: {10**40} is not a port number",
+    "alias-bomb": "install.packages[4]: [[",
+    "recursive-alias-list": "install.disks",
+    "secret-path-empty": "fence_devices[0].password_file: names no password file",
+    "secret-path-is-a-dir": "fence_devices[0].password_file: password file examples/secrets is a directory",
+    "secret-path-too-long": "fence_devices[0].password_file: password file cannot be read",
+    "complex-key-in-section": "cluster: unknown key ('a', 'b')",
+    "non-string-keys": "(top level): unknown key 1",
+    "deep-nesting": "the document is nested too deeply",
+    "duplicate-top-key": "duplicate key",
+    "tabs": "YAML syntax error",
+    "custom-tag": "cluster.name: must be a string",
+    "secrets-swapped": "does not hold a crypt(3) hash",
+    "recursive-in-reported-values": "xen.bridges[0]",
 }
 
 
@@ -282,8 +330,9 @@ WHOLE_FILE = {
 def test_whole_file(scratch, case):
     path = scratch / f"whole-{case}.yaml"
     path.write_bytes(WHOLE_FILE[case])
-    problem = check_load(path, allow_syntax=True)
+    problem, message = _outcome(path, allow_syntax=True)
     assert problem is None, problem
+    assert EXPECT.get(case, "") in message
 
 
 def test_bases_load(scratch):
