@@ -19,6 +19,8 @@ import multiprocessing
 import os
 import re
 import shutil
+import subprocess
+import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -342,3 +344,17 @@ def test_bases_load(scratch):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(_base_data(name), indent=1) + "\n")
         assert isinstance(load_definition(target), Cluster), name
+
+
+@pytest.mark.parametrize("case", ["binary-garbage", "deep-nesting", "recursive-in-reported-values", "alias-bomb"])
+def test_cli_check_exits_2_without_traceback(scratch, case):
+    """What a user sees for the worst inputs: `invoke check` prints error: ... and exits 2."""
+    path = scratch / f"cli-{case}.yaml"
+    path.write_bytes(WHOLE_FILE[case])
+    proc = subprocess.run([sys.executable, "-m", "invoke", "check", "--cluster", str(path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert str(path) in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert EXPECT[case] in proc.stderr
