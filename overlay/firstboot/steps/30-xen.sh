@@ -107,41 +107,14 @@ network_script() {
     info "wrote /etc/xen/scripts/an-network-script (bridges: $AN_XEN_BRIDGE_IFS)"
 }
 
-# sxp_set CONF KEY VALUE: exactly one active "(KEY VALUE)" line; other active KEY lines are commented out.
-sxp_set() {
-    local conf="$1" key="$2" value="$3" want tmp
-    want="($key $value)"
-    tmp="$(fb_mktemp)"
-    awk -v key="$key" -v want="$want" '
-        { line = $0; probe = line; sub(/^[ \t]+/, "", probe) }
-        probe == want { if (!seen) { print line; seen = 1 } else { print "#" line }; next }
-        index(probe, "(" key " ") == 1 || index(probe, "(" key "\t") == 1 { print "#" line; next }
-        { print line }
-        END { if (!seen) print want }' "$conf" >"$tmp"
-    if cmp -s "$tmp" "$conf"; then rm -f "$tmp"; return 0; fi
-    fb_write_file "$conf" 0644 <"$tmp"
-    rm -f "$tmp"
-    info "xend-config.sxp: $want"
-}
-
 xend_config() {
-    local conf allow="" h
+    local conf
     conf="$(fb_path /etc/xen/xend-config.sxp)"
     [ -f "$conf" ] || die "$conf not found" "install the xen package from the an-cluster repository, then rerun"
-    # The rendered file carries every setting (relocation restricted to the peer, the network script).
-    if fb_install_staged etc/xen/xend-config.sxp 0644; then return 0; fi
-    sxp_set "$conf" network-script an-network-script
-    if [ "$AN_XEN_RELOCATION" = yes ]; then
-        for h in $AN_XEN_RELOCATION_HOSTS; do
-            allow="$allow ^$(printf '%s' "$h" | sed 's/\./\\\\./g')\$"
-        done
-        sxp_set "$conf" xend-relocation-server yes
-        sxp_set "$conf" xend-relocation-port "$AN_XEN_RELOCATION_PORT"
-        sxp_set "$conf" xend-relocation-address "'$AN_XEN_RELOCATION_ADDRESS'"
-        sxp_set "$conf" xend-relocation-hosts-allow "'${allow# }'"
-    else
-        sxp_set "$conf" xend-relocation-server no
-    fi
+    # The rendered file carries every setting (relocation restricted to the peer, the network script);
+    # it is the only source of them, so a second, hand-edited copy of that logic cannot drift from it.
+    fb_install_staged etc/xen/xend-config.sxp 0644 ||
+        die "etc/xen/xend-config.sxp is not staged" "restage the node files (see docs/firstboot.md) and rerun"
 }
 
 remove_virbr0() {
