@@ -85,26 +85,9 @@ yum_exclude_kernel() {
 }
 
 network_script() {
-    local dst tmp i=0 ifname
-    dst="$(fb_path /etc/xen/scripts/an-network-script)"
-    mkdir -p "${dst%/*}"
-    if fb_install_staged etc/xen/scripts/an-network-script 0755; then return 0; fi
-    tmp="$(fb_mktemp)"
-    {
-        echo '#!/bin/sh'
-        echo '# Written by an-cluster-firstboot: one Xen bridge per NIC, named after the NIC (ethN -> pethN + bridge ethN).'
-        # shellcheck disable=SC2016 # written literally into the script
-        echo 'dir=$(dirname "$0")'
-        for ifname in $AN_XEN_BRIDGE_IFS; do
-            # shellcheck disable=SC2016
-            printf '"$dir/network-bridge" "$@" vifnum=%s netdev=%s bridge=%s\n' "$i" "$ifname" "$ifname"
-            i=$((i + 1))
-        done
-    } >"$tmp"
-    if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; return 0; fi
-    fb_write_file "$dst" 0755 <"$tmp"
-    rm -f "$tmp"
-    info "wrote /etc/xen/scripts/an-network-script (bridges: $AN_XEN_BRIDGE_IFS)"
+    # Rendered from the definition (one bridge per bridged NIC): the only source of it.
+    fb_install_staged etc/xen/scripts/an-network-script 0755 ||
+        die "etc/xen/scripts/an-network-script is not staged" "restage the node files (see docs/firstboot.md) and rerun"
 }
 
 xend_config() {
