@@ -35,6 +35,11 @@ def clean_errors(fn):
     return wrapper
 
 
+def _build(c, build_dir):
+    """The build directory: the flag, else invoke.yaml's isobuild.build_dir, else build/."""
+    return Path(_cfg(c, "build_dir", build_dir) or "build")
+
+
 COMMON_HELP = {
     "cluster": "cluster definition YAML (default: invoke.yaml isobuild.cluster = cluster.yaml)",
     "build_dir": "output directory (default: build)",
@@ -105,7 +110,7 @@ def _rpm_config(c, build_dir=None, backend=None, kernel=None, cluster=None, cach
     if cluster and not kernel:
         kernel = _load(c, cluster).xen.dom0_kernel
     return BuildConfig(
-        build_dir=Path(_cfg(c, "build_dir", build_dir) or "build"),
+        build_dir=_build(c, build_dir),
         backend=backend or None,
         mock_config=Path(_cfg(c, "mock_config", None) or MOCK_CONFIG),
         sources_cache=Path(cache) if cache else (Path(_cfg(c, "sources_cache", None)) if _cfg(c, "sources_cache", None) else None),
@@ -190,7 +195,7 @@ def rpm_info(c, build_dir=None, path=None, files=False):
     from isobuild.rpms import check_drbd_km, rpm48_problems, rpm_files
     from isobuild.rpms import rpm_info as read_info
 
-    where = Path(path) if path else Path(_cfg(c, "build_dir", build_dir) or "build") / "rpms"
+    where = Path(path) if path else _build(c, build_dir) / "rpms"
     problems = []
     for p in rpm_files(where):
         info = read_info(p)
@@ -219,7 +224,7 @@ def render(c, cluster=None, build_dir=None, force=False):
     from isobuild.render import render as do_render
 
     model = _load(c, cluster)
-    out = do_render(model, Path(_cfg(c, "build_dir", build_dir)), force=force)
+    out = do_render(model, _build(c, build_dir), force=force)
     if out.up_to_date:
         print(f"render: up to date ({out.build_dir})")
         return
@@ -235,7 +240,7 @@ def validate(c, cluster=None, build_dir=None):
     from isobuild.validate import validate as do_validate
 
     model = _load(c, cluster)
-    out = do_render(model, Path(_cfg(c, "build_dir", build_dir)))
+    out = do_render(model, _build(c, build_dir))
     checked = do_validate(out.build_dir, model)
     tools = sorted({t for v in checked.values() for t in v.split(", ")})
     print(f"validate: {len(checked)} files in {out.build_dir} passed {', '.join(tools)}")
@@ -259,7 +264,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
     from isobuild.pipeline import disc_repo, prepare
 
     model = _load(c, cluster)
-    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    build = _build(c, build_dir)
     rendered = prepare(model, build)
     base = _cfg(c, "base_iso", base)
     return IsoInputs(
@@ -347,7 +352,7 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=F
 
     log.set_quiet(quiet)
     model = _load(c, cluster)
-    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    build = _build(c, build_dir)
     base = _cfg(c, "base_iso", base)
     if not base:
         raise IsobuildError("no base given", hint="pass --base Fedora-13-x86_64-DVD.iso (or the DVD's tree)")
@@ -372,7 +377,7 @@ def serve(c, build_dir=None, bind="127.0.0.1", port=8080):
     """Serve BUILD/pxe/http read-only (private/<node>/ only to that node), until Ctrl-C or SIGTERM."""
     from isobuild.serve import serve as do_serve
 
-    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    build = _build(c, build_dir)
     do_serve(build / "pxe", bind, int(port))
 
 
@@ -392,7 +397,7 @@ def release(c, cluster=None, build_dir=None, version=None, sign=None, include_se
 
     log.set_quiet(quiet)
     model = _load(c, cluster)
-    build = Path(_cfg(c, "build_dir", build_dir) or "build")
+    build = _build(c, build_dir)
     res = build_release(model, build, version=version, sign_key=sign, include_secrets=include_secrets,
                         iso=Path(iso) if iso else None)
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
@@ -420,5 +425,5 @@ def runbook(c, cluster=None, build_dir=None, quiet=False):
 
     log.set_quiet(quiet)
     model = _load(c, cluster)
-    out = build_runbook(model, Path(_cfg(c, "build_dir", build_dir) or "build"))
+    out = build_runbook(model, _build(c, build_dir))
     print(f"runbook: {out / 'index.html'} and {out / 'index.md'}")
