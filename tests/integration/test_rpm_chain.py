@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, need_tool
+from repo_query import repoquery
 from isobuild.errors import IsobuildError
 from isobuild.rpms import (
     BuildConfig,
@@ -38,16 +39,6 @@ def specs(tmp_path) -> Path:
 
 def cfg_for(tmp_path: Path, specs: Path, chain=CHAIN, **kw) -> BuildConfig:
     return BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild", specs_dir=specs, chain=chain, **kw)
-
-
-def repoquery(repo_dir: Path, tmp_path: Path) -> list[str]:
-    dnf = need_tool("dnf")["dnf"]
-    out = subprocess.run(
-        [dnf, "repoquery", "-q", "--releasever=13", f"--repofrompath=an,{repo_dir}", "--repo=an",
-         f"--setopt=cachedir={tmp_path / 'dnfcache'}", "--qf", "%{name}-%{version}-%{release}.%{arch}", "*"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return sorted(line for line in out.splitlines() if line.strip())
 
 
 def test_chain_builds_then_caches_then_rebuilds_what_changed(tmp_path, specs, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, need_tool
+from repo_query import repoquery
 from isobuild.errors import IsobuildError
 from isobuild.repo import indexed_locations, make_repo
 
@@ -29,16 +30,6 @@ def fixture_rpm(tmp_path_factory) -> Path:
     )
     (rpm,) = (top / "RPMS" / "noarch").glob("*.rpm")
     return rpm
-
-
-def repoquery(repo_dir: Path, tmp_path: Path) -> list[str]:
-    dnf = need_tool("dnf")["dnf"]
-    out = subprocess.run(
-        [dnf, "repoquery", "-q", "--releasever=13", f"--repofrompath=an,{repo_dir}", "--repo=an",
-         f"--setopt=cachedir={tmp_path / 'dnfcache'}", "--qf", "%{name}-%{version}-%{release}.%{arch}", "*"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return sorted(line for line in out.splitlines() if line.strip())
 
 
 def test_repo_is_gzip_sha256_and_readable(fixture_rpm, tmp_path):
