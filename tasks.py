@@ -293,6 +293,19 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, q
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
 
 
+@task(help=ISO_HELP)
+@clean_errors
+def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+    """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
+    from isobuild.usb import build_usb
+
+    log.set_quiet(quiet)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    res = build_usb(_load(c, cluster), inputs, build, force=force)
+    print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
+          f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
+
+
 @task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})
 @clean_errors
 def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):

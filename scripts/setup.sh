@@ -13,6 +13,7 @@ APT_PACKAGES="
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
   gnupg curl time iputils-ping
   dnsmasq-base binutils
+  dosfstools fdisk mtools p7zip-full
 "
 
 SUDO=""
