@@ -79,11 +79,16 @@ def check(c, cluster=None):
                         "quiet": COMMON_HELP["quiet"]})
 @clean_errors
 def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
-    """Every stage in order: check, rpms, render + validate, iso, runbook, pxe (with a base and URL), release."""
+    """Every stage in order: check, rpms, render + validate, iso, usb (with a base), runbook, pxe (with a base
+    and URL), release."""
     check(c, cluster=cluster)
     rpms(c, build_dir=build_dir, quiet=quiet)
     validate(c, cluster=cluster, build_dir=build_dir)
     iso(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    if _cfg(c, "base_iso", base):
+        usb(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    else:
+        print("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)")
     runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
     if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
         pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url, quiet=quiet)

@@ -276,3 +276,13 @@ def test_label_and_arguments():
     assert usb.source_args("X1", "n1") == (
         "ks=hd:LABEL=X1:/ks/n1.ks", "stage2=hd:LABEL=X1:/iso/images/install.img", "repo=hd:LABEL=X1:/iso")
     assert f13base.VOLUME_ID != "ANCLUSTER"  # the stick's label is not the DVD's: LABEL= finds the stick
+
+
+def test_invoke_usb_without_a_base_exits_2_with_the_reason(tmp_path):
+    from tests.integration.test_iso_task import invoke
+
+    res = invoke("usb", "--build-dir", tmp_path / "build")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "error: the USB stick needs the Fedora 13 DVD" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "build" / "out").exists()
