@@ -197,7 +197,7 @@ def install_template(cfg: Config) -> Entry:
 def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = None) -> str:
     """The base isolinux.cfg with one install entry per node added after the base's install entry."""
     cfg = parse(text)
-    already = [e.name for e in cfg.entries if re.search(r"\bks=(cdrom|hd):", e.get("append") or "")]
+    already = [e.name for e in cfg.entries if re.search(r"\bks=(cdrom|hd:LABEL=[^:]*):/ks/", e.get("append") or "")]
     if already:
         raise IsobuildError(
             f"isolinux.cfg of the base already has node install entries ({', '.join(already)})",

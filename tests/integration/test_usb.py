@@ -286,3 +286,23 @@ def test_invoke_usb_without_a_base_exits_2_with_the_reason(tmp_path):
     assert "error: the USB stick needs the Fedora 13 DVD" in res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "build" / "out").exists()
+
+
+def test_stick_entries_replace_the_templates_source_arguments():
+    from isobuild import isolinux
+
+    cfg = ("default linux\ntimeout 50\nlabel linux\n  kernel vmlinuz\n"
+           "  append initrd=initrd.img stage2=cdrom: repo=cdrom: method=x ks=cdrom:/old.ks quiet\n")
+    out = isolinux.add_node_entries(cfg, [isolinux.NodeEntry("n1", "n1.example", "c", usb.source_args("C", "n1"))])
+    entry = re.search(r"^label n1\n(?:  .*\n)*?  append (.*)$", out, re.M).group(1).split()
+    assert entry == ["initrd=initrd.img", "quiet", *usb.source_args("C", "n1")]
+    with pytest.raises(IsobuildError, match="already has node install entries"):
+        isolinux.add_node_entries(out, [isolinux.NodeEntry("n2", "n2.example", "c", usb.source_args("C", "n2"))])
+
+
+@pytest.mark.parametrize("path", ["iso/x.iso", "/iso/a:b.iso"])
+def test_media_hd_needs_an_absolute_path_without_colons(path):
+    from isobuild.render import Media
+
+    with pytest.raises(IsobuildError, match="must be absolute and have no ':'"):
+        Media.hd(path)
