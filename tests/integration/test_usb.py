@@ -306,3 +306,77 @@ def test_media_hd_needs_an_absolute_path_without_colons(path):
 
     with pytest.raises(IsobuildError, match="must be absolute and have no ':'"):
         Media.hd(path)
+
+
+def nochroot_script(ks: Path) -> str:
+    from pykickstart.parser import KickstartParser
+    from pykickstart.version import F13, makeVersion
+
+    handler = makeVersion(F13)
+    KickstartParser(handler).readKickstart(str(ks))
+    (script,) = [s for s in handler.scripts if not s.inChroot]
+    return script.script
+
+
+# `mount` for the %post --nochroot runs below: the test host's kernel may have no iso9660 (a
+# container), so this stands in for util-linux-ng 2.17's mount (F13's install.img) in the one form
+# the stick's kickstart uses, `mount -o loop,ro -t iso9660 FILE DIR` (mount(8): -o loop, ro; -t),
+# and anything else fails. It "mounts" by extracting the image with xorriso (Rock Ridge modes kept).
+MOUNT_SHIM = """#!/bin/bash
+set -eu
+[ "$#" -eq 6 ] && [ "$1" = -o ] && [ "$3" = -t ] || { echo "mount shim: unsupported: $*" >&2; exit 1; }
+case ",$2," in *,loop,*) ;; *) echo "mount shim: $5 is a file: needs -o loop" >&2; exit 32;; esac
+[ "$4" = iso9660 ] && [ -f "$5" ] && [ -d "$6" ] || { echo "mount shim: bad arguments: $*" >&2; exit 32; }
+xorriso -osirrox on -indev "$5" -extract / "$6" > /dev/null 2>&1 || exit 32
+"""
+
+
+def run_as_installer(script: str, stick_files: Path, mnt: Path) -> subprocess.CompletedProcess:
+    """`script` as anaconda 13.42 runs %post --nochroot after a hard-drive install: the stick mounted
+    on /mnt/isodir, /mnt/source already unmounted (YumBackend.complete), the new system on
+    /mnt/sysimage. In a private mount namespace with `mnt` bound on /mnt."""
+    (mnt / "isodir").mkdir(parents=True)
+    (mnt / "sysimage" / "root").mkdir(parents=True)
+    (mnt / "bin").mkdir()
+    (mnt / "bin" / "mount").write_text(MOUNT_SHIM)
+    (mnt / "bin" / "mount").chmod(0o755)
+    (mnt / "post.sh").write_text(script)
+    setup = ('mount --bind "$0" /mnt && mount --bind "$1" /mnt/isodir && PATH=/mnt/bin:$PATH '
+             'exec bash /mnt/post.sh')
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, mnt, stick_files],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_stick_post_nochroot_stages_the_node_files_from_the_iso(unpacked, stick, tmp_path):
+    from tests.conftest import need_root
+
+    need_root("a private mount namespace")
+    need_tool("unshare", "xorriso")
+    build, _ = stick
+    _, files = unpacked
+    node = "an-node01"
+    res = run_as_installer(nochroot_script(files / "ks" / f"{node}.ks"), files, tmp_path / "mnt")
+    assert res.returncode == 0, res.stdout + res.stderr
+    stage = tmp_path / "mnt" / "sysimage" / "var" / "lib" / "an-cluster" / "stage"
+    src = build / "nodes" / node
+    for p in sorted(src.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(src)
+            assert (stage / rel).read_bytes() == p.read_bytes(), rel
+            assert (stage / rel).stat().st_mode & 0o777 == p.stat().st_mode & 0o777, rel
+    assert stage.stat().st_mode & 0o777 == 0o700
+    conf = tmp_path / "mnt" / "sysimage" / "etc" / "cluster" / "cluster.conf"
+    assert conf.read_bytes() == (src / "etc" / "cluster" / "cluster.conf").read_bytes()
+    assert conf.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_dvds_post_nochroot_would_find_nothing_on_a_stick(unpacked, stick, tmp_path):
+    """Why the stick's kickstart re-mounts the ISO: the DVD's script, run the same way, fails."""
+    from tests.conftest import need_root
+
+    need_root("a private mount namespace")
+    build, _ = stick
+    _, files = unpacked
+    res = run_as_installer(nochroot_script(build / "kickstart" / "an-node01.ks"), files, tmp_path / "mnt")
+    assert res.returncode == 1
+    assert "an-cluster: /mnt/source/an-cluster/nodes/an-node01 missing from the install media" in res.stderr
