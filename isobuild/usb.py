@@ -132,37 +132,38 @@ def _isolinux_files(iso) -> list[str]:
 def stage_boot(base: Path, inputs: IsoInputs, label: str, dest: Path) -> None:
     """/syslinux and /iso/images of the stick, from the base DVD: its isolinux files and menu (with
     the node entries pointing at the stick), this host's modules for its .c32 names, install.img."""
-    from .pxe import syslinux_modules
-
     iso, fh, _info = open_base(base)
     try:
-        cfg = dest / CFG_DIR
-        cfg.mkdir(parents=True)
         names = _isolinux_files(iso)
-        for name in names:
-            if name in NOT_COPIED or name.endswith(".c32"):
-                continue
-            with open(cfg / name, "wb") as out:
-                iso.get_file_from_iso_fp(out, rr_path=f"/isolinux/{name}")
-        text = iso_text(iso, "/isolinux/isolinux.cfg")
-        nodes = [isolinux.NodeEntry(n, inputs.fqdns[n], inputs.cluster, source_args(label, n))
-                 for n in sorted(inputs.kickstarts)]
-        (cfg / "syslinux.cfg").write_text(isolinux.add_node_entries(text, nodes, inputs.console))
-        wanted = [n for n in names if n.endswith(".c32")]
-        for name, src in syslinux_modules(wanted).items():
-            if name != "ldlinux.c32":  # `syslinux --install` writes its own
-                shutil.copyfile(src, cfg / name)
+        _stage_syslinux(iso, names, inputs, label, dest / CFG_DIR)
         (dest / ISO_DIR / "images").mkdir(parents=True)
         with open(dest / ISO_DIR / "images" / "install.img", "wb") as out:
             iso.get_file_from_iso_fp(out, rr_path="/images/install.img")
-    except Exception as err:
-        if isinstance(err, IsobuildError):
-            raise
+    except IsobuildError:
+        raise
+    except Exception as err:  # pycdlib's errors for a missing or unreadable file
         raise IsobuildError(f"cannot read the boot files from the base {base}: {err}",
                             hint="is it the Fedora 13 x86_64 DVD (isolinux/, images/install.img)?") from None
     finally:
         iso.close()
         fh.close()
+
+
+def _stage_syslinux(iso, names: list[str], inputs: IsoInputs, label: str, cfg: Path) -> None:
+    from .pxe import syslinux_modules
+
+    cfg.mkdir(parents=True)
+    for name in names:
+        if name not in NOT_COPIED and not name.endswith(".c32"):
+            with open(cfg / name, "wb") as out:
+                iso.get_file_from_iso_fp(out, rr_path=f"/isolinux/{name}")
+    nodes = [isolinux.NodeEntry(n, inputs.fqdns[n], inputs.cluster, source_args(label, n))
+             for n in sorted(inputs.kickstarts)]
+    menu = isolinux.add_node_entries(iso_text(iso, "/isolinux/isolinux.cfg"), nodes, inputs.console)
+    (cfg / "syslinux.cfg").write_text(menu)
+    for name, src in syslinux_modules([n for n in names if n.endswith(".c32")]).items():
+        if name != "ldlinux.c32":  # `syslinux --install` writes its own
+            shutil.copyfile(src, cfg / name)
 
 
 def iso_text(iso, path: str) -> str:
@@ -245,14 +246,15 @@ def _epoch(manifest: Path) -> int:
 
 def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, epoch: int) -> dict[str, str]:
     here = Path(__file__).resolve().parent
-    tools = [Path(which(t) or t) for t in ("syslinux",)] + [_mbr_bin()]
+    tools = [Path(_tool("syslinux")), _mbr_bin()]
+    base = Path(inputs.base)
     return {
         "iso": iso_sha,
-        "base": f"{Path(inputs.base).resolve()}:{Path(inputs.base).stat().st_size}:{Path(inputs.base).stat().st_mtime_ns}",
+        "base": f"{base.resolve()}:{base.stat().st_size}:{base.stat().st_mtime_ns}",
         "kickstarts": sha256_bytes("".join(f"{n}:{sha256_file(p)}\n" for n, p in sorted(ks.items()))),
         "menu": sha256_bytes(f"{label}\0{inputs.console}\0{sorted(inputs.fqdns.items())}"),
         "code": sha256_bytes(b"".join((here / n).read_bytes() for n in ("usb.py", "isolinux.py"))),
-        "syslinux": sha256_bytes("".join(f"{p}:{sha256_file(p)}\n" for p in tools if p.is_file())),
+        "syslinux": sha256_bytes("".join(f"{p}:{sha256_file(p)}\n" for p in tools)),
         "source_date_epoch": str(epoch),
     }
 
