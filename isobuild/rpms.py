@@ -1,4 +1,4 @@
-"""RPMs from our specs: SRPMs, the mock chain (kernel -> drbd-km -> drbd -> xen -> firstboot),
+"""RPMs from our specs: SRPMs, the mock chain (kernel -> drbd-km -> drbd -> xen -> fence-na -> firstboot),
 the host rpmbuild fallback, a content-hash cache per package, and checks that keep every package
 readable by Fedora 13's rpm 4.8.
 
@@ -35,7 +35,8 @@ FIRSTBOOT_DIR = REPO_ROOT / "overlay" / "firstboot"
 MOCK_CONFIG = SPECS_DIR / "mock" / "fedora-13-x86_64-an.cfg"
 
 # Build order: each package may BuildRequire the ones before it (drbd-km needs kernel-devel).
-CHAIN = ("kernel", "drbd-km", "drbd", "xen", "an-cluster-firstboot")
+# fence-na (Node Assassin's fence_na, not in Fedora 13's fence-agents) is noarch perl.
+CHAIN = ("kernel", "drbd-km", "drbd", "xen", "fence-na", "an-cluster-firstboot")
 FIRSTBOOT = "an-cluster-firstboot"
 DRBD_KM = "drbd-km"
 DEFAULT_KERNEL = "2.6.32.23-170.dom0_an1.fc13"  # rpmspecs/kernel: 2.6.32 + stable 23, build 170.dom0_an1
