@@ -52,6 +52,7 @@ F13_DEFINES = {
     "_initrddir": "/etc/rc.d/init.d",
     "_sharedstatedir": "/var/lib",
     "_docdir": "/usr/share/doc",
+    "python_sitearch": "/usr/lib64/python2.6/site-packages",  # F13's python 2.6, not the host's
 }
 # Host rpmbuild (rpm 4.18) writing packages rpm 4.8 can read and that rebuild byte-identically.
 HOST_MACROS = {
