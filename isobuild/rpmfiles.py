@@ -115,7 +115,7 @@ def _covers(pattern: str, e: Entry) -> bool:
     return fnmatch.fnmatchcase(e.path, pattern) or _under(e.path, pattern)
 
 
-def _installed(entries: list[Entry]) -> list[Entry]:
+def installed_entries(entries: list[Entry]) -> list[Entry]:
     removed = [e for e in entries if e.op == "-"]
 
     def gone(e: Entry) -> bool:
@@ -126,7 +126,7 @@ def _installed(entries: list[Entry]) -> list[Entry]:
 
 def check_files(files: list[FilesEntry], entries: list[Entry]) -> list[str]:
     """Both directions: every %files entry is installed; every installed file is in %files."""
-    final = _installed(entries)
+    final = installed_entries(entries)
     problems = []
     for f in files:
         if f.dir or f.ghost:
