@@ -185,3 +185,13 @@ def test_everything_that_names_the_dom0_kernel_agrees_with_its_epoch():
     assert f"kernel-uname-r = {DOM0}" in km
     xen = rpmspec("-q", "--requires", SPECS / "xen" / "xen.spec").splitlines()
     assert "kernel-xen-dom0" in xen
+
+
+def test_xen_scriptlets_never_restart_xend():
+    """A xend restart under a running cman gets the node fenced (the seed's "Make xend play nice
+    with clustering"); an upgrade of the xen package must not do one."""
+    text = rpmspec("-P", SPECS / "xen" / "xen.spec")
+    for section in ("post", "preun", "postun"):
+        for body in spec_sections(text, section):
+            commands = [ln for ln in body.splitlines() if not ln.lstrip().startswith("#")]
+            assert not [ln for ln in commands if "restart" in ln], f"%{section} restarts a service"
