@@ -101,7 +101,7 @@ def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
 
 RPM_HELP = {
     "backend": "mock (default where mock is installed) or rpmbuild (host build: noarch packages only off Fedora 13)",
-    "only": "comma-separated package names from the chain kernel,drbd-km,drbd,xen,an-cluster-firstboot",
+    "only": "comma-separated package names from the chain kernel,drbd-km,drbd,xen,fence-na,an-cluster-firstboot",
     "kernel": "dom0 kernel version-release drbd-km is built for (default: rpmspecs/kernel's 2.6.32.23-170.dom0_an1.fc13)",
     "cluster_kernel": "take the dom0 kernel from this definition's xen.dom0_kernel",
     "cache": "sources cache dir (default: $AN_SOURCES_CACHE or ~/.cache/an-cluster/sources)",
