@@ -11,8 +11,8 @@ private files (cluster.conf, fence passwords) stay on the HTTP server `invoke px
 (`invoke serve` or nginx.conf), behind its per-node access list. Cobbler is given no autoinstall
 template, so it serves nothing of ours over its own HTTP.
 
-Every object we create carries a comment starting with MARK; an object of our name without it is not
-ours and is never changed. Idempotent: only fields that differ are modified; a second run changes
+Every object we create carries a comment that names MARK, the cluster and the node; an object of our
+name without exactly that comment is not ours and is never changed. Idempotent: only fields that differ are modified; a second run changes
 nothing. Systems of the cluster's profile that the definition no longer has are reported, never removed.
 New systems start with netboot disabled (Cobbler then writes a `localboot` pxelinux file for the MAC),
 so nothing installs until the operator enables netboot for a node; that flag is never touched again.
@@ -172,11 +172,14 @@ def _differs(stored: dict, want: Wanted) -> list[str]:
 
 
 def _check_owned(stored: dict, want: Wanted) -> None:
-    if not str(stored.get("comment", "")).startswith(f"{MARK}:"):
+    """Ours only if its comment is exactly the one we give it (names the cluster and node)."""
+    if stored.get("comment") != want.fields["comment"]:
         raise IsobuildError(
-            f"Cobbler already has a {want.kind} named {want.name} that `invoke cobbler` did not create "
-            f"(its comment does not start with '{MARK}:'); it is left alone",
-            hint="rename or remove it in Cobbler, or rename the cluster/node in the definition")
+            f"Cobbler already has a {want.kind} named {want.name} that `invoke cobbler` did not create for "
+            f"this definition (its comment is {stored.get('comment')!r}, not {want.fields['comment']!r}); "
+            "it is left alone",
+            hint="rename or remove it in Cobbler, or rename the cluster/node in the definition "
+                 "(cluster names must be unique per Cobbler server)")
 
 
 def _apply(s: Session, want: Wanted, stored: dict | None, fields: list[str]) -> None:

@@ -120,7 +120,11 @@ class Cobblerd:
             "server": "127.0.0.1", "tftpboot_location": f'"{self.tftp}"', "webdir": f'"{self.www}"',
             # Debian's pxelinux/syslinux-common paths (Cobbler's defaults are SUSE's)
             "syslinux_dir": '"/usr/lib/syslinux/modules/bios"', "syslinux_pxelinux_folder": '"/usr/lib/PXELINUX"',
-            "syslinux_memdisk_folder": '"/usr/lib/syslinux"'}))
+            "syslinux_memdisk_folder": '"/usr/lib/syslinux"',
+            # DHCP through the dnsmasq manager: sync writes /etc/dnsmasq.conf (the overlay's), nothing restarts
+            "manage_dhcp": "true", "manage_dhcp_v4": "true", "restart_dhcp": "false"}))
+        modules = self.etc / "cobbler" / "modules.conf"
+        modules.write_text(modules.read_text().replace("module = managers.isc", "module = managers.dnsmasq"))
         mounts = " && ".join(
             f"mount -t overlay overlay -o lowerdir=/{d},upperdir={root}/{d}-up,workdir={root}/{d}-work /{d}"
             for d in ("etc", "var"))
@@ -306,6 +310,11 @@ def test_sync_writes_pxelinux_per_mac_and_netboot_is_the_operators(cobblerd, sit
                     "ks=http://10.20.0.254:8080/ks/node-b1.ks", "ip=10.20.1.1", "netmask=255.255.0.0"]
     # the same arguments as the `invoke pxe` menu entry (console=ttyS last: anaconda runs on serial)
     assert sorted(args) == sorted(pxe.kernel_args(cluster, node, URLS["vmcl-b"], "x").split()[1:])
+    # Cobbler's DHCP reserves the bcn address for the MAC; the file passes dnsmasq's own parser
+    dhcp = cobblerd.etc / "dnsmasq.conf"
+    hosts = [line for line in dhcp.read_text().splitlines() if line.startswith("dhcp-host=")]
+    assert hosts == ["dhcp-host=net:x86_64,52:54:00:12:35:01,10.20.1.1"]  # systems without a MAC get none
+    subprocess.run([need_tool("dnsmasq")["dnsmasq"], "--test", "-C", str(dhcp)], check=True, capture_output=True)
     # the operator's netboot flag survives a rerun
     res = _register(cobblerd, cluster, build)
     assert res.changes == [] and cobblerd.api.get_item("system", "vmcl-b.node-b1")["netboot_enabled"] is True
@@ -356,6 +365,23 @@ def test_node_gone_from_the_definition_is_reported_not_removed(cobblerd, sites, 
     assert res.stale == ["an-cluster.an-node02"]
     assert any("an-cluster.an-node02" in w and "cobbler system remove" in w for w in res.warnings)
     assert "an-cluster.an-node02.json" in cobblerd.collection("systems")  # still there
+
+
+def test_same_node_names_in_another_cluster_do_not_collide(cobblerd, sites, base, tmp_path):
+    """vmcl-d: the ipmi example again with its own name, domain, addresses and MACs, same node names."""
+    first, _ = sites["vmcl-b"]
+    definition = copy_definition(IPMI, tmp_path)
+    text = definition.read_text().replace("name: vmcl-b", "name: vmcl-d").replace("lab.example.org", "d.example.org")
+    definition.write_text(text.replace("10.20.1.", "10.20.4.").replace("52:54:00:12:3", "52:54:00:14:3"))
+    reports = _reports(cobblerd, first)
+    build = tmp_path / "build"
+    URLS["vmcl-d"] = URLS["vmcl-b"]
+    cluster = _pxe(definition, build, base)
+    res = _register(cobblerd, cluster, build)
+    assert res.changes == ["profile vmcl-d: created", "system vmcl-d.node-b1: created", "system vmcl-d.node-b2: created"]
+    assert _reports(cobblerd, first) == reports
+    assert (cobblerd.tftp / "pxelinux.cfg" / "01-52-54-00-14-35-01").is_file()
+    assert (cobblerd.tftp / "pxelinux.cfg" / "01-52-54-00-12-35-01").is_file()
 
 
 def test_an_object_we_did_not_create_is_never_touched(cobblerd, sites, base, tmp_path):
