@@ -142,8 +142,8 @@ class Session:
             raise IsobuildError(f"cannot reach the Cobbler API at {self._url}: {err}",
                                 hint="is cobblerd running (and Apache proxying /cobbler_api)? see --api") from None
 
-    def modify(self, kind: str, handle: str, attr: str, value) -> None:
-        self.call("modify_item", kind, handle, attr, value, self.token)
+    def modify(self, kind: str, handle: str, attr: str, value, **hint) -> None:
+        self.call("modify_item", kind, handle, attr, value, self.token, **hint)
 
     def get(self, kind: str, name: str) -> dict | None:
         got = self.call("get_item", kind, name)  # read-only: no token
@@ -182,7 +182,8 @@ def _check_owned(stored: dict, want: Wanted) -> None:
                  "(cluster names must be unique per Cobbler server)")
 
 
-def _apply(s: Session, want: Wanted, stored: dict | None, fields: list[str]) -> None:
+def _apply(s: Session, want: Wanted, stored: dict | None, fields: list[str], **hint) -> None:
+    """Create or edit one object: only `fields` are sent; nothing is saved if Cobbler refuses one."""
     kind = want.kind
     if stored is None:
         handle = s.call("new_item", kind, s.token)
@@ -193,7 +194,7 @@ def _apply(s: Session, want: Wanted, stored: dict | None, fields: list[str]) -> 
         handle = s.call("get_item_handle", kind, want.name, s.token)
     for f in fields:
         if f != "interfaces":
-            s.modify(kind, handle, f, want.fields[f])
+            s.modify(kind, handle, f, want.fields[f], **hint)
     if "interfaces" in fields:
         for old in sorted(set((stored or {}).get("interfaces") or {}) - set(want.interfaces)):
             s.modify(kind, handle, "delete_interface", old)
@@ -205,13 +206,9 @@ def _apply(s: Session, want: Wanted, stored: dict | None, fields: list[str]) -> 
 def _distro(s: Session, want: Wanted, res: CobblerResult) -> None:
     """Create the shared distro once; an existing one is reused as it is (other clusters boot from it)."""
     stored = s.get("distro", want.name)
-    if stored is None:
-        for key in ("kernel", "initrd"):
-            if not Path(want.fields[key]).is_file():
-                raise IsobuildError(f"the distro's {key} {want.fields[key]} does not exist here",
-                                    hint="--distro-dir must name a directory on the Cobbler server that holds "
-                                         "vmlinuz and initrd.img (BUILD/pxe/tftp/<release> by default)")
-        _apply(s, want, None, list(want.fields))
+    if stored is None:  # Cobbler checks that kernel and initrd exist on its side
+        _apply(s, want, None, list(want.fields), hint="--distro-dir must name a directory on the Cobbler server "
+               "that holds vmlinuz and initrd.img (default BUILD/pxe/tftp/<release>)")
         res.changes.append(f"distro {want.name}: created from {want.fields['kernel']}")
         return
     _check_owned(stored, want)
@@ -250,6 +247,31 @@ def _check_stale_conflicts(items: list[Wanted], stale: dict[str, dict]) -> None:
                     hint=f"if {name} is gone for good: cobbler system remove --name {name}; then run again")
 
 
+def _converge(s: Session, want: Wanted, res: CobblerResult) -> None:
+    """Create a missing profile/system, or send exactly the fields that differ from the definition."""
+    stored = s.get(want.kind, want.name)
+    if stored is None:
+        fields = list(want.fields) + (["interfaces"] if want.interfaces else [])
+    else:
+        _check_owned(stored, want)
+        fields = _differs(stored, want)
+    if not fields:
+        res.unchanged.append(f"{want.kind} {want.name}")
+        return
+    _apply(s, want, stored, fields)
+    res.changes.append(f"{want.kind} {want.name}: " + ("created" if stored is None else "updated " + ", ".join(fields)))
+
+
+def _warnings(cluster: Cluster, stale: list[str]) -> list[str]:
+    out = [f"system {name} (profile {profile_name(cluster)}) is not in the definition: left in Cobbler; "
+           f"remove it with `cobbler system remove --name {name}`" for name in stale]
+    bcn_if = cluster.networks["bcn"].interface
+    return out + [f"system {system_name(cluster, n)} has no MAC for its bcn interface {bcn_if}: Cobbler cannot "
+                  f"reserve its address in DHCP and names its pxelinux file by the address in hex, found only if "
+                  f"DHCP leases it that address; add nodes[].mac.{bcn_if} to the definition"
+                  for n in cluster.nodes if boot_mac(cluster, n) is None]
+
+
 def register(cluster: Cluster, build_dir: Path, *, api_url: str, user: str, password: str,
              distro_dir: Path | None = None, sync: bool = True) -> CobblerResult:
     """Bring Cobbler's objects for `cluster` in line with the definition (see the module doc)."""
@@ -263,24 +285,8 @@ def register(cluster: Cluster, build_dir: Path, *, api_url: str, user: str, pass
     res.stale = sorted(set(s.call("find_system", {"profile": profile_name(cluster)}, False)) - ours)
     _check_stale_conflicts(items, {name: s.get("system", name) or {} for name in res.stale})
     for want in items[1:]:
-        stored = s.get(want.kind, want.name)
-        if stored is not None:
-            _check_owned(stored, want)
-        fields = list(want.fields) + (["interfaces"] if want.interfaces else []) if stored is None \
-            else _differs(stored, want)
-        if not fields:
-            res.unchanged.append(f"{want.kind} {want.name}")
-            continue
-        _apply(s, want, stored, fields)
-        res.changes.append(f"{want.kind} {want.name}: " + ("created" if stored is None else
-                                                           "updated " + ", ".join(fields)))
-    res.warnings += [f"system {name} (profile {profile_name(cluster)}) is not in the definition: left in "
-                     f"Cobbler; remove it with `cobbler system remove --name {name}`" for name in res.stale]
-    bcn_if = cluster.networks["bcn"].interface
-    res.warnings += [f"system {system_name(cluster, n)} has no MAC for its bcn interface {bcn_if}: Cobbler "
-                     f"cannot reserve its address in DHCP and names its pxelinux file by the address in hex, "
-                     f"found only if DHCP leases it that address; add nodes[].mac.{bcn_if} to the definition"
-                     for n in cluster.nodes if boot_mac(cluster, n) is None]
+        _converge(s, want, res)
+    res.warnings += _warnings(cluster, res.stale)
     if res.changes and sync:
         s.call("sync", s.token)
         res.synced = True

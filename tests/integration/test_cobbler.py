@@ -219,6 +219,14 @@ def _field(report: str, label: str) -> str:
     return m.group(1).strip()
 
 
+def test_distro_files_missing_on_the_server_is_a_clean_error(cobblerd, sites, tmp_path):
+    cluster, build = sites["vmcl-b"]
+    with pytest.raises(IsobuildError, match="--distro-dir must name a directory on the Cobbler server") as err:
+        _register(cobblerd, cluster, build, distro_dir=tmp_path / "nowhere")
+    assert "nowhere" in str(err.value)
+    assert cobblerd.collection("distros") == {}  # nothing half-made
+
+
 def test_register_ipmi_example_and_read_it_back(cobblerd, sites):
     cluster, build = sites["vmcl-b"]
     res = _register(cobblerd, cluster, build, sync=False)
