@@ -302,7 +302,9 @@ def test_sync_writes_pxelinux_per_mac_and_netboot_is_the_operators(cobblerd, sit
     no_mac = ["0A140102", "C0A80147", "C0A80148"]  # node-b2 10.20.1.2, an-node01/02 192.168.1.71/72
     assert sorted(p.name for p in cfg.iterdir()) == ["01-52-54-00-12-35-01", *no_mac, "default"]
     text = mac_file.read_text()
-    assert re.search(r"(?im)^\s*localboot\b", text) and "vmlinuz" not in text  # netboot off: the disk boots
+    assert re.search(r"(?im)^\s*localboot -1\s*$", text) and "vmlinuz" not in text  # netboot off: the disk boots
+    menu = (cfg / "default").read_text()
+    assert re.search(r"(?im)^ONTIMEOUT local$", menu) and "vmcl-b" not in menu and "an-cluster" not in menu  # enable_menu off
     cobblerd.cli("system", "edit", "--name", "vmcl-b.node-b1", "--netboot-enabled", "true")
     cobblerd.cli("sync")
     text = mac_file.read_text()
