@@ -399,6 +399,35 @@ def serve(c, build_dir=None, bind="127.0.0.1", port=8080):
     do_serve(build / "pxe", bind, int(port))
 
 
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
+            "api": "Cobbler XML-RPC URL (default: $COBBLER_API, else invoke.yaml isobuild.cobbler_api, "
+                   "else http://127.0.0.1/cobbler_api)",
+            "user": "Cobbler user (default: $COBBLER_USER, else cobbler); the password comes from $COBBLER_PASSWORD",
+            "distro_dir": "directory on the Cobbler server with the F13 vmlinuz + initrd.img for the shared distro "
+                          "(default: BUILD/pxe/tftp/<release>); used only when the distro is created",
+            "no_sync": "do not run `cobbler sync` after a change",
+            "quiet": COMMON_HELP["quiet"]})
+@clean_errors
+def cobbler(c, cluster=None, build_dir=None, api=None, user=None, distro_dir=None, no_sync=False, quiet=False):
+    """Register the cluster (distro, profile, one system per node) with Cobbler; run `invoke pxe` first."""
+    import os
+
+    from isobuild.cobbler import DEFAULT_API, register
+
+    log.set_quiet(quiet)
+    password = os.environ.get("COBBLER_PASSWORD")
+    if not password:
+        raise IsobuildError("no Cobbler password", hint="export COBBLER_PASSWORD (never on the command line)")
+    res = register(_load(c, cluster), _build(c, build_dir),
+                   api_url=_cfg(c, "cobbler_api", api or os.environ.get("COBBLER_API")) or DEFAULT_API,
+                   user=user or os.environ.get("COBBLER_USER") or "cobbler", password=password,
+                   distro_dir=Path(distro_dir) if distro_dir else None, sync=not no_sync)
+    for line in res.changes:
+        print(f"cobbler: {line}")
+    print(f"cobbler: {len(res.changes)} changed, {len(res.unchanged)} unchanged, {len(res.stale)} not in the "
+          f"definition (left alone){'; synced' if res.synced else ''}")
+
+
 # --- release / verify-release (isobuild/release.py) ------------------------------------------
 
 
