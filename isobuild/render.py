@@ -42,6 +42,8 @@ EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
 # Convention files that are only wanted under a condition (path -> predicate on the cluster).
 ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
     "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
+    "etc/sysconfig/iptables.an-cluster": lambda c: c.install.firewall == "cluster",
+    "etc/sysconfig/system-config-firewall": lambda c: c.install.firewall == "cluster",
 }
 
 
@@ -140,9 +142,25 @@ def xen_serial_args(console: str | None) -> str:
     return f" {com}={m[2] or 9600},8n1 console={com},vga"
 
 
-def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
-    """(protocol, port, what) for every port the cluster uses; corosync is udp, dlm also sctp with rrp."""
-    rules = []
+# The node's firewall is what lokkit writes (system-config-firewall-base 1.2.27,
+# fw_iptables.iptablesClass.write) from the kickstart `firewall --port=` list plus one custom rules
+# file: anaconda 13 runs lokkit before %post (firewall.py Firewall.write), %post installs the rendered
+# /etc/sysconfig/iptables and records the custom file in /etc/sysconfig/system-config-firewall, so
+# a later lokkit or system-config-firewall run writes the same rules again. lokkit's --port takes
+# tcp and udp only (fw_parser._check_port); every other rule must have a custom-file form.
+LOKKIT_PORT_PROTOS = ("tcp", "udp")
+CUSTOM_RULES = "etc/sysconfig/iptables.an-cluster"  # --custom-rules=ipv4:filter:/<this>
+CUSTOM_RULE_FORMS = {
+    "sctp": "-A INPUT -p sctp -m sctp --dport {port} -j ACCEPT",
+    "igmp": "-A INPUT -p igmp -j ACCEPT",
+}
+
+
+def firewall_rules(cluster: Cluster) -> list[tuple[str, int | None, str]]:
+    """(protocol, port or None, what) for every INPUT rule the cluster needs: corosync is udp and its
+    multicast needs IGMP; dlm_controld uses SCTP when totem has rrp_mode != none (cluster 3.0.12
+    group/dlm_controld/action.c detect_protocol), TCP otherwise."""
+    rules: list[tuple[str, int | None, str]] = [("igmp", None, "corosync/cman multicast membership")]
     for port, what in sorted(cluster.ports_in_use().items()):
         if port in (5404, 5405):
             rules.append(("udp", port, what))
@@ -153,12 +171,26 @@ def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
     return rules
 
 
-def kickstart_ports(cluster: Cluster) -> str:
-    return ",".join(f"{port}:{proto}" for proto, port, _ in firewall_rules(cluster) if proto in ("tcp", "udp"))
+def split_firewall(rules: list[tuple[str, int | None, str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(kickstart/lokkit --port items, [(what, custom-file rule)]); a rule neither can carry is an error."""
+    ports: list[str] = []
+    custom: list[tuple[str, str]] = []
+    for proto, port, what in rules:
+        if proto in LOKKIT_PORT_PROTOS and port is not None:
+            ports.append(f"{port}:{proto}")
+        elif proto in CUSTOM_RULE_FORMS:
+            custom.append((what, CUSTOM_RULE_FORMS[proto].format(port=port)))
+        else:
+            raise IsobuildError(
+                f"firewall rule {proto} {port if port is not None else ''} ({what}) can be expressed neither by "
+                "the kickstart `firewall --port=` line (tcp/udp only) nor by the custom rules file",
+                hint=f"add a form for {proto!r} to render.CUSTOM_RULE_FORMS or set install.firewall: off")
+    return ports, custom
 
 
 def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
     peer = cluster.peer(node)
+    ks_ports, custom_rules = split_firewall(firewall_rules(cluster))
     return {
         "cluster": cluster,
         "node": node,
@@ -171,8 +203,10 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "drbd_km": drbd_km_package(cluster.xen.dom0_kernel),
         "init_services": initorder.services(cluster.storage.managed_by),
         "init_order": initorder.init_order_file(cluster.storage.managed_by),
-        "firewall_rules": firewall_rules(cluster),
-        "ks_ports": kickstart_ports(cluster),
+        "ks_port_list": ks_ports,
+        "custom_rules": custom_rules,
+        "custom_rules_path": "/" + CUSTOM_RULES,
+        "ks_ports": ",".join(ks_ports),
         "rrp": cluster.totem.rrp_mode != "none",
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),

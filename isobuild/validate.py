@@ -12,6 +12,8 @@
 | scripts (#! files, *.sh)               | bash -n and shellcheck                                  |
 | sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
 | etc/sysconfig/iptables                 | iptables-restore --test (private network namespace)     |
+| etc/sysconfig/iptables.an-cluster      | iptables-restore --test inside a *filter table          |
+| etc/sysconfig/system-config-firewall   | lokkit 1.2.27's option syntax; the custom file exists   |
 | etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
 | etc/hosts                              | hosts(5) structure: address, then valid host names      |
@@ -356,15 +358,23 @@ def _netns_argv(unshare: str, *rest: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_iptables(col: Collector, path: Path) -> None:
+# What a filter-table fragment (lokkit --custom-rules file) is wrapped in for iptables-restore.
+FILTER_HEAD = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+
+
+def check_iptables(col: Collector, path: Path, fragment: bool = False) -> None:
     """iptables-restore --test in an empty network namespace: parses every rule, loads the matches,
-    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present)."""
+    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present).
+    fragment: the file holds filter rules only (lokkit pastes it into its *filter table)."""
     from .run import which
 
     tool = which("iptables-legacy-restore") or _tool("iptables-restore")
     unshare = _tool("unshare")
     with open(path, "rb") as fh:
         data = fh.read()
+    offset = 0
+    if fragment:
+        data, offset = FILTER_HEAD + data + b"COMMIT\n", FILTER_HEAD.count(b"\n")
     if os.geteuid() == 0:
         argv = [unshare, "--net", tool, "--test"]
     else:  # in a user namespace the host's /run/xtables.lock is not ours: give the tool a private /run
@@ -376,8 +386,31 @@ def check_iptables(col: Collector, path: Path) -> None:
         m = re.search(r"Error occurred at line: (\d+)", err)
         first = next((ln for ln in err.splitlines() if ln.strip() and "Try `" not in ln
                       and not ln.startswith("Error occurred")), f"exit status {proc.returncode}")
-        col.add(path, int(m.group(1)) if m else None, "iptables-restore --test", first)
+        col.add(path, int(m.group(1)) - offset if m else None, "iptables-restore --test", first)
     col.ok(path, "iptables-restore --test")
+
+
+# lokkit's /etc/sysconfig/system-config-firewall: one option a line, '#' comments (s-c-fw 1.2.27
+# fw_sysconfig.read_sysconfig_args), parsed by fw_parser.parseSysconfigArgs. Only the options we
+# write are accepted; --port takes tcp/udp only (fw_parser._check_port).
+LOKKIT_PORT_RE = re.compile(r"^--port=\d{1,5}(-\d{1,5})?:(tcp|udp)$")
+LOKKIT_CUSTOM_RE = re.compile(r"^--custom-rules=(?:(ipv4|ipv6):)?(?:(mangle|nat|filter):)?(/.+)$")
+
+
+def check_lokkit_config(col: Collector, path: Path, node_root: Path) -> None:
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#") or line in ("--enabled", "--disabled") or LOKKIT_PORT_RE.match(line):
+            continue
+        m = LOKKIT_CUSTOM_RE.match(line)
+        if m is None:
+            col.add(path, no, "lokkit 1.2.27", f"{line!r} is not an option lokkit takes here",
+                    "--enabled, --port=<port>:<tcp|udp>, --custom-rules=ipv4:filter:<file>")
+        elif not (node_root / m.group(3).lstrip("/")).is_file():
+            # lokkit skips a missing custom file without a word (fw_iptables.iptablesClass.write)
+            col.add(path, no, "lokkit 1.2.27", f"custom rules file {m.group(3)} is not rendered for this node",
+                    "lokkit would silently leave its rules out")
+    col.ok(path, "lokkit 1.2.27")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,6 +599,8 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
         }
         if cluster.install.firewall == "cluster":
             checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
+            checkers["etc/sysconfig/iptables.an-cluster"] = lambda p: check_iptables(col, p, fragment=True)
+            checkers["etc/sysconfig/system-config-firewall"] = lambda p: check_lokkit_config(col, p, root)
         for rel, fn in checkers.items():
             p = root / rel
             if not p.is_file():

@@ -277,7 +277,7 @@ def test_iptables_only_ports_in_use(clusters):
     opened = {int(ln.split("--dport ")[1].split()[0]) for ln in rules.splitlines() if "--dport" in ln}
     assert opened == set(c.ports_in_use())
     assert "-p sctp -m sctp --dport 21064" in rules  # dlm talks sctp when totem has two rings
-    assert "-p udp -m udp --dport 5404" in rules and "-p udp -m udp --dport 5405" in rules
+    assert "-m udp -p udp --dport 5404" in rules and "-m udp -p udp --dport 5405" in rules
 
 
 def test_firewall_off_renders_no_iptables(tmp_path, copy_example):
@@ -353,7 +353,7 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     render(c, build)
     source, sysimage = tmp_path / "source", tmp_path / "sysimage"
     shutil.copytree(build / "nodes", source / "an-cluster" / "nodes")
-    sysimage.mkdir()
+    (sysimage / "etc/sysconfig").mkdir(parents=True)  # lokkit wrote its files there already
     ks = render_kickstart(c, n)
     body = ks.split("%post --nochroot", 1)[1].split("\n", 1)[1].split("%end", 1)[0]
     body = body.replace("/mnt/source", str(source)).replace("/mnt/sysimage", str(sysimage))
@@ -365,6 +365,9 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     conf = sysimage / "etc/cluster/cluster.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
     assert conf.read_bytes() == (build / "nodes" / n.name / "etc/cluster/cluster.conf").read_bytes()
+    for rel in ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster", "etc/sysconfig/system-config-firewall"):
+        assert (sysimage / rel).read_bytes() == (build / "nodes" / n.name / rel).read_bytes()
+        assert stat.S_IMODE((sysimage / rel).stat().st_mode) == 0o600
     # the media must carry the node's files: a clear failure when they are missing
     shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
@@ -400,12 +403,15 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
         root = tmp_path / "root"
         body = body.replace("/var/lib/an-cluster", str(root / "var/lib/an-cluster")).replace(
             "mkdir -p /etc/cluster", f"mkdir -p {root}/etc/cluster").replace(
-            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf')
+            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf').replace(
+            '"/etc/sysconfig/$f"', f'"{root}/etc/sysconfig/$f"')
+        (root / "etc/sysconfig").mkdir(parents=True)
         proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         stage = root / "var/lib/an-cluster/stage"
         assert _tree(stage) == _tree(build / "nodes" / n.name)
         assert stat.S_IMODE((root / "etc/cluster/cluster.conf").stat().st_mode) == 0o640
+        assert (root / "etc/sysconfig/iptables").read_bytes() == (stage / "etc/sysconfig/iptables").read_bytes()
         # a file missing on the server stops the install
         (www / "an-cluster/nodes" / n.name / "etc/hosts").unlink()
         shutil.rmtree(root)
