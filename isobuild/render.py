@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, Cluster, Node, model_json
+from .model import NETWORK_NAMES, Cluster, FenceDevice, Node, model_json
 from .outputs import atomic_dir
 from .stamps import sha256_tree
 
@@ -36,7 +36,7 @@ NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
 STAMP = ".render-stamp"
 
 # Per-node files that hold secrets: written 0600 in the build dir, served only from private/ for PXE.
-SECRET_FILES = frozenset({"etc/cluster/cluster.conf"})
+SECRET_FILES = frozenset({"etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"})
 # Per-node files that must be executable on the node.
 EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
 # Convention files that are only wanted under a condition (path -> predicate on the cluster).
@@ -44,6 +44,7 @@ ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
     "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
     "etc/sysconfig/iptables.an-cluster": lambda c: c.install.firewall == "cluster",
     "etc/sysconfig/system-config-firewall": lambda c: c.install.firewall == "cluster",
+    "etc/cluster/fence_na.conf": lambda c: any(d.agent == "fence_na" for d in c.fence_devices),
 }
 
 
@@ -188,6 +189,28 @@ def split_firewall(rules: list[tuple[str, int | None, str]]) -> tuple[list[str],
     return ports, custom
 
 
+# Node Assassin 1.1 drives 4 nodes (fence-agents v3.1.0 fence_na.conf.in `na::1::max_nodes = 4`).
+NA_MAX_NODES = 4
+
+
+def fence_na_table(cluster: Cluster) -> list[tuple[FenceDevice, int, list[tuple[int, str]]]]:
+    """(device, max_nodes, [(port, node fqdn)]) for every fence_na device, for fence_na.conf."""
+    out = []
+    for d in cluster.fence_devices:
+        if d.agent != "fence_na":
+            continue
+        aliases = sorted((int(f.port), n.fqdn) for n in cluster.nodes for f in n.fence
+                         if f.device == d.name and f.port is not None)
+        out.append((d, max([NA_MAX_NODES] + [p for p, _ in aliases]), aliases))
+    return out
+
+
+# Rendered files %post installs (0600) so they are in force from the first boot: the firewall over
+# lokkit's, fence_na.conf (holds the Node Assassin password) before cman can fence.
+POST_INSTALLED = ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster",
+                  "etc/sysconfig/system-config-firewall", "etc/cluster/fence_na.conf")
+
+
 def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
     peer = cluster.peer(node)
     ks_ports, custom_rules = split_firewall(firewall_rules(cluster))
@@ -210,6 +233,8 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "rrp": cluster.totem.rrp_mode != "none",
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),
+        "fence_na": fence_na_table(cluster),
+        "post_installs": [rel for rel in POST_INSTALLED if ONLY_WHEN[rel](cluster)],
     }
 
 

@@ -17,6 +17,7 @@
 | etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
 | etc/hosts                              | hosts(5) structure: address, then valid host names      |
+| etc/cluster/fence_na.conf              | read as fence_na.lib read_conf does; agrees with cluster.conf |
 | model.json                             | json                                                    |
 | anything else under nodes/             | a problem: every rendered file needs a validator        |
 
@@ -488,6 +489,63 @@ def check_hosts(col: Collector, path: Path) -> None:
     col.ok(path, "hosts(5)")
 
 
+# ---------------------------------------------------------------------------------------------
+# fence_na.conf
+# ---------------------------------------------------------------------------------------------
+
+
+def read_fence_na_conf(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """{key: value} as fence_na.lib read_conf reads it (fence-agents v3.1.0): lines without '=' and
+    '#' lines skipped, split at the first '=', both sides stripped, empty keys skipped. `lines`, when
+    given, receives each key's line number."""
+    out: dict[str, str] = {}
+    for no, line in enumerate(text.splitlines(), 1):
+        if "=" not in line:
+            continue
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, val = (x.strip() for x in line.split("=", 1))
+        if key:
+            out[key] = val
+            if lines is not None:
+                lines[key] = no
+    return out
+
+
+def check_fence_na_conf(col: Collector, path: Path, cluster_conf: Path) -> None:
+    """What fence_na.pl needs from its config to fence the devices cluster.conf names: a log it can
+    open, na_num blocks with ipaddr/tcp_port, and system::username/password equal to each fence_na
+    device's login/passwd; the device is found by ipaddr (lower-cased) among na::1..na_num."""
+    tool = "fence_na.conf"
+    at: dict[str, int] = {}
+    conf = read_fence_na_conf(path.read_text(), at)
+    if not conf.get("system::log"):
+        col.add(path, at.get("system::log"), tool, "no system::log: fence_na dies opening it", "system::log = /dev/null")
+    num = conf.get("system::na_num", "")
+    if not num.isdigit():
+        col.add(path, at.get("system::na_num"), tool, f"system::na_num {num!r} is not a positive integer")
+        num = "0"
+    by_addr = {conf.get(f"na::{i}::ipaddr", "").lower(): i for i in range(1, int(num) + 1)}
+    for i in by_addr.values():
+        if not conf.get(f"na::{i}::tcp_port", "").isdigit():
+            col.add(path, at.get(f"na::{i}::tcp_port", at.get(f"na::{i}::ipaddr")), tool,
+                    f"na::{i}::tcp_port is missing or not a number")
+    try:
+        from lxml import etree
+
+        devices = etree.parse(str(cluster_conf)).findall(".//fencedevice[@agent='fence_na']")
+    except (OSError, ImportError, etree.LxmlError):
+        devices = []  # cluster.conf's own checker reports it
+    for d in devices:
+        name = d.get("name")
+        if (d.get("ipaddr") or "").lower() not in by_addr:
+            col.add(path, at.get("na::1::ipaddr"), tool, f"no na::N::ipaddr matches cluster.conf's ipaddr of {name!r}")
+        if (d.get("login"), d.get("passwd")) != (conf.get("system::username"), conf.get("system::password")):
+            col.add(path, at.get("system::username"), tool, f"system::username/password differ from cluster.conf's login/passwd of {name!r}")
+    col.ok(path, tool)
+
+
 def check_json(col: Collector, path: Path) -> None:
     import json
 
@@ -597,6 +655,9 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
             "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
             "etc/hosts": lambda p: check_hosts(col, p),
         }
+        if any(d.agent == "fence_na" for d in cluster.fence_devices):
+            checkers["etc/cluster/fence_na.conf"] = lambda p: check_fence_na_conf(
+                col, p, root / "etc/cluster/cluster.conf")
         if cluster.install.firewall == "cluster":
             checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
             checkers["etc/sysconfig/iptables.an-cluster"] = lambda p: check_iptables(col, p, fragment=True)

@@ -122,6 +122,10 @@ BREAKAGES = [
      "requires xend"),
     ("nodes/an-node01/etc/sysconfig/iptables", "--dport 22 -j ACCEPT", "--dport 22 --no-such-option -j ACCEPT",
      "iptables-restore --test", "no-such-option"),
+    ("nodes/an-node01/etc/cluster/fence_na.conf", "na::1::ipaddr\t\t=\tbatou.alteeve.com",
+     "na::1::ipaddr\t\t=\tbatou", "fence_na.conf", "no na::N::ipaddr matches"),
+    ("nodes/an-node01/etc/cluster/fence_na.conf", "system::username\t=\tusername", "system::username\t=\tadmin",
+     "fence_na.conf", "differ from cluster.conf"),
     ("nodes/an-node01/etc/sysconfig/iptables.an-cluster", "-A INPUT -p igmp -j ACCEPT",
      "-A INPUT -p igmp --no-such-option -j ACCEPT", "iptables-restore --test", "no-such-option"),
     ("nodes/an-node01/etc/sysconfig/system-config-firewall", "--port=21064:tcp", "--port=21064:sctp",
@@ -296,7 +300,7 @@ VARIANTS = {
         ("        device: ipmi-b1\n", "        device: ipmi-b1\n      - method: assassin\n        device: na1\n        port: 3\n"),
         ("        device: ipmi-b2\n", "        device: ipmi-b2\n      - method: assassin\n        device: na1\n        port: 4\n"),
         ("fence_devices:\n", "fence_devices:\n  - name: na1\n    agent: fence_na\n    ipaddr: na1.lab.example.org\n"
-                             "    login: na\n    password_file: secrets/demo-batou.pw\n"),
+                             "    address: 10.20.2.9\n    login: na\n    password_file: secrets/demo-batou.pw\n"),
         ("disks: [vda]", "disks: [sda, sdb]"), ("backing_device: /dev/vda6", "backing_device: /dev/md4"),
     ]),
 }

@@ -113,10 +113,11 @@ def test_a_rule_no_form_can_carry_is_an_error():
 def test_post_installs_the_rendered_firewall(media):
     c = load_definition(REPO / "cluster.yaml")
     handler = _ks(render_kickstart(c, c.nodes[0], media))
-    body = next(s for s in handler.scripts if "/etc/sysconfig/$f" in s.script)
+    body = next(s for s in handler.scripts if "post_install() {" in s.script)
     assert body.errorOnFail
-    assert "for f in iptables iptables.an-cluster system-config-firewall; do" in body.script
-    assert ("/mnt/sysimage/etc/sysconfig/$f" in body.script) == (media.kind == "cdrom")
+    for rel in ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster", "etc/sysconfig/system-config-firewall"):
+        assert f"\npost_install {rel}\n" in body.script
+    assert ('"/mnt/sysimage/$1"' in body.script) == (media.kind == "cdrom")
     # after lokkit: %post runs after anaconda's writeconfig step; every rendered firewall file is installed
     assert {"etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster",
             "etc/sysconfig/system-config-firewall"} <= set(node_files(c, c.nodes[0]))
