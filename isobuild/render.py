@@ -102,6 +102,16 @@ def drbd_km_package(dom0_kernel: str) -> str:
     return f"drbd-km-{dom0_kernel.replace('-', '_')}.x86_64"
 
 
+def stack_rpms(cluster: Cluster) -> list[str]:
+    """What %post checks with `rpm -q` before it writes the Xen boot entry: the dom0 kernel, Xen and
+    drbd-km, as name-version-release (matches whatever Epoch our kernel gets) or, for drbd-km, its
+    kernel-specific name. anaconda 13 may install another kernel than %packages asks for (it adds
+    the newest `kernel` it sees) and ignores a failed transaction check."""
+    xen_vr = cluster.xen.hypervisor_rpm[len("xen-"):]
+    return [f"kernel-{cluster.xen.dom0_kernel}", cluster.xen.hypervisor_rpm, f"xen-hypervisor-{xen_vr}",
+            drbd_km_package(cluster.xen.dom0_kernel)]
+
+
 @dataclass(frozen=True)
 class KsPart:
     """One kickstart partition request (or RAID member set) for the layout."""
@@ -224,6 +234,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "bridge_name": lambda net: bridge_name(cluster, net),
         "layout": disk_layout(cluster),
         "drbd_km": drbd_km_package(cluster.xen.dom0_kernel),
+        "stack_rpms": stack_rpms(cluster),
         "init_services": initorder.services(cluster.storage.managed_by),
         "init_order": initorder.init_order_file(cluster.storage.managed_by),
         "ks_port_list": ks_ports,
