@@ -11,11 +11,13 @@ from isobuild import iso as isomod
 from isobuild import pxe
 from isobuild.errors import IsobuildError
 from isobuild.model import load_definition
-from isobuild.pkgresolve import check_packages, dir_reader
+from isobuild.pkgresolve import check_packages, dir_reader, read_repo
 from isobuild.render import Media, render, render_kickstart
 from isobuild.repo import make_repo
 from tests.conftest import REPO, need_tool
 from tests.fixtures import f13base
+
+from repo_query import repoquery
 
 EXAMPLES = [REPO / "cluster.yaml", REPO / "examples" / "ipmi-cluster.yaml"]
 URL = "http://192.168.1.10:8080"
@@ -31,6 +33,21 @@ def media(tmp_path_factory):
     f13base.build_rpms(root / "ours", f13base.our_packages())
     repo = make_repo([root / "ours"], root / "repo")
     return {"tree": tree, "iso": f13base.master(tree, root / "dvd.iso"), "no-telnet": no_telnet, "repo": repo}
+
+
+@pytest.mark.parametrize("which", ["tree", "repo"])
+def test_metadata_read_as_dnf_reads_it(media, which, tmp_path):
+    """Our primary.xml reading agrees with dnf's (libsolv) on the same createrepo_c metadata."""
+    repo = read_repo(dir_reader(media[which]), which)
+    assert sorted(f"{p.nvr}.{p.arch}" for p in repo.packages) == repoquery(media[which], tmp_path)
+    if which == "tree":
+        assert [g.groupid for g in repo.groups] == ["core", "base"]
+        telnet = next(p for p in repo.packages if p.name == "perl-Net-Telnet")
+        assert "perl(Net::Telnet) = 3.03" in [str(d) for d in telnet.provides]
+    else:
+        km = next(p for p in repo.packages if p.name.startswith("drbd-km-"))
+        assert [str(d) for d in km.requires if d.name == "kernel-uname-r"] == [
+            "kernel-uname-r = 2.6.32.23-170.dom0_an1.fc13.x86_64"]
 
 
 def _texts(cluster, media_kind=Media.cdrom()):
