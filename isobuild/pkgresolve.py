@@ -25,6 +25,7 @@ from __future__ import annotations
 import bz2
 import fnmatch
 import gzip
+import io
 import lzma
 import re
 import xml.etree.ElementTree as ET
@@ -129,6 +130,15 @@ def dir_reader(root: Path) -> Reader:
 
 def read_repo(read: Reader, label: str) -> Repo:
     """A repo from its repodata/repomd.xml: primary (packages) and, when listed, the comps group file."""
+    try:
+        return _read_repo(read, label)
+    except (ET.ParseError, OSError, EOFError, lzma.LZMAError, ValueError) as err:
+        raise IsobuildError(f"{label}: unreadable repodata: {err}",
+                            hint="the metadata is damaged: re-run createrepo_c (our repo: `invoke rpms`) or fetch the DVD again"
+                            ) from None
+
+
+def _read_repo(read: Reader, label: str) -> Repo:
     repomd = read("repodata/repomd.xml")
     if repomd is None:
         raise IsobuildError(f"{label} has no repodata/repomd.xml", hint="is it a yum repository / install tree?")
@@ -164,13 +174,16 @@ def _deps(fmt: ET.Element | None, tag: str) -> list[Dep]:
 
 def _read_primary(xml: bytes, label: str) -> list[Pkg]:
     pkgs = []
-    for p in ET.fromstring(xml).iter(f"{COMMON}package"):
+    for _event, p in ET.iterparse(io.BytesIO(xml)):  # element by element: a DVD's primary is ~20 MB
+        if p.tag != f"{COMMON}package":
+            continue
         ver = p.find(f"{COMMON}version")
         fmt = p.find(f"{COMMON}format")
         pkg = Pkg(p.findtext(f"{COMMON}name", ""), p.findtext(f"{COMMON}arch", ""), ver.get("epoch") or "0",
                   ver.get("ver", ""), ver.get("rel", ""), label, _deps(fmt, "provides"), _deps(fmt, "requires"),
                   {f.text or "" for f in fmt.iter(f"{COMMON}file")} if fmt is not None else set())
         pkgs.append(pkg)
+        p.clear()
     return pkgs
 
 
@@ -234,9 +247,15 @@ class Sack:
         self.packages = [p for r in self.repos for p in r.packages]
         self.groups = [g for r in self.repos for g in r.groups]
         self.by_ref: dict[str, list[Pkg]] = {}
+        self.by_provide: dict[str, list[tuple[Dep, Pkg]]] = {}  # a DVD has ~2800 packages: index them
+        self.by_file: dict[str, list[Pkg]] = {}
         for p in self.packages:
             for ref in p.ref_names():
                 self.by_ref.setdefault(ref, []).append(p)
+            for d in p.provides:
+                self.by_provide.setdefault(d.name, []).append((d, p))
+            for f in p.files:
+                self.by_file.setdefault(f, []).append(p)
 
     def match(self, pattern: str) -> list[Pkg]:
         """yum install(pattern=): name forms exactly, a glob over them, else a virtual/file provide."""
@@ -250,9 +269,10 @@ class Sack:
         return self.what_provides(Dep(pattern))
 
     def what_provides(self, req: Dep) -> list[Pkg]:
+        found = [p for d, p in self.by_provide.get(req.name, []) if provides(d, req)]
         if req.name.startswith("/"):
-            return [p for p in self.packages if req.name in p.files or any(d.name == req.name for d in p.provides)]
-        return [p for p in self.packages if any(provides(d, req) for d in p.provides)]
+            found += self.by_file.get(req.name, [])
+        return list({id(p): p for p in found}.values())
 
     def group(self, name: str) -> Group | None:
         for g in self.groups:
@@ -358,7 +378,7 @@ def resolve(section: PackageSection, sack: Sack, ours: dict[str, str] | None = N
             missing.append(Missing("group", f"@{name}", source="not in the base DVD's comps (repodata group file)"))
             continue
         for member in g.packages.get("mandatory", []) + g.packages.get("default", []):
-            select(sack.match(member) if member not in section.excluded else [])
+            select(sack.match(member))
     for name in section.excluded:
         selected.pop(name, None)
     missing += _unmet_dependencies(selected, sack, ours)

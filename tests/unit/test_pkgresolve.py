@@ -100,3 +100,19 @@ def test_kickstart_section_as_pykickstart_f13_reads_it():
                                       ("170.dom0_an1.fc13", "170.dom0_an1.fc13", 0), ("10", "9", 1), ("1.a", "1.1", -1)])
 def test_rpmvercmp(a, b, want):
     assert rpmvercmp(a, b) == want
+
+
+def test_damaged_metadata_is_a_clear_error(tmp_path):
+    from isobuild.errors import IsobuildError
+    from isobuild.pkgresolve import dir_reader, read_repo
+
+    (tmp_path / "repodata").mkdir()
+    (tmp_path / "repodata/repomd.xml").write_text(
+        '<repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary">'
+        '<location href="repodata/primary.xml.gz"/></data></repomd>')
+    (tmp_path / "repodata/primary.xml.gz").write_bytes(b"not gzip")
+    with pytest.raises(IsobuildError, match="the DVD: unreadable repodata"):
+        read_repo(dir_reader(tmp_path), "the DVD")
+    (tmp_path / "repodata/primary.xml.gz").unlink()
+    with pytest.raises(IsobuildError, match="primary.xml.gz .* is missing"):
+        read_repo(dir_reader(tmp_path), "the DVD")
