@@ -73,25 +73,32 @@ def check(c, cluster=None):
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
 
 
+ALLOW_MISSING_HELP = ("build even when %packages names what the base DVD and the an-cluster repo lack (warns; "
+                      "the install then stops at anaconda's Missing Package dialog)")
+
+
 @task(name="all", help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
                         "base": "Fedora-13-x86_64-DVD.iso (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
                         "url": "install server URL for the PXE tree (default: invoke.yaml isobuild.pxe_url)",
+                        "allow_missing_packages": ALLOW_MISSING_HELP,
                         "quiet": COMMON_HELP["quiet"]})
 @clean_errors
-def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
+def all_(c, cluster=None, build_dir=None, base=None, url=None, allow_missing_packages=False, quiet=False):
     """Every stage in order: check, rpms, render + validate, iso, usb (with a base), runbook, pxe (with a base
     and URL), release."""
     check(c, cluster=cluster)
     rpms(c, build_dir=build_dir, quiet=quiet)
     validate(c, cluster=cluster, build_dir=build_dir)
-    iso(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    iso(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages, quiet=quiet)
     if _cfg(c, "base_iso", base):
-        usb(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+        usb(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages,
+            quiet=quiet)
     else:
         print("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)")
     runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
     if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
-        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url, quiet=quiet)
+        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url,
+            allow_missing_packages=allow_missing_packages, quiet=quiet)
     else:
         print("pxe: skipped (needs --base Fedora-13-x86_64-DVD.iso and --url http://<install server>:<port>)")
     release(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
@@ -259,6 +266,7 @@ ISO_HELP = {
     "base": "Fedora-13-x86_64-DVD.iso to remaster (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
     "console": "serial console for the node entries, e.g. ttyS0,115200 (default: install.console of the definition)",
     "force": "rebuild even when nothing changed",
+    "allow_missing_packages": ALLOW_MISSING_HELP,
     "quiet": COMMON_HELP["quiet"],
 }
 
@@ -288,24 +296,32 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
 
 @task(help=ISO_HELP)
 @clean_errors
-def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
+    from dataclasses import replace
+
     from isobuild.iso import build_iso
 
     log.set_quiet(quiet)
     inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
     res = build_iso(inputs, build, force=force)
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
 
 
 @task(help=ISO_HELP)
 @clean_errors
-def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
+    from dataclasses import replace
+
     from isobuild.usb import build_usb
 
     log.set_quiet(quiet)
     inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
     res = build_usb(_load(c, cluster), inputs, build, force=force)
     print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
           f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
@@ -357,13 +373,15 @@ PXE_HELP = {
            "(default: invoke.yaml isobuild.pxe_url)",
     "repo": "the an-cluster yum repo (default: BUILD/repo, else an index of BUILD/rpms)",
     "force": "rebuild even when nothing changed",
+    "allow_missing_packages": ALLOW_MISSING_HELP,
     "quiet": COMMON_HELP["quiet"],
 }
 
 
 @task(help=PXE_HELP)
 @clean_errors
-def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, quiet=False):
+def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
     from isobuild.pipeline import disc_repo
     from isobuild.pxe import build_pxe
@@ -381,7 +399,8 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=F
     repo_dir = Path(repo) if repo else disc_repo(build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
-    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force)
+    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force,
+                    allow_missing_packages=allow_missing_packages)
     print(f"pxe: {res.pxe_dir} {'built (' + res.reason + ')' if res.built else 'up to date'} "
           f"(TFTP root tftp/, HTTP root http/ for {res.url}); "
           f"per-MAC menus: {', '.join(f'{k} {v}' for k, v in res.mac_files.items()) or 'none'}")

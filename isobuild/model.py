@@ -118,6 +118,9 @@ class FenceDevice:
     login: str
     password_file: Path
     password: Secret = field(repr=False)
+    # where ipaddr resolves on the node: ipaddr itself, or the `address` given for a host name
+    # (rendered into /etc/hosts); fenced passes ipaddr to the agent as written.
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,7 +397,7 @@ SPECS: dict[str, Spec] = {
     "fence_method": {"method": _k(True, STR), "device": _k(True, STR), "port": _k(False, SCALAR)},
     "fence_device": {
         "name": _k(True, STR), "agent": _k(True, STR), "ipaddr": _k(True, STR), "login": _k(True, STR),
-        "password_file": _k(True, STR),
+        "password_file": _k(True, STR), "address": _k(False, STR),
     },
     "install": {
         "disks": _k(True, LIST), "partitions": _k(True, LIST), "root_password_hash_file": _k(True, STR),
@@ -774,9 +777,51 @@ def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice
             if secret is not None and not secret.reveal():
                 ck.add(f"{path}.password_file", f"password file {m['password_file']} is empty",
                        ck.line_of(item, "password_file"))
+        address = _fence_address(ck, item, m, path)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
-            devices.append(FenceDevice(name, agent, m["ipaddr"], m["login"], pw_file, secret))
+            devices.append(FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address))
+    _check_fence_na_credentials(ck, seq, devices)
     return devices
+
+
+def _fence_address(ck: _Checker, item: Any, m: dict[str, Any], path: str) -> str | None:
+    """The address a device's ipaddr resolves to on the node: the node has no DNS for fencing (a
+    fence must work when the network's DNS is down), so a host name needs `address` (-> /etc/hosts)."""
+    ipaddr = m.get("ipaddr")
+    if not isinstance(ipaddr, str):
+        return None
+    ipaddr = ipaddr.strip()
+    try:
+        ipaddress.IPv4Address(ipaddr)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    if "address" in m:
+        if is_ip:
+            ck.add(f"{path}.address", f"ipaddr {ipaddr} is already an address", ck.line_of(item, "address"),
+                   "drop address, or set ipaddr to the device's host name")
+            return ipaddr
+        addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line_of(item, "address"))
+        return None if addr is None else str(addr)
+    if is_ip:
+        return ipaddr
+    if valid_dns_name(ipaddr) or HOST_LABEL_RE.match(ipaddr):
+        ck.add(f"{path}.ipaddr", f"host name {ipaddr!r} does not resolve on the node", ck.line_of(item, "ipaddr"),
+               f"add `address: <its IPv4 address>` to this device (written to /etc/hosts as {ipaddr}), "
+               "or give the address as ipaddr")
+    return None
+
+
+def _check_fence_na_credentials(ck: _Checker, seq: Any, devices: list[FenceDevice]) -> None:
+    """fence_na.conf has one system::username/system::password, which fence_na compares with every
+    device's login/passwd (fence-agents v3.1.0 fence/agents/node_assassin/fence_na.pl)."""
+    na = [d for d in devices if d.agent == "fence_na"]
+    for d in na[1:]:
+        if (d.login, d.password.reveal()) != (na[0].login, na[0].password.reveal()):
+            i = next(j for j, it in enumerate(seq) if isinstance(it, dict) and it.get("name") == d.name)
+            ck.add(f"fence_devices[{i}].login", f"fence_na device {d.name!r} has another login or password than "
+                   f"{na[0].name!r}", ck.line_of(seq[i], "login"),
+                   "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
 
 
 def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
@@ -1190,6 +1235,8 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
                 if not valid_dns_name(addr) and not HOST_LABEL_RE.match(addr):
                     ck.add(f"fence_devices[{i}].ipaddr", f"{addr!r} is neither an IPv4 address nor a host name",
                            ck.line_of(item, "ipaddr"))
+                elif isinstance(item.get("address"), str):
+                    claim(item["address"].strip(), f"fence_devices[{i}].address", ck.line_of(item, "address"))
                 continue
             claim(addr, f"fence_devices[{i}].ipaddr", ck.line_of(item, "ipaddr"))
 

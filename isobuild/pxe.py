@@ -490,8 +490,24 @@ def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str,
     }
 
 
+def check_base_packages(cluster: Cluster, base: Path, url: str, repo_dir: Path, allow_missing: bool) -> None:
+    """Every package and group the kickstarts' %packages name is in the base tree or our repo
+    (isobuild.pkgresolve); checked before anything is written."""
+    from .pkgresolve import check_packages
+    from .render import Media, render_kickstart
+
+    texts = {n.name: render_kickstart(cluster, n, Media.url(url)) for n in cluster.nodes}
+    tree = open_install_tree(base)
+    try:
+        for line in check_packages(texts, tree.read, repo_dir, allow_missing=allow_missing,
+                                   base_label=f"the base {base}"):
+            log.warn(f"the install will stop at a Missing Package dialog: {line}")
+    finally:
+        tree.close()
+
+
 def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_dir: Path,
-              force: bool = False) -> PxeResult:
+              force: bool = False, allow_missing_packages: bool = False) -> PxeResult:
     """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written.
 
     A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
@@ -506,6 +522,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                             hint="build it first (`invoke rpms` then `invoke repo`), or pass --repo DIR")
     pxelinux = find_pxelinux()
     modules = syslinux_modules()
+    check_base_packages(cluster, Path(base), url, repo_dir, allow_missing_packages)
     rendered = render(cluster, build_dir)  # build/nodes: the per-node files (no-op when up to date)
     result = PxeResult(pxe_dir, url, warnings=warnings)
     bcn_if = cluster.networks["bcn"].interface

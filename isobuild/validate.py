@@ -12,9 +12,12 @@
 | scripts (#! files, *.sh)               | bash -n and shellcheck                                  |
 | sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
 | etc/sysconfig/iptables                 | iptables-restore --test (private network namespace)     |
+| etc/sysconfig/iptables.an-cluster      | iptables-restore --test inside a *filter table          |
+| etc/sysconfig/system-config-firewall   | lokkit 1.2.27's option syntax; the custom file exists   |
 | etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
 | etc/hosts                              | hosts(5) structure: address, then valid host names      |
+| etc/cluster/fence_na.conf              | read as fence_na.lib read_conf does; agrees with cluster.conf |
 | model.json                             | json                                                    |
 | anything else under nodes/             | a problem: every rendered file needs a validator        |
 
@@ -366,15 +369,23 @@ def _netns_argv(unshare: str, *rest: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_iptables(col: Collector, path: Path) -> None:
+# What a filter-table fragment (lokkit --custom-rules file) is wrapped in for iptables-restore.
+FILTER_HEAD = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+
+
+def check_iptables(col: Collector, path: Path, fragment: bool = False) -> None:
     """iptables-restore --test in an empty network namespace: parses every rule, loads the matches,
-    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present)."""
+    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present).
+    fragment: the file holds filter rules only (lokkit pastes it into its *filter table)."""
     from .run import which
 
     tool = which("iptables-legacy-restore") or _tool("iptables-restore")
     unshare = _tool("unshare")
     with open(path, "rb") as fh:
         data = fh.read()
+    offset = 0
+    if fragment:
+        data, offset = FILTER_HEAD + data + b"COMMIT\n", FILTER_HEAD.count(b"\n")
     if os.geteuid() == 0:
         argv = [unshare, "--net", tool, "--test"]
     else:  # in a user namespace the host's /run/xtables.lock is not ours: give the tool a private /run
@@ -386,8 +397,31 @@ def check_iptables(col: Collector, path: Path) -> None:
         m = re.search(r"Error occurred at line: (\d+)", err)
         first = next((ln for ln in err.splitlines() if ln.strip() and "Try `" not in ln
                       and not ln.startswith("Error occurred")), f"exit status {proc.returncode}")
-        col.add(path, int(m.group(1)) if m else None, "iptables-restore --test", first)
+        col.add(path, int(m.group(1)) - offset if m else None, "iptables-restore --test", first)
     col.ok(path, "iptables-restore --test")
+
+
+# lokkit's /etc/sysconfig/system-config-firewall: one option a line, '#' comments (s-c-fw 1.2.27
+# fw_sysconfig.read_sysconfig_args), parsed by fw_parser.parseSysconfigArgs. Only the options we
+# write are accepted; --port takes tcp/udp only (fw_parser._check_port).
+LOKKIT_PORT_RE = re.compile(r"^--port=\d{1,5}(-\d{1,5})?:(tcp|udp)$")
+LOKKIT_CUSTOM_RE = re.compile(r"^--custom-rules=(?:(ipv4|ipv6):)?(?:(mangle|nat|filter):)?(/.+)$")
+
+
+def check_lokkit_config(col: Collector, path: Path, node_root: Path) -> None:
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#") or line in ("--enabled", "--disabled") or LOKKIT_PORT_RE.match(line):
+            continue
+        m = LOKKIT_CUSTOM_RE.match(line)
+        if m is None:
+            col.add(path, no, "lokkit 1.2.27", f"{line!r} is not an option lokkit takes here",
+                    "--enabled, --port=<port>:<tcp|udp>, --custom-rules=ipv4:filter:<file>")
+        elif not (node_root / m.group(3).lstrip("/")).is_file():
+            # lokkit skips a missing custom file without a word (fw_iptables.iptablesClass.write)
+            col.add(path, no, "lokkit 1.2.27", f"custom rules file {m.group(3)} is not rendered for this node",
+                    "lokkit would silently leave its rules out")
+    col.ok(path, "lokkit 1.2.27")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +497,63 @@ def check_hosts(col: Collector, path: Path) -> None:
             if not HOSTNAME_RE.match(name):
                 col.add(path, no, "hosts(5)", f"{name!r} is not a valid host name")
     col.ok(path, "hosts(5)")
+
+
+# ---------------------------------------------------------------------------------------------
+# fence_na.conf
+# ---------------------------------------------------------------------------------------------
+
+
+def read_fence_na_conf(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """{key: value} as fence_na.lib read_conf reads it (fence-agents v3.1.0): lines without '=' and
+    '#' lines skipped, split at the first '=', both sides stripped, empty keys skipped. `lines`, when
+    given, receives each key's line number."""
+    out: dict[str, str] = {}
+    for no, line in enumerate(text.splitlines(), 1):
+        if "=" not in line:
+            continue
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, val = (x.strip() for x in line.split("=", 1))
+        if key:
+            out[key] = val
+            if lines is not None:
+                lines[key] = no
+    return out
+
+
+def check_fence_na_conf(col: Collector, path: Path, cluster_conf: Path) -> None:
+    """What fence_na.pl needs from its config to fence the devices cluster.conf names: a log it can
+    open, na_num blocks with ipaddr/tcp_port, and system::username/password equal to each fence_na
+    device's login/passwd; the device is found by ipaddr (lower-cased) among na::1..na_num."""
+    tool = "fence_na.conf"
+    at: dict[str, int] = {}
+    conf = read_fence_na_conf(path.read_text(), at)
+    if not conf.get("system::log"):
+        col.add(path, at.get("system::log"), tool, "no system::log: fence_na dies opening it", "system::log = /dev/null")
+    num = conf.get("system::na_num", "")
+    if not num.isdigit():
+        col.add(path, at.get("system::na_num"), tool, f"system::na_num {num!r} is not a positive integer")
+        num = "0"
+    by_addr = {conf.get(f"na::{i}::ipaddr", "").lower(): i for i in range(1, int(num) + 1)}
+    for i in by_addr.values():
+        if not conf.get(f"na::{i}::tcp_port", "").isdigit():
+            col.add(path, at.get(f"na::{i}::tcp_port", at.get(f"na::{i}::ipaddr")), tool,
+                    f"na::{i}::tcp_port is missing or not a number")
+    try:
+        from lxml import etree
+
+        devices = etree.parse(str(cluster_conf)).findall(".//fencedevice[@agent='fence_na']")
+    except (OSError, ImportError, etree.LxmlError):
+        devices = []  # cluster.conf's own checker reports it
+    for d in devices:
+        name = d.get("name")
+        if (d.get("ipaddr") or "").lower() not in by_addr:
+            col.add(path, at.get("na::1::ipaddr"), tool, f"no na::N::ipaddr matches cluster.conf's ipaddr of {name!r}")
+        if (d.get("login"), d.get("passwd")) != (conf.get("system::username"), conf.get("system::password")):
+            col.add(path, at.get("system::username"), tool, f"system::username/password differ from cluster.conf's login/passwd of {name!r}")
+    col.ok(path, tool)
 
 
 def check_json(col: Collector, path: Path) -> None:
@@ -574,8 +665,13 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
             "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
             "etc/hosts": lambda p: check_hosts(col, p),
         }
+        if any(d.agent == "fence_na" for d in cluster.fence_devices):
+            checkers["etc/cluster/fence_na.conf"] = lambda p: check_fence_na_conf(
+                col, p, root / "etc/cluster/cluster.conf")
         if cluster.install.firewall == "cluster":
             checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
+            checkers["etc/sysconfig/iptables.an-cluster"] = lambda p: check_iptables(col, p, fragment=True)
+            checkers["etc/sysconfig/system-config-firewall"] = lambda p: check_lokkit_config(col, p, root)
         for rel, fn in checkers.items():
             p = root / rel
             if not p.is_file():

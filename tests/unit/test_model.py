@@ -125,6 +125,18 @@ CASES = [
     ("fence-password-missing", set_(["fence_devices", 0, "password_file"], "secrets/nope.pw"),
      "fence_devices[0].password_file", "not found"),
     ("fence-port-duplicate", set_(["nodes", 1, "fence", 0, "port"], 1), "nodes[1].fence", "already used"),
+    ("fence-name-no-address", del_(["fence_devices", 0, "address"]), "fence_devices[0].ipaddr", "does not resolve"),
+    ("fence-address-invalid", set_(["fence_devices", 0, "address"], "batou"), "fence_devices[0].address",
+     "not an IPv4"),
+    ("fence-address-with-ip", set_(["fence_devices", 0, "ipaddr"], "192.168.3.61"), "fence_devices[0].address",
+     "already an address"),
+    ("fence-address-duplicate", set_(["fence_devices", 0, "address"], "192.168.1.71"), "fence_devices[0].address",
+     "already used"),
+    ("fence-na-two-logins", both(
+        lambda d: d["fence_devices"].append({"name": "motoko", "agent": "fence_na", "ipaddr": "192.168.3.62",
+                                             "login": "other", "password_file": "examples/secrets/demo-batou.pw"}),
+        lambda d: d["nodes"][1]["fence"].append({"method": "na2", "device": "motoko", "port": 3})),
+     "fence_devices[1].login", "another login or password"),
     # storage
     ("drbd-port-range", set_(["storage", "drbd", "port"], 70000), "storage.drbd.port", "1-65535"),
     ("drbd-port-in-use", set_(["storage", "drbd", "port"], 21064), "storage.drbd.port", "already used by dlm"),
@@ -259,3 +271,11 @@ def test_digest_changes_with_a_secret(defdir):
     before = load_definition(path).digest
     (defdir / "examples" / "secrets" / "demo-batou.pw").write_text("another\n")
     assert load_definition(path).digest != before
+
+
+def test_fence_host_name_without_address_points_at_the_key(defdir):
+    """fenced hands the agent ipaddr as written: a name must resolve on the node without DNS."""
+    bad = write_def(defdir, del_(["fence_devices", 0, "address"]))
+    (hit,) = [p for p in problems_of(bad) if p.path == "fence_devices[0].ipaddr"]
+    line = next(i for i, ln in enumerate(bad.read_text().splitlines(), 1) if "ipaddr: batou.alteeve.com" in ln)
+    assert hit.line == line and "address:" in hit.hint and "batou.alteeve.com" in hit.reason

@@ -162,10 +162,11 @@ def test_secrets_only_where_needed(name, clusters, tmp_path):
             continue
         text = p.read_text()
         rel = p.relative_to(tmp_path).as_posix()
-        allowed = rel.startswith("kickstart/") or rel.endswith("etc/cluster/cluster.conf")
+        allowed = rel.startswith("kickstart/") or rel.endswith(("etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"))
         for s in secrets:
             if s in text:
                 assert allowed, f"a secret leaked into {rel}"
+                assert rel.startswith("kickstart/") or rel.split("/", 2)[2] in SECRET_FILES
         if rel.endswith("etc/cluster/cluster.conf"):
             assert all(f in text for f in fence)
         if rel.startswith("kickstart/"):
@@ -277,7 +278,7 @@ def test_iptables_only_ports_in_use(clusters):
     opened = {int(ln.split("--dport ")[1].split()[0]) for ln in rules.splitlines() if "--dport" in ln}
     assert opened == set(c.ports_in_use())
     assert "-p sctp -m sctp --dport 21064" in rules  # dlm talks sctp when totem has two rings
-    assert "-p udp -m udp --dport 5404" in rules and "-p udp -m udp --dport 5405" in rules
+    assert "-m udp -p udp --dport 5404" in rules and "-m udp -p udp --dport 5405" in rules
 
 
 def test_firewall_off_renders_no_iptables(tmp_path, copy_example):
@@ -353,7 +354,6 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     render(c, build)
     source, sysimage = tmp_path / "source", tmp_path / "sysimage"
     shutil.copytree(build / "nodes", source / "an-cluster" / "nodes")
-    sysimage.mkdir()
     ks = render_kickstart(c, n)
     body = ks.split("%post --nochroot", 1)[1].split("\n", 1)[1].split("%end", 1)[0]
     body = body.replace("/mnt/source", str(source)).replace("/mnt/sysimage", str(sysimage))
@@ -365,6 +365,10 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     conf = sysimage / "etc/cluster/cluster.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
     assert conf.read_bytes() == (build / "nodes" / n.name / "etc/cluster/cluster.conf").read_bytes()
+    for rel in ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster", "etc/sysconfig/system-config-firewall",
+                "etc/cluster/fence_na.conf"):
+        assert (sysimage / rel).read_bytes() == (build / "nodes" / n.name / rel).read_bytes()
+        assert stat.S_IMODE((sysimage / rel).stat().st_mode) == 0o600
     # the media must carry the node's files: a clear failure when they are missing
     shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
@@ -385,7 +389,7 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
     render(c, build)
     www = tmp_path / "www"
     shutil.copytree(build / "nodes" / n.name, www / "an-cluster/nodes" / n.name)
-    for rel in SECRET_FILES:  # secrets only under private/
+    for rel in SECRET_FILES & set(node_paths(c, n)):  # secrets only under private/
         (www / "private" / n.name / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(www / "an-cluster/nodes" / n.name / rel, www / "private" / n.name / rel)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
@@ -400,12 +404,14 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
         root = tmp_path / "root"
         body = body.replace("/var/lib/an-cluster", str(root / "var/lib/an-cluster")).replace(
             "mkdir -p /etc/cluster", f"mkdir -p {root}/etc/cluster").replace(
-            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf')
+            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf').replace(
+            '"/$1"', f'"{root}/$1"')
         proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         stage = root / "var/lib/an-cluster/stage"
         assert _tree(stage) == _tree(build / "nodes" / n.name)
         assert stat.S_IMODE((root / "etc/cluster/cluster.conf").stat().st_mode) == 0o640
+        assert (root / "etc/sysconfig/iptables").read_bytes() == (stage / "etc/sysconfig/iptables").read_bytes()
         # a file missing on the server stops the install
         (www / "an-cluster/nodes" / n.name / "etc/hosts").unlink()
         shutil.rmtree(root)
