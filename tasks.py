@@ -61,6 +61,10 @@ def _load(c, cluster):
     if model.demo_secrets and not _WARNED_DEMO:
         _WARNED_DEMO.append(True)  # once per run, not once per stage of `invoke all`
         log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
+    for w in model.warnings:
+        if w not in _WARNED_DEMO:
+            _WARNED_DEMO.append(w)  # once per run, like the demo warning
+            log.warn(w)
     return model
 
 

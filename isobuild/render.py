@@ -254,7 +254,15 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
             out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
                         {"net": net, "nw": nw, "parent": parent}))
     out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
+    for vm in cluster.vms:
+        if vm.config is not None:  # staged; first boot puts it on the GFS2 mount (80-gfs2)
+            out.append((domu_config_path(cluster, vm.name), "files/domU-config.j2", {"vm": vm}))
     return out
+
+
+def domu_config_path(cluster: Cluster, vm_name: str) -> str:
+    """Where vm.sh's `xm create --path=<mount>/domU_config <name>` finds a VM's config (relative to /)."""
+    return f"{cluster.storage.gfs2.mount.strip('/')}/domU_config/{vm_name}"
 
 
 def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:

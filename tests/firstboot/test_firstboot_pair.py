@@ -66,7 +66,7 @@ def assert_cluster_up(p) -> None:
         lv = root / "dev" / s.clvm.vg / s.gfs2.lv
         assert blkid(lv, "TYPE") == "gfs2" and blkid(lv, "LABEL") == c.lock_table
         fstab = [ln for ln in (root / "etc/fstab").read_text().splitlines() if f" {s.gfs2.mount} " in ln]
-        assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async 0 0"]
+        assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async,noatime,nodiratime 0 0"]
         assert (root / s.gfs2.mount.lstrip("/") / "domU_config").is_dir()
         # cluster.conf with <rm>, one version above the definition's, 0640
         conf = root / "etc/cluster/cluster.conf"
