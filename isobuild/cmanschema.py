@@ -96,3 +96,81 @@ def fence_device_problem(agent: str, fixed: set[str], options: set[str]) -> tupl
 def fence_options_allowed(agent: str, fixed: set[str]) -> list[str]:
     """Options a device with the FIXED attributes may add, in every schema."""
     return sorted(set.intersection(*(_allowed(s, agent, fixed) for s in SCHEMAS.values())))
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema of the cman the node will really install (base DVD + our repo)
+# ---------------------------------------------------------------------------------------------
+
+REPO_NS = "{http://linux.duke.edu/metadata/repo}"
+COMMON_NS = "{http://linux.duke.edu/metadata/common}"
+CMAN_RNG = "/usr/share/cluster/cluster.rng"  # cluster 3.0.12 config/tools/xml/Makefile installs it there
+
+
+@dataclass(frozen=True)
+class RepoPackage:
+    name: str
+    epoch: int
+    version: str
+    release: str
+    href: str
+    origin: str  # "the base DVD" / "our repo"
+
+    @property
+    def nvr(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}"
+
+
+def rpmvercmp(a: str, b: str) -> int:
+    """rpm 4.8's rpmvercmp (lib/rpmvercmp.c): alphanumeric segments, a number beats letters, numbers
+    compare as integers, the version with segments left over is newer (4.8 knows no `~`)."""
+    sa, sb = re.findall(r"[0-9]+|[A-Za-z]+", a), re.findall(r"[0-9]+|[A-Za-z]+", b)
+    for x, y in zip(sa, sb):
+        if x.isdigit() != y.isdigit():
+            return 1 if x.isdigit() else -1
+        kx, ky = (int(x), int(y)) if x.isdigit() else (x, y)
+        if kx != ky:
+            return 1 if kx > ky else -1
+    return (len(sa) > len(sb)) - (len(sa) < len(sb))
+
+
+def _evr_key(p: RepoPackage):
+    return functools.cmp_to_key(lambda a, b: (a.epoch > b.epoch) - (a.epoch < b.epoch)
+                                or rpmvercmp(a.version, b.version) or rpmvercmp(a.release, b.release))(p)
+
+
+def repo_packages(read, name: str, origin: str) -> list[RepoPackage]:
+    """Packages called NAME in a yum repo, from repodata/repomd.xml -> primary.xml(.gz); READ(rel)
+    returns a file of the tree or None."""
+    import gzip
+
+    from lxml import etree
+
+    repomd = read("repodata/repomd.xml")
+    if repomd is None:
+        return []
+    href = next((d.find(f"{REPO_NS}location").get("href") for d in etree.fromstring(repomd).iter(f"{REPO_NS}data")
+                 if d.get("type") == "primary"), None)
+    data = read(href) if href else None
+    if data is None:
+        return []
+    primary = etree.fromstring(gzip.decompress(data) if href.endswith(".gz") else data)
+    out = []
+    for pkg in primary.iter(f"{COMMON_NS}package"):
+        if pkg.findtext(f"{COMMON_NS}name") != name:
+            continue
+        v = pkg.find(f"{COMMON_NS}version")
+        out.append(RepoPackage(name, int(v.get("epoch") or 0), v.get("ver"), v.get("rel"),
+                               pkg.find(f"{COMMON_NS}location").get("href"), origin))
+    return out
+
+
+def rpm_file(rpm: bytes, path: str, work: Path) -> bytes | None:
+    """One file of an RPM's payload (rpm2cpio | cpio), None when the package does not carry it."""
+    from .run import require, run
+
+    pkg = work / "pkg.rpm"
+    pkg.write_bytes(rpm)
+    cpio = run([require("rpm2cpio", "rpm2cpio"), pkg], input=b"").stdout
+    out = run([require("cpio", "cpio"), "-i", "--quiet", "--to-stdout", "." + path], input=cpio, check=False)
+    return out.stdout or None

@@ -610,3 +610,47 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     if col.problems:
         raise ProblemsError(f"validate {build_dir}", col.problems)
     return col.checked
+
+
+# ---------------------------------------------------------------------------------------------
+# The cman the node will install
+# ---------------------------------------------------------------------------------------------
+
+
+def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None,
+                            repo_dir: Path | None) -> str | None:
+    """Validate every node's cluster.conf against the cluster.rng inside the cman RPM the node will
+    install: the newest cman of the base DVD and our repo (what yum picks). Returns what was checked,
+    None when neither has a cman (nothing to check); raises ProblemsError when the schema refuses it."""
+    from .cmanschema import CMAN_RNG, _evr_key, repo_packages, rpm_file
+    from .pxe import DirTree, open_install_tree
+
+    trees = []
+    try:
+        if base is not None:
+            trees.append(("the base DVD", open_install_tree(Path(base))))
+        if repo_dir is not None:
+            trees.append(("our repo", DirTree(Path(repo_dir))))
+        found = [(p, t) for origin, t in trees for p in repo_packages(t.read, "cman", origin)]
+        if not found:
+            return None
+        pkg, tree = max(found, key=lambda pt: _evr_key(pt[0]))
+        col = Collector(build_dir, secrets=cluster_secrets(cluster))
+        with tempfile.TemporaryDirectory() as tmp:
+            rpm = tree.read(pkg.href)
+            rng = rpm_file(rpm, CMAN_RNG, Path(tmp)) if rpm is not None else None
+            if rng is None:
+                raise ProblemsError("cluster.conf schema of the node's cman", [Problem(
+                    f"{pkg.origin}: {pkg.href}", None, "cman", f"{pkg.nvr} carries no {CMAN_RNG}",
+                    "ccs_config_validate on the node needs it; is this a cman 3.x package?")])
+            (Path(tmp) / "cluster.rng").write_bytes(rng)
+            label = f"cman {pkg.nvr} ({pkg.origin})"
+            for n in cluster.nodes:
+                check_cluster_conf(col, Path(build_dir) / "nodes" / n.name / "etc/cluster/cluster.conf",
+                                   {label: Path(tmp) / "cluster.rng"})
+        if col.problems:
+            raise ProblemsError("cluster.conf against the cman the nodes will install", col.problems)
+        return label
+    finally:
+        for _, t in trees:
+            t.close()
