@@ -147,6 +147,24 @@ def test_another_cluster_definition(make_pair, tmp_path):
         [p.cluster.storage.gfs2.lv] + [vm.name for vm in p.cluster.vms])
 
 
+def test_a_shipped_domu_config_lands_on_the_shared_filesystem(make_pair, tmp_path):
+    """vms[].config_file: rendered into the stage, put on the GFS2 mount by 80-gfs2 (issue 16.11)."""
+    from harness import make_definition
+
+    d = make_definition(REPO / "cluster.yaml", tmp_path / "domu")
+    cfg = 'name = "vm0001_ws1"\nmemory = 1024\nvcpus = 1\n'
+    (d.parent / "vm0001_ws1.cfg").write_text(cfg)
+    d.write_text(d.read_text().replace("  migrate: live\n", "  migrate: live\n  config_file: vm0001_ws1.cfg\n", 1))
+    p = make_pair(definition=d)
+    assert p.cluster.vms[0].autostart
+    p.run_both(max_rounds=1)
+    assert_cluster_up(p)
+    mount = p.cluster.storage.gfs2.mount.lstrip("/")
+    for node in p.nodes.values():
+        assert (node.root / mount / "domU_config" / "vm0001_ws1").read_text() == cfg
+        assert 'autostart="1"' in (node.root / "etc/cluster/cluster.conf").read_text()
+
+
 @pytest.mark.parametrize("index", range(len(STEPS) - 1), ids=lambda i: f"after-{STEPS[i]}")
 def test_power_cut_at_every_step_boundary(make_pair, index):
     p = make_pair("init")
