@@ -39,6 +39,8 @@ STAMP = ".render-stamp"
 SECRET_FILES = frozenset({"etc/cluster/cluster.conf"})
 # Per-node files that must be executable on the node.
 EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
+# Seconds the higher nodeid's DRBD fence-peer handler waits before fencing (drbd-resource.res.j2).
+FENCE_PEER_DELAY = 10
 # Convention files that are only wanted under a condition (path -> predicate on the cluster).
 ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
     "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
@@ -174,6 +176,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "firewall_rules": firewall_rules(cluster),
         "ks_ports": kickstart_ports(cluster),
         "rrp": cluster.totem.rrp_mode != "none",
+        "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),
     }

@@ -77,6 +77,20 @@ def test_a_failed_fence_keeps_io_frozen(node_etc, tmp_path, result):
     assert "I/O stays frozen" in err
 
 
+def test_the_higher_nodeid_passes_its_delay(tmp_path):
+    """an-node02's config gives the handler a delay (so an-node01 fences first); a bad one fences nobody."""
+    c = load_definition(REPO / "cluster.yaml")
+    render(c, tmp_path / "b")
+    res = (tmp_path / "b/nodes/an-node02/etc/drbd.d/r0.res").read_text()
+    assert '"/usr/sbin/an-drbd-fence-peer 10"' in res
+    log = tmp_path / "log"
+    env = {"PATH": f"{SHIMS}:/usr/bin:/bin", "FENCE_NODE_LOG": str(log), "DRBD_PEER": "an-node01.alteeve.com"}
+    proc = subprocess.run([str(HANDLER), "0"], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 7 and log.read_text() == "-v an-node01.alteeve.com\n"
+    proc = subprocess.run([str(HANDLER), "ten"], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and log.read_text() == "-v an-node01.alteeve.com\n"
+
+
 def test_fence_peer_without_a_peer_name_fences_nobody(tmp_path):
     log = tmp_path / "log"
     env = {"PATH": f"{SHIMS}:/usr/bin:/bin", "FENCE_NODE_LOG": str(log)}

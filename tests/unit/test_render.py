@@ -287,6 +287,11 @@ def test_drbd_resource_fences_and_never_waits_forever(clusters):
                  "degr-wfc-timeout\t120;", "outdated-wfc-timeout\t120;", "allow-two-primaries;"):
         assert line in res, line
     assert "dlm protect" not in res
+    # a storage-network-only failure: both run the handler at once; the higher nodeid waits
+    peer_res = node_files(c, c.node("an-node02"))["etc/drbd.d/r0.res"]
+    assert 'fence-peer\t"/usr/sbin/an-drbd-fence-peer 10";' in peer_res
+    assert res.replace('an-drbd-fence-peer"', 'an-drbd-fence-peer 10"').replace("\n", "") == \
+        peer_res.replace("\n", "")  # nothing else differs
 
 
 def test_shipped_domu_config_is_staged_and_the_vm_starts(copy_example):
