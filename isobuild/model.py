@@ -823,8 +823,9 @@ def _fence_options(ck: _Checker, item, m: dict, path: str, agent: str) -> dict[s
         elif key in FENCE_FIXED_ATTRS:
             ck.add(kpath, f"{key} is set by {path}.{FENCE_FIXED_ATTRS[key]}", kline, "remove it from options")
         elif value is False:
-            ck.add(kpath, "false is not a value: the 3.0.x agents read a boolean option as on whenever it is "
-                   "present (fence_ipmilan's lanplus=0 means lanplus)", kline, "remove the option to leave it off")
+            ck.add(kpath, "false is not a value: fence_ipmilan 3.0.12 turns a flag on whenever it is present "
+                   "(lanplus=\"0\" means lanplus); the Python agents take only 1 or yes", kline,
+                   "remove the option to leave it off")
         elif isinstance(value, bool) or (isinstance(value, (str, int)) and str(value).strip()):
             out[key] = "1" if value is True else str(value).strip()
         else:
