@@ -9,10 +9,12 @@ APT_PACKAGES="
   make python3 python3-venv python3-pip git
   xorriso genisoimage isomd5sum isolinux syslinux syslinux-common syslinux-utils pxelinux
   qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
-  createrepo-c dnf rpm rpm2cpio rpmlint
+  createrepo-c dnf rpm rpm2cpio rpmlint gcc flex
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
   gnupg curl time iputils-ping
   dnsmasq-base binutils
+  dosfstools fdisk mtools p7zip-full
+  apache2-dev libldap2-dev libsasl2-dev rsync
 "
 
 SUDO=""
@@ -32,4 +34,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# Cobbler 3.3 for tests/integration/test_cobbler.py, in its own venv: the project talks to it over
+# XML-RPC only, and its wheel puts etc/ var/ usr/ into site-packages. Its dependencies mod_wsgi and
+# python-ldap build from source (apache2-dev, libldap2-dev, libsasl2-dev above); about 20 s.
+[ -x .venv-cobbler/bin/python ] || "$PY" -m venv .venv-cobbler
+.venv-cobbler/bin/python -m pip install -q "cobbler==3.3.10"
 echo "setup: done (.venv ready; run 'make all' or 'make test')"
