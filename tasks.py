@@ -61,6 +61,10 @@ def _load(c, cluster):
     if model.demo_secrets and not _WARNED_DEMO:
         _WARNED_DEMO.append(True)  # once per run, not once per stage of `invoke all`
         log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
+    for w in model.warnings:
+        if w not in _WARNED_DEMO:
+            _WARNED_DEMO.append(w)  # once per run, like the demo warning
+            log.warn(w)
     return model
 
 
@@ -274,19 +278,21 @@ ISO_HELP = {
 def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
     from isobuild.iso import IsoInputs
-    from isobuild.pipeline import disc_repo, prepare
+    from isobuild.pipeline import check_node_cman, disc_repo, prepare
 
     model = _load(c, cluster)
     build = _build(c, build_dir)
     rendered = prepare(model, build)
     base = _cfg(c, "base_iso", base)
+    repo = disc_repo(build)
+    check_node_cman(model, build, Path(base) if base else None, repo)
     return IsoInputs(
         cluster=model.name,
         kickstarts=dict(rendered.kickstarts),
         fqdns={n.name: n.fqdn for n in model.nodes},
         out_dir=Path(out_dir) if out_dir else build / "out",
         base=Path(base) if base else None,
-        repo_dir=disc_repo(build),
+        repo_dir=repo,
         nodes_dir=rendered.nodes_dir,
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
@@ -383,8 +389,9 @@ PXE_HELP = {
 def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
-    from isobuild.pipeline import disc_repo
+    from isobuild.pipeline import check_node_cman, disc_repo
     from isobuild.pxe import build_pxe
+    from isobuild.render import render
 
     log.set_quiet(quiet)
     model = _load(c, cluster)
@@ -399,6 +406,8 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=F
     repo_dir = Path(repo) if repo else disc_repo(build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
+    render(model, build)  # cluster.conf, checked against the nodes' cman before anything is written
+    check_node_cman(model, build, Path(base), repo_dir)
     res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force,
                     allow_missing_packages=allow_missing_packages)
     print(f"pxe: {res.pxe_dir} {'built (' + res.reason + ')' if res.built else 'up to date'} "

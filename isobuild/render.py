@@ -39,6 +39,8 @@ STAMP = ".render-stamp"
 SECRET_FILES = frozenset({"etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"})
 # Per-node files that must be executable on the node.
 EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
+# Seconds the higher nodeid's DRBD fence-peer handler waits before fencing (drbd-resource.res.j2).
+FENCE_PEER_DELAY = 10
 # Convention files that are only wanted under a condition (path -> predicate on the cluster).
 ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
     "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
@@ -255,6 +257,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "custom_rules_path": "/" + CUSTOM_RULES,
         "ks_ports": ",".join(ks_ports),
         "rrp": cluster.totem.rrp_mode != "none",
+        "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),
         "fence_na": fence_na_table(cluster),
@@ -337,7 +340,15 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
             out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
                         {"net": net, "nw": nw, "parent": parent}))
     out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
+    for vm in cluster.vms:
+        if vm.config is not None:  # staged; first boot puts it on the GFS2 mount (80-gfs2)
+            out.append((domu_config_path(cluster, vm.name), "files/domU-config.j2", {"vm": vm}))
     return out
+
+
+def domu_config_path(cluster: Cluster, vm_name: str) -> str:
+    """Where vm.sh's `xm create --path=<mount>/domU_config <name>` finds a VM's config (relative to /)."""
+    return f"{cluster.storage.gfs2.mount.strip('/')}/domU_config/{vm_name}"
 
 
 def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:

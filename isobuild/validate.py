@@ -5,7 +5,8 @@
 | kickstart/<node>.ks                    | pykickstart's F13 handler, warnings are errors (ksvalidator) |
 |                                        | + layout/packages consistency on the parsed kickstart   |
 | %post bodies of the kickstarts         | bash -n and shellcheck (bash)                           |
-| nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster.rng (lxml), with line numbers   |
+| nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster-3.0.12.rng and cluster.rng (lxml) |
+| nodes/<node>/<mount>/domU_config/<vm>   | xm config: Python assignments, name = the VM            |
 | nodes/<node>/etc/drbd.conf (+ drbd.d/) | drbdadm-83 dump, as that node (private UTS + net namespace |
 |                                        | holding the node's hostname and sn address)             |
 | nodes/<node>/etc/lvm/lvm.conf          | lvmconfig --validate (LVM_SYSTEM_DIR)                   |
@@ -35,12 +36,12 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import Problem, ProblemsError, ToolError
+from .cmanschema import SCHEMAS
 from .initorder import InitService, check_order
 from .model import REDACTED, Cluster
 from .run import require, run
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = REPO / "schemas" / "cluster.rng"
 
 # tool -> Debian package, for the "install it" hint
 PACKAGES = {
@@ -289,7 +290,9 @@ def is_sourced_shell(rel: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> None:
+def check_cluster_conf(col: Collector, path: Path, schemas: dict[str, Path] | None = None) -> None:
+    """cluster.conf against every cman schema a node may run (cmanschema.SCHEMAS: cluster 3.0.12 and
+    the later one), or the given {label: rng} (the cluster.rng inside the cman RPM a disc installs)."""
     try:
         from lxml import etree
     except ImportError:
@@ -297,20 +300,33 @@ def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> Non
                         hint="pip install lxml (scripts/setup.sh installs it)") from None
 
     try:
-        rng = etree.RelaxNG(etree.parse(str(schema)))
-    except (OSError, etree.LxmlError) as exc:
-        col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema: {exc}")
-        return
-    try:
         doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
         for e in exc.error_log or [exc]:
             col.add(path, getattr(e, "line", None) or exc.lineno, "xml", getattr(e, "message", str(exc)))
         return
-    if not rng.validate(doc):
-        for e in rng.error_log:
-            col.add(path, e.line, "RelaxNG cluster.rng", e.message)
-    col.ok(path, "RelaxNG cluster.rng")
+    for label, schema in (SCHEMAS if schemas is None else schemas).items():
+        tool = f"RelaxNG {label}"
+        try:
+            rng = etree.RelaxNG(etree.parse(str(schema)))
+        except (OSError, etree.LxmlError) as exc:
+            col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema ({label}): {exc}")
+            continue
+        if not rng.validate(doc):
+            for e in rng.error_log:
+                col.add(path, e.line, tool, e.message,
+                        f"ccs_config_validate on a node running {label} refuses this cluster.conf")
+        col.ok(path, tool)
+
+
+def check_domu_config(col: Collector, path: Path) -> None:
+    """A shipped xm domU config: Python assignments naming the VM it is for (model.domu_config_problem)."""
+    from .model import domu_config_problem
+
+    reason = domu_config_problem(path.read_text(encoding="utf-8"), path.name)
+    if reason:
+        col.add(path, None, "xm config", reason)
+    col.ok(path, "xm config")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -689,6 +705,8 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
                 check_shell_text(col, p, p.read_text(), "sh", sourced=True)
             elif rel.startswith("etc/drbd.d/"):
                 col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
+            elif p.parent.name == "domU_config":
+                check_domu_config(col, p)
             if p not in col.checked and not any(x.file == str(p) for x in col.problems):
                 col.add(p, None, "validate", "no validator checks this file",
                         "add one to isobuild/validate.py (every rendered file is checked by a real tool)")
@@ -698,3 +716,47 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     if col.problems:
         raise ProblemsError(f"validate {build_dir}", col.problems)
     return col.checked
+
+
+# ---------------------------------------------------------------------------------------------
+# The cman the node will install
+# ---------------------------------------------------------------------------------------------
+
+
+def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None,
+                            repo_dir: Path | None) -> str | None:
+    """Validate every node's cluster.conf against the cluster.rng inside the cman RPM the node will
+    install: the newest cman of the base DVD and our repo (what yum picks). Returns what was checked,
+    None when neither has a cman (nothing to check); raises ProblemsError when the schema refuses it."""
+    from .cmanschema import CMAN_RNG, _evr_key, repo_packages, rpm_file
+    from .pxe import DirTree, open_install_tree
+
+    trees = []
+    try:
+        if base is not None:
+            trees.append(("the base DVD", open_install_tree(Path(base))))
+        if repo_dir is not None:
+            trees.append(("our repo", DirTree(Path(repo_dir))))
+        found = [(p, t) for origin, t in trees for p in repo_packages(t.read, "cman", origin)]
+        if not found:
+            return None
+        pkg, tree = max(found, key=lambda pt: _evr_key(pt[0]))
+        col = Collector(build_dir, secrets=cluster_secrets(cluster))
+        with tempfile.TemporaryDirectory() as tmp:
+            rpm = tree.read(pkg.href)
+            rng = rpm_file(rpm, CMAN_RNG, Path(tmp)) if rpm is not None else None
+            if rng is None:
+                raise ProblemsError("cluster.conf schema of the node's cman", [Problem(
+                    f"{pkg.origin}: {pkg.href}", None, "cman", f"{pkg.nvr} carries no {CMAN_RNG}",
+                    "ccs_config_validate on the node needs it; is this a cman 3.x package?")])
+            (Path(tmp) / "cluster.rng").write_bytes(rng)
+            label = f"cman {pkg.nvr} ({pkg.origin})"
+            for n in cluster.nodes:
+                check_cluster_conf(col, Path(build_dir) / "nodes" / n.name / "etc/cluster/cluster.conf",
+                                   {label: Path(tmp) / "cluster.rng"})
+        if col.problems:
+            raise ProblemsError("cluster.conf against the cman the nodes will install", col.problems)
+        return label
+    finally:
+        for _, t in trees:
+            t.close()

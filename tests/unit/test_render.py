@@ -256,10 +256,56 @@ def test_cluster_conf_content(clusters):
     assert '<service name="storage_node-b1" domain="only_node-b1"' in conf  # rgmanager storage mode
     assert '<vm name="db01" domain="prefer_db01" path="/vmconfigs/domU_config"' in conf
     assert 'migrate="pause"' in conf
+    assert 'lanplus="1"' in conf and "quiet=" not in conf
     c1 = clusters["an-cluster"]
     conf1 = node_files(c1, c1.nodes[0])["etc/cluster/cluster.conf"]
     assert '<device name="batou" port="1" action="reboot"/>' in conf1
-    assert "<service " not in conf1  # init storage mode: drbd/clvmd/gfs2 start from init
+    assert 'agent="fence_na"' in conf1 and "quiet=" not in conf1  # cluster 3.0.12 has no quiet
+
+
+def test_storage_services_and_vms(clusters, copy_example):
+    """rgmanager mode (the default): DRBD through our status-reporting script. No <vm> names a `depend`:
+    rgmanager 3.0.12 refuses every start of a service whose dependency is not started, recovery
+    included (rg_state.c handle_start_req, check_depend_safe), so a VM depending on its preferred
+    node's storage service could never fail over when that node dies."""
+    c = clusters["vmcl-b"]
+    conf = node_files(c, c.nodes[0])["etc/cluster/cluster.conf"]
+    assert '<script file="/usr/sbin/an-drbd-service" name="drbd"/>' in conf
+    assert 'file="/etc/init.d/drbd"' not in conf  # its status is 0 whenever the module is loaded
+    assert '<vm name="web01" domain="prefer_web01" path="/vmconfigs/domU_config" autostart="0"' in conf
+    assert "depend=" not in conf
+    path = copy_example("cluster.yaml")
+    path.write_text(path.read_text().replace("managed_by: rgmanager", "managed_by: init"))
+    c1 = load_definition(path)
+    conf1 = node_files(c1, c1.nodes[0])["etc/cluster/cluster.conf"]
+    assert "<service " not in conf1  # init mode: storage is up before rgmanager
+
+
+def test_drbd_resource_fences_and_never_waits_forever(clusters):
+    c = clusters["an-cluster"]
+    res = node_files(c, c.nodes[0])["etc/drbd.d/r0.res"]
+    for line in ("fencing\t\tresource-and-stonith;", 'fence-peer\t"/usr/sbin/an-drbd-fence-peer";',
+                 'split-brain\t"/usr/lib/drbd/notify-split-brain.sh root";', "after-sb-0pri\tdiscard-zero-changes;",
+                 "after-sb-1pri\tdiscard-secondary;", "after-sb-2pri\tdisconnect;", "wfc-timeout\t\t300;",
+                 "degr-wfc-timeout\t120;", "outdated-wfc-timeout\t120;", "allow-two-primaries;"):
+        assert line in res, line
+    assert "dlm protect" not in res
+    # a storage-network-only failure: both run the handler at once; the higher nodeid waits
+    peer_res = node_files(c, c.node("an-node02"))["etc/drbd.d/r0.res"]
+    assert 'fence-peer\t"/usr/sbin/an-drbd-fence-peer 10";' in peer_res
+    assert res.replace('an-drbd-fence-peer"', 'an-drbd-fence-peer 10"').replace("\n", "") == \
+        peer_res.replace("\n", "")  # nothing else differs
+
+
+def test_shipped_domu_config_is_staged_and_the_vm_starts(copy_example):
+    path = copy_example("cluster.yaml")
+    (path.parent / "vm0001_ws1.cfg").write_text('name = "vm0001_ws1"\nmemory = 1024\n')
+    path.write_text(path.read_text().replace("    migrate: live\n", "    migrate: live\n    config_file: vm0001_ws1.cfg\n"))
+    c = load_definition(path)
+    files = node_files(c, c.nodes[0])
+    assert files["xen_shared/domU_config/vm0001_ws1"] == 'name = "vm0001_ws1"\nmemory = 1024\n'
+    assert "xen_shared/domU_config/vm0001_ws1" in node_paths(c, c.nodes[0])  # PXE fetches it too
+    assert 'autostart="1"' in files["etc/cluster/cluster.conf"].split('<vm name="vm0001_ws1"')[1]
 
 
 def test_relocation_restricted_to_peer(clusters):
