@@ -77,6 +77,16 @@ def check(c, cluster=None):
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
 
 
+@task(name="definition-doc")
+@clean_errors
+def definition_doc(c):
+    """Rewrite docs/definition.md (every definition key) from isobuild/model.py and isobuild/definition_doc.py."""
+    from isobuild import definition_doc as doc
+
+    path = Path(__file__).resolve().parent / "docs" / "definition.md"
+    print(f"definition-doc: {path} {'rewritten' if doc.write(path) else 'up to date'}")
+
+
 ALLOW_MISSING_HELP = ("build even when %packages names what the base DVD and the an-cluster repo lack (warns; "
                       "the install then stops at anaconda's Missing Package dialog)")
 
