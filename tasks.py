@@ -285,7 +285,7 @@ ISO_HELP = {
 }
 
 
-def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
+def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missing_packages=False):
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
     from isobuild.iso import IsoInputs
     from isobuild.pipeline import check_node_cman, disc_repo, prepare
@@ -307,6 +307,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
         extra_digests={"definition": model.digest},
+        allow_missing_packages=allow_missing_packages,
     ), build
 
 
@@ -315,13 +316,10 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
 def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
-    from dataclasses import replace
-
     from isobuild.iso import build_iso
 
     log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
-    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
     res = build_iso(inputs, build, force=force)
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
 
@@ -331,13 +329,10 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, a
 def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
-    from dataclasses import replace
-
     from isobuild.usb import build_usb
 
     log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
-    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
     res = build_usb(_load(c, cluster), inputs, build, force=force)
     print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
           f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
