@@ -23,13 +23,14 @@ backing_present() { [ -b "$(fb_path "$AN_DRBD_BACKING")" ]; }
 # The unused partition of DISK the backing RAID1 is made of: the largest one that carries no signature
 # at all and is not an md member (the kickstart leaves it unformatted: the same rule as its %post).
 backing_member() {
-    local disk="$1" part dev size best="" best_size=0
+    local disk="$1" part dev size sigs best="" best_size=0
     for part in "$(fb_path "/sys/block/$disk")/$disk"*; do
         [ -e "$part/size" ] || continue
         dev="/dev/${part##*/}"
         size="$(cat "$part/size")"
         [ "$size" -gt 2048 ] || continue                      # extended partition
-        [ -z "$(fb_signatures "$(fb_path "$dev")")" ] || continue
+        sigs="$(fb_signatures "$(fb_path "$dev")")" || fb_probe_failed "mdadm --create $AN_DRBD_BACKING" "$dev" "$sigs"
+        [ -z "$sigs" ] || continue
         if mdadm --examine "$(fb_path "$dev")" >/dev/null 2>&1; then continue; fi
         if [ "$size" -gt "$best_size" ]; then best="$dev"; best_size="$size"; fi
     done
