@@ -219,11 +219,12 @@ fb_probe_failed() {
         "nothing was written. Fix what keeps the probe from reading $2 (is the device there and readable?), then rerun 'an-cluster-firstboot run'"
 }
 
-# fb_guard_destructive KEY DEV EXPECTED WHAT: decide whether the one-time command KEY may run on DEV.
-# Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
-# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed.
+# fb_guard_destructive KEY DEV EXPECTED WHAT [ADOPT]: decide whether the one-time command KEY may run on
+# DEV. Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
+# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed;
+# ADOPT is the command that makes a foreign EXPECTED signature ours (default: record the intent).
 fb_guard_destructive() {
-    local key="$1" dev="$2" expected="$3" what="$4" sigs
+    local key="$1" dev="$2" expected="$3" what="$4" adopt="${5:-}" sigs
     sigs="$(fb_signatures "$dev")" || fb_probe_failed "$what" "$dev" "$sigs"
     if [ -z "$sigs" ]; then
         fb_intent_set "$key" "$dev"
@@ -237,7 +238,7 @@ fb_guard_destructive() {
     fi
     local keep=""
     if [ "$sigs" = "$expected" ]; then
-        keep="; if it is the $expected you mean to keep, adopt it with 'echo $dev > $FB_INTENT_DIR/$key' and rerun"
+        keep="; if it is the $expected you mean to keep, adopt it with '${adopt:-echo $dev > $FB_INTENT_DIR/$key}' and rerun"
     fi
     die "refusing to run $what: $dev already carries data (signature: $sigs)" \
         "nothing was written. If that data is expendable, wipe it yourself ('wipefs -a $dev') and rerun 'an-cluster-firstboot run'${keep}"

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
-            "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
+            "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
             "mdadm")
 SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
 
@@ -135,6 +135,15 @@ class Node:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def drbd_init_start() -> list[list[str]]:
+    """What `/etc/init.d/drbd start` runs (LINBIT/drbd-8.3 drbd-8.3.7 scripts/drbd): adjust_with_progress
+    (each command of `drbdadm -d adjust all`, going on past a failed one: a missing metadata leaves the
+    resource Diskless and connecting), then `drbdadm sh-b-pri all` (become-primary-on, five tries).
+    wait-con-int is left out: the harness boots one node at a time."""
+    adjust = 'IFS=\'\n\'; for c in $(drbdadm -d adjust all); do sh -c "$c" || echo "cmd $c failed - continuing!"; done'
+    return [["sh", "-c", adjust], ["drbdadm", "sh-b-pri", "all"]]
+
+
 class Pair:
     """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
 
@@ -228,6 +237,7 @@ class Pair:
                 "AN_FIRSTBOOT_LIBEXEC": str(OVERLAY),
                 "AN_FIRSTBOOT_TIMEOUT": str(self.timeout),
                 "AN_FIRSTBOOT_POLL": "0.2",
+                "AN_FIRSTBOOT_SYNC_TIMEOUT": str(self.timeout),
                 "AN_VGCREATE_OPTS": "",  # LVM 2.03 here has no clvmd/clustered VGs
                 "LVM_SYSTEM_DIR": str(h / "nodes" / node.name / "lvm"),
                 "LVM_SUPPRESS_FD_WARNINGS": "1",
@@ -335,9 +345,7 @@ class Pair:
         links = sorted(p.name for p in rc3.iterdir() if p.name.startswith("S")) if rc3.is_dir() else []
         actions = {
             "cman": [["service", "cman", "start"]],
-            "drbd": [["drbdadm", "up", st.drbd.resource],
-                     ["sh", "-c", f'case "$(drbdadm dstate {st.drbd.resource})" in UpToDate/*) '
-                                  f'drbdadm primary {st.drbd.resource};; esac']],
+            "drbd": drbd_init_start(),
             "clvmd": [["service", "clvmd", "start"], ["vgchange", "-a", "y", st.clvm.vg]],
             "gfs2": [["service", "gfs2", "start"]],
         }
