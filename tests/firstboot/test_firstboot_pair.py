@@ -320,6 +320,8 @@ def test_vms_start_only_on_an_uptodate_disk(make_pair):
     p = make_pair("init", timeout=90)
     set_env(p, FBH_DRBD_SYNC_MS="20000")
     assert p.run_both(max_rounds=1) == []
+    starts = [a[0] for n, cmd, a in p.calls() if cmd == "#vm-start" and n == p.other]
+    assert starts == ["UpToDate/UpToDate"], story(p)
     assert "waiting for this node's DRBD disk to be UpToDate (initial sync from" in p.log(p.other)
     assert_cluster_up(p)
 
