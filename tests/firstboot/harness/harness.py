@@ -15,6 +15,7 @@ Layout of a harness directory H:
   H/img/                  loop images: <node>-backing.img (each node's DRBD backing), drbd.img (shared)
   H/run/<node>/           runtime state of a node (services, DRBD roles): removed by reboot()
   H/disks/, H/cluster/, H/gfs2/   state that survives reboots (DRBD disk states, cman config, GFS2 data)
+  H/drbd.sync             the DRBD resync in progress (survives reboots, as the bitmap does)
   H/calls.log             every shim call, "node<TAB>command<TAB>args"
 """
 from __future__ import annotations
