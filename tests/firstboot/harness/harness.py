@@ -282,6 +282,15 @@ class Pair:
                 sh("ip", "-n", node.netns, "addr", "add", f"{node.ips[net]}/{nw.subnet.prefixlen}", "dev", nw.interface)
                 sh("ip", "-n", node.netns, "link", "set", nw.interface, "up")
 
+    def _ours(self, dev: str) -> bool:
+        """Is loop device DEV still bound to one of this pair's images? Loop numbers are reused at once,
+        also by other test runs on the machine: never detach one that has been given to someone else."""
+        backing = Path("/sys/block") / Path(dev).name / "loop" / "backing_file"
+        try:
+            return Path(backing.read_text().strip()).resolve().is_relative_to(self.h.resolve())
+        except OSError:
+            return False
+
     def cleanup(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
@@ -290,8 +299,10 @@ class Pair:
         extra = []
         if (self.h / "loops").exists():
             extra = [ln.strip() for ln in (self.h / "loops").read_text().splitlines() if ln.strip()]
+            (self.h / "loops").unlink()
         for dev in reversed(self.loops + extra):  # LV loops sit on the drbd loop: detach them first
-            subprocess.run(["losetup", "-d", dev], capture_output=True)
+            if self._ours(dev):
+                subprocess.run(["losetup", "-d", dev], capture_output=True)
         for ns in self.netns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.loops, self.netns = [], []
