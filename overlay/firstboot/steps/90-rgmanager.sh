@@ -5,7 +5,9 @@
 #     storage services in rgmanager mode), is installed on both nodes with config_version bumped by
 #     one above the one cman runs;
 #   - each node announces on the shared GFS2 filesystem that it has the new file; once both have it,
-#     the lowest nodeid activates it cluster-wide with `cman_tool version -r`; the peer waits for it;
+#     the lowest nodeid activates it cluster-wide with `cman_tool version -r <N> -S` (cman 3.0.12:
+#     -r needs the version; without -S it runs ccs_sync from ricci, which is not installed: the file
+#     is already on both nodes); the peer waits for it;
 #   - rgmanager on and started; `clustat` shows both nodes (bounded wait).
 set -euo pipefail
 # shellcheck source=../lib/common.sh
@@ -70,8 +72,8 @@ main() {
         echo "$target" | fb_write_file "$SIGNAL_DIR/$AN_NODE_NAME" 0644
         if fb_is_lowest; then
             fb_wait "$AN_PEER_NAME to install cluster.conf version $target" peer_has_conf "$target"
-            info "activating cluster.conf version $target: cman_tool version -r"
-            cman_tool version -r || die "'cman_tool version -r' failed" "compare /etc/cluster/cluster.conf on both nodes, then rerun"
+            info "activating cluster.conf version $target: cman_tool version -r $target -S"
+            cman_tool version -r "$target" -S || die "'cman_tool version -r $target -S' failed" "compare /etc/cluster/cluster.conf on both nodes, then rerun"
         fi
         fb_wait "the cluster to run cluster.conf version $target" cluster_runs "$target"
     fi

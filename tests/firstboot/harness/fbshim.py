@@ -165,11 +165,75 @@ def members() -> list[str]:
     return [n for n in nodes() if svc_running("cman", n)]
 
 
+def gnu_getopt(args: list[str], optstring: str) -> tuple[list[tuple[str, str | None]], list[str]] | None:
+    """glibc getopt(3) as a C tool calls it: options anywhere (argv is permuted), "x:" needs an
+    argument (attached or next word), "x::" takes one only attached. None on an unknown option or a
+    missing argument (the tool then prints its own complaint)."""
+    spec: dict[str, int] = {}
+    i = 0
+    while i < len(optstring):
+        c, n = optstring[i], 0
+        while optstring[i + 1:i + 2] == ":" and n < 2:
+            n, i = n + 1, i + 1
+        spec[c] = n
+        i += 1
+    opts, operands, k = [], [], 0
+    while k < len(args):
+        a = args[k]
+        k += 1
+        if a == "--":
+            operands += args[k:]
+            break
+        if not a.startswith("-") or a == "-":
+            operands.append(a)
+            continue
+        j = 1
+        while j < len(a):
+            c = a[j]
+            if c not in spec:
+                return None
+            if spec[c] == 0:
+                opts.append((c, None))
+                j += 1
+                continue
+            rest = a[j + 1:]
+            if rest:
+                opts.append((c, rest))
+            elif spec[c] == 2:
+                opts.append((c, None))
+            elif k < len(args):
+                opts.append((c, args[k]))
+                k += 1
+            else:
+                return None
+            break
+    return opts, operands
+
+
+# cluster 3.0.12 cman/cman_tool/main.c: OPTION_STRING and the operation words of decode_arguments()
+CMAN_TOOL_OPTS = "m:n:v:e:2p:c:r:i:N:t:o:k:F:C:VAPwfqah?XD::Sd::"
+CMAN_TOOL_OPS = ("join", "leave", "kill", "expected", "votes", "version", "wait", "status", "nodes", "services",
+                 "debug")
+
+
 def cmd_cman_tool() -> None:
     record()
+    parsed = gnu_getopt(ARGS, CMAN_TOOL_OPTS)
+    if parsed is None:
+        fail("Please use '-h' for usage.")
+    opts, words = parsed
+    ops = [w for w in words if w in CMAN_TOOL_OPS]
+    unknown = [w for w in words if w not in CMAN_TOOL_OPS and w not in ("remove", "force")]
+    if unknown:
+        fail(f"unknown option {unknown[0]}")
+    if len(ops) != 1:
+        fail("can't specify two operations" if ops else "no operation specified")
+    o = dict(opts)
+    if "r" in o and not re.fullmatch(r"\d+", o["r"] or ""):
+        fail(f"argument to r ({o['r']}) is not an integer")
     if not svc_running("cman"):
         fail("Cannot open connection to cman, is it running ?")
-    sub = ARGS[0] if ARGS else ""
+    sub = ops[0]
     ms = members()
     version = int(state("cluster", "config_version").read_text())
     if sub == "status":
@@ -183,18 +247,22 @@ def cmd_cman_tool() -> None:
         for n, info in sorted(nodes().items(), key=lambda kv: kv[1]["nodeid"]):
             sts = "M" if n in ms else "X"
             print(f"{info['nodeid']:>4}   {sts}    100   2010-10-13 12:00:00  {info['fqdn']}")
-    elif sub == "version" and ARGS[1:2] == ["-r"]:
+    elif sub == "version" and "r" in o:
+        # version(): without -S it runs /usr/bin/ccs_sync (package ricci, not installed on our nodes)
+        if "S" not in o and not (ROOT / "usr/bin/ccs_sync").exists():
+            print("sh: /usr/bin/ccs_sync: No such file or directory", file=sys.stderr)
+            fail("ccs_sync failed.\nIf you have distributed the config file yourself, try re-running with -S")
+        new = int(o["r"])
         want = {n: _conf_version(Path(nodes()[n]["root"]) / "etc/cluster/cluster.conf") for n in ms}
-        if len(set(want.values())) != 1:
-            fail(f"cluster.conf differs between members: {want}")
-        new = next(iter(want.values()))
+        if set(want.values()) != {new}:
+            fail(f"can't set version: cluster.conf on the members has {want}, not {new}")
         if new <= version:
-            fail(f"config version {new} is not newer than the running {version}")
+            fail(f"can't set version: {new} is not newer than the running {version}")
         state("cluster", "config_version").write_text(str(new))
     elif sub == "version":
         print(f"6.2.0 config {version}")
     else:
-        fail(f"unsupported: {' '.join(ARGS)}", 2)
+        fail(f"unsupported here: {' '.join(ARGS)}", 2)
 
 
 def cmd_clustat() -> None:
