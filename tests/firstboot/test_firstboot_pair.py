@@ -98,7 +98,7 @@ def test_full_two_node_bring_up(make_pair):
     assert {n for n, cmd, args in calls if cmd == "drbdadm" and args[:1] == ["dump"]} == set(p.nodes)
     # init mode: drbd, clvmd and gfs2 start from init, after cman
     rc3 = sorted(x.name for x in (p.nodes[p.lowest].root / "etc/rc.d/rc3.d").iterdir() if x.name.startswith("S"))
-    cluster_svcs = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager"]
+    cluster_svcs = ["xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager"]
     assert [n for n in (re.sub(r"^S\d\d", "", x) for x in rc3) if n in cluster_svcs] == cluster_svcs
     # a rerun after completion is a no-op: no step runs again
     before = len(p.calls())

@@ -26,7 +26,7 @@ SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-clu
                   *OVERLAY.glob("lib/*.sh"), *OVERLAY.glob("steps/*.sh")])
 STEPS = sorted(p.stem for p in OVERLAY.glob("steps/[0-9][0-9]-*.sh"))
 # The seed's start order ("Altering Daemon Start Order", init mode) and its rgmanager variant.
-SEED_ORDER = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2"]
+SEED_ORDER = ["xend", "cman", "drbd", "clvmd", "gfs2"]
 
 
 def test_layout_is_the_contract():
