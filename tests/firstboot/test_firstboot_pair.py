@@ -337,3 +337,18 @@ def test_no_unused_partition_no_raid(make_pair):
                      re.M), p.status(p.lowest).stdout
     assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "mdadm" and "--create" in c[2]]
     assert blkid(Path(node.parts["sdb5"]), "TYPE") == "ext4"
+
+
+def test_rgmanager_readiness_waits_for_rgmanager_on_the_peer(make_pair):
+    """clustat shows the peer Online as soon as cman runs there; the lowest node must not call the
+    cluster ready before the peer's rgmanager is up too (clustat's ", rgmanager" flag)."""
+    p = make_pair("init")
+    p.gate(p.other, "rgmanager")
+    for n in p.nodes:
+        p.start(n)
+    p.wait_log(p.lowest, "waiting for clustat to show both nodes online with rgmanager")
+    assert not p.all_done(p.lowest), story(p)
+    p.gate(p.other, "rgmanager", closed=False)
+    for n in p.nodes:
+        assert p.wait(n) == 0, story(p)
+    assert_cluster_up(p)

@@ -49,12 +49,15 @@ install_full_conf() {
 peer_has_conf() { [ "$(cat "$SIGNAL_DIR/$AN_PEER_NAME" 2>/dev/null)" = "$1" ]; }
 cluster_runs() { [ "$(running_version)" -ge "$1" ] 2>/dev/null; }
 
+# Both members Online with rgmanager running on them (rgmanager 3.0.12 src/utils/clustat.c
+# txt_member_state: "Online[, Local][, rgmanager|, RG-Master|, RG-Worker]"): a peer whose rgmanager
+# is not up yet cannot take over a service.
 clustat_shows_both() {
-    local out
+    local out rg="Online(, Local)?(, Estranged)?, (rgmanager|RG-Master|RG-Worker)"
     out="$(clustat 2>/dev/null)" || return 1
     printf '%s\n' "$out" | grep -q "Member Status: Quorate" || return 1
-    printf '%s\n' "$out" | grep -Eq "^ *(${AN_NODE_FQDN//./\\.}|$AN_NODE_NAME) .*Online" || return 1
-    printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) .*Online" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_NODE_FQDN//./\\.}|$AN_NODE_NAME) +[0-9]+ $rg" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) +[0-9]+ $rg" || return 1
 }
 
 main() {
@@ -79,7 +82,7 @@ main() {
     fi
     chkconfig rgmanager on
     fb_service_start rgmanager
-    fb_wait "clustat to show both nodes online" clustat_shows_both
+    fb_wait "clustat to show both nodes online with rgmanager" clustat_shows_both
     info "rgmanager running; services: ${AN_VMS:-none}"
 }
 

@@ -118,6 +118,17 @@ def svc_running(name: str, node: str = NODE) -> bool:
     return (run_dir(node) / f"svc.{name}").exists()
 
 
+def wait_gate(name: str, bound: float = 120) -> None:
+    """A test holds `service NAME start` on this node while FBH_DIR/gate/<node>.<NAME> exists (a
+    daemon that is slow to come up), so it can look at what the peer does meanwhile."""
+    import time
+
+    gate = FBH / "gate" / f"{NODE}.{name}"
+    end = time.monotonic() + bound
+    while gate.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+
+
 def cmd_service() -> None:
     record()
     if len(ARGS) < 2:
@@ -127,6 +138,7 @@ def cmd_service() -> None:
     if action == "status":
         sys.exit(0 if flag.exists() else 3)
     if action in ("start", "restart"):
+        wait_gate(name)
         if name in ("clvmd", "rgmanager", "gfs2") and not svc_running("cman"):
             fail(f"{name}: cman is not running")
         if name == "cman":

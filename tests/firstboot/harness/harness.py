@@ -358,6 +358,15 @@ class Pair:
                 raise AssertionError(f"{name} never logged {text!r}:\n{self.log(name)[-3000:]}")
             time.sleep(0.1)
 
+    def gate(self, name: str, service: str, closed: bool = True) -> None:
+        """Hold (closed) or release `service SERVICE start` on node NAME (see fbshim.wait_gate)."""
+        g = self.h / "gate" / f"{name}.{service}"
+        g.parent.mkdir(parents=True, exist_ok=True)
+        if closed:
+            g.touch()
+        else:
+            g.unlink(missing_ok=True)
+
     def all_done(self, name: str) -> bool:
         return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
 
