@@ -426,3 +426,37 @@ def test_a_failing_step_leaves_no_temporary_files(tmp_path):
     assert r.returncode != 0
     assert "command failed (exit 1, line 6): false" in (Path(env["AN_ROOT"]) / "var/log/an-cluster-firstboot.log").read_text()
     assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("ignores_term", [False, True], ids=["dies-on-term", "ignores-term"])
+def test_init_script_stop_ends_the_run_and_waits(tmp_path, ignores_term):
+    """`service an-cluster-firstboot stop` (K02 at shutdown, before K74-K79 take the stack down) ends
+    the whole background run: the runner and the command its step runs (here a stand-in for a long
+    mkfs), and returns only once they are gone (TERM, then KILL after the bound)."""
+    pids = tmp_path / "pids"
+    fake = tmp_path / "fake-firstboot"
+    trap = "trap '' TERM; " if ignores_term else ""
+    # the runner starts a child that would outlive a kill of the runner alone
+    fake.write_text(f"#!/bin/bash\n{trap}bash -c '{trap}echo $$ >> {pids}; while :; do sleep 0.1; done' &\n"
+                    f"echo $$ >> {pids}\nwait\n")
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "AN_FIRSTBOOT_BIN": str(fake), "AN_FIRSTBOOT_PIDFILE": str(tmp_path / "pid"),
+           "AN_FIRSTBOOT_CONSOLE": "/dev/null", "AN_FIRSTBOOT_STOP_TIMEOUT": "2"}
+    script = str(OVERLAY / "init.d/an-cluster-firstboot")
+    r = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for _ in range(200):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        import time
+        time.sleep(0.05)
+    procs = [int(x) for x in pids.read_text().split()]
+    pgid = int((tmp_path / "pid").read_text())
+    assert all(os.getpgid(x) == pgid for x in procs) and pgid != os.getpgrp()
+    r = subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert ("killing process group" in r.stdout) == ignores_term, r.stdout
+    for x in procs:
+        with pytest.raises(ProcessLookupError):
+            os.kill(x, 0)
+    assert not (tmp_path / "pid").exists()
