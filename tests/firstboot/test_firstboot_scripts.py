@@ -460,3 +460,27 @@ def test_init_script_stop_ends_the_run_and_waits(tmp_path, ignores_term):
         with pytest.raises(ProcessLookupError):
             os.kill(x, 0)
     assert not (tmp_path / "pid").exists()
+
+
+def test_network_step_keeps_the_hwaddr_anaconda_wrote(tmp_path):
+    """mac: {} in the definition: the rendered ifcfg files carry no HWADDR; the ones anaconda wrote
+    do (fixture root, as anaconda 13 network.py writes them). Step 10 must not unpin the names."""
+    root, env = _scratch_node(tmp_path, "init")
+    netdir = root / "etc/sysconfig/network-scripts"
+    anaconda = {p.name: re.search(r"^HWADDR=(\S+)$", p.read_text(), re.M).group(1) for p in netdir.glob("ifcfg-eth*")}
+    assert len(anaconda) == 3 and not any("HWADDR" in p.read_text()
+                                          for p in (root / "var/lib/an-cluster/stage").rglob("ifcfg-eth*"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ping").write_text("#!/bin/sh\nexit 0\n")  # the peer answers
+    (bindir / "ping").chmod(0o755)
+    env = {**env, "PATH": f"{bindir}:{env['PATH']}"}
+    r = _run_step("10-network", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name, mac in anaconda.items():
+        text = (netdir / name).read_text()
+        assert re.findall(r"^HWADDR=(\S+)$", text, re.M) == [mac], text
+        assert "NM_CONTROLLED=no" in text and "IPADDR=198.18." in text  # the rendered file otherwise
+    before = {p.name: p.read_text() for p in netdir.iterdir()}
+    assert _run_step("10-network", env).returncode == 0
+    assert {p.name: p.read_text() for p in netdir.iterdir()} == before

@@ -19,12 +19,43 @@ remove_networkmanager() {
     fi
 }
 
+# hwaddr_of FILE: the HWADDR= of an ifcfg file (empty if none)
+hwaddr_of() {
+    sed -n 's/^HWADDR=["'"'"']\{0,1\}\([0-9A-Fa-f:]*\).*/\1/p' "$1" 2>/dev/null | head -n 1
+}
+
+# install_ifcfg REL: the staged ifcfg file; when the definition gives no MAC for the NIC, it keeps
+# the HWADDR anaconda wrote into the installed file (anaconda 13 network.py: available() sets
+# HWADDR for every NIC it saw, write() writes it), so the ethN names anaconda configured stay on
+# the same NICs. Without any HWADDR the name follows udev's guess at this boot: say so.
+install_ifcfg() {
+    local rel="$1" src dst hw tmp
+    src="$FB_STAGE/$rel"
+    dst="$(fb_path "/$rel")"
+    hw="$(hwaddr_of "$src")"
+    if [ -z "$hw" ] && ! grep -q '^VLAN=yes' "$src"; then
+        hw="$(hwaddr_of "$dst")"
+        if [ -n "$hw" ]; then
+            tmp="$(fb_mktemp)"
+            awk -v hw="HWADDR=$hw" '{ print } /^DEVICE=/ && !done { print hw; done = 1 }' "$src" >"$tmp"
+            if ! cmp -s "$tmp" "$dst"; then
+                fb_write_file "$dst" 0644 <"$tmp"
+                info "installed /$rel (keeping HWADDR=$hw that anaconda saw)"
+            fi
+            rm -f "$tmp"
+            return 0
+        fi
+        warn "/$rel: no MAC in the definition and none from anaconda: the name ${rel##*ifcfg-} is not pinned to a NIC"
+    fi
+    fb_install_staged "$rel" 0644
+}
+
 install_network_files() {
     local f rel n=0
     for f in "$FB_STAGE"/etc/sysconfig/network-scripts/ifcfg-*; do
         [ -f "$f" ] || continue
         rel="${f#"$FB_STAGE"/}"
-        fb_install_staged "$rel" 0644
+        install_ifcfg "$rel"
         n=$((n + 1))
     done
     [ "$n" -gt 0 ] || die "no ifcfg files staged in $FB_STAGE/etc/sysconfig/network-scripts" \
