@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, Cluster, Node, model_json
+from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, Node, model_json
 from .outputs import atomic_dir
 from .stamps import sha256_tree
 
@@ -173,6 +173,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "init_order": initorder.init_order_file(cluster.storage.managed_by),
         "firewall_rules": firewall_rules(cluster),
         "ks_ports": kickstart_ports(cluster),
+        "rendezvous_port": RENDEZVOUS_PORT,
         "rrp": cluster.totem.rrp_mode != "none",
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),

@@ -352,3 +352,41 @@ def test_rgmanager_readiness_waits_for_rgmanager_on_the_peer(make_pair):
     for n in p.nodes:
         assert p.wait(n) == 0, story(p)
     assert_cluster_up(p)
+
+
+# ------------------------------------------------------------------------------------------------
+# cman start: the first node must not fence a peer that is still installing itself
+
+
+def test_a_late_peer_is_not_fenced(make_pair):
+    """The peer answers ping (its network is up, as in anaconda) but its firstboot starts only after
+    more than post_join_delay. Starting cman alone would have fenced(8) power-cycle it."""
+    import time
+
+    p = make_pair("init")
+    p.start(p.lowest)
+    p.wait_log(p.lowest, "=== step 50-cman: starting")
+    scale = float(p.nodes[p.lowest].env.get("FBH_TIME_SCALE", "0.1"))
+    end = time.monotonic() + 2 * 30 * scale + 2  # twice the rendered post_join_delay="30"
+    while time.monotonic() < end and not p.fenced():
+        time.sleep(0.2)
+    p.start(p.other)
+    for n in p.nodes:
+        assert p.wait(n) == 0, story(p)
+    assert p.fenced() == [], story(p)
+    assert_cluster_up(p)
+    for n in p.nodes:
+        # both met first; cman never with clean_start (it would skip fencing a node in doubt)
+        assert "is at the rendezvous: starting cman" in p.log(n)
+        assert "clean_start" not in (p.nodes[n].root / "etc/cluster/cluster.conf").read_text()
+
+
+def test_a_peer_that_never_comes_leaves_cman_stopped_with_a_clear_status(make_pair):
+    p = make_pair("init", timeout=2)
+    p.start(p.lowest)
+    assert p.wait(p.lowest) == 75, story(p)
+    st = p.status(p.lowest).stdout
+    assert re.search(rf"^50-cman\s+failed: {p.other} did not come to the cman rendezvous within 2s: cman not started",
+                     st, re.M), st
+    assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "service" and c[2][:2] == ["cman", "start"]]
+    assert p.fenced() == []

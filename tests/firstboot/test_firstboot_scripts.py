@@ -155,7 +155,8 @@ def _fake_libexec(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     env_file.write_text("".join(f"{k}=x\n" for k in (
         "AN_CLUSTER_NAME AN_NODE_NAME AN_NODE_ID AN_NODE_FQDN AN_NODE_BCN_IP AN_NODE_SN_IP AN_PEER_NAME AN_PEER_ID "
         "AN_PEER_FQDN AN_PEER_BCN_IP AN_PEER_SN_IP AN_DRBD_RESOURCE AN_DRBD_DEVICE AN_DRBD_BACKING AN_DRBD_SYNC_RATE "
-        "AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY").split())
+        "AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY "
+        "AN_RENDEZVOUS_PORT").split())
         + "AN_IS_LOWEST=yes\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -484,3 +485,37 @@ def test_network_step_keeps_the_hwaddr_anaconda_wrote(tmp_path):
     before = {p.name: p.read_text() for p in netdir.iterdir()}
     assert _run_step("10-network", env).returncode == 0
     assert {p.name: p.read_text() for p in netdir.iterdir()} == before
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("same_key", [True, False], ids=["same-cluster.conf", "other-cluster.conf"])
+def test_rendezvous_needs_the_same_cluster_conf_on_both_sides(tmp_path, same_key):
+    """lib/rendezvous on loopback (127.0.0.1 and 127.0.0.2 stand for the two BCN addresses): both
+    sides return 0 once the other proved it holds the same cluster.conf; with another file (an
+    impostor, or a node of another cluster) both refuse and give up after the timeout (exit 2)."""
+    port = _free_port()
+    keys = [tmp_path / "a.conf", tmp_path / "b.conf"]
+    keys[0].write_text('<cluster name="c" config_version="1"/><!-- passwd="s3cret" -->\n')
+    keys[1].write_text(keys[0].read_text() if same_key else keys[0].read_text().replace("s3cret", "guess"))
+    timeout = "10" if same_key else "2"
+    tool = str(OVERLAY / "lib/rendezvous")
+    procs = [subprocess.Popen([sys.executable, tool, me, peer, ip, pip, str(port), str(key), timeout, "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for me, peer, ip, pip, key in (("n1", "n2", "127.0.0.1", "127.0.0.2", keys[0]),
+                                            ("n2", "n1", "127.0.0.2", "127.0.0.1", keys[1]))]
+    outs = [p.communicate(timeout=30)[0] for p in procs]
+    codes = [p.returncode for p in procs]
+    if same_key:
+        assert codes == [0, 0], outs
+    else:
+        assert codes == [2, 2], outs
+        assert all("did not come within 2s" in o for o in outs), outs
+        assert any("wrong node or key" in o or "wrong answer" in o for o in outs), outs
+    assert not any("s3cret" in o or "guess" in o for o in outs)

@@ -129,6 +129,44 @@ def wait_gate(name: str, bound: float = 120) -> None:
         time.sleep(0.1)
 
 
+def cman_join(conf: Path, alone: bool) -> None:
+    """cman's init script (cluster 3.0.12 cman/init.d/cman.in start) takes a while: cman_tool join,
+    the quorum wait, then fenced joins the fence domain. A node that forms the domain alone starts
+    fenced's post_join_delay (fence/fenced/recover.c delay_fencing; default 6, config.h): whoever
+    is not a member when it runs out is fenced (power-cycled). FBH_TIME_SCALE (default 0.1) scales
+    cluster.conf's seconds to test time."""
+    import time
+
+    time.sleep(float(os.environ.get("FBH_CMAN_JOIN_S", "0.3")))
+    if not alone or os.fork() != 0:
+        return
+    # the forked fenced: in the node's process group (a power cut of this node ends it), no
+    # inherited pipes (a caller capturing `service cman start` output must not wait for it)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    m = re.search(r'<fence_daemon[^>]*post_join_delay="(\d+)"', conf.read_text())
+    time.sleep((int(m.group(1)) if m else 6) * float(os.environ.get("FBH_TIME_SCALE", "0.1")))
+    (run_dir() / "svc.cman").exists() and [fence(n, "not a member after post_join_delay")
+                                           for n in nodes() if n != NODE and not svc_running("cman", n)]
+    os._exit(0)
+
+
+def fence(victim: str, why: str) -> None:
+    """Power-cycle VICTIM: its firstboot run dies (the harness reboots it); the tests see "#fenced"."""
+    _locked_append(FBH / "calls.log", f"{NODE}\t#fenced\t{victim}{US}{why}")
+    state("fenced", victim).write_text(f"by {NODE}: {why}\n")
+    pgid = FBH / "nodes" / victim / "pgid"
+    if pgid.exists():
+        try:
+            os.killpg(int(pgid.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+    import shutil
+
+    shutil.rmtree(FBH / "run" / victim, ignore_errors=True)
+
+
 def cmd_service() -> None:
     record()
     if len(ARGS) < 2:
@@ -147,10 +185,13 @@ def cmd_service() -> None:
                 fail("cman: /etc/cluster/cluster.conf is missing")
             version = _conf_version(conf)
             vfile = state("cluster", "config_version")
-            if not vfile.exists() or not any(svc_running("cman", n) for n in nodes() if n != NODE):
+            alone = not any(svc_running("cman", n) for n in nodes() if n != NODE)
+            if not vfile.exists() or alone:
                 vfile.write_text(str(version))
             elif int(vfile.read_text()) != version:
                 fail(f"cman: config_version {version} differs from the cluster's {vfile.read_text()}")
+            if not svc_running("cman"):
+                cman_join(conf, alone)
         if name == "gfs2":
             for line in (ROOT / "etc/fstab").read_text().splitlines():
                 f = line.split()

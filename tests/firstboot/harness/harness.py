@@ -49,6 +49,8 @@ def install_shims(shimbin: Path) -> None:
     (shimbin / "fbshim.py").chmod(0o755)
     for name in PY_SHIMS:
         (shimbin / name).symlink_to("fbshim.py")
+    # lib/rendezvous runs with the node's python (2.6 on Fedora 13); here the interpreter of the tests
+    (shimbin / "python").symlink_to(sys.executable)
     for name in (*SH_SHIMS, "shim-lib.sh"):
         shutil.copy(HERE / name, shimbin / name)
 
@@ -298,6 +300,8 @@ class Pair:
             ["ip", "netns", "exec", node.netns, str(OVERLAY / "an-cluster-firstboot"), cmd],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        # the process group a fence (fbshim.fence) power-cycles
+        (self.h / "nodes" / name / "pgid").write_text(f"{node.proc.pid}\n")
 
     def wait(self, name: str, timeout: float = 120) -> int:
         proc = self.nodes[name].proc
@@ -391,6 +395,10 @@ class Pair:
                 if self.all_done(name):
                     continue
                 journal.append(f"{name}: run {rounds[name]} ended rc={rc}")
+                fenced = self.h / "fenced" / name
+                if fenced.exists():
+                    journal.append(f"{name}: fenced {fenced.read_text().strip()}")
+                    fenced.unlink()
                 if rounds[name] >= max_rounds:
                     raise AssertionError(f"{name} did not finish in {max_rounds} runs:\n" + self.console(name))
                 self.reboot(name)
@@ -423,6 +431,10 @@ class Pair:
             node, cmd, args = line.split("\t", 2)
             out.append((node, cmd, args.split("\x1f") if args else []))
         return out
+
+    def fenced(self) -> list[tuple[str, list[str]]]:
+        """Fencing the emulated fenced did: [(fencing node, [victim, why])]."""
+        return [(n, args) for n, cmd, args in self.calls() if cmd == "#fenced"]
 
     def destructive(self) -> dict[str, list[tuple[str, list[str]]]]:
         """Executed destructive commands by kind: [(node, args)]."""
