@@ -259,45 +259,94 @@ def _header(script: Path) -> tuple[str, int, list[str]]:
     return m.group(1), int(m.group(2)), (req.group(1).split() if req else [])
 
 
+def _rc3_order(root: Path) -> list[str]:
+    links = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir() if p.name.startswith("S"))
+    return [re.sub(r"^S\d\d", "", n) for n in links]
+
+
 @pytest.mark.parametrize("managed_by", ["init", "rgmanager"])
-def test_init_order_from_the_edited_headers_matches_the_seed(tmp_path, managed_by):
+def test_init_order_from_the_overrides_matches_the_seed(tmp_path, managed_by):
     from isobuild import initorder
 
     root, env = _scratch_node(tmp_path, managed_by)
+    initd = root / "etc/rc.d/init.d"
+    shipped = {p.name: p.read_bytes() for p in initd.iterdir()}
     r = _run_step("40-init-order", env)
     assert r.returncode == 0, r.stdout + r.stderr
     table = initorder.services(managed_by)
-    initd = root / "etc/rc.d/init.d"
-    # 1. every header now says what the one table says
+    overrides = root / "etc/chkconfig.d"
+    # 1. the packages' scripts are as shipped; every override says what the one table says
+    assert {p.name: p.read_bytes() for p in initd.iterdir()} == shipped
     for svc in table:
-        levels, start, req = _header(initd / svc.name)
+        levels, start, req = _header(overrides / svc.name)
         assert (levels, start, req) == (svc.levels, svc.start, list(svc.required_start)), svc.name
-    # 2. the order computed from the headers alone: enabled services by start number
-    enabled = sorted((s for s in table if _header(initd / s.name)[0] != "-"), key=lambda s: _header(initd / s.name)[1])
+        assert "description" not in (overrides / svc.name).read_text().lower()  # or chkconfig stops reading
+    # 2. the order computed from the overrides alone: enabled services by start number
+    enabled = sorted((s for s in table if _header(overrides / s.name)[0] != "-"),
+                     key=lambda s: _header(overrides / s.name)[1])
     computed = [s.name for s in enabled]
     seed = SEED_ORDER if managed_by == "init" else [s for s in SEED_ORDER if s not in initorder.RGMANAGER_OWNED]
     assert [n for n in computed if n in SEED_ORDER] == seed
     assert computed[-1] == "rgmanager"
     # 3. every Required-Start dependency that is enabled starts earlier
-    starts = {s.name: _header(initd / s.name)[1] for s in enabled}
+    starts = {s.name: _header(overrides / s.name)[1] for s in enabled}
     for name in computed:
-        for dep in _header(initd / name)[2]:
+        for dep in _header(overrides / name)[2]:
             if dep in starts:
                 assert starts[dep] < starts[name], f"{name} requires {dep}"
     # 4. chkconfig re-added them: the rc3.d start links follow the same order
-    links = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir() if p.name.startswith("S"))
-    assert [re.sub(r"^S\d\d", "", n) for n in links] == computed
+    assert [n for n in _rc3_order(root) if n in starts] == computed
     off = {s.name for s in table if not s.enabled}
     for name in off:
         assert not list((root / "etc/rc.d/rc3.d").glob(f"S??{name}")), f"{name} must be off"
     if managed_by == "rgmanager":
         assert {"drbd", "clvmd", "gfs2"} <= off
-    # clvmd shipped 0555 (lvm2-cluster bug): its mode is kept
-    assert oct((initd / "clvmd").stat().st_mode & 0o777) == "0o555"
     # idempotent: a second run changes nothing
-    before = {p.name: p.read_text() for p in initd.iterdir()}
+    before = {p.name: p.read_text() for p in overrides.iterdir()}
     assert _run_step("40-init-order", env).returncode == 0
-    assert {p.name: p.read_text() for p in initd.iterdir()} == before
+    assert {p.name: p.read_text() for p in overrides.iterdir()} == before
+
+
+@pytest.mark.parametrize("package", ["cman", "drbd", "xend"])
+def test_init_order_survives_a_package_update(tmp_path, package):
+    """`yum update` of a package: rpm puts its stock init script back and its %post runs
+    `chkconfig --add` (drbd 8.3.7 drbd.spec.in, our xen spec); later someone (step 50 on a resume,
+    an operator) runs `chkconfig NAME on`. The order must still be the table's."""
+    from isobuild import initorder
+
+    root, env = _scratch_node(tmp_path, "init")
+    assert _run_step("40-init-order", env).returncode == 0
+    want = _rc3_order(root)
+    assert [n for n in want if n in SEED_ORDER] == SEED_ORDER
+    shutil.copy(FIXTURE_ROOT / "etc/rc.d/init.d" / package, root / "etc/rc.d/init.d" / package)  # the update
+    for args in (["--add", package], [package, "on"]):
+        r = subprocess.run([str(Path(env["PATH"].split(":")[0]) / "chkconfig"), *args], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert _rc3_order(root) == want, f"after chkconfig {' '.join(args)}"
+    svc = next(s for s in initorder.services("init") if s.name == package)
+    assert list((root / "etc/rc.d/rc3.d").glob(f"S{svc.start:02d}{package}"))
+
+
+def test_chkconfig_shim_follows_chkconfig_1_3_46(tmp_path):
+    """The harness chkconfig reads headers the way chkconfig 1.3.46 does: an LSB block after the
+    description is not read (no dependencies); one before it is, and --add then places the service
+    after what it requires."""
+    root, env = _scratch_node(tmp_path, "init")
+    initd = root / "etc/rc.d/init.d"
+    (initd / "early").write_text("#!/bin/bash\n# chkconfig: 2345 10 90\n# description: early\n")
+    (initd / "late").write_text("#!/bin/bash\n### BEGIN INIT INFO\n# Provides: late\n# Required-Start: early\n"
+                                "# Default-Start: 2 3 4 5\n### END INIT INFO\n# chkconfig: 2345 05 95\n"
+                                "# description: late\n")
+    (initd / "ignored").write_text("#!/bin/bash\n# chkconfig: 2345 05 95\n# description: x\n### BEGIN INIT INFO\n"
+                                   "# Required-Start: early\n### END INIT INFO\n")
+    chkconfig = str(Path(env["PATH"].split(":")[0]) / "chkconfig")
+    for name in ("early", "late", "ignored"):
+        assert subprocess.run([chkconfig, "--add", name], env=env, capture_output=True).returncode == 0
+    rc3 = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir())
+    assert "S10early" in rc3 and "S11late" in rc3 and "S05ignored" in rc3, rc3
+    r = subprocess.run([chkconfig, "--frobnicate", "x"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
 
 
 def test_xen_step_edits_grub_yum_xend_and_libvirt_once(tmp_path):

@@ -14,7 +14,8 @@ Environment (set by harness.py for each node's runner):
 
 Fakes (kernel or daemons needed): service, hostname, modprobe, cman_tool, clustat, lvmconf, mount, rpm,
 yum, virsh, mdadm. The two hottest fakes are bash scripts beside this file: drbdsetup (the DRBD kernel
-side, also called by drbdadm-83 via -s) and chkconfig.
+side, also called by drbdadm-83 via -s) and drbdadm. chkconfig follows chkconfig 1.3.46 (override files,
+its header parser, LSB dependencies).
 Wrappers that run the REAL tool after mapping node paths ($AN_ROOT/dev/...) to the loop devices:
 drbdmeta (real; the bash drbdadm beside this file runs the real drbdadm-83 with -m pointing here),
 pvcreate/vgcreate/lvcreate/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
@@ -534,13 +535,177 @@ def cmd_lvmconf() -> None:
     sys.exit(0)
 
 
+# --------------------------------------------------------------------------------------------------
+# chkconfig 1.3.46 (fedora-sysv/chkconfig tag chkconfig-1.3.46; F13 ships a 1.3.4x): leveldb.c
+# parseServiceInfo/readServiceInfo, chkconfig.c addService/delService/setService/frobDependencies.
+
+
+def _ck_parse(text: str, name: str, partial: bool) -> dict | None:
+    """parseServiceInfo: note the loop stops as soon as it has levels and a description, so an
+    LSB block after "# description:" (cman, drbd, xend as shipped) is never read: not LSB."""
+    sv = {"levels": None, "s": None, "k": None, "desc": None, "start": None, "stop": None, "provides": None,
+          "lsb": False}
+    for raw in text.split("\n"):
+        if sv["levels"] is not None and sv["desc"] is not None:
+            break
+        line = raw.lstrip()
+        if not line.startswith("#"):
+            continue
+        line = line[1:]
+        if line.startswith("## BEGIN INIT INFO"):
+            sv["lsb"] = True
+        line = line.lstrip()
+        if line.startswith("chkconfig:"):
+            f = line[10:].split()
+            if len(f) < 3 or not f[1].isdigit() or not f[2].isdigit() or int(f[1]) > 99 or int(f[2]) > 99:
+                return None
+            sv["s"] = sv["s"] if sv["s"] is not None else int(f[1])
+            sv["k"] = sv["k"] if sv["k"] is not None else int(f[2])
+            if sv["levels"] is None:
+                sv["levels"] = 0 if f[0] == "-" else sum(1 << int(c) for c in f[0] if c.isdigit())
+        elif line.startswith("description") or line.startswith("Description:") or line.startswith("Short-Description:"):
+            sv["desc"] = line
+        elif line.startswith("Default-Start:"):
+            sv["levels"] = (sv["levels"] or 0) | sum(1 << int(x) for x in line[14:].split() if x.isdigit())
+        elif line.startswith("Default-Stop:"):
+            for x in line[13:].split():
+                if x.isdigit():
+                    sv["levels"] = (sv["levels"] or 0) & ~(1 << int(x))
+        elif line.startswith("Required-Start:"):
+            sv["start"] = line[15:].split()
+        elif line.startswith("Required-Stop:"):
+            sv["stop"] = line[14:].split()
+        elif line.startswith("Provides:"):
+            sv["provides"] = line[9:].split()
+    if not partial and (sv["levels"] is None or (not sv["lsb"] and (sv["s"] is None or sv["k"] is None))):
+        return None
+    sv["name"] = name
+    sv["provides"] = sv["provides"] or [name]
+    return sv
+
+
+def _ck_read(name: str) -> dict | None:
+    """readServiceInfo: the init script, then /etc/chkconfig.d/<name> merged over it."""
+    script = ROOT / "etc/rc.d/init.d" / name
+    if not script.is_file():
+        return None
+    sv = _ck_parse(script.read_text(errors="replace"), name, False)
+    if sv is None:
+        return None
+    ov = ROOT / "etc/chkconfig.d" / name
+    if ov.is_file():
+        o = _ck_parse(ov.read_text(errors="replace"), name, True)
+        if o is not None:
+            sv["s"], sv["k"] = o["s"], o["k"]  # taken even when unset (-1 is not the "unset" -2 it checks)
+            for key in ("levels", "start", "stop"):
+                if o[key] is not None:
+                    sv[key] = o[key]
+            sv["provides"] = o["provides"]
+            sv["lsb"] = sv["lsb"] or o["lsb"]
+    sv["s"] = 50 if sv["s"] is None else sv["s"]  # frobOneDependencies: unset priorities are 50
+    sv["k"] = 50 if sv["k"] is None else sv["k"]
+    return sv
+
+
+def _ck_links(name: str, level: int) -> list[Path]:
+    d = ROOT / "etc/rc.d" / f"rc{level}.d"
+    return sorted(d.glob(f"[SK][0-9][0-9]{name}")) if d.is_dir() else []
+
+
+def _ck_set(sv: dict, level: int, on: bool) -> None:
+    """doSetService"""
+    for p in _ck_links(sv["name"], level):
+        p.unlink()
+    d = ROOT / "etc/rc.d" / f"rc{level}.d"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{'S' if on else 'K'}{sv['s' if on else 'k']:02d}{sv['name']}").symlink_to(f"../init.d/{sv['name']}")
+
+
+def _ck_is_on(name: str, level: int) -> bool:
+    links = _ck_links(name, level)
+    return bool(links) and links[0].name.startswith("S")
+
+
+def _ck_similar(a: dict, b: dict) -> bool:
+    def st(sv, lv):
+        return _ck_is_on(sv["name"], lv) if _ck_links(sv["name"], lv) else bool(sv["levels"] & (1 << lv))
+    return all(st(a, lv) == st(b, lv) for lv in range(7))
+
+
+def _ck_frob_one(sv: dict, servs: list[dict], target: bool) -> bool:
+    s0, k0 = sv["s"], sv["k"]
+    for other in servs:
+        for deps, start in ((sv["start"], True), (sv["stop"], False)):
+            for dep in deps or []:
+                if (dep == other["name"] or dep in other["provides"]) and _ck_similar(sv, other):
+                    if start and sv["s"] <= other["s"]:
+                        sv["s"] = min(other["s"] + 1, 99)  # laterThan
+                    if not start and sv["k"] >= other["k"]:
+                        sv["k"] = max(other["k"] - 1, 0)  # earlierThan
+    if target or (s0, k0) != (sv["s"], sv["k"]):
+        for lv in range(7):
+            if _ck_links(sv["name"], lv):
+                _ck_set(sv, lv, _ck_is_on(sv["name"], lv))
+            elif target:
+                _ck_set(sv, lv, bool(sv["levels"] & (1 << lv)))
+        return True
+    return False
+
+
+def _ck_frob(sv: dict) -> None:
+    """frobDependencies: settle every other LSB service first, then place this one."""
+    initd = ROOT / "etc/rc.d/init.d"
+    servs = [x for x in (_ck_read(p.name) for p in sorted(initd.iterdir()) if p.is_file()) if x]
+    while sum(_ck_frob_one(x, servs, False) for x in servs if x["lsb"] and x["name"] != sv["name"]):
+        pass
+    _ck_frob_one(sv, servs, True)
+
+
+def cmd_chkconfig() -> None:
+    record()
+    args = list(ARGS)
+    where = 0
+    if args[:1] in (["--level"], ["--levels"]) and len(args) >= 2:
+        where = sum(1 << int(c) for c in args[1] if c.isdigit())
+        args = args[2:]
+    if len(args) == 2 and args[0] in ("--add", "--del"):
+        sv = _ck_read(args[1])
+        if sv is None:
+            fail(f"service {args[1]} does not support chkconfig")
+        if args[0] == "--del":
+            for lv in range(7):
+                for p in _ck_links(sv["name"], lv):
+                    p.unlink()
+        elif sv["lsb"]:
+            _ck_frob(sv)
+        else:
+            for lv in range(7):  # addService, not LSB: levels already configured keep their links
+                if not _ck_links(sv["name"], lv):
+                    _ck_set(sv, lv, bool(sv["levels"] & (1 << lv)))
+        sys.exit(0)
+    if len(args) == 1 and where:  # query: on in that runlevel?
+        sys.exit(0 if _ck_read(args[0]) and _ck_is_on(args[0], where.bit_length() - 1) else 1)
+    if len(args) == 2 and args[1] in ("on", "off", "reset"):
+        sv = _ck_read(args[0])
+        if sv is None:
+            fail(f"error reading information on service {args[0]}: No such file or directory")
+        if sv["lsb"]:
+            _ck_frob(sv)
+        for lv in range(7):  # setService
+            if (where or (0b0111100 if args[1] != "reset" else 0b1111111)) & (1 << lv):
+                on = args[1] == "on" if args[1] != "reset" else bool(sv["levels"] & (1 << lv))
+                _ck_set(sv, lv, on)
+        sys.exit(0)
+    fail(f"unsupported here: {' '.join(ARGS)}", 2)
+
+
 DISPATCH = {
     "service": cmd_service, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
     "drbdmeta": cmd_drbdmeta,
     "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
     "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
-    "mdadm": cmd_mdadm,
+    "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig,
 }
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
             "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
-            "mdadm")
-SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
+            "mdadm", "chkconfig")
+SH_SHIMS = ("drbdsetup", "drbdadm")
 
 
 def install_shims(shimbin: Path) -> None:
