@@ -88,11 +88,28 @@ def assert_cluster_up(p) -> None:
     assert_destructive_once(p)
 
 
+def assert_xend_up_before_cman(p) -> None:
+    """On each node xend started (with our files: what its network script built the bridges from)
+    before the first cman start, and nothing restarted the network under its bridges."""
+    import json
+
+    calls = p.calls()
+    for name in p.nodes:
+        mine = [(cmd, args[:2]) for n, cmd, args in calls if n == name]
+        assert mine.index(("service", ["xend", "start"])) < mine.index(("service", ["cman", "start"])), story(p)
+        st = json.loads((p.h / "run" / name / "xend.json").read_text())
+        stage = p.nodes[name].root / "var/lib/an-cluster/stage"
+        assert st["config_sha256"] == sha256(stage / "etc/xen/xend-config.sxp")
+        assert st["script_sha256"] == sha256(stage / "etc/xen/scripts/an-network-script")
+    assert not [c for c in calls if c[1] in ("#broken", "#fenced")], story(p)
+
+
 def test_full_two_node_bring_up(make_pair):
     p = make_pair("init")
     journal = p.run_both(max_rounds=1)
     assert journal == []
     assert_cluster_up(p)
+    assert_xend_up_before_cman(p)
     calls = p.calls()
     # the real drbdadm 8.3 parsed the rendered config on both nodes
     assert {n for n, cmd, args in calls if cmd == "drbdadm" and args[:1] == ["dump"]} == set(p.nodes)
@@ -390,3 +407,20 @@ def test_a_peer_that_never_comes_leaves_cman_stopped_with_a_clear_status(make_pa
                      st, re.M), st
     assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "service" and c[2][:2] == ["cman", "start"]]
     assert p.fenced() == []
+
+
+def test_xend_running_at_the_first_boot_is_stopped_before_the_network_restart(make_pair):
+    """Should xend run when firstboot starts (xend's own header says 2345 98: the kickstart turns it
+    off, an older install did not), its bridges are up while 10-network restarts the network. The
+    step stops xend and its bridges first; 50-cman starts it again before cman."""
+    p = make_pair("init")
+    for node in p.nodes.values():
+        r = subprocess.run(["ip", "netns", "exec", node.netns, "service", "xend", "start"], env=node.env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    journal = p.run_both(max_rounds=1)
+    assert journal == [], story(p)
+    assert_cluster_up(p)
+    assert_xend_up_before_cman(p)
+    for name in p.nodes:
+        assert "xend is running: stopping it and its network script (an-network-script)" in p.log(name)

@@ -94,6 +94,8 @@ rendezvous() {
 
 main() {
     install_cluster_conf
+    # xend's bridges first: starting it would take the BCN down under a just-started cman
+    fb_service_running cman || fb_ensure_xend
     rendezvous
     chkconfig cman on
     fb_ensure_cman

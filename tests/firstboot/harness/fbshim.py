@@ -168,6 +168,83 @@ def fence(victim: str, why: str) -> None:
     shutil.rmtree(FBH / "run" / victim, ignore_errors=True)
 
 
+def _xend_state() -> dict:
+    f = run_dir() / "xend.json"
+    return json.loads(f.read_text()) if f.exists() else {"bridges": []}
+
+
+def _bcn_if() -> str:
+    env = (ROOT / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").read_text()
+    m = re.search(r"^AN_BCN_IF='?([^'\n]*)'?$", env, re.M)
+    return m.group(1) if m else "eth0"
+
+
+def xen_network(name: str, action: str) -> None:
+    """xend and the network under each other (Xen 4.0.1 tools/hotplug/Linux/init.d/xend, tools/misc/xend,
+    network-bridge; the seed): `xend start` runs the network script of the xend-config.sxp it reads
+    then (network-bridge renames ethN to pethN, the bridge takes ethN's name and address; xend stop
+    leaves that). Under a running cman, anything that takes the BCN link down (xend (re)starting its
+    bridges, a network restart) loses totem: the peer fences this node. A network restart under the
+    bridges breaks them: it fails here."""
+    import hashlib
+
+    cman = svc_running("cman")
+    flag = run_dir() / f"svc.{name}"
+    st = _xend_state()
+    if name == "network":
+        if cman:
+            fence(NODE, f"network {action} under a running cman")
+        if st["bridges"]:
+            _locked_append(FBH / "calls.log", f"{NODE}\t#broken\tnetwork {action} under xend bridges {st['bridges']}")
+            fail(f"network {action}: {', '.join(st['bridges'])} are Xen bridges now (their NICs renamed p<name>)")
+        flag.write_text("running\n")
+        sys.exit(0)
+    if action == "status":
+        sys.exit(0 if flag.exists() else 3)
+    if action == "stop":
+        if cman:
+            fence(NODE, "xend stop under a running cman")
+        flag.unlink(missing_ok=True)
+        sys.exit(0)
+    if action not in ("start", "restart"):
+        fail(f"Usage: xend {{start|stop|status|restart|reload|force-reload}}", 1)
+    if action == "start" and flag.exists():
+        sys.exit(0)
+    conf = ROOT / "etc/xen/xend-config.sxp"
+    text = conf.read_text()
+    m = re.search(r"^\(network-script\s+'?([^)' ]+)", text, re.M)
+    script = ROOT / "etc/xen/scripts" / (m.group(1) if m else "")
+    if m and script.name == "network-bridge":
+        new = [_bcn_if()]  # netdev: the default-route NIC
+    elif m and os.access(script, os.X_OK):
+        new = re.findall(r"netdev=(\S+)", script.read_text())
+    else:
+        new = []
+    if cman and (action == "restart" or _bcn_if() in new):
+        fence(NODE, f"xend {action} under a running cman (its bridges took {_bcn_if()} down)")
+    st = {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+          "script_sha256": hashlib.sha256(script.read_bytes()).hexdigest() if script.is_file() else "",
+          "bridges": sorted(set(st["bridges"]) | set(new))}
+    (run_dir() / "xend.json").write_text(json.dumps(st))
+    flag.write_text("running\n")
+    sys.exit(0)
+
+
+def cmd_network_bridge() -> None:
+    """/etc/xen/scripts/network-bridge start|stop netdev=... (what an-network-script calls)."""
+    record()
+    kv = dict(a.split("=", 1) for a in ARGS[1:] if "=" in a)
+    st = _xend_state()
+    dev = kv.get("netdev", _bcn_if())
+    if ARGS[:1] == ["stop"]:
+        st["bridges"] = [b for b in st["bridges"] if b != dev]
+    elif ARGS[:1] == ["start"]:
+        st["bridges"] = sorted(set(st["bridges"]) | {dev})
+    else:
+        fail(f"Unknown command: {' '.join(ARGS[:1])}")
+    (run_dir() / "xend.json").write_text(json.dumps(st))
+
+
 def cmd_service() -> None:
     record()
     if len(ARGS) < 2:
@@ -176,6 +253,8 @@ def cmd_service() -> None:
     flag = run_dir() / f"svc.{name}"
     if action == "status":
         sys.exit(0 if flag.exists() else 3)
+    if name == "xend" or (name == "network" and action != "status"):
+        xen_network(name, action)  # exits when it decides
     if action in ("start", "restart"):
         wait_gate(name)
         if name in ("clvmd", "rgmanager", "gfs2") and not svc_running("cman"):
@@ -705,7 +784,7 @@ DISPATCH = {
     "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
     "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
-    "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig,
+    "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig, "network-bridge": cmd_network_bridge,
 }
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
             "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
-            "mdadm", "chkconfig")
+            "mdadm", "chkconfig", "network-bridge")
 SH_SHIMS = ("drbdsetup", "drbdadm")
 
 
@@ -194,6 +194,10 @@ class Pair:
             (node.root / "tmp").mkdir(mode=0o1777)
             stage = node.root / "var/lib/an-cluster/stage"
             shutil.copytree(self.rendered.nodes_dir / node.name, stage)
+            # what the kickstart %post installed (before xend ever started)
+            for rel, mode in (("etc/xen/xend-config.sxp", 0o644), ("etc/xen/scripts/an-network-script", 0o755)):
+                shutil.copy(stage / rel, node.root / rel)
+                (node.root / rel).chmod(mode)
             # what the RPM installs
             shutil.copy(OVERLAY / "init.d" / "an-cluster-firstboot", node.root / "etc/rc.d/init.d/an-cluster-firstboot")
             if self.raid_partitions:
@@ -338,6 +342,7 @@ class Pair:
         rc3 = node.root / "etc/rc.d/rc3.d"
         links = sorted(p.name for p in rc3.iterdir() if p.name.startswith("S")) if rc3.is_dir() else []
         actions = {
+            "xend": [["service", "xend", "start"]],
             "cman": [["service", "cman", "start"]],
             "drbd": [["drbdadm", "up", st.drbd.resource],
                      ["sh", "-c", f'case "$(drbdadm dstate {st.drbd.resource})" in UpToDate/*) '
