@@ -568,3 +568,26 @@ def test_rendezvous_needs_the_same_cluster_conf_on_both_sides(tmp_path, same_key
         assert all("did not come within 2s" in o for o in outs), outs
         assert any("wrong node or key" in o or "wrong answer" in o for o in outs), outs
     assert not any("s3cret" in o or "guess" in o for o in outs)
+
+
+def test_ccs_config_validate_shim_takes_what_3_0_12_takes(tmp_path):
+    """cluster 3.0.12's ccs_config_validate: -l and -f together are refused (what steps 50/90 ran
+    before), -f FILE is checked against the node's cluster.rng."""
+    from harness import cman_schema
+
+    root, env = _scratch_node(tmp_path, "init")
+    (root / "usr/share/cluster").mkdir(parents=True)
+    shutil.copy(cman_schema(), root / "usr/share/cluster/cluster.rng")
+    tool = str(Path(env["PATH"].split(":")[0]) / "ccs_config_validate")
+    good = tmp_path / "good.conf"
+    good.write_text('<cluster name="c" config_version="1"><clusternodes><clusternode name="a" nodeid="1"/>'
+                    '</clusternodes></cluster>\n')
+    bad = tmp_path / "bad.conf"
+    bad.write_text('<cluster name="c" config_version="1"><nonsense/></cluster>\n')
+    def run(*args):
+        return subprocess.run([tool, *args], env=env, capture_output=True, text=True)
+    both = run("-l", str(good), "-f", str(good))
+    assert both.returncode == 255 and "can not be set together" in both.stderr
+    assert run("-f", str(good)).returncode == 0
+    r = run("-f", str(bad))
+    assert r.returncode != 0 and "fails to validate" in r.stdout

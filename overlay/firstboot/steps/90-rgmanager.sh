@@ -39,7 +39,8 @@ install_full_conf() {
     sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${target}\"/" "$SRC" >"$tmp"
     if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; chmod 0640 "$dst"; return 0; fi
     if command -v ccs_config_validate >/dev/null 2>&1; then
-        ccs_config_validate -l -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
+        # cluster 3.0.12 ccs_config_validate refuses -l with -f (exit 255): -f FILE checks the file
+        ccs_config_validate -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
     fi
     fb_write_file "$dst" 0640 <"$tmp"
     rm -f "$tmp"

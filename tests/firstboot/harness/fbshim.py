@@ -778,6 +778,66 @@ def cmd_chkconfig() -> None:
     fail(f"unsupported here: {' '.join(ARGS)}", 2)
 
 
+# --------------------------------------------------------------------------------------------------
+# ccs_config_validate (cluster 3.0.12 config/tools/xml/ccs_config_validate.in) and fence_node
+# (fence/fence_node/fence_node.c, OPTION_STRING "UvhV")
+
+
+def cmd_ccs_config_validate() -> None:
+    """getopt t:hVnC:f:l:rovq; -l, -f, -r, -C exclude each other (exit 255); the file (-f, -l) or
+    the running configuration is checked with xmllint --relaxng @SHAREDIR@/cluster.rng, here the
+    node root's /usr/share/cluster/cluster.rng (the harness puts the 3.0.12 schema there)."""
+    record()
+    parsed = gnu_getopt(ARGS, "t:hVnC:f:l:rovq")
+    if parsed is None:
+        fail("usage: ccs_config_validate [options]", 255)
+    opts, _ = parsed
+    given = [o for o, _ in opts if o in "lfrC"]
+    if len(given) > 1:
+        print(f"Error: invalid options. -{given[1]} can not be set together with -{given[0]}", file=sys.stderr)
+        sys.exit(255)
+    o = dict(opts)
+    if "v" in o and "q" in o:
+        print("Error: invalid options. -q can not be set together with -v", file=sys.stderr)
+        sys.exit(255)
+    path = Path(o.get("f") or o.get("l") or str(ROOT / "etc/cluster/cluster.conf"))
+    if not path.is_file():
+        print("Unable to get the configuration", file=sys.stderr)
+        sys.exit(255)
+    r = subprocess.run(["xmllint", "--noout", "--relaxng", str(ROOT / "usr/share/cluster/cluster.rng"), str(path)],
+                       capture_output=True, text=True)
+    if "q" not in o or r.returncode:
+        print(r.stderr.replace(str(path), "tempfile").replace("tempfile validates", "Configuration validates")
+              .replace("tempfile fails to validate", "Configuration fails to validate"), end="")
+    sys.exit(r.returncode)
+
+
+def cmd_fence_node() -> None:
+    """fence_node [-U] [-v] NODE: fences NODE through cman (its clusternode name in cluster.conf)."""
+    record()
+    parsed = gnu_getopt(ARGS, "UvhV")
+    if parsed is None:
+        fail("Please use '-h' for usage.")
+    opts, words = parsed
+    if len(words) > 1:
+        fail(f"unknown option {words[1]}")
+    if not words and "U" not in dict(opts):
+        fail("no node name specified")
+    if not svc_running("cman"):
+        fail("cannot connect to cman")
+    victim = words[0] if words else me()["fqdn"]
+    by_fqdn = {info["fqdn"]: n for n, info in nodes().items()}
+    if victim not in by_fqdn:  # libfence looks the name up as /cluster/clusternodes/clusternode[@name]
+        print(f"fence {victim} undefined", file=sys.stderr)
+        sys.exit(2)
+    if "U" in dict(opts):
+        print(f"unfence {victim} success", file=sys.stderr)
+        sys.exit(0)
+    fence(by_fqdn[victim], "fence_node")
+    print(f"fence {victim} success", file=sys.stderr)
+    sys.exit(0)
+
+
 DISPATCH = {
     "service": cmd_service, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
     "drbdmeta": cmd_drbdmeta,
@@ -785,6 +845,7 @@ DISPATCH = {
     "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
     "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig, "network-bridge": cmd_network_bridge,
+    "ccs_config_validate": cmd_ccs_config_validate, "fence_node": cmd_fence_node,
 }
 
 if __name__ == "__main__":

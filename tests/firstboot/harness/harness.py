@@ -36,7 +36,7 @@ OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
             "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
-            "mdadm", "chkconfig", "network-bridge")
+            "mdadm", "chkconfig", "network-bridge", "ccs_config_validate", "fence_node")
 SH_SHIMS = ("drbdsetup", "drbdadm")
 
 
@@ -53,6 +53,13 @@ def install_shims(shimbin: Path) -> None:
     (shimbin / "python").symlink_to(sys.executable)
     for name in (*SH_SHIMS, "shim-lib.sh"):
         shutil.copy(HERE / name, shimbin / name)
+
+
+def cman_schema() -> Path:
+    """cluster 3.0.12's cluster.rng (the cman Fedora 13 installs) once vendored in schemas/; until
+    then the only schema the repository has."""
+    vendored = REPO / "schemas" / "cluster-3.0.12.rng"
+    return vendored if vendored.exists() else REPO / "schemas" / "cluster.rng"
 
 
 def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
@@ -194,6 +201,9 @@ class Pair:
             (node.root / "tmp").mkdir(mode=0o1777)
             stage = node.root / "var/lib/an-cluster/stage"
             shutil.copytree(self.rendered.nodes_dir / node.name, stage)
+            # what cman installs as /usr/share/cluster/cluster.rng: the 3.0.12 schema (F13's cman)
+            (node.root / "usr/share/cluster").mkdir(parents=True, exist_ok=True)
+            shutil.copy(cman_schema(), node.root / "usr/share/cluster/cluster.rng")
             # what the kickstart %post installed (before xend ever started)
             for rel, mode in (("etc/xen/xend-config.sxp", 0o644), ("etc/xen/scripts/an-network-script", 0o755)):
                 shutil.copy(stage / rel, node.root / rel)
