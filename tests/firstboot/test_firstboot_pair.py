@@ -424,3 +424,20 @@ def test_xend_running_at_the_first_boot_is_stopped_before_the_network_restart(ma
     assert_xend_up_before_cman(p)
     for name in p.nodes:
         assert "xend is running: stopping it and its network script (an-network-script)" in p.log(name)
+
+
+def test_a_firewall_that_blocks_the_dlm_is_visible(make_pair):
+    """With redundant rings the DLM talks SCTP (port 21064). The harness runs each node's rendered
+    firewall in its namespace; one without the SCTP rule (what the kickstart's tcp/udp-only
+    `firewall --port=` gives) makes clvmd's start fail here as it times out on the node."""
+    p = make_pair("init")
+    assert p.cluster.totem.rrp_mode != "none"
+    for node in p.nodes.values():
+        rules = node.root / "var/lib/an-cluster/stage/etc/sysconfig/iptables"
+        rules.write_text("".join(ln for ln in rules.read_text().splitlines(True) if "-p sctp" not in ln))
+    p.firewall()
+    for n in p.nodes:
+        p.start(n)
+    assert p.wait(p.lowest) != 0
+    assert re.search(r"^70-clvm\s+failed: 'service clvmd start' failed", p.status(p.lowest).stdout, re.M), story(p)
+    assert "clvmd startup timed out: the DLM cannot reach" in p.console(p.lowest) + p.log(p.lowest), story(p)

@@ -259,6 +259,10 @@ def cmd_service() -> None:
         wait_gate(name)
         if name in ("clvmd", "rgmanager", "gfs2") and not svc_running("cman"):
             fail(f"{name}: cman is not running")
+        if name == "clvmd" and not svc_running("clvmd"):
+            blocked = dlm_reaches_peer()
+            if blocked:
+                fail(f"clvmd startup timed out: the DLM cannot reach {peer_name()} ({blocked})")
         if name == "cman":
             conf = ROOT / "etc/cluster/cluster.conf"
             if not conf.is_file():
@@ -272,6 +276,8 @@ def cmd_service() -> None:
                 fail(f"cman: config_version {version} differs from the cluster's {vfile.read_text()}")
             if not svc_running("cman"):
                 cman_join(conf, alone)
+                flag.write_text("running\n")
+                dlm_listener()
         if name == "gfs2":
             for line in (ROOT / "etc/fstab").read_text().splitlines():
                 f = line.split()
@@ -836,6 +842,105 @@ def cmd_fence_node() -> None:
     fence(by_fqdn[victim], "fence_node")
     print(f"fence {victim} success", file=sys.stderr)
     sys.exit(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# the DLM on the wire: dlm_controld talks to the peer over tcp 21064, or over sctp 21064 when totem
+# runs redundant rings (cluster STABLE3 group/dlm_controld/action.c). The firewall the harness
+# loads into each node's network namespace decides whether that gets through; the DLM itself is
+# emulated: a listener per node (started with cman) and a probe at clvmd start.
+
+DLM_PORT = 21064
+
+
+def _env_value(key: str) -> str:
+    env = (ROOT / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").read_text()
+    m = re.search(rf"^{key}='?([^'\n]*)'?$", env, re.M)
+    return m.group(1) if m else ""
+
+
+def _dlm_sctp() -> bool:
+    m = re.search(r'<totem[^>]*rrp_mode="([a-z]+)"', (ROOT / "etc/cluster/cluster.conf").read_text())
+    return bool(m) and m.group(1) != "none"
+
+
+def dlm_listener() -> None:
+    """Forked at cman start: what reaches this node on tcp/sctp 21064 (a raw socket sees a packet
+    only once the INPUT chain let it in) is written to FBH_DIR/dlm/<node>/<token>."""
+    import select
+    import socket
+    import time
+
+    if os.fork() != 0:
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    got = FBH / "dlm" / NODE
+    got.mkdir(parents=True, exist_ok=True)
+    tcp = socket.socket()
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        tcp.bind(("0.0.0.0", DLM_PORT))
+        tcp.listen(8)
+    except OSError:
+        os._exit(0)  # an earlier listener of this node is still there
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)  # IPPROTO_SCTP: no sctp module needed
+    while svc_running("cman"):
+        ready, _, _ = select.select([tcp, raw], [], [], 1.0)
+        for sock in ready:
+            if sock is tcp:
+                conn, _ = tcp.accept()
+                conn.settimeout(2)
+                try:
+                    token = conn.recv(64).decode(errors="replace").strip()
+                except OSError:
+                    token = ""
+                conn.close()
+            else:
+                pkt = raw.recv(2048)
+                ihl = (pkt[0] & 0x0F) * 4
+                if int.from_bytes(pkt[ihl + 2:ihl + 4], "big") != DLM_PORT:
+                    continue
+                token = pkt[-32:].decode(errors="replace")
+            if re.fullmatch(r"[0-9a-f]{32}", token):
+                (got / token).touch()
+    time.sleep(0)
+    os._exit(0)
+
+
+def dlm_reaches_peer() -> str:
+    """'' when the peer's DLM hears us on every address the DLM uses, else what it could not reach."""
+    import socket
+    import time
+
+    peer = peer_name()
+    if not svc_running("cman", peer):
+        return ""  # the DLM talks to cluster members only
+    addrs = [_env_value("AN_PEER_BCN_IP")] + ([_env_value("AN_PEER_SN_IP")] if _dlm_sctp() else [])
+    proto = "sctp" if _dlm_sctp() else "tcp"
+    missing = []
+    for addr in addrs:
+        token = os.urandom(16).hex()
+        try:
+            if proto == "tcp":
+                with socket.create_connection((addr, DLM_PORT), timeout=2) as c:
+                    c.sendall(token.encode() + b"\n")
+            else:
+                # SCTP common header (sport, dport, vtag, checksum) + an INIT chunk, then the token
+                init = bytes([1, 0, 0, 20]) + os.urandom(4) + (65535).to_bytes(4, "big") + bytes([0, 10, 0, 10]) \
+                    + os.urandom(4)
+                pkt = DLM_PORT.to_bytes(2, "big") * 2 + bytes(8) + init + token.encode()
+                with socket.socket(socket.AF_INET, socket.SOCK_RAW, 132) as r:
+                    r.sendto(pkt, (addr, 0))
+        except OSError:
+            pass
+        end = time.monotonic() + 2
+        while not (FBH / "dlm" / peer / token).exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        if not (FBH / "dlm" / peer / token).exists():
+            missing.append(f"{proto} {addr}:{DLM_PORT}")
+    return ", ".join(missing)
 
 
 DISPATCH = {

@@ -234,6 +234,7 @@ class Pair:
             peer = next(n for n in self.nodes if n != name)
             write_node_info(h, name, peer, node.root, storage.drbd.device, self.drbd_loop, node.fqdn)
         self._network()
+        self.firewall()
         for node in self.nodes.values():
             node.env = {
                 "PATH": f"{shimbin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -287,6 +288,15 @@ class Pair:
                 sh("ip", "-n", node.netns, "addr", "add", f"{node.ips[net]}/{nw.subnet.prefixlen}", "dev", nw.interface)
                 sh("ip", "-n", node.netns, "link", "set", nw.interface, "up")
 
+    def firewall(self) -> None:
+        """The rendered firewall in force in each node's namespace (firewall: cluster)."""
+        for node in self.nodes.values():
+            rules = node.root / "var/lib/an-cluster/stage/etc/sysconfig/iptables"
+            if rules.is_file():
+                with open(rules) as fh:
+                    subprocess.run(["ip", "netns", "exec", node.netns, "iptables-restore"], stdin=fh, check=True,
+                                   capture_output=True)
+
     def cleanup(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
@@ -299,6 +309,7 @@ class Pair:
             subprocess.run(["losetup", "-d", dev], capture_output=True)
         for ns in self.netns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.h / "run", ignore_errors=True)  # daemons a boot() started see their node down
         self.loops, self.netns = [], []
 
     # ------------------------------------------------------------------------------------ running
