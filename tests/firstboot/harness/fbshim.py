@@ -134,8 +134,8 @@ def cman_join(conf: Path, alone: bool) -> None:
     """cman's init script (cluster 3.0.12 cman/init.d/cman.in start) takes a while: cman_tool join,
     the quorum wait, then fenced joins the fence domain. A node that forms the domain alone starts
     fenced's post_join_delay (fence/fenced/recover.c delay_fencing; default 6, config.h): whoever
-    is not a member when it runs out is fenced (power-cycled). FBH_TIME_SCALE (default 0.1) scales
-    cluster.conf's seconds to test time."""
+    is not a member when it runs out is fenced (power-cycled). FBH_TIME_SCALE (harness.TIME_SCALE)
+    scales cluster.conf's seconds to test time."""
     import time
 
     time.sleep(float(os.environ.get("FBH_CMAN_JOIN_S", "0.3")))
@@ -147,7 +147,7 @@ def cman_join(conf: Path, alone: bool) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     m = re.search(r'<fence_daemon[^>]*post_join_delay="(\d+)"', conf.read_text())
-    time.sleep((int(m.group(1)) if m else 6) * float(os.environ.get("FBH_TIME_SCALE", "0.1")))
+    time.sleep((int(m.group(1)) if m else 6) * float(os.environ["FBH_TIME_SCALE"]))
     (run_dir() / "svc.cman").exists() and [fence(n, "not a member after post_join_delay")
                                            for n in nodes() if n != NODE and not svc_running("cman", n)]
     os._exit(0)

@@ -71,6 +71,8 @@ def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: s
     d.mkdir(parents=True, exist_ok=True)
     (d / "info.sh").write_text("".join(f"{k}={shlex.quote(str(v))}\n" for k, v in (
         ("PEER", peer), ("ROOT", root), ("DRBD_DEVICE", drbd_device), ("DRBD_LOOP", drbd_loop), ("FQDN", fqdn))))
+# cluster.conf's seconds (post_join_delay) in test time
+TIME_SCALE = 0.2
 # Test networks (RFC 2544 benchmarking range): bcn, sn, ifn.
 TEST_NETS = {"bcn": "198.18.1", "sn": "198.18.2", "ifn": "198.18.3"}
 DESTRUCTIVE = {
@@ -250,6 +252,7 @@ class Pair:
                 "LVM_SUPPRESS_FD_WARNINGS": "1",
                 "FBH_DIR": str(h),
                 "FBH_NODE": node.name,
+                "FBH_TIME_SCALE": str(TIME_SCALE),
             }
 
     def _partitions(self, node: Node) -> None:
