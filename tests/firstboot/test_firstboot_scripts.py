@@ -591,3 +591,22 @@ def test_ccs_config_validate_shim_takes_what_3_0_12_takes(tmp_path):
     assert run("-f", str(good)).returncode == 0
     r = run("-f", str(bad))
     assert r.returncode != 0 and "fails to validate" in r.stdout
+
+
+def test_xend_is_never_started_under_a_running_cman(tmp_path):
+    """fb_ensure_xend (before every first cman start): with cman already running and xend not,
+    starting xend would run its network script under totem; it refuses and says to reboot."""
+    root, env = _scratch_node(tmp_path, "init")
+    for rel in ("etc/xen/xend-config.sxp", "etc/xen/scripts/an-network-script"):
+        shutil.copy(root / "var/lib/an-cluster/stage" / rel, root / rel)
+    run = Path(env["FBH_DIR"]) / "run" / env["FBH_NODE"]
+    run.mkdir(parents=True)
+    (run / "svc.cman").write_text("running\n")
+    script = (f". {OVERLAY}/lib/common.sh; . {OVERLAY}/lib/cluster.sh; fb_load_env; fb_ensure_xend")
+    r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "xend is not running but cman is" in r.stderr, r.stderr
+    assert not (run / "svc.xend").exists()
+    (run / "svc.cman").unlink()
+    r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (run / "svc.xend").exists()
