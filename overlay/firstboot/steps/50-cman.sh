@@ -64,27 +64,22 @@ both_members_quorate() {
     printf '%s\n' "$members" | grep -qxE "${AN_PEER_FQDN//./\\.}|${AN_PEER_NAME}" || return 1
 }
 
-# fenced waits post_join_delay (cluster.conf <fence_daemon>, default 6: cluster 3.0.12
-# fence/fenced/config.h) after the first node starts before it fences nodes that have not joined.
-post_join_delay() {
-    local d
-    d="$(sed -n 's/.*<fence_daemon[^>]*post_join_delay="\([0-9][0-9]*\)".*/\1/p' "$(fb_path /etc/cluster/cluster.conf)" | head -n 1)"
-    echo "${d:-6}"
-}
-
-# Meet the peer (both nodes run this step) before the first cman start. Once met, the marker
-# stays: after a power cut the peer is already running cman (or will at its next boot), and
-# waiting for it here again would wait for nobody.
+# Meet the peer (both nodes run this step) before the first cman start: fenced on the first node
+# fences a node that has not joined within post_join_delay (cluster 3.0.12 fence/fenced/recover.c).
+# Once met, the marker stays: after a power cut the peer is already running cman (or will at its
+# next boot), and waiting for it here again would wait for nobody. The listener stays up in the
+# background (bounded, FB_TIMEOUT) for a peer whose answer was lost or that was cut off right after
+# meeting us and comes back without its marker.
 rendezvous() {
     local marker="$FB_STATE_DIR/cman-rendezvous.done" key rc=0
     if fb_service_running cman || [ -f "$marker" ]; then return 0; fi
     key="${FB_STAGE}/etc/cluster/cluster.conf"
     info "waiting (up to ${FB_TIMEOUT}s) for $AN_PEER_NAME to reach the cman rendezvous (tcp $AN_RENDEZVOUS_PORT on the BCN, $AN_PEER_BCN_IP): cman starts on both nodes together"
     python "$AN_FIRSTBOOT_LIBEXEC/lib/rendezvous" "$AN_NODE_NAME" "$AN_PEER_NAME" "$AN_NODE_BCN_IP" "$AN_PEER_BCN_IP" \
-        "$AN_RENDEZVOUS_PORT" "$key" "$FB_TIMEOUT" "$(post_join_delay)" || rc=$?
+        "$AN_RENDEZVOUS_PORT" "$key" "$FB_TIMEOUT" "$FB_TIMEOUT" || rc=$?
     case "$rc" in
         0) ;;
-        2) FB_EXIT=$FB_EXIT_TEMPFAIL die "$AN_PEER_NAME did not come to the cman rendezvous within ${FB_TIMEOUT}s: cman not started (alone it would fence the peer after post_join_delay)" \
+        2) FB_EXIT=$FB_EXIT_TEMPFAIL die "$AN_PEER_NAME did not come to the cman rendezvous within ${FB_TIMEOUT}s: cman not started (alone, fenced would fence the peer after post_join_delay)" \
             "make sure $AN_PEER_NAME is installed and its firstboot runs ('an-cluster-firstboot status' there) and that tcp $AN_RENDEZVOUS_PORT is open between the BCN addresses; if $AN_PEER_NAME already runs the cluster, 'touch $marker' and rerun" ;;
         *) die "the cman rendezvous could not run (exit $rc)" "see /var/log/an-cluster-firstboot.log" ;;
     esac
