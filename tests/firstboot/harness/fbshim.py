@@ -880,11 +880,15 @@ def dlm_listener() -> None:
     got.mkdir(parents=True, exist_ok=True)
     tcp = socket.socket()
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        tcp.bind(("0.0.0.0", DLM_PORT))
-        tcp.listen(8)
-    except OSError:
-        os._exit(0)  # an earlier listener of this node is still there
+    for _ in range(50):  # the listener of this node before a reboot goes within a second
+        try:
+            tcp.bind(("0.0.0.0", DLM_PORT))
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        os._exit(0)
+    tcp.listen(8)
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)  # IPPROTO_SCTP: no sctp module needed
     while svc_running("cman"):
         ready, _, _ = select.select([tcp, raw], [], [], 1.0)
@@ -905,7 +909,6 @@ def dlm_listener() -> None:
                 token = pkt[-32:].decode(errors="replace")
             if re.fullmatch(r"[0-9a-f]{32}", token):
                 (got / token).touch()
-    time.sleep(0)
     os._exit(0)
 
 
@@ -922,22 +925,22 @@ def dlm_reaches_peer() -> str:
     missing = []
     for addr in addrs:
         token = os.urandom(16).hex()
-        try:
-            if proto == "tcp":
-                with socket.create_connection((addr, DLM_PORT), timeout=2) as c:
-                    c.sendall(token.encode() + b"\n")
-            else:
-                # SCTP common header (sport, dport, vtag, checksum) + an INIT chunk, then the token
-                init = bytes([1, 0, 0, 20]) + os.urandom(4) + (65535).to_bytes(4, "big") + bytes([0, 10, 0, 10]) \
-                    + os.urandom(4)
-                pkt = DLM_PORT.to_bytes(2, "big") * 2 + bytes(8) + init + token.encode()
-                with socket.socket(socket.AF_INET, socket.SOCK_RAW, 132) as r:
-                    r.sendto(pkt, (addr, 0))
-        except OSError:
-            pass
-        end = time.monotonic() + 2
+        end = time.monotonic() + 3
         while not (FBH / "dlm" / peer / token).exists() and time.monotonic() < end:
-            time.sleep(0.05)
+            try:  # like the DLM, try again while the peer's side is coming up
+                if proto == "tcp":
+                    with socket.create_connection((addr, DLM_PORT), timeout=1) as c:
+                        c.sendall(token.encode() + b"\n")
+                else:
+                    # SCTP common header (sport, dport, vtag, checksum) + an INIT chunk, then the token
+                    init = bytes([1, 0, 0, 20]) + os.urandom(4) + (65535).to_bytes(4, "big") \
+                        + bytes([0, 10, 0, 10]) + os.urandom(4)
+                    pkt = DLM_PORT.to_bytes(2, "big") * 2 + bytes(8) + init + token.encode()
+                    with socket.socket(socket.AF_INET, socket.SOCK_RAW, 132) as r:
+                        r.sendto(pkt, (addr, 0))
+            except OSError:
+                pass
+            time.sleep(0.3)
         if not (FBH / "dlm" / peer / token).exists():
             missing.append(f"{proto} {addr}:{DLM_PORT}")
     return ", ".join(missing)
