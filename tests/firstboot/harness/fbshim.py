@@ -147,9 +147,14 @@ def cman_join(conf: Path, alone: bool) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     m = re.search(r'<fence_daemon[^>]*post_join_delay="(\d+)"', conf.read_text())
-    time.sleep((int(m.group(1)) if m else 6) * float(os.environ["FBH_TIME_SCALE"]))
-    (run_dir() / "svc.cman").exists() and [fence(n, "not a member after post_join_delay")
-                                           for n in nodes() if n != NODE and not svc_running("cman", n)]
+    end = time.monotonic() + (int(m.group(1)) if m else 6) * float(os.environ["FBH_TIME_SCALE"])
+    victims = {n for n in nodes() if n != NODE}
+    while victims and time.monotonic() < end:
+        victims = {n for n in victims if not svc_running("cman", n)}  # reduce_victims: a node that joined is no victim
+        time.sleep(0.1)
+    if (run_dir() / "svc.cman").exists():
+        for n in sorted(victims):
+            fence(n, "not a member after post_join_delay")
     os._exit(0)
 
 
