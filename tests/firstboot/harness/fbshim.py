@@ -178,10 +178,14 @@ def _xend_state() -> dict:
     return json.loads(f.read_text()) if f.exists() else {"bridges": []}
 
 
-def _bcn_if() -> str:
+def _env_value(key: str) -> str:
     env = (ROOT / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").read_text()
-    m = re.search(r"^AN_BCN_IF='?([^'\n]*)'?$", env, re.M)
-    return m.group(1) if m else "eth0"
+    m = re.search(rf"^{key}='?([^'\n]*)'?$", env, re.M)
+    return m.group(1) if m else ""
+
+
+def _bcn_if() -> str:
+    return _env_value("AN_BCN_IF") or "eth0"
 
 
 def xen_network(name: str, action: str) -> None:
@@ -856,12 +860,6 @@ def cmd_fence_node() -> None:
 # emulated: a listener per node (started with cman) and a probe at clvmd start.
 
 DLM_PORT = 21064
-
-
-def _env_value(key: str) -> str:
-    env = (ROOT / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").read_text()
-    m = re.search(rf"^{key}='?([^'\n]*)'?$", env, re.M)
-    return m.group(1) if m else ""
 
 
 def _dlm_sctp() -> bool:
