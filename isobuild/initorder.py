@@ -39,16 +39,17 @@ class InitService:
                 f"{','.join(self.required_start) or '-'} {','.join(self.required_stop) or '-'}")
 
 
-# name, start, stop, Required-Start, Required-Stop. Start numbers: the seed's (xen 10/11/12, drbd 20
+# name, start, stop, Required-Start, Required-Stop. Start numbers: the seed's (xend 12, drbd 20
 # instead of 70, clvmd 24, gfs2 26, xendomains 99); cman moves from 21 to 14 so that the S-numbers
 # agree with the dependency chain (xend 12 < cman 14 < drbd 20), which chkconfig alone does not
 # enforce on F13. Stop numbers run the chain backwards (a service stops before what it needs):
 # xendomains 00, rgmanager 03, gfs2 74, clvmd 76, drbd 78 (the seed's 08 would take DRBD down under a
-# mounted GFS2), cman 79, xend 97, xenconsoled 98, xenstored 99 (the seed's 01 stopped them first).
+# mounted GFS2), cman 79, xend 97.
+# No xenstored/xenconsoled lines: Xen 4.0.1 installs only the xend and xendomains init scripts
+# (tools/hotplug/Linux/Makefile, install-initd) and `xend start` starts xenstored and xenconsoled
+# itself (tools/misc/xend, main); the seed's S10/S11 scripts came from Fedora's own xen packaging.
 _CHAIN = (
-    ("xenstored", 10, 99, ("$syslog", "$remote_fs"), ("$syslog", "$remote_fs")),
-    ("xenconsoled", 11, 98, ("$syslog", "$remote_fs", "xenstored"), ("$syslog", "$remote_fs")),
-    ("xend", 12, 97, ("$syslog", "$remote_fs", "xenconsoled"), ("$syslog", "$remote_fs")),
+    ("xend", 12, 97, ("$syslog", "$remote_fs"), ("$syslog", "$remote_fs")),
     ("cman", 14, 79, ("$network", "$time", "xend"), ("$network", "$time")),
     ("drbd", 20, 78, ("$local_fs", "$network", "$syslog", "cman"), ("$local_fs", "$network", "$syslog")),
     ("clvmd", 24, 76, ("$local_fs", "drbd"), ("$local_fs",)),

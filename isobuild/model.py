@@ -29,6 +29,8 @@ NETWORK_NAMES = ("bcn", "sn", "ifn")
 SUPPORTED_RELEASE = "fedora-13-x86_64"
 REDACTED = "<redacted>"
 
+# tcp port where the firstboot steps of the two nodes meet before the first cman start (50-cman)
+RENDEZVOUS_PORT = 7700
 # Ports the cluster stack itself listens on (the firewall opens exactly these plus drbd/xend relocation).
 CLUSTER_PORTS = {
     5404: "corosync/cman (udp)",
@@ -37,6 +39,7 @@ CLUSTER_PORTS = {
     11111: "ricci",
     16851: "modclusterd",
     22: "ssh",
+    RENDEZVOUS_PORT: "an-cluster-firstboot rendezvous (before cman starts)",
 }
 
 # A file named DEMO inside a secrets directory marks its contents as demo values (tasks warn).

@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, Cluster, FenceDevice, Node, model_json
+from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
 from .outputs import atomic_dir
 from .stamps import sha256_tree
 
@@ -256,6 +256,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "custom_rules": custom_rules,
         "custom_rules_path": "/" + CUSTOM_RULES,
         "ks_ports": ",".join(ks_ports),
+        "rendezvous_port": RENDEZVOUS_PORT,
         "rrp": cluster.totem.rrp_mode != "none",
         "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),

@@ -12,7 +12,8 @@ sys.path.insert(0, str(HERE / "harness"))
 from tests.conftest import REPO, need_root, need_tool  # noqa: E402
 from harness import Pair, make_definition  # noqa: E402
 
-TOOLS = ("losetup", "ip", "unshare", "ping", "blkid", "wipefs", "mkfs.gfs2", "drbdmeta", "pvcreate", "shellcheck")
+TOOLS = ("losetup", "ip", "unshare", "ping", "blkid", "wipefs", "mkfs.gfs2", "drbdmeta", "pvcreate", "shellcheck",
+         "iptables-restore", "xmllint")
 
 
 def need_harness() -> None:

@@ -104,17 +104,34 @@ def assert_cluster_up(p, redone: tuple[str, str] | None = None) -> None:
     assert_destructive_once(p, redone)
 
 
+def assert_xend_up_before_cman(p) -> None:
+    """On each node xend started (with our files: what its network script built the bridges from)
+    before the first cman start, and nothing restarted the network under its bridges."""
+    import json
+
+    calls = p.calls()
+    for name in p.nodes:
+        mine = [(cmd, args[:2]) for n, cmd, args in calls if n == name]
+        assert mine.index(("service", ["xend", "start"])) < mine.index(("service", ["cman", "start"])), story(p)
+        st = json.loads((p.h / "run" / name / "xend.json").read_text())
+        stage = p.nodes[name].root / "var/lib/an-cluster/stage"
+        assert st["config_sha256"] == sha256(stage / "etc/xen/xend-config.sxp")
+        assert st["script_sha256"] == sha256(stage / "etc/xen/scripts/an-network-script")
+    assert not [c for c in calls if c[1] in ("#broken", "#fenced")], story(p)
+
+
 def test_full_two_node_bring_up(make_pair):
     p = make_pair("init")
     journal = p.run_both(max_rounds=1)
     assert journal == []
     assert_cluster_up(p)
+    assert_xend_up_before_cman(p)
     calls = p.calls()
     # the real drbdadm 8.3 parsed the rendered config on both nodes
     assert {n for n, cmd, args in calls if cmd == "drbdadm" and args[:1] == ["dump"]} == set(p.nodes)
     # init mode: drbd, clvmd and gfs2 start from init, after cman
     rc3 = sorted(x.name for x in (p.nodes[p.lowest].root / "etc/rc.d/rc3.d").iterdir() if x.name.startswith("S"))
-    cluster_svcs = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager"]
+    cluster_svcs = ["xend", "cman", "drbd", "clvmd", "gfs2", "rgmanager"]
     assert [n for n in (re.sub(r"^S\d\d", "", x) for x in rc3) if n in cluster_svcs] == cluster_svcs
     # a rerun after completion is a no-op: no step runs again
     before = len(p.calls())
@@ -500,3 +517,91 @@ def test_no_unused_partition_no_raid(make_pair):
                      re.M), p.status(p.lowest).stdout
     assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "mdadm" and "--create" in c[2]]
     assert blkid(Path(node.parts["sdb5"]), "TYPE") == "ext4"
+
+
+def test_rgmanager_readiness_waits_for_rgmanager_on_the_peer(make_pair):
+    """clustat shows the peer Online as soon as cman runs there; the lowest node must not call the
+    cluster ready before the peer's rgmanager is up too (clustat's ", rgmanager" flag)."""
+    p = make_pair("init")
+    p.gate(p.other, "rgmanager")
+    for n in p.nodes:
+        p.start(n)
+    p.wait_log(p.lowest, "waiting for clustat to show both nodes online with rgmanager")
+    assert not p.all_done(p.lowest), story(p)
+    p.gate(p.other, "rgmanager", closed=False)
+    for n in p.nodes:
+        assert p.wait(n) == 0, story(p)
+    assert_cluster_up(p)
+
+
+# ------------------------------------------------------------------------------------------------
+# cman start: the first node must not fence a peer that is still installing itself
+
+
+def test_a_late_peer_is_not_fenced(make_pair):
+    """The peer answers ping (its network is up, as in anaconda) but its firstboot starts only after
+    more than post_join_delay. Starting cman alone would have fenced(8) power-cycle it."""
+    import time
+
+    p = make_pair("init")
+    p.start(p.lowest)
+    p.wait_log(p.lowest, "=== step 50-cman: starting")
+    from harness import TIME_SCALE
+
+    end = time.monotonic() + 2 * 30 * TIME_SCALE + 2  # twice the rendered post_join_delay="30"
+    while time.monotonic() < end and not p.fenced():
+        time.sleep(0.2)
+    p.start(p.other)
+    for n in p.nodes:
+        assert p.wait(n) == 0, story(p)
+    assert p.fenced() == [], story(p)
+    assert_cluster_up(p)
+    for n in p.nodes:
+        # both met first; cman never with clean_start (it would skip fencing a node in doubt)
+        assert "is at the rendezvous: starting cman" in p.log(n)
+        assert "clean_start" not in (p.nodes[n].root / "etc/cluster/cluster.conf").read_text()
+
+
+def test_a_peer_that_never_comes_leaves_cman_stopped_with_a_clear_status(make_pair):
+    p = make_pair("init", timeout=2)
+    p.start(p.lowest)
+    assert p.wait(p.lowest) == 75, story(p)
+    st = p.status(p.lowest).stdout
+    assert re.search(rf"^50-cman\s+failed: {p.other} did not come to the cman rendezvous within 2s: cman not started",
+                     st, re.M), st
+    assert not [c for c in p.calls() if c[0] == p.lowest and c[1] == "service" and c[2][:2] == ["cman", "start"]]
+    assert p.fenced() == []
+
+
+def test_xend_running_at_the_first_boot_is_stopped_before_the_network_restart(make_pair):
+    """Should xend run when firstboot starts (xend's own header says 2345 98: the kickstart turns it
+    off, an older install did not), its bridges are up while 10-network restarts the network. The
+    step stops xend and its bridges first; 50-cman starts it again before cman."""
+    p = make_pair("init")
+    for node in p.nodes.values():
+        r = subprocess.run(["ip", "netns", "exec", node.netns, "service", "xend", "start"], env=node.env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    journal = p.run_both(max_rounds=1)
+    assert journal == [], story(p)
+    assert_cluster_up(p)
+    assert_xend_up_before_cman(p)
+    for name in p.nodes:
+        assert "xend is running: stopping it and its network script (an-network-script)" in p.log(name)
+
+
+def test_a_firewall_that_blocks_the_dlm_is_visible(make_pair):
+    """With redundant rings the DLM talks SCTP (port 21064). The harness runs each node's rendered
+    firewall in its namespace; one without the SCTP rule (what the kickstart's tcp/udp-only
+    `firewall --port=` gives) makes clvmd's start fail here as it times out on the node."""
+    p = make_pair("init")
+    assert p.cluster.totem.rrp_mode != "none"
+    for node in p.nodes.values():
+        rules = node.root / "var/lib/an-cluster/stage/etc/sysconfig/iptables"
+        rules.write_text("".join(ln for ln in rules.read_text().splitlines(True) if "-p sctp" not in ln))
+    p.firewall()
+    for n in p.nodes:
+        p.start(n)
+    assert p.wait(p.lowest) != 0
+    assert re.search(r"^70-clvm\s+failed: 'service clvmd start' failed", p.status(p.lowest).stdout, re.M), story(p)
+    assert "clvmd startup timed out: the DLM cannot reach" in p.console(p.lowest) + p.log(p.lowest), story(p)

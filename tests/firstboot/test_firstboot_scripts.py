@@ -26,7 +26,7 @@ SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-clu
                   *OVERLAY.glob("lib/*.sh"), *OVERLAY.glob("steps/*.sh")])
 STEPS = sorted(p.stem for p in OVERLAY.glob("steps/[0-9][0-9]-*.sh"))
 # The seed's start order ("Altering Daemon Start Order", init mode) and its rgmanager variant.
-SEED_ORDER = ["xenstored", "xenconsoled", "xend", "cman", "drbd", "clvmd", "gfs2"]
+SEED_ORDER = ["xend", "cman", "drbd", "clvmd", "gfs2"]
 
 
 def test_layout_is_the_contract():
@@ -155,7 +155,8 @@ def _fake_libexec(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     env_file.write_text("".join(f"{k}=x\n" for k in (
         "AN_CLUSTER_NAME AN_NODE_NAME AN_NODE_ID AN_NODE_FQDN AN_NODE_BCN_IP AN_NODE_SN_IP AN_PEER_NAME AN_PEER_ID "
         "AN_PEER_FQDN AN_PEER_BCN_IP AN_PEER_SN_IP AN_DRBD_RESOURCE AN_DRBD_DEVICE AN_DRBD_BACKING AN_DRBD_SYNC_RATE "
-        "AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY").split())
+        "AN_VG AN_GFS2_LV AN_GFS2_SIZE_MIB AN_GFS2_MOUNT AN_GFS2_JOURNALS AN_GFS2_LOCK_TABLE AN_MANAGED_BY "
+        "AN_RENDEZVOUS_PORT").split())
         + "AN_IS_LOWEST=yes\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -258,45 +259,94 @@ def _header(script: Path) -> tuple[str, int, list[str]]:
     return m.group(1), int(m.group(2)), (req.group(1).split() if req else [])
 
 
+def _rc3_order(root: Path) -> list[str]:
+    links = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir() if p.name.startswith("S"))
+    return [re.sub(r"^S\d\d", "", n) for n in links]
+
+
 @pytest.mark.parametrize("managed_by", ["init", "rgmanager"])
-def test_init_order_from_the_edited_headers_matches_the_seed(tmp_path, managed_by):
+def test_init_order_from_the_overrides_matches_the_seed(tmp_path, managed_by):
     from isobuild import initorder
 
     root, env = _scratch_node(tmp_path, managed_by)
+    initd = root / "etc/rc.d/init.d"
+    shipped = {p.name: p.read_bytes() for p in initd.iterdir()}
     r = _run_step("40-init-order", env)
     assert r.returncode == 0, r.stdout + r.stderr
     table = initorder.services(managed_by)
-    initd = root / "etc/rc.d/init.d"
-    # 1. every header now says what the one table says
+    overrides = root / "etc/chkconfig.d"
+    # 1. the packages' scripts are as shipped; every override says what the one table says
+    assert {p.name: p.read_bytes() for p in initd.iterdir()} == shipped
     for svc in table:
-        levels, start, req = _header(initd / svc.name)
+        levels, start, req = _header(overrides / svc.name)
         assert (levels, start, req) == (svc.levels, svc.start, list(svc.required_start)), svc.name
-    # 2. the order computed from the headers alone: enabled services by start number
-    enabled = sorted((s for s in table if _header(initd / s.name)[0] != "-"), key=lambda s: _header(initd / s.name)[1])
+        assert "description" not in (overrides / svc.name).read_text().lower()  # or chkconfig stops reading
+    # 2. the order computed from the overrides alone: enabled services by start number
+    enabled = sorted((s for s in table if _header(overrides / s.name)[0] != "-"),
+                     key=lambda s: _header(overrides / s.name)[1])
     computed = [s.name for s in enabled]
     seed = SEED_ORDER if managed_by == "init" else [s for s in SEED_ORDER if s not in initorder.RGMANAGER_OWNED]
     assert [n for n in computed if n in SEED_ORDER] == seed
     assert computed[-1] == "rgmanager"
     # 3. every Required-Start dependency that is enabled starts earlier
-    starts = {s.name: _header(initd / s.name)[1] for s in enabled}
+    starts = {s.name: _header(overrides / s.name)[1] for s in enabled}
     for name in computed:
-        for dep in _header(initd / name)[2]:
+        for dep in _header(overrides / name)[2]:
             if dep in starts:
                 assert starts[dep] < starts[name], f"{name} requires {dep}"
     # 4. chkconfig re-added them: the rc3.d start links follow the same order
-    links = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir() if p.name.startswith("S"))
-    assert [re.sub(r"^S\d\d", "", n) for n in links] == computed
+    assert [n for n in _rc3_order(root) if n in starts] == computed
     off = {s.name for s in table if not s.enabled}
     for name in off:
         assert not list((root / "etc/rc.d/rc3.d").glob(f"S??{name}")), f"{name} must be off"
     if managed_by == "rgmanager":
         assert {"drbd", "clvmd", "gfs2"} <= off
-    # clvmd shipped 0555 (lvm2-cluster bug): its mode is kept
-    assert oct((initd / "clvmd").stat().st_mode & 0o777) == "0o555"
     # idempotent: a second run changes nothing
-    before = {p.name: p.read_text() for p in initd.iterdir()}
+    before = {p.name: p.read_text() for p in overrides.iterdir()}
     assert _run_step("40-init-order", env).returncode == 0
-    assert {p.name: p.read_text() for p in initd.iterdir()} == before
+    assert {p.name: p.read_text() for p in overrides.iterdir()} == before
+
+
+@pytest.mark.parametrize("package", ["cman", "drbd", "xend"])
+def test_init_order_survives_a_package_update(tmp_path, package):
+    """`yum update` of a package: rpm puts its stock init script back and its %post runs
+    `chkconfig --add` (drbd 8.3.7 drbd.spec.in, our xen spec); later someone (step 50 on a resume,
+    an operator) runs `chkconfig NAME on`. The order must still be the table's."""
+    from isobuild import initorder
+
+    root, env = _scratch_node(tmp_path, "init")
+    assert _run_step("40-init-order", env).returncode == 0
+    want = _rc3_order(root)
+    assert [n for n in want if n in SEED_ORDER] == SEED_ORDER
+    shutil.copy(FIXTURE_ROOT / "etc/rc.d/init.d" / package, root / "etc/rc.d/init.d" / package)  # the update
+    for args in (["--add", package], [package, "on"]):
+        r = subprocess.run([str(Path(env["PATH"].split(":")[0]) / "chkconfig"), *args], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert _rc3_order(root) == want, f"after chkconfig {' '.join(args)}"
+    svc = next(s for s in initorder.services("init") if s.name == package)
+    assert list((root / "etc/rc.d/rc3.d").glob(f"S{svc.start:02d}{package}"))
+
+
+def test_chkconfig_shim_follows_chkconfig_1_3_46(tmp_path):
+    """The harness chkconfig reads headers the way chkconfig 1.3.46 does: an LSB block after the
+    description is not read (no dependencies); one before it is, and --add then places the service
+    after what it requires."""
+    root, env = _scratch_node(tmp_path, "init")
+    initd = root / "etc/rc.d/init.d"
+    (initd / "early").write_text("#!/bin/bash\n# chkconfig: 2345 10 90\n# description: early\n")
+    (initd / "late").write_text("#!/bin/bash\n### BEGIN INIT INFO\n# Provides: late\n# Required-Start: early\n"
+                                "# Default-Start: 2 3 4 5\n### END INIT INFO\n# chkconfig: 2345 05 95\n"
+                                "# description: late\n")
+    (initd / "ignored").write_text("#!/bin/bash\n# chkconfig: 2345 05 95\n# description: x\n### BEGIN INIT INFO\n"
+                                   "# Required-Start: early\n### END INIT INFO\n")
+    chkconfig = str(Path(env["PATH"].split(":")[0]) / "chkconfig")
+    for name in ("early", "late", "ignored"):
+        assert subprocess.run([chkconfig, "--add", name], env=env, capture_output=True).returncode == 0
+    rc3 = sorted(p.name for p in (root / "etc/rc.d/rc3.d").iterdir())
+    assert "S10early" in rc3 and "S11late" in rc3 and "S05ignored" in rc3, rc3
+    r = subprocess.run([chkconfig, "--frobnicate", "x"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
 
 
 def test_xen_step_edits_grub_yum_xend_and_libvirt_once(tmp_path):
@@ -470,3 +520,137 @@ def test_a_failing_step_leaves_no_temporary_files(tmp_path):
     assert r.returncode != 0
     assert "command failed (exit 1, line 6): false" in (Path(env["AN_ROOT"]) / "var/log/an-cluster-firstboot.log").read_text()
     assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("ignores_term", [False, True], ids=["dies-on-term", "ignores-term"])
+def test_init_script_stop_ends_the_run_and_waits(tmp_path, ignores_term):
+    """`service an-cluster-firstboot stop` (K02 at shutdown, before K74-K79 take the stack down) ends
+    the whole background run: the runner and the command its step runs (here a stand-in for a long
+    mkfs), and returns only once they are gone (TERM, then KILL after the bound)."""
+    pids = tmp_path / "pids"
+    fake = tmp_path / "fake-firstboot"
+    trap = "trap '' TERM; " if ignores_term else ""
+    # the runner starts a child that would outlive a kill of the runner alone
+    fake.write_text(f"#!/bin/bash\n{trap}bash -c '{trap}echo $$ >> {pids}; while :; do sleep 0.1; done' &\n"
+                    f"echo $$ >> {pids}\nwait\n")
+    fake.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "AN_FIRSTBOOT_BIN": str(fake), "AN_FIRSTBOOT_PIDFILE": str(tmp_path / "pid"),
+           "AN_FIRSTBOOT_CONSOLE": "/dev/null", "AN_FIRSTBOOT_STOP_TIMEOUT": "2"}
+    script = str(OVERLAY / "init.d/an-cluster-firstboot")
+    r = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    for _ in range(200):
+        if pids.exists() and len(pids.read_text().split()) == 2:
+            break
+        import time
+        time.sleep(0.05)
+    procs = [int(x) for x in pids.read_text().split()]
+    pgid = int((tmp_path / "pid").read_text())
+    assert all(os.getpgid(x) == pgid for x in procs) and pgid != os.getpgrp()
+    r = subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert ("killing process group" in r.stdout) == ignores_term, r.stdout
+    for x in procs:
+        with pytest.raises(ProcessLookupError):
+            os.kill(x, 0)
+    assert not (tmp_path / "pid").exists()
+
+
+def test_network_step_keeps_the_hwaddr_anaconda_wrote(tmp_path):
+    """mac: {} in the definition: the rendered ifcfg files carry no HWADDR; the ones anaconda wrote
+    do (fixture root, as anaconda 13 network.py writes them). Step 10 must not unpin the names."""
+    root, env = _scratch_node(tmp_path, "init")
+    netdir = root / "etc/sysconfig/network-scripts"
+    anaconda = {p.name: re.search(r"^HWADDR=(\S+)$", p.read_text(), re.M).group(1) for p in netdir.glob("ifcfg-eth*")}
+    assert len(anaconda) == 3 and not any("HWADDR" in p.read_text()
+                                          for p in (root / "var/lib/an-cluster/stage").rglob("ifcfg-eth*"))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ping").write_text("#!/bin/sh\nexit 0\n")  # the peer answers
+    (bindir / "ping").chmod(0o755)
+    env = {**env, "PATH": f"{bindir}:{env['PATH']}"}
+    r = _run_step("10-network", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name, mac in anaconda.items():
+        text = (netdir / name).read_text()
+        assert re.findall(r"^HWADDR=(\S+)$", text, re.M) == [mac], text
+        assert "NM_CONTROLLED=no" in text and "IPADDR=198.18." in text  # the rendered file otherwise
+    before = {p.name: p.read_text() for p in netdir.iterdir()}
+    assert _run_step("10-network", env).returncode == 0
+    assert {p.name: p.read_text() for p in netdir.iterdir()} == before
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("same_key", [True, False], ids=["same-cluster.conf", "other-cluster.conf"])
+def test_rendezvous_needs_the_same_cluster_conf_on_both_sides(tmp_path, same_key):
+    """lib/rendezvous on loopback (127.0.0.1 and 127.0.0.2 stand for the two BCN addresses): both
+    sides return 0 once the other proved it holds the same cluster.conf; with another file (an
+    impostor, or a node of another cluster) both refuse and give up after the timeout (exit 2)."""
+    port = _free_port()
+    keys = [tmp_path / "a.conf", tmp_path / "b.conf"]
+    keys[0].write_text('<cluster name="c" config_version="1"/><!-- passwd="s3cret" -->\n')
+    keys[1].write_text(keys[0].read_text() if same_key else keys[0].read_text().replace("s3cret", "guess"))
+    timeout = "10" if same_key else "2"
+    tool = str(OVERLAY / "lib/rendezvous")
+    procs = [subprocess.Popen([sys.executable, tool, me, peer, ip, pip, str(port), str(key), timeout, "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for me, peer, ip, pip, key in (("n1", "n2", "127.0.0.1", "127.0.0.2", keys[0]),
+                                            ("n2", "n1", "127.0.0.2", "127.0.0.1", keys[1]))]
+    outs = [p.communicate(timeout=30)[0] for p in procs]
+    codes = [p.returncode for p in procs]
+    if same_key:
+        assert codes == [0, 0], outs
+    else:
+        assert codes == [2, 2], outs
+        assert all("did not come within 2s" in o for o in outs), outs
+        assert any("wrong node or key" in o or "wrong answer" in o for o in outs), outs
+    assert not any("s3cret" in o or "guess" in o for o in outs)
+
+
+def test_ccs_config_validate_shim_takes_what_3_0_12_takes(tmp_path):
+    """cluster 3.0.12's ccs_config_validate: -l and -f together are refused (what steps 50/90 ran
+    before), -f FILE is checked against the node's cluster.rng."""
+    from harness import cman_schema
+
+    root, env = _scratch_node(tmp_path, "init")
+    (root / "usr/share/cluster").mkdir(parents=True)
+    shutil.copy(cman_schema(), root / "usr/share/cluster/cluster.rng")
+    tool = str(Path(env["PATH"].split(":")[0]) / "ccs_config_validate")
+    good = tmp_path / "good.conf"
+    good.write_text('<cluster name="c" config_version="1"><clusternodes><clusternode name="a" nodeid="1"/>'
+                    '</clusternodes></cluster>\n')
+    bad = tmp_path / "bad.conf"
+    bad.write_text('<cluster name="c" config_version="1"><nonsense/></cluster>\n')
+    def run(*args):
+        return subprocess.run([tool, *args], env=env, capture_output=True, text=True)
+    both = run("-l", str(good), "-f", str(good))
+    assert both.returncode == 255 and "can not be set together" in both.stderr
+    assert run("-f", str(good)).returncode == 0
+    r = run("-f", str(bad))
+    assert r.returncode != 0 and "fails to validate" in r.stdout
+
+
+def test_xend_is_never_started_under_a_running_cman(tmp_path):
+    """fb_ensure_xend (before every first cman start): with cman already running and xend not,
+    starting xend would run its network script under totem; it refuses and says to reboot."""
+    root, env = _scratch_node(tmp_path, "init")
+    for rel in ("etc/xen/xend-config.sxp", "etc/xen/scripts/an-network-script"):
+        shutil.copy(root / "var/lib/an-cluster/stage" / rel, root / rel)
+    run = Path(env["FBH_DIR"]) / "run" / env["FBH_NODE"]
+    run.mkdir(parents=True)
+    (run / "svc.cman").write_text("running\n")
+    script = (f". {OVERLAY}/lib/common.sh; . {OVERLAY}/lib/cluster.sh; fb_load_env; fb_ensure_xend")
+    r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "xend is not running but cman is" in r.stderr, r.stderr
+    assert not (run / "svc.xend").exists()
+    (run / "svc.cman").unlink()
+    r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (run / "svc.xend").exists()

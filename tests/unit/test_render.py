@@ -400,6 +400,9 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     render(c, build)
     source, sysimage = tmp_path / "source", tmp_path / "sysimage"
     shutil.copytree(build / "nodes", source / "an-cluster" / "nodes")
+    sysimage.mkdir()
+    (sysimage / "etc/xen/scripts").mkdir(parents=True)  # what the xen package installed
+    (sysimage / "etc/xen/xend-config.sxp").write_text("(network-script network-bridge)\n")  # its stock file
     ks = render_kickstart(c, n)
     body = ks.split("%post --nochroot", 1)[1].split("\n", 1)[1].split("%end", 1)[0]
     body = body.replace("/mnt/source", str(source)).replace("/mnt/sysimage", str(sysimage))
@@ -415,6 +418,15 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
                 "etc/cluster/fence_na.conf"):
         assert (sysimage / rel).read_bytes() == (build / "nodes" / n.name / rel).read_bytes()
         assert stat.S_IMODE((sysimage / rel).stat().st_mode) == 0o600
+    # our xend files are in place before xend ever starts (the chroot %post turned xend off)
+    for rel, mode in (("etc/xen/xend-config.sxp", 0o644), ("etc/xen/scripts/an-network-script", 0o755)):
+        assert (sysimage / rel).read_bytes() == (build / "nodes" / n.name / rel).read_bytes(), rel
+        assert stat.S_IMODE((sysimage / rel).stat().st_mode) == mode, rel
+    chroot_post = ks.split("%post --nochroot", 1)[0]
+    assert chroot_post.index("chkconfig xend off") > chroot_post.index("chkconfig an-cluster-firstboot on")
+    url_post = render_kickstart(c, n, Media.url("http://192.0.2.1/an")).split("chkconfig xend off", 1)[1]
+    for rel, mode in (("etc/xen/xend-config.sxp", "0644"), ("etc/xen/scripts/an-network-script", "0755")):
+        assert f"install -m {mode} /var/lib/an-cluster/stage/{rel} /{rel}" in url_post.split("%end", 1)[0], rel
     # the media must carry the node's files: a clear failure when they are missing
     shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)

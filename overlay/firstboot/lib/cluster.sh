@@ -6,7 +6,34 @@
 # rgmanager nothing starts DRBD/clvmd/GFS2 at boot, so each step first ensures (idempotently) what
 # it stands on. None of these run a one-time command: they only start, attach, activate and mount.
 
+# Our Xen files (the kickstart installed them before xend ever started; 30-xen checks them) are
+# what xend reads at its start: xend-config.sxp and the network script it names.
+FB_XEN_FILES="etc/xen/xend-config.sxp etc/xen/scripts/an-network-script"
+
+fb_xen_files_in_place() {
+    local rel
+    for rel in $FB_XEN_FILES; do
+        cmp -s "$FB_STAGE/$rel" "$(fb_path "/$rel")" || return 1
+    done
+}
+
+# xend up, with our files, before cman: its network script (Xen 4.0.1 network-bridge op_start)
+# takes each bridged NIC down to move its address to the bridge, which totem would not survive.
+# Never a (re)start of xend under a running cman: the peer fences this node (seed).
+fb_ensure_xend() {
+    fb_xen_files_in_place || die "/etc/xen/xend-config.sxp or the network script differs from the staged one" \
+        "'an-cluster-firstboot reset 30-xen && an-cluster-firstboot run' puts them in place"
+    fb_service_running xend && return 0
+    if fb_service_running cman; then
+        die "xend is not running but cman is: starting xend now would take the bridged NICs down under cman (the peer fences this node)" \
+            "reboot: at boot xend (S12) builds its bridges before cman (S14); then 'an-cluster-firstboot run'"
+    fi
+    info "starting xend: its network script builds the bridges now, before cman"
+    service xend start || die "'service xend start' failed" "see /var/log/xen/xend.log, fix the cause, then rerun 'an-cluster-firstboot run'"
+}
+
 fb_ensure_cman() {
+    fb_service_running cman || fb_ensure_xend
     fb_service_start cman
 }
 

@@ -19,12 +19,43 @@ remove_networkmanager() {
     fi
 }
 
+# hwaddr_of FILE: the HWADDR= of an ifcfg file (empty if none)
+hwaddr_of() {
+    sed -n 's/^HWADDR=["'"'"']\{0,1\}\([0-9A-Fa-f:]*\).*/\1/p' "$1" 2>/dev/null | head -n 1
+}
+
+# install_ifcfg REL: the staged ifcfg file; when the definition gives no MAC for the NIC, it keeps
+# the HWADDR anaconda wrote into the installed file (anaconda 13 network.py: available() sets
+# HWADDR for every NIC it saw, write() writes it), so the ethN names anaconda configured stay on
+# the same NICs. Without any HWADDR the name follows udev's guess at this boot: say so.
+install_ifcfg() {
+    local rel="$1" src dst hw tmp
+    src="$FB_STAGE/$rel"
+    dst="$(fb_path "/$rel")"
+    hw="$(hwaddr_of "$src")"
+    if [ -z "$hw" ] && ! grep -q '^VLAN=yes' "$src"; then
+        hw="$(hwaddr_of "$dst")"
+        if [ -n "$hw" ]; then
+            tmp="$(fb_mktemp)"
+            awk -v hw="HWADDR=$hw" '{ print } /^DEVICE=/ && !done { print hw; done = 1 }' "$src" >"$tmp"
+            if ! cmp -s "$tmp" "$dst"; then
+                fb_write_file "$dst" 0644 <"$tmp"
+                info "installed /$rel (keeping HWADDR=$hw that anaconda saw)"
+            fi
+            rm -f "$tmp"
+            return 0
+        fi
+        warn "/$rel: no MAC in the definition and none from anaconda: the name ${rel##*ifcfg-} is not pinned to a NIC"
+    fi
+    fb_install_staged "$rel" 0644
+}
+
 install_network_files() {
     local f rel n=0
     for f in "$FB_STAGE"/etc/sysconfig/network-scripts/ifcfg-*; do
         [ -f "$f" ] || continue
         rel="${f#"$FB_STAGE"/}"
-        fb_install_staged "$rel" 0644
+        install_ifcfg "$rel"
         n=$((n + 1))
     done
     [ "$n" -gt 0 ] || die "no ifcfg files staged in $FB_STAGE/etc/sysconfig/network-scripts" \
@@ -42,13 +73,41 @@ set_hostname() {
 
 peer_answers() { ping -c 1 -W 1 "$1" >/dev/null 2>&1; }
 
+network_files_sum() {
+    { cat "$(fb_path /etc/sysconfig/network-scripts)"/ifcfg-* "$(fb_path /etc/hosts)" "$(fb_path /etc/sysconfig/network)" 2>/dev/null || true; } | cksum
+}
+
+# Before the network restart: never under cman (totem would lose the peer); and not under xend's
+# bridges (Xen 4.0.1 network-bridge renamed ethN to pethN and gave ethN's address to the bridge; a
+# restart breaks that, and network-bridge start does nothing while pethN exists). The kickstart
+# turns xend off for the first boot; should it run anyway (no cman yet), stop it and its bridges.
+quiet_xend() {
+    local script
+    fb_service_running cman && die "cman is running: not restarting the network under it (the peer would fence this node)" \
+        "the new network files are in place; reboot to use them, then 'an-cluster-firstboot run'"
+    fb_service_running xend || return 0
+    script="$(sed -n "s/^(network-script[[:space:]]*'\{0,1\}\([^)' ]*\).*/\1/p" "$(fb_path /etc/xen/xend-config.sxp)" | head -n 1)"
+    info "xend is running: stopping it and its network script ($script) before the network restart"
+    service xend stop || die "'service xend stop' failed" "stop xend by hand, then rerun 'an-cluster-firstboot run'"
+    if [ -n "$script" ] && [ -x "$(fb_path "/etc/xen/scripts/$script")" ]; then
+        "$(fb_path "/etc/xen/scripts/$script")" stop || warn "'$script stop' failed: check 'brctl show' and 'ip link'"
+    fi
+}
+
 main() {
+    local before
+    before="$(network_files_sum)"
     remove_networkmanager
     install_network_files
     set_hostname
     chkconfig network on
-    info "restarting the network with the rendered configuration"
-    service network restart || die "'service network restart' failed" "check the ifcfg files in /etc/sysconfig/network-scripts"
+    if [ "$(network_files_sum)" = "$before" ] && fb_service_running network; then
+        info "network files unchanged: no network restart"
+    else
+        quiet_xend
+        info "restarting the network with the rendered configuration"
+        service network restart || die "'service network restart' failed" "check the ifcfg files in /etc/sysconfig/network-scripts"
+    fi
     fb_wait "peer $AN_PEER_NAME to answer on the BCN ($AN_PEER_BCN_IP)" peer_answers "$AN_PEER_BCN_IP"
     fb_wait "peer $AN_PEER_NAME to answer on the SN ($AN_PEER_SN_IP)" peer_answers "$AN_PEER_SN_IP"
 }

@@ -7,10 +7,12 @@
 #   - /etc/xen/scripts/an-network-script turns every bridged NIC into a bridge, named in xend-config.sxp;
 #   - the libvirt default network (virbr0) is removed;
 #   - xend's relocation server is on (or off, per definition) and only accepts the peer.
-# The new kernel and network setup take effect at the next boot (or xend restart), before cman runs.
+# The new kernel takes effect at the next boot; xend starts with our files in 50-cman, before cman.
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 30-xen
 
 # grub_xen_entry GRUB_CONF: add the Xen entry if missing (built from the dom0 kernel's own entry, so
@@ -84,20 +86,25 @@ yum_exclude_kernel() {
     info "yum: exclude=kernel* (the DRBD module is built for kernel $AN_XEN_DOM0_KERNEL)"
 }
 
-network_script() {
-    # Rendered from the definition (one bridge per bridged NIC): the only source of it.
-    fb_install_staged etc/xen/scripts/an-network-script 0755 ||
-        die "etc/xen/scripts/an-network-script is not staged" "restage the node files (see docs/firstboot.md) and rerun"
-}
-
-xend_config() {
-    local conf
-    conf="$(fb_path /etc/xen/xend-config.sxp)"
-    [ -f "$conf" ] || die "$conf not found" "install the xen package from the an-cluster repository, then rerun"
-    # The rendered file carries every setting (relocation restricted to the peer, the network script);
-    # it is the only source of them, so a second, hand-edited copy of that logic cannot drift from it.
-    fb_install_staged etc/xen/xend-config.sxp 0644 ||
-        die "etc/xen/xend-config.sxp is not staged" "restage the node files (see docs/firstboot.md) and rerun"
+# The rendered xend-config.sxp (relocation restricted to the peer, the network script) and
+# an-network-script (one bridge per bridged NIC) are the only source of those settings. The
+# kickstart installed both before xend ever started; here they are checked (and put in place if
+# the install did not). xend reads them only at its start: never under a running xend.
+xen_files() {
+    local rel mode
+    [ -f "$(fb_path /etc/xen/xend-config.sxp)" ] || die "/etc/xen/xend-config.sxp not found" "install the xen package from the an-cluster repository, then rerun"
+    for rel in $FB_XEN_FILES; do
+        [ -f "$FB_STAGE/$rel" ] || die "$rel is not staged" "restage the node files (see docs/firstboot.md) and rerun"
+        cmp -s "$FB_STAGE/$rel" "$(fb_path "/$rel")" && continue
+        if fb_service_running xend; then
+            die "xend is running with another /$rel than the staged one" \
+                "reboot (xend is off until 40-init-order; at boot it starts before cman), or stop xend while cman is stopped, then rerun"
+        fi
+        mode=0644
+        case "$rel" in */scripts/*) mode=0755 ;; esac
+        warn "/$rel was not installed by the kickstart: installing it now"
+        fb_install_staged "$rel" "$mode"
+    done
 }
 
 remove_virbr0() {
@@ -117,8 +124,7 @@ remove_virbr0() {
 main() {
     grub_xen_entry "$(fb_path /boot/grub/grub.conf)"
     yum_exclude_kernel
-    network_script
-    xend_config
+    xen_files
     remove_virbr0
 }
 

@@ -2,10 +2,13 @@
 # shellcheck source-path=SCRIPTDIR
 # 40-init-order: the SysV start order of the cluster services, exactly as the one table in
 # isobuild/initorder.py says (rendered to /etc/an-cluster/init-order). Seed: "Make xend play nice with
-# clustering" and "Altering Daemon Start Order": the chkconfig line and the LSB Required-Start/-Stop of
-# each init script are edited in place, then the service is removed and re-added with chkconfig so the
-# rc?.d links follow, and switched on or off (storage.managed_by: rgmanager leaves drbd, clvmd, gfs2
-# and xendomains off: rgmanager runs them).
+# clustering" and "Altering Daemon Start Order". The packages' init scripts are left as shipped:
+# each service gets an override file /etc/chkconfig.d/<service> (chkconfig line and LSB
+# Required-Start/-Stop), which chkconfig merges over the script's own header (chkconfig 1.3.4x
+# leveldb.c readServiceInfo) every time it reads it, so a package update that restores the stock
+# script and runs `chkconfig --add` in its %post keeps this order. Then the service is removed and
+# re-added so the rc?.d links follow, and switched on or off (storage.managed_by: rgmanager leaves
+# drbd, clvmd, gfs2 and xendomains off: rgmanager runs them).
 #
 # Table lines: service on|off chkconfig-levels start stop Required-Start Required-Stop (lists comma
 # separated, "-" for empty).
@@ -16,57 +19,53 @@ fb_step_init 40-init-order
 
 TABLE="${FB_STAGE}/etc/an-cluster/init-order"
 
-# edit_header SCRIPT LEVELS START STOP REQ_START REQ_STOP: rewrite the header lines in place.
-edit_header() {
-    local script="$1" levels="$2" start="$3" stop="$4" rstart="$5" rstop="$6" tmp
+# write_override NAME LEVELS START STOP REQ_START REQ_STOP: /etc/chkconfig.d/NAME. No description
+# line in it: chkconfig's parser stops reading a file once it has levels and a description, and
+# the LSB block must be read.
+write_override() {
+    local name="$1" dir tmp
+    dir="$(fb_path /etc/chkconfig.d)"
+    mkdir -p "$dir"
     tmp="$(fb_mktemp)"
-    if ! awk -v cc="$levels $start $stop" -v rs="$rstart" -v rp="$rstop" '
-        function emit_missing() {
-            if (!done_rs) print "# Required-Start: " rs
-            if (!done_rp) print "# Required-Stop: " rp
-            done_rs = done_rp = 1
-        }
-        /^#[ \t]*chkconfig:/ && !done_cc { print "# chkconfig: " cc; done_cc = 1; next }
-        /^### BEGIN INIT INFO/ { in_info = 1 }
-        in_info && /^#[ \t]*Required-Start:/ { print "# Required-Start: " rs; done_rs = 1; next }
-        in_info && /^#[ \t]*Required-Stop:/ { print "# Required-Stop: " rp; done_rp = 1; next }
-        /^### END INIT INFO/ && in_info { emit_missing(); in_info = 0 }
-        { print }
-        END { if (!done_cc) exit 3 }' "$script" >"$tmp"; then
-        rm -f "$tmp"
-        die "$script has no '# chkconfig:' line" "reinstall the package that owns it"
-    fi
-    if cmp -s "$tmp" "$script"; then rm -f "$tmp"; return 0; fi
-    # clvmd ships 0555 (lvm2-cluster bug 636066): the replaced file keeps the script's own mode
-    fb_write_file "$script" "$(stat -c '%a' "$script")" <"$tmp"
+    {
+        echo "# AN!Cluster start order of $name (isobuild/initorder.py; an-cluster-firstboot 40-init-order)."
+        echo "# chkconfig merges this over /etc/init.d/$name; package updates leave it alone."
+        echo "# chkconfig: $2 $3 $4"
+        echo "### BEGIN INIT INFO"
+        echo "# Provides: $name"
+        echo "# Required-Start: $5"
+        echo "# Required-Stop: $6"
+        echo "### END INIT INFO"
+    } >"$tmp"
+    if [ -f "$dir/$name" ] && cmp -s "$tmp" "$dir/$name"; then rm -f "$tmp"; return 0; fi
+    fb_write_file "$dir/$name" 0644 <"$tmp"
     rm -f "$tmp"
-    info "init header of ${script##*/}: chkconfig $levels $start $stop; Required-Start: $rstart"
+    info "chkconfig override for $name: chkconfig $2 $3 $4; Required-Start: $5"
 }
 
 main() {
     [ -f "$TABLE" ] || die "$TABLE is missing" "it is rendered from isobuild/initorder.py; restage the node files"
-    local name state levels start stop rstart rstop script n=0
+    local name state levels start stop rstart rstop n=0
     local -a names=() states=()
     while read -r name state levels start stop rstart rstop; do
         case "$name" in '' | '#'*) continue ;; esac
         [ -n "$rstop" ] || die "$TABLE: malformed line for '$name'" "restage the node files"
         [ "$rstart" = - ] && rstart=""
         [ "$rstop" = - ] && rstop=""
-        script="$(fb_path "/etc/rc.d/init.d/$name")"
-        if [ ! -f "$script" ]; then
+        if [ ! -f "$(fb_path "/etc/rc.d/init.d/$name")" ]; then
             if [ "$state" = on ]; then
                 die "init script $name is not installed but must start at boot" "install the package that provides /etc/init.d/$name and rerun"
             fi
             warn "init script $name is not installed (it stays off anyway)"
             continue
         fi
-        edit_header "$script" "$levels" "$start" "$stop" "${rstart//,/ }" "${rstop//,/ }"
+        write_override "$name" "$levels" "$start" "$stop" "${rstart//,/ }" "${rstop//,/ }"
         names+=("$name")
         states+=("$state")
         n=$((n + 1))
     done <"$TABLE"
     [ "$n" -gt 0 ] || die "$TABLE lists no service" "restage the node files"
-    # Re-add every service so chkconfig recomputes the links from the new headers, then on/off.
+    # Re-add every service so chkconfig recomputes the links from the overrides, then on/off.
     local i
     for ((i = 0; i < n; i++)); do
         chkconfig --del "${names[$i]}" >/dev/null 2>&1 || true

@@ -5,7 +5,9 @@
 #     storage services in rgmanager mode), is installed on both nodes with config_version bumped by
 #     one above the one cman runs;
 #   - each node announces on the shared GFS2 filesystem that it has the new file; once both have it,
-#     the lowest nodeid activates it cluster-wide with `cman_tool version -r`; the peer waits for it;
+#     the lowest nodeid activates it cluster-wide with `cman_tool version -r <N> -S` (cman 3.0.12:
+#     -r needs the version; without -S it runs ccs_sync from ricci, which is not installed: the file
+#     is already on both nodes); the peer waits for it;
 #   - once this node's DRBD disk is UpToDate (the initial sync done: bounded wait) rgmanager on and
 #     started, so no VM runs on a disk still being synced; `clustat` shows both nodes (bounded wait).
 set -euo pipefail
@@ -38,7 +40,8 @@ install_full_conf() {
     sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${target}\"/" "$SRC" >"$tmp"
     if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; chmod 0640 "$dst"; return 0; fi
     if command -v ccs_config_validate >/dev/null 2>&1; then
-        ccs_config_validate -l -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
+        # cluster 3.0.12 ccs_config_validate refuses -l with -f (exit 255): -f FILE checks the file
+        ccs_config_validate -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
     fi
     fb_write_file "$dst" 0640 <"$tmp"
     rm -f "$tmp"
@@ -48,12 +51,15 @@ install_full_conf() {
 peer_has_conf() { [ "$(cat "$SIGNAL_DIR/$AN_PEER_NAME" 2>/dev/null)" = "$1" ]; }
 cluster_runs() { [ "$(running_version)" -ge "$1" ] 2>/dev/null; }
 
+# Both members Online with rgmanager running on them (rgmanager 3.0.12 src/utils/clustat.c
+# txt_member_state: "Online[, Local][, rgmanager|, RG-Master|, RG-Worker]"): a peer whose rgmanager
+# is not up yet cannot take over a service.
 clustat_shows_both() {
-    local out
+    local out rg="Online(, Local)?(, Estranged)?, (rgmanager|RG-Master|RG-Worker)"
     out="$(clustat 2>/dev/null)" || return 1
     printf '%s\n' "$out" | grep -q "Member Status: Quorate" || return 1
-    printf '%s\n' "$out" | grep -Eq "^ *(${AN_NODE_FQDN//./\\.}|$AN_NODE_NAME) .*Online" || return 1
-    printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) .*Online" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_NODE_FQDN//./\\.}|$AN_NODE_NAME) +[0-9]+ $rg" || return 1
+    printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) +[0-9]+ $rg" || return 1
 }
 
 # rgmanager starts the VMs. Not on a disk still being synced (Inconsistent): if the peer failed before
@@ -83,15 +89,15 @@ main() {
         echo "$target" | fb_write_file "$SIGNAL_DIR/$AN_NODE_NAME" 0644
         if fb_is_lowest; then
             fb_wait "$AN_PEER_NAME to install cluster.conf version $target" peer_has_conf "$target"
-            info "activating cluster.conf version $target: cman_tool version -r"
-            cman_tool version -r || die "'cman_tool version -r' failed" "compare /etc/cluster/cluster.conf on both nodes, then rerun"
+            info "activating cluster.conf version $target: cman_tool version -r $target -S"
+            cman_tool version -r "$target" -S || die "'cman_tool version -r $target -S' failed" "compare /etc/cluster/cluster.conf on both nodes, then rerun"
         fi
         fb_wait "the cluster to run cluster.conf version $target" cluster_runs "$target"
     fi
     wait_disk_uptodate
     chkconfig rgmanager on
     fb_service_start rgmanager
-    fb_wait "clustat to show both nodes online" clustat_shows_both
+    fb_wait "clustat to show both nodes online with rgmanager" clustat_shows_both
     info "rgmanager running; services: ${AN_VMS:-none}"
 }
 

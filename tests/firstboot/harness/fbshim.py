@@ -16,7 +16,8 @@ Environment (set by harness.py for each node's runner):
 
 Fakes (kernel or daemons needed): service, hostname, modprobe, cman_tool, clustat, lvmconf, mount, rpm,
 yum, virsh, mdadm. The two hottest fakes are bash scripts beside this file: drbdsetup (the DRBD kernel
-side, also called by drbdadm-83 via -s) and chkconfig.
+side, also called by drbdadm-83 via -s) and drbdadm. chkconfig follows chkconfig 1.3.46 (override files,
+its header parser, LSB dependencies).
 Wrappers that run the REAL tool after mapping node paths ($AN_ROOT/dev/...) to the loop devices:
 drbdmeta (real; the bash drbdadm beside this file runs the real drbdadm-83 with -m pointing here),
 pvcreate/vgcreate/lvcreate/lvchange/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
@@ -139,6 +140,141 @@ def svc_running(name: str, node: str = NODE) -> bool:
     return (run_dir(node) / f"svc.{name}").exists()
 
 
+def wait_gate(name: str, bound: float = 120) -> None:
+    """A test holds `service NAME start` on this node while FBH_DIR/gate/<node>.<NAME> exists (a
+    daemon that is slow to come up), so it can look at what the peer does meanwhile."""
+    import time
+
+    gate = FBH / "gate" / f"{NODE}.{name}"
+    end = time.monotonic() + bound
+    while gate.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+def cman_join(conf: Path, alone: bool) -> None:
+    """cman's init script (cluster 3.0.12 cman/init.d/cman.in start) takes a while: cman_tool join,
+    the quorum wait, then fenced joins the fence domain. A node that forms the domain alone starts
+    fenced's post_join_delay (fence/fenced/recover.c delay_fencing; default 6, config.h): whoever
+    is not a member when it runs out is fenced (power-cycled). FBH_TIME_SCALE (harness.TIME_SCALE)
+    scales cluster.conf's seconds to test time."""
+    import time
+
+    time.sleep(float(os.environ.get("FBH_CMAN_JOIN_S", "0.3")))
+    if not alone or os.fork() != 0:
+        return
+    # the forked fenced: in the node's process group (a power cut of this node ends it), no
+    # inherited pipes (a caller capturing `service cman start` output must not wait for it)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    m = re.search(r'<fence_daemon[^>]*post_join_delay="(\d+)"', conf.read_text())
+    end = time.monotonic() + (int(m.group(1)) if m else 6) * float(os.environ["FBH_TIME_SCALE"])
+    victims = {n for n in nodes() if n != NODE}
+    while victims and time.monotonic() < end:
+        victims = {n for n in victims if not svc_running("cman", n)}  # reduce_victims: a node that joined is no victim
+        time.sleep(0.1)
+    if (run_dir() / "svc.cman").exists():
+        for n in sorted(victims):
+            fence(n, "not a member after post_join_delay")
+    os._exit(0)
+
+
+def fence(victim: str, why: str) -> None:
+    """Power-cycle VICTIM: its firstboot run dies (the harness reboots it); the tests see "#fenced"."""
+    _locked_append(FBH / "calls.log", f"{NODE}\t#fenced\t{victim}{US}{why}")
+    state("fenced", victim).write_text(f"by {NODE}: {why}\n")
+    pgid = FBH / "nodes" / victim / "pgid"
+    if pgid.exists():
+        try:
+            os.killpg(int(pgid.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+    import shutil
+
+    shutil.rmtree(FBH / "run" / victim, ignore_errors=True)
+
+
+def _xend_state() -> dict:
+    f = run_dir() / "xend.json"
+    return json.loads(f.read_text()) if f.exists() else {"bridges": []}
+
+
+def _env_value(key: str) -> str:
+    env = (ROOT / "var/lib/an-cluster/stage/etc/an-cluster/firstboot.env").read_text()
+    m = re.search(rf"^{key}='?([^'\n]*)'?$", env, re.M)
+    return m.group(1) if m else ""
+
+
+def _bcn_if() -> str:
+    return _env_value("AN_BCN_IF") or "eth0"
+
+
+def xen_network(name: str, action: str) -> None:
+    """xend and the network under each other (Xen 4.0.1 tools/hotplug/Linux/init.d/xend, tools/misc/xend,
+    network-bridge; the seed): `xend start` runs the network script of the xend-config.sxp it reads
+    then (network-bridge renames ethN to pethN, the bridge takes ethN's name and address; xend stop
+    leaves that). Under a running cman, anything that takes the BCN link down (xend (re)starting its
+    bridges, a network restart) loses totem: the peer fences this node. A network restart under the
+    bridges breaks them: it fails here."""
+    import hashlib
+
+    cman = svc_running("cman")
+    flag = run_dir() / f"svc.{name}"
+    st = _xend_state()
+    if name == "network":
+        if cman:
+            fence(NODE, f"network {action} under a running cman")
+        if st["bridges"]:
+            _locked_append(FBH / "calls.log", f"{NODE}\t#broken\tnetwork {action} under xend bridges {st['bridges']}")
+            fail(f"network {action}: {', '.join(st['bridges'])} are Xen bridges now (their NICs renamed p<name>)")
+        flag.write_text("running\n")
+        sys.exit(0)
+    if action == "status":
+        sys.exit(0 if flag.exists() else 3)
+    if action == "stop":
+        if cman:
+            fence(NODE, "xend stop under a running cman")
+        flag.unlink(missing_ok=True)
+        sys.exit(0)
+    if action not in ("start", "restart"):
+        fail(f"Usage: xend {{start|stop|status|restart|reload|force-reload}}", 1)
+    if action == "start" and flag.exists():
+        sys.exit(0)
+    conf = ROOT / "etc/xen/xend-config.sxp"
+    text = conf.read_text()
+    m = re.search(r"^\(network-script\s+'?([^)' ]+)", text, re.M)
+    script = ROOT / "etc/xen/scripts" / (m.group(1) if m else "")
+    if m and script.name == "network-bridge":
+        new = [_bcn_if()]  # netdev: the default-route NIC
+    elif m and os.access(script, os.X_OK):
+        new = re.findall(r"netdev=(\S+)", script.read_text())
+    else:
+        new = []
+    if cman and (action == "restart" or _bcn_if() in new):
+        fence(NODE, f"xend {action} under a running cman (its bridges took {_bcn_if()} down)")
+    st = {"config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+          "script_sha256": hashlib.sha256(script.read_bytes()).hexdigest() if script.is_file() else "",
+          "bridges": sorted(set(st["bridges"]) | set(new))}
+    (run_dir() / "xend.json").write_text(json.dumps(st))
+    flag.write_text("running\n")
+    sys.exit(0)
+
+
+def cmd_network_bridge() -> None:
+    """/etc/xen/scripts/network-bridge start|stop netdev=... (what an-network-script calls)."""
+    record()
+    kv = dict(a.split("=", 1) for a in ARGS[1:] if "=" in a)
+    st = _xend_state()
+    dev = kv.get("netdev", _bcn_if())
+    if ARGS[:1] == ["stop"]:
+        st["bridges"] = [b for b in st["bridges"] if b != dev]
+    elif ARGS[:1] == ["start"]:
+        st["bridges"] = sorted(set(st["bridges"]) | {dev})
+    else:
+        fail(f"Unknown command: {' '.join(ARGS[:1])}")
+    (run_dir() / "xend.json").write_text(json.dumps(st))
+
+
 def cmd_service() -> None:
     record()
     if len(ARGS) < 2:
@@ -147,19 +283,31 @@ def cmd_service() -> None:
     flag = run_dir() / f"svc.{name}"
     if action == "status":
         sys.exit(0 if flag.exists() else 3)
+    if name == "xend" or (name == "network" and action != "status"):
+        xen_network(name, action)  # exits when it decides
     if action in ("start", "restart"):
+        wait_gate(name)
         if name in ("clvmd", "rgmanager", "gfs2") and not svc_running("cman"):
             fail(f"{name}: cman is not running")
+        if name == "clvmd" and not svc_running("clvmd"):
+            blocked = dlm_reaches_peer()
+            if blocked:
+                fail(f"clvmd startup timed out: the DLM cannot reach {peer_name()} ({blocked})")
         if name == "cman":
             conf = ROOT / "etc/cluster/cluster.conf"
             if not conf.is_file():
                 fail("cman: /etc/cluster/cluster.conf is missing")
             version = _conf_version(conf)
             vfile = state("cluster", "config_version")
-            if not vfile.exists() or not any(svc_running("cman", n) for n in nodes() if n != NODE):
+            alone = not any(svc_running("cman", n) for n in nodes() if n != NODE)
+            if not vfile.exists() or alone:
                 vfile.write_text(str(version))
             elif int(vfile.read_text()) != version:
                 fail(f"cman: config_version {version} differs from the cluster's {vfile.read_text()}")
+            if not svc_running("cman"):
+                cman_join(conf, alone)
+                flag.write_text("running\n")
+                dlm_listener()
         if name == "gfs2":
             for line in (ROOT / "etc/fstab").read_text().splitlines():
                 f = line.split()
@@ -197,11 +345,75 @@ def members() -> list[str]:
     return [n for n in nodes() if svc_running("cman", n)]
 
 
+def gnu_getopt(args: list[str], optstring: str) -> tuple[list[tuple[str, str | None]], list[str]] | None:
+    """glibc getopt(3) as a C tool calls it: options anywhere (argv is permuted), "x:" needs an
+    argument (attached or next word), "x::" takes one only attached. None on an unknown option or a
+    missing argument (the tool then prints its own complaint)."""
+    spec: dict[str, int] = {}
+    i = 0
+    while i < len(optstring):
+        c, n = optstring[i], 0
+        while optstring[i + 1:i + 2] == ":" and n < 2:
+            n, i = n + 1, i + 1
+        spec[c] = n
+        i += 1
+    opts, operands, k = [], [], 0
+    while k < len(args):
+        a = args[k]
+        k += 1
+        if a == "--":
+            operands += args[k:]
+            break
+        if not a.startswith("-") or a == "-":
+            operands.append(a)
+            continue
+        j = 1
+        while j < len(a):
+            c = a[j]
+            if c not in spec:
+                return None
+            if spec[c] == 0:
+                opts.append((c, None))
+                j += 1
+                continue
+            rest = a[j + 1:]
+            if rest:
+                opts.append((c, rest))
+            elif spec[c] == 2:
+                opts.append((c, None))
+            elif k < len(args):
+                opts.append((c, args[k]))
+                k += 1
+            else:
+                return None
+            break
+    return opts, operands
+
+
+# cluster 3.0.12 cman/cman_tool/main.c: OPTION_STRING and the operation words of decode_arguments()
+CMAN_TOOL_OPTS = "m:n:v:e:2p:c:r:i:N:t:o:k:F:C:VAPwfqah?XD::Sd::"
+CMAN_TOOL_OPS = ("join", "leave", "kill", "expected", "votes", "version", "wait", "status", "nodes", "services",
+                 "debug")
+
+
 def cmd_cman_tool() -> None:
     record()
+    parsed = gnu_getopt(ARGS, CMAN_TOOL_OPTS)
+    if parsed is None:
+        fail("Please use '-h' for usage.")
+    opts, words = parsed
+    ops = [w for w in words if w in CMAN_TOOL_OPS]
+    unknown = [w for w in words if w not in CMAN_TOOL_OPS and w not in ("remove", "force")]
+    if unknown:
+        fail(f"unknown option {unknown[0]}")
+    if len(ops) != 1:
+        fail("can't specify two operations" if ops else "no operation specified")
+    o = dict(opts)
+    if "r" in o and not re.fullmatch(r"\d+", o["r"] or ""):
+        fail(f"argument to r ({o['r']}) is not an integer")
     if not svc_running("cman"):
         fail("Cannot open connection to cman, is it running ?")
-    sub = ARGS[0] if ARGS else ""
+    sub = ops[0]
     ms = members()
     version = int(state("cluster", "config_version").read_text())
     if sub == "status":
@@ -215,18 +427,22 @@ def cmd_cman_tool() -> None:
         for n, info in sorted(nodes().items(), key=lambda kv: kv[1]["nodeid"]):
             sts = "M" if n in ms else "X"
             print(f"{info['nodeid']:>4}   {sts}    100   2010-10-13 12:00:00  {info['fqdn']}")
-    elif sub == "version" and ARGS[1:2] == ["-r"]:
+    elif sub == "version" and "r" in o:
+        # version(): without -S it runs /usr/bin/ccs_sync (package ricci, not installed on our nodes)
+        if "S" not in o and not (ROOT / "usr/bin/ccs_sync").exists():
+            print("sh: /usr/bin/ccs_sync: No such file or directory", file=sys.stderr)
+            fail("ccs_sync failed.\nIf you have distributed the config file yourself, try re-running with -S")
+        new = int(o["r"])
         want = {n: _conf_version(Path(nodes()[n]["root"]) / "etc/cluster/cluster.conf") for n in ms}
-        if len(set(want.values())) != 1:
-            fail(f"cluster.conf differs between members: {want}")
-        new = next(iter(want.values()))
+        if set(want.values()) != {new}:
+            fail(f"can't set version: cluster.conf on the members has {want}, not {new}")
         if new <= version:
-            fail(f"config version {new} is not newer than the running {version}")
+            fail(f"can't set version: {new} is not newer than the running {version}")
         state("cluster", "config_version").write_text(str(new))
     elif sub == "version":
         print(f"6.2.0 config {version}")
     else:
-        fail(f"unsupported: {' '.join(ARGS)}", 2)
+        fail(f"unsupported here: {' '.join(ARGS)}", 2)
 
 
 def cmd_clustat() -> None:
@@ -531,13 +747,334 @@ def cmd_lvmconf() -> None:
     sys.exit(0)
 
 
+# --------------------------------------------------------------------------------------------------
+# chkconfig 1.3.46 (fedora-sysv/chkconfig tag chkconfig-1.3.46; F13 ships a 1.3.4x): leveldb.c
+# parseServiceInfo/readServiceInfo, chkconfig.c addService/delService/setService/frobDependencies.
+
+
+def _ck_parse(text: str, name: str, partial: bool) -> dict | None:
+    """parseServiceInfo: note the loop stops as soon as it has levels and a description, so an
+    LSB block after "# description:" (cman, drbd, xend as shipped) is never read: not LSB."""
+    sv = {"levels": None, "s": None, "k": None, "desc": None, "start": None, "stop": None, "provides": None,
+          "lsb": False}
+    for raw in text.split("\n"):
+        if sv["levels"] is not None and sv["desc"] is not None:
+            break
+        line = raw.lstrip()
+        if not line.startswith("#"):
+            continue
+        line = line[1:]
+        if line.startswith("## BEGIN INIT INFO"):
+            sv["lsb"] = True
+        line = line.lstrip()
+        if line.startswith("chkconfig:"):
+            f = line[10:].split()
+            if len(f) < 3 or not f[1].isdigit() or not f[2].isdigit() or int(f[1]) > 99 or int(f[2]) > 99:
+                return None
+            sv["s"] = sv["s"] if sv["s"] is not None else int(f[1])
+            sv["k"] = sv["k"] if sv["k"] is not None else int(f[2])
+            if sv["levels"] is None:
+                sv["levels"] = 0 if f[0] == "-" else sum(1 << int(c) for c in f[0] if c.isdigit())
+        elif line.startswith("description") or line.startswith("Description:") or line.startswith("Short-Description:"):
+            sv["desc"] = line
+        elif line.startswith("Default-Start:"):
+            sv["levels"] = (sv["levels"] or 0) | sum(1 << int(x) for x in line[14:].split() if x.isdigit())
+        elif line.startswith("Default-Stop:"):
+            for x in line[13:].split():
+                if x.isdigit():
+                    sv["levels"] = (sv["levels"] or 0) & ~(1 << int(x))
+        elif line.startswith("Required-Start:"):
+            sv["start"] = line[15:].split()
+        elif line.startswith("Required-Stop:"):
+            sv["stop"] = line[14:].split()
+        elif line.startswith("Provides:"):
+            sv["provides"] = line[9:].split()
+    if not partial and (sv["levels"] is None or (not sv["lsb"] and (sv["s"] is None or sv["k"] is None))):
+        return None
+    sv["name"] = name
+    sv["provides"] = sv["provides"] or [name]
+    return sv
+
+
+def _ck_read(name: str) -> dict | None:
+    """readServiceInfo: the init script, then /etc/chkconfig.d/<name> merged over it."""
+    script = ROOT / "etc/rc.d/init.d" / name
+    if not script.is_file():
+        return None
+    sv = _ck_parse(script.read_text(errors="replace"), name, False)
+    if sv is None:
+        return None
+    ov = ROOT / "etc/chkconfig.d" / name
+    if ov.is_file():
+        o = _ck_parse(ov.read_text(errors="replace"), name, True)
+        if o is not None:
+            sv["s"], sv["k"] = o["s"], o["k"]  # taken even when unset (-1 is not the "unset" -2 it checks)
+            for key in ("levels", "start", "stop"):
+                if o[key] is not None:
+                    sv[key] = o[key]
+            sv["provides"] = o["provides"]
+            sv["lsb"] = sv["lsb"] or o["lsb"]
+    sv["s"] = 50 if sv["s"] is None else sv["s"]  # frobOneDependencies: unset priorities are 50
+    sv["k"] = 50 if sv["k"] is None else sv["k"]
+    return sv
+
+
+def _ck_links(name: str, level: int) -> list[Path]:
+    d = ROOT / "etc/rc.d" / f"rc{level}.d"
+    return sorted(d.glob(f"[SK][0-9][0-9]{name}")) if d.is_dir() else []
+
+
+def _ck_set(sv: dict, level: int, on: bool) -> None:
+    """doSetService"""
+    for p in _ck_links(sv["name"], level):
+        p.unlink()
+    d = ROOT / "etc/rc.d" / f"rc{level}.d"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{'S' if on else 'K'}{sv['s' if on else 'k']:02d}{sv['name']}").symlink_to(f"../init.d/{sv['name']}")
+
+
+def _ck_is_on(name: str, level: int) -> bool:
+    links = _ck_links(name, level)
+    return bool(links) and links[0].name.startswith("S")
+
+
+def _ck_similar(a: dict, b: dict) -> bool:
+    def st(sv, lv):
+        return _ck_is_on(sv["name"], lv) if _ck_links(sv["name"], lv) else bool(sv["levels"] & (1 << lv))
+    return all(st(a, lv) == st(b, lv) for lv in range(7))
+
+
+def _ck_frob_one(sv: dict, servs: list[dict], target: bool) -> bool:
+    s0, k0 = sv["s"], sv["k"]
+    for other in servs:
+        for deps, start in ((sv["start"], True), (sv["stop"], False)):
+            for dep in deps or []:
+                if (dep == other["name"] or dep in other["provides"]) and _ck_similar(sv, other):
+                    if start and sv["s"] <= other["s"]:
+                        sv["s"] = min(other["s"] + 1, 99)  # laterThan
+                    if not start and sv["k"] >= other["k"]:
+                        sv["k"] = max(other["k"] - 1, 0)  # earlierThan
+    if target or (s0, k0) != (sv["s"], sv["k"]):
+        for lv in range(7):
+            if _ck_links(sv["name"], lv):
+                _ck_set(sv, lv, _ck_is_on(sv["name"], lv))
+            elif target:
+                _ck_set(sv, lv, bool(sv["levels"] & (1 << lv)))
+        return True
+    return False
+
+
+def _ck_frob(sv: dict) -> None:
+    """frobDependencies: settle every other LSB service first, then place this one."""
+    initd = ROOT / "etc/rc.d/init.d"
+    servs = [x for x in (_ck_read(p.name) for p in sorted(initd.iterdir()) if p.is_file()) if x]
+    while sum(_ck_frob_one(x, servs, False) for x in servs if x["lsb"] and x["name"] != sv["name"]):
+        pass
+    _ck_frob_one(sv, servs, True)
+
+
+def cmd_chkconfig() -> None:
+    record()
+    args = list(ARGS)
+    where = 0
+    if args[:1] in (["--level"], ["--levels"]) and len(args) >= 2:
+        where = sum(1 << int(c) for c in args[1] if c.isdigit())
+        args = args[2:]
+    if len(args) == 2 and args[0] in ("--add", "--del"):
+        sv = _ck_read(args[1])
+        if sv is None:
+            fail(f"service {args[1]} does not support chkconfig")
+        if args[0] == "--del":
+            for lv in range(7):
+                for p in _ck_links(sv["name"], lv):
+                    p.unlink()
+        elif sv["lsb"]:
+            _ck_frob(sv)
+        else:
+            for lv in range(7):  # addService, not LSB: levels already configured keep their links
+                if not _ck_links(sv["name"], lv):
+                    _ck_set(sv, lv, bool(sv["levels"] & (1 << lv)))
+        sys.exit(0)
+    if len(args) == 1 and where:  # query: on in that runlevel?
+        sys.exit(0 if _ck_read(args[0]) and _ck_is_on(args[0], where.bit_length() - 1) else 1)
+    if len(args) == 2 and args[1] in ("on", "off", "reset"):
+        sv = _ck_read(args[0])
+        if sv is None:
+            fail(f"error reading information on service {args[0]}: No such file or directory")
+        if sv["lsb"]:
+            _ck_frob(sv)
+        for lv in range(7):  # setService
+            if (where or (0b0111100 if args[1] != "reset" else 0b1111111)) & (1 << lv):
+                on = args[1] == "on" if args[1] != "reset" else bool(sv["levels"] & (1 << lv))
+                _ck_set(sv, lv, on)
+        sys.exit(0)
+    fail(f"unsupported here: {' '.join(ARGS)}", 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# ccs_config_validate (cluster 3.0.12 config/tools/xml/ccs_config_validate.in) and fence_node
+# (fence/fence_node/fence_node.c, OPTION_STRING "UvhV")
+
+
+def cmd_ccs_config_validate() -> None:
+    """getopt t:hVnC:f:l:rovq; -l, -f, -r, -C exclude each other (exit 255); the file (-f, -l) or
+    the running configuration is checked with xmllint --relaxng @SHAREDIR@/cluster.rng, here the
+    node root's /usr/share/cluster/cluster.rng (the harness puts the 3.0.12 schema there)."""
+    record()
+    parsed = gnu_getopt(ARGS, "t:hVnC:f:l:rovq")
+    if parsed is None:
+        fail("usage: ccs_config_validate [options]", 255)
+    opts, _ = parsed
+    given = [o for o, _ in opts if o in "lfrC"]
+    if len(given) > 1:
+        print(f"Error: invalid options. -{given[1]} can not be set together with -{given[0]}", file=sys.stderr)
+        sys.exit(255)
+    o = dict(opts)
+    if "v" in o and "q" in o:
+        print("Error: invalid options. -q can not be set together with -v", file=sys.stderr)
+        sys.exit(255)
+    path = Path(o.get("f") or o.get("l") or str(ROOT / "etc/cluster/cluster.conf"))
+    if not path.is_file():
+        print("Unable to get the configuration", file=sys.stderr)
+        sys.exit(255)
+    r = subprocess.run(["xmllint", "--noout", "--relaxng", str(ROOT / "usr/share/cluster/cluster.rng"), str(path)],
+                       capture_output=True, text=True)
+    if "q" not in o or r.returncode:
+        print(r.stderr.replace(str(path), "tempfile").replace("tempfile validates", "Configuration validates")
+              .replace("tempfile fails to validate", "Configuration fails to validate"), end="")
+    sys.exit(r.returncode)
+
+
+def cmd_fence_node() -> None:
+    """fence_node [-U] [-v] NODE: fences NODE through cman (its clusternode name in cluster.conf)."""
+    record()
+    parsed = gnu_getopt(ARGS, "UvhV")
+    if parsed is None:
+        fail("Please use '-h' for usage.")
+    opts, words = parsed
+    if len(words) > 1:
+        fail(f"unknown option {words[1]}")
+    if not words and "U" not in dict(opts):
+        fail("no node name specified")
+    if not svc_running("cman"):
+        fail("cannot connect to cman")
+    victim = words[0] if words else me()["fqdn"]
+    by_fqdn = {info["fqdn"]: n for n, info in nodes().items()}
+    if victim not in by_fqdn:  # libfence looks the name up as /cluster/clusternodes/clusternode[@name]
+        print(f"fence {victim} undefined", file=sys.stderr)
+        sys.exit(2)
+    if "U" in dict(opts):
+        print(f"unfence {victim} success", file=sys.stderr)
+        sys.exit(0)
+    fence(by_fqdn[victim], "fence_node")
+    print(f"fence {victim} success", file=sys.stderr)
+    sys.exit(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# the DLM on the wire: dlm_controld talks to the peer over tcp 21064, or over sctp 21064 when totem
+# runs redundant rings (cluster STABLE3 group/dlm_controld/action.c). The firewall the harness
+# loads into each node's network namespace decides whether that gets through; the DLM itself is
+# emulated: a listener per node (started with cman) and a probe at clvmd start.
+
+DLM_PORT = 21064
+
+
+def _dlm_sctp() -> bool:
+    m = re.search(r'<totem[^>]*rrp_mode="([a-z]+)"', (ROOT / "etc/cluster/cluster.conf").read_text())
+    return bool(m) and m.group(1) != "none"
+
+
+def dlm_listener() -> None:
+    """Forked at cman start: what reaches this node on tcp/sctp 21064 (a raw socket sees a packet
+    only once the INPUT chain let it in) is written to FBH_DIR/dlm/<node>/<token>."""
+    import select
+    import socket
+    import time
+
+    if os.fork() != 0:
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    got = FBH / "dlm" / NODE
+    got.mkdir(parents=True, exist_ok=True)
+    tcp = socket.socket()
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    for _ in range(50):  # the listener of this node before a reboot goes within a second
+        try:
+            tcp.bind(("0.0.0.0", DLM_PORT))
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        os._exit(0)
+    tcp.listen(8)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)  # IPPROTO_SCTP: no sctp module needed
+    while svc_running("cman"):
+        ready, _, _ = select.select([tcp, raw], [], [], 1.0)
+        for sock in ready:
+            if sock is tcp:
+                conn, _ = tcp.accept()
+                conn.settimeout(2)
+                try:
+                    token = conn.recv(64).decode(errors="replace").strip()
+                except OSError:
+                    token = ""
+                conn.close()
+            else:
+                pkt = raw.recv(2048)
+                ihl = (pkt[0] & 0x0F) * 4
+                if int.from_bytes(pkt[ihl + 2:ihl + 4], "big") != DLM_PORT:
+                    continue
+                token = pkt[-32:].decode(errors="replace")
+            if re.fullmatch(r"[0-9a-f]{32}", token):
+                (got / token).touch()
+    os._exit(0)
+
+
+def dlm_reaches_peer() -> str:
+    """'' when the peer's DLM hears us on every address the DLM uses, else what it could not reach."""
+    import socket
+    import time
+
+    peer = peer_name()
+    if not svc_running("cman", peer):
+        return ""  # the DLM talks to cluster members only
+    addrs = [_env_value("AN_PEER_BCN_IP")] + ([_env_value("AN_PEER_SN_IP")] if _dlm_sctp() else [])
+    proto = "sctp" if _dlm_sctp() else "tcp"
+    missing = []
+    for addr in addrs:
+        token = os.urandom(16).hex()
+        end = time.monotonic() + 3
+        while not (FBH / "dlm" / peer / token).exists() and time.monotonic() < end:
+            try:  # like the DLM, try again while the peer's side is coming up
+                if proto == "tcp":
+                    with socket.create_connection((addr, DLM_PORT), timeout=1) as c:
+                        c.sendall(token.encode() + b"\n")
+                else:
+                    # SCTP common header (sport, dport, vtag, checksum) + an INIT chunk, then the token
+                    init = bytes([1, 0, 0, 20]) + os.urandom(4) + (65535).to_bytes(4, "big") \
+                        + bytes([0, 10, 0, 10]) + os.urandom(4)
+                    pkt = DLM_PORT.to_bytes(2, "big") * 2 + bytes(8) + init + token.encode()
+                    with socket.socket(socket.AF_INET, socket.SOCK_RAW, 132) as r:
+                        r.sendto(pkt, (addr, 0))
+            except OSError:
+                pass
+            time.sleep(0.3)
+        if not (FBH / "dlm" / peer / token).exists():
+            missing.append(f"{proto} {addr}:{DLM_PORT}")
+    return ", ".join(missing)
+
+
 DISPATCH = {
     "service": cmd_service, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
     "drbdmeta": cmd_drbdmeta,
     "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
     "vgchange": cmd_lvm, "lvchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "blkid": cmd_probe, "wipefs": cmd_probe, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
-    "mdadm": cmd_mdadm,
+    "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig, "network-bridge": cmd_network_bridge,
+    "ccs_config_validate": cmd_ccs_config_validate, "fence_node": cmd_fence_node,
 }
 
 if __name__ == "__main__":

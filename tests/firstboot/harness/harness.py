@@ -37,8 +37,8 @@ OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
             "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
-            "mdadm")
-SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
+            "mdadm", "chkconfig", "network-bridge", "ccs_config_validate", "fence_node")
+SH_SHIMS = ("drbdsetup", "drbdadm")
 
 
 def install_shims(shimbin: Path) -> None:
@@ -50,8 +50,17 @@ def install_shims(shimbin: Path) -> None:
     (shimbin / "fbshim.py").chmod(0o755)
     for name in PY_SHIMS:
         (shimbin / name).symlink_to("fbshim.py")
+    # lib/rendezvous runs with the node's python (2.6 on Fedora 13); here the interpreter of the tests
+    (shimbin / "python").symlink_to(sys.executable)
     for name in (*SH_SHIMS, "shim-lib.sh"):
         shutil.copy(HERE / name, shimbin / name)
+
+
+def cman_schema() -> Path:
+    """cluster 3.0.12's cluster.rng (the cman Fedora 13 installs) once vendored in schemas/; until
+    then the only schema the repository has."""
+    vendored = REPO / "schemas" / "cluster-3.0.12.rng"
+    return vendored if vendored.exists() else REPO / "schemas" / "cluster.rng"
 
 
 def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
@@ -63,6 +72,8 @@ def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: s
     d.mkdir(parents=True, exist_ok=True)
     (d / "info.sh").write_text("".join(f"{k}={shlex.quote(str(v))}\n" for k, v in (
         ("PEER", peer), ("ROOT", root), ("DRBD_DEVICE", drbd_device), ("DRBD_LOOP", drbd_loop), ("FQDN", fqdn))))
+# cluster.conf's seconds (post_join_delay) in test time
+TIME_SCALE = 0.2
 # Test networks (RFC 2544 benchmarking range): bcn, sn, ifn.
 TEST_NETS = {"bcn": "198.18.1", "sn": "198.18.2", "ifn": "198.18.3"}
 DESTRUCTIVE = {
@@ -202,6 +213,13 @@ class Pair:
             (node.root / "tmp").mkdir(mode=0o1777)
             stage = node.root / "var/lib/an-cluster/stage"
             shutil.copytree(self.rendered.nodes_dir / node.name, stage)
+            # what cman installs as /usr/share/cluster/cluster.rng: the 3.0.12 schema (F13's cman)
+            (node.root / "usr/share/cluster").mkdir(parents=True, exist_ok=True)
+            shutil.copy(cman_schema(), node.root / "usr/share/cluster/cluster.rng")
+            # what the kickstart %post installed (before xend ever started)
+            for rel, mode in (("etc/xen/xend-config.sxp", 0o644), ("etc/xen/scripts/an-network-script", 0o755)):
+                shutil.copy(stage / rel, node.root / rel)
+                (node.root / rel).chmod(mode)
             # what the RPM installs
             shutil.copy(OVERLAY / "init.d" / "an-cluster-firstboot", node.root / "etc/rc.d/init.d/an-cluster-firstboot")
             if self.raid_partitions:
@@ -228,6 +246,7 @@ class Pair:
             peer = next(n for n in self.nodes if n != name)
             write_node_info(h, name, peer, node.root, storage.drbd.device, self.drbd_loop, node.fqdn)
         self._network()
+        self.firewall()
         for node in self.nodes.values():
             node.env = {
                 "PATH": f"{shimbin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -244,6 +263,7 @@ class Pair:
                 "LVM_SUPPRESS_FD_WARNINGS": "1",
                 "FBH_DIR": str(h),
                 "FBH_NODE": node.name,
+                "FBH_TIME_SCALE": str(TIME_SCALE),
             }
 
     def _partitions(self, node: Node) -> None:
@@ -291,6 +311,15 @@ class Pair:
         except OSError:
             return False
 
+    def firewall(self) -> None:
+        """The rendered firewall in force in each node's namespace (firewall: cluster)."""
+        for node in self.nodes.values():
+            rules = node.root / "var/lib/an-cluster/stage/etc/sysconfig/iptables"
+            if rules.is_file():
+                with open(rules) as fh:
+                    subprocess.run(["ip", "netns", "exec", node.netns, "iptables-restore"], stdin=fh, check=True,
+                                   capture_output=True)
+
     def cleanup(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
@@ -305,6 +334,7 @@ class Pair:
                 subprocess.run(["losetup", "-d", dev], capture_output=True)
         for ns in self.netns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.h / "run", ignore_errors=True)  # daemons a boot() started see their node down
         self.loops, self.netns = [], []
 
     # ------------------------------------------------------------------------------------ running
@@ -320,6 +350,8 @@ class Pair:
             ["ip", "netns", "exec", node.netns, str(OVERLAY / "an-cluster-firstboot"), cmd],
             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        # the process group a fence (fbshim.fence) power-cycles
+        (self.h / "nodes" / name / "pgid").write_text(f"{node.proc.pid}\n")
 
     def wait(self, name: str, timeout: float = 120) -> int:
         proc = self.nodes[name].proc
@@ -356,6 +388,7 @@ class Pair:
         rc3 = node.root / "etc/rc.d/rc3.d"
         links = sorted(p.name for p in rc3.iterdir() if p.name.startswith("S")) if rc3.is_dir() else []
         actions = {
+            "xend": [["service", "xend", "start"]],
             "cman": [["service", "cman", "start"]],
             "drbd": drbd_init_start(),
             "clvmd": [["service", "clvmd", "start"], ["vgchange", "-a", "y", st.clvm.vg]],
@@ -377,6 +410,15 @@ class Pair:
             if time.monotonic() > end:
                 raise AssertionError(f"{name} never logged {text!r}:\n{self.log(name)[-3000:]}")
             time.sleep(0.1)
+
+    def gate(self, name: str, service: str, closed: bool = True) -> None:
+        """Hold (closed) or release `service SERVICE start` on node NAME (see fbshim.wait_gate)."""
+        g = self.h / "gate" / f"{name}.{service}"
+        g.parent.mkdir(parents=True, exist_ok=True)
+        if closed:
+            g.touch()
+        else:
+            g.unlink(missing_ok=True)
 
     def all_done(self, name: str) -> bool:
         return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
@@ -402,6 +444,10 @@ class Pair:
                 if self.all_done(name):
                     continue
                 journal.append(f"{name}: run {rounds[name]} ended rc={rc}")
+                fenced = self.h / "fenced" / name
+                if fenced.exists():
+                    journal.append(f"{name}: fenced {fenced.read_text().strip()}")
+                    fenced.unlink()
                 if rounds[name] >= max_rounds:
                     raise AssertionError(f"{name} did not finish in {max_rounds} runs:\n" + self.console(name))
                 self.reboot(name)
@@ -434,6 +480,10 @@ class Pair:
             node, cmd, args = line.split("\t", 2)
             out.append((node, cmd, args.split("\x1f") if args else []))
         return out
+
+    def fenced(self) -> list[tuple[str, list[str]]]:
+        """Fencing the emulated fenced did: [(fencing node, [victim, why])]."""
+        return [(n, args) for n, cmd, args in self.calls() if cmd == "#fenced"]
 
     def destructive(self) -> dict[str, list[tuple[str, list[str]]]]:
         """Executed destructive commands by kind: [(node, args)]."""
