@@ -22,7 +22,8 @@ def _cfg(c, key, value):
 
 
 def clean_errors(fn):
-    """Print IsobuildError text (what, where, hint) and exit 2, with no traceback."""
+    """Print IsobuildError text (what, where, hint) and exit 2, with no traceback. An OSError a stage
+    did not turn into one itself (a full disk, a read-only dir) is reported the same way."""
 
     @functools.wraps(fn)
     def wrapper(c, *args, **kwargs):
@@ -30,6 +31,11 @@ def clean_errors(fn):
             return fn(c, *args, **kwargs)
         except IsobuildError as err:
             print(f"error: {err}", file=sys.stderr)
+            raise Exit(code=2) from None
+        except OSError as err:
+            from isobuild.outputs import os_error
+
+            print(f"error: {os_error(err, fn.__name__.strip('_').replace('_', '-'))}", file=sys.stderr)
             raise Exit(code=2) from None
 
     return wrapper
