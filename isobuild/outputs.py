@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -112,6 +113,51 @@ def atomic_dir(target: Path, mode: int = 0o755) -> Iterator[Path]:
     os.rename(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def generations(target: Path) -> Path:
+    """Where the generations of a symlinked output live: `.<name>.generations/` beside it."""
+    return Path(target).parent / f".{Path(target).name}.generations"
+
+
+def sweep_generations(target: Path) -> None:
+    """Remove dead runs' leftovers of an atomic_generation() output."""
+    sweep(Path(target).parent, [Path(target).name])
+    sweep(generations(target), ["g"])
+
+
+@contextlib.contextmanager
+def atomic_generation(target: Path, mode: int = 0o755) -> Iterator[Path]:
+    """Like atomic_dir, for an output that is read while it is replaced (a served tree).
+
+    `target` is a symlink to a complete generation directory; a new one is written privately, then
+    a new symlink is renamed over `target`: every reader resolves either the old tree or the new
+    one, never nothing. The previous generation is kept (requests that resolved it still finish);
+    older ones are removed. A real directory at `target` (older builds) becomes a generation first."""
+    target = Path(target)
+    gens = make_dir(generations(target))
+    sweep_generations(target)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(gens / "g"), dir=gens))
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    final = gens / f"g{time.time_ns()}"
+    os.rename(tmp, final)
+    if target.is_dir() and not target.is_symlink():
+        os.rename(target, gens / "g0")
+        previous = os.path.realpath(gens / "g0")
+    else:
+        previous = os.path.realpath(target) if os.path.lexists(target) else None
+    link = target.parent / f"{temp_prefix(target)}link"
+    os.symlink(os.path.relpath(final, target.parent), link)
+    os.replace(link, target)
+    keep = {os.path.realpath(final), previous}
+    for old in gens.iterdir():
+        if os.path.realpath(old) not in keep and not _LEFTOVER.match(old.name):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def temp_file(target: Path) -> Path:

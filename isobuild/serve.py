@@ -78,7 +78,7 @@ class PxeServer(ThreadingHTTPServer):
 
     def __init__(self, addr, pxe_dir: Path, log=sys.stderr):
         self.pxe_dir = Path(pxe_dir)
-        self.root = (self.pxe_dir / "http").resolve()
+        self.root = self.http_root()
         self._state_lock = threading.Lock()
         self._signature, self.rules, self.os_tree = _load_state(self.pxe_dir)
         self.log_stream = log
@@ -90,6 +90,11 @@ class PxeServer(ThreadingHTTPServer):
         except BaseException:
             self.close_tree()
             raise
+
+    def http_root(self) -> Path:
+        """DIR/pxe/http resolved now: `invoke pxe` swaps DIR/pxe to a new generation by one rename,
+        so each request resolves it once and serves from that one tree."""
+        return (self.pxe_dir / "http").resolve()
 
     def state(self) -> tuple["AccessRules", object]:
         """The access rules and install tree, reloaded when `invoke pxe` rewrote serve.json meanwhile."""
@@ -171,7 +176,7 @@ class PxeHandler(BaseHTTPRequestHandler):
             if loc is None:
                 self._deny(HTTPStatus.NOT_FOUND, "not found")
             return loc
-        root = self.server.root
+        root = self.server.http_root()
         try:
             real = (root / rel).resolve(strict=True)
         except (OSError, RuntimeError):

@@ -232,3 +232,53 @@ def test_acl_changes_apply_without_restart(pxe_dir, tmp_path):
     finally:
         assert srv.stop() == 0
     assert any("reloaded" in line for line in srv.log)
+
+
+def test_no_404_while_pxe_rebuilds_the_tree(pxe_dir, tmp_path, monkeypatch):
+    """Clients keep fetching while `invoke pxe --force` rebuilds three times, on a file system made
+    slow after every rename (so any moment with no tree at DIR/pxe would be seen): every answer is 200."""
+    import time
+
+    base = pxe_dir[1]
+    cluster = load_definition(IPMI)
+    build = tmp_path / "build"
+
+    def rebuild():
+        pxe.build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"],
+                      force=True)
+
+    rebuild()
+    srv = Server(build / "pxe")
+    paths = ["/an-cluster/repodata/repomd.xml", "/an-cluster/nodes/node-b1/etc/hosts", "/os/.treeinfo"]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        while not stop.is_set():
+            statuses.append(srv.get(paths[i % len(paths)])[0])
+
+    def slow(real):
+        def renamed(*a, **k):
+            out = real(*a, **k)
+            time.sleep(0.1)
+            return out
+        return renamed
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        monkeypatch.setattr(os, "rename", slow(os.rename))
+        monkeypatch.setattr(os, "replace", slow(os.replace))
+        for _ in range(3):
+            rebuild()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        monkeypatch.undo()
+        srv.stop()
+    assert len(statuses) > 50
+    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    gens = sorted(p.name for p in (build / ".pxe.generations").iterdir())
+    assert len(gens) == 2  # the current tree and the previous one; older ones are gone
