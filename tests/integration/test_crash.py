@@ -184,3 +184,54 @@ def test_full_disk_render_and_release_are_clean_errors(small_fs):
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "error: render: cannot write the render" in res.stderr and "No space left on device" in res.stderr
     assert leftovers(build) == []
+
+
+def test_kill_pxe_at_every_publish_point(tmp_path):
+    from pxe_env import make_base
+
+    base = make_base(tmp_path / "base")
+    build = tmp_path / "build"
+    args = ["pxe", "--build-dir", build, "--base", base["iso"], "--url", "http://127.0.0.1:8080",
+            "--repo", base["repo"]]
+    assert invoke(*args).returncode == 0
+    tree = build / "pxe"
+
+    def whole(n):
+        assert (tree / "serve.json").is_file() and (tree / "tftp" / "pxelinux.0").is_file(), n
+        assert sorted(p.name for p in (tree / "http" / "ks").iterdir()) == ["node-b1.ks", "node-b2.ks"], n
+
+    def done(n, rerun):
+        assert leftovers(build) == [], n
+        assert len(list((build / ".pxe.generations").iterdir())) <= 2, n
+        assert (tree / "serve.json").is_file()
+
+    hit = kill_everywhere(args, [*args, "--force"], whole, done)
+    assert hit >= 2  # the generation, the symlink (+ stamps)
+
+
+def test_kill_release_at_every_publish_point(tmp_path):
+    need_tool("createrepo_c", "shellcheck", "rpmbuild")
+    from isobuild.release import check_release
+    from isobuild.stamps import Stamps
+    from tests.fixtures import f13base
+
+    build = tmp_path / "build"
+    assert invoke("iso", "--build-dir", build).returncode == 0
+    rpms = f13base.build_rpms(build / "rpms")
+    (build / "srpms").mkdir()
+    srpm = build / "srpms" / rpms[0].name.replace(".noarch.rpm", ".src.rpm")
+    srpm.write_bytes(rpms[0].read_bytes())
+    Stamps(build).save("rpm-fixture", {}, [*rpms, srpm])  # as `invoke rpms` records its packages
+    for n in range(1, 20):
+        target = build / "release" / f"an-cluster-v{n}"
+        res = invoke("release", "--build-dir", build, "--version", f"v{n}", kill_at=n)
+        assert not target.exists() or check_release(target) == [], n  # absent or whole
+        if res.returncode == 0:
+            break
+        assert res.returncode == -9, res.stderr
+        rerun = invoke("release", "--build-dir", build, "--version", f"v{n}")
+        assert rerun.returncode == 0 or "already exists" in rerun.stderr, rerun.stderr
+        assert check_release(target) == [] and leftovers(build / "release") == [], n
+    else:
+        raise AssertionError("release never finished")
+    assert n >= 2
