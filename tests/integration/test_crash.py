@@ -198,7 +198,7 @@ def test_kill_pxe_at_every_publish_point(tmp_path):
 
     def whole(n):
         assert (tree / "serve.json").is_file() and (tree / "tftp" / "pxelinux.0").is_file(), n
-        assert sorted(p.name for p in (tree / "http" / "ks").iterdir()) == ["node-b1.ks", "node-b2.ks"], n
+        assert sorted(p.name for p in (tree / "http" / "ks").iterdir()) == ["an-node01.ks", "an-node02.ks"], n
 
     def done(n, rerun):
         assert leftovers(build) == [], n
