@@ -8,10 +8,32 @@ import functools
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+import invoke
+from invoke import Exit
 
 from isobuild import log
 from isobuild.errors import IsobuildError
+
+
+# One meaning per short flag across every task; any other flag is long only (invoke would otherwise
+# pick the first free letter per task: -b was the base for `iso` and the build dir for `pxe`).
+SHORT_FLAGS = {"cluster": "c", "build_dir": "b", "force": "f", "quiet": "q", "url": "u", "repo": "r",
+               "version": "v", "sign": "s", "dir": "d"}
+
+
+class _Task(invoke.Task):
+    def __init__(self, *args, **kwargs):
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS:
+            opts["names"].append(SHORT_FLAGS[name])
+        return opts
+
+
+task = functools.partial(invoke.task, klass=_Task)
 
 
 def _cfg(c, key, value):
@@ -409,12 +431,16 @@ def release(c, cluster=None, build_dir=None, version=None, sign=None, include_se
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
 
 
-@task(name="verify-release", help={"dir": "a release directory (build/release/<cluster>-<version>)"})
+@task(name="verify-release",
+      help={"dir": "a release directory (build/release/<cluster>-<version>)"})
 @clean_errors
-def verify_release(c, dir):
+def verify_release(c, dir=None):
     """Check a release: SHA256SUMS, GPG signatures (when present), manifest vs files; name any tampering."""
     from isobuild.release import verify_release as do_verify
 
+    if not dir:
+        raise IsobuildError("verify-release: which release?", hint="pass its directory: invoke verify-release "
+                            "--dir build/release/<cluster>-<version>")
     manifest = do_verify(Path(dir))
     signed = f", signature by {manifest['signing_key']} good" if manifest.get("signing_key") else ", not signed"
     print(f"verify-release: {dir}: OK ({len(manifest['artifacts'])} artifacts match{signed})")

@@ -854,7 +854,6 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         raise os_error(err, "iso: cannot remove the leftovers of an interrupted build", out_dir) from None
     check = stamps.check(stage_name, digests, outputs)
     if check.up_to_date and not force:
-        log.info(f"iso: {iso_path} is up to date")
         return IsoResult(iso_path, sha_path.read_text().split()[0], manifest_path, False, "up to date")
     log.info(f"iso: building {iso_path} ({check.reason})")
     try:

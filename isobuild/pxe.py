@@ -571,7 +571,6 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         result.built, result.reason = False, check.reason
         for w in result.warnings:
             log.warn(w)
-        log.info(f"pxe: {pxe_dir} is up to date")
         return result
     result.reason = check.reason
     stamps.forget("pxe")

@@ -278,7 +278,6 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
         raise os_error(err, f"release: cannot write {target}", target.parent) from None
     for w in warnings:
         log.warn(w)
-    log.info(f"release: {target} ({len(artifacts)} artifacts{', signed by ' + fingerprint if fingerprint else ''})")
     return ReleaseResult(target, version, len(artifacts), fingerprint, warnings)
 
 

@@ -365,5 +365,4 @@ def build_runbook(cluster: Cluster, build_dir: Path) -> Path:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         tmp.chmod(0o755)
-    log.info(f"runbook: {target / 'index.html'} and index.md")
     return target

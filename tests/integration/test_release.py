@@ -262,3 +262,13 @@ def test_artifact_nobody_recorded_is_refused(cluster, own_build, tmp_path):
     iso = own_build / "out" / "vmcl-b.iso"
     (own_build / "out" / "vmcl-b.iso.sha256").write_text(f"{release.sha256_file(iso)}  vmcl-b.iso\n")
     assert _make(cluster, own_build, tmp_path, version="y").artifacts > 0  # an ISO with its sha256sum line
+
+
+def test_invoke_release_prints_its_line_once(own_build, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "invoke", "release", "--cluster", str(IPMI), "--build-dir",
+                          str(own_build), "--version", "once"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (res.stdout + res.stderr).count("release: ") == 1
+    ok = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "-d",
+                         str(own_build / "release" / "vmcl-b-once")], cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr
