@@ -286,8 +286,9 @@ ISO_HELP = {
 }
 
 
-def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
-    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
+def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=None):
+    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
+    (the repo from repo_from's build dir, default the same one)."""
     from isobuild.iso import IsoInputs
     from isobuild.pipeline import disc_repo, prepare
 
@@ -301,7 +302,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None):
         fqdns={n.name: n.fqdn for n in model.nodes},
         out_dir=Path(out_dir) if out_dir else build / "out",
         base=Path(base) if base else None,
-        repo_dir=disc_repo(build),
+        repo_dir=disc_repo(Path(repo_from) if repo_from else build),
         nodes_dir=rendered.nodes_dir,
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
@@ -324,20 +325,22 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, q
 @task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})
 @clean_errors
 def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):
-    """Build the disc twice into fresh dirs; identical, or name the first differing offset and structure."""
-    import dataclasses
+    """Render and build the disc twice into fresh dirs, the second under another umask, time zone and
+    locale; identical, or name the first differing offset and structure."""
     import shutil
 
     from isobuild.errors import IsobuildError
-    from isobuild.iso import build_iso, describe_difference
+    from isobuild.iso import REPRO_ENVIRONMENTS, build_environment, build_iso, describe_difference
 
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    build = _build(c, build_dir)
     root = build / "repro"
     shutil.rmtree(root, ignore_errors=True)
     results = []
-    for name in ("a", "b"):
+    for name, env in zip("ab", REPRO_ENVIRONMENTS):
         d = root / name
-        results.append(build_iso(dataclasses.replace(inputs, out_dir=d / "out"), d, force=True))
+        with build_environment(**env):
+            inputs, _ = _iso_inputs(c, cluster, base, d, console, repo_from=build)
+            results.append(build_iso(inputs, d, force=True))
     verdict = describe_difference(results[0].iso, results[1].iso)
     if verdict != "identical":
         raise IsobuildError(f"verify-repro: the two builds differ: {verdict}",

@@ -1008,6 +1008,32 @@ def _report_base(info: BaseInfo, sha: str | None) -> None:
         log.warn(f"base {info.path.name} is not the official {F13_DVD_NAME} (sha256 {sha})")
 
 
+# `invoke verify-repro` builds its two copies in these: nothing of the host's may reach the image.
+REPRO_ENVIRONMENTS = (
+    {"umask": 0o022, "env": {"TZ": "UTC", "LC_ALL": "C.UTF-8"}},
+    {"umask": 0o077, "env": {"TZ": "Pacific/Chatham", "LC_ALL": "C"}},  # UTC+12:45, ASCII
+)
+
+
+@contextlib.contextmanager
+def build_environment(umask: int, env: dict[str, str]) -> Iterator[None]:
+    """Run the block under `umask` with `env` set (tools we run inherit both); restored afterwards."""
+    old_umask = os.umask(umask)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    time.tzset()
+    try:
+        yield
+    finally:
+        os.umask(old_umask)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        time.tzset()
+
+
 def describe_difference(a: Path, b: Path) -> str:
     """Where two images first differ, named by ISO structure (for `invoke verify-repro`)."""
     import pycdlib

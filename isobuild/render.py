@@ -354,6 +354,7 @@ def _write(build_dir: Path, contents: dict[str, tuple[str, int]], digest: str) -
                 fh.write(text)
             os.chmod(p, mode)  # umask-proof
         (tmp / STAMP).write_text(f"{digest}\n{_outputs_digest(tmp)}\n")
+        os.chmod(tmp / STAMP, 0o644)
         _swap_in(tmp, build_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,7 @@ APT_PACKAGES="
   qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
   createrepo-c dnf rpm rpm2cpio rpmlint
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
-  gnupg curl time iputils-ping
+  gnupg curl time iputils-ping tzdata
   dnsmasq-base binutils
 "
 

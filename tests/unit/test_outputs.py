@@ -94,3 +94,22 @@ def test_flat_stamp_of_older_versions_still_checks_inputs(tmp_path):
     stamps = Stamps(tmp_path)
     assert stamps.check("validated", {"render": "abc"}).up_to_date
     assert stamps.check("validated", {"render": "def"}).reason == "input changed: render"
+
+
+def test_verify_repro_builds_its_copies_in_different_environments(tmp_path):
+    from isobuild.iso import REPRO_ENVIRONMENTS, build_environment
+
+    a, b = REPRO_ENVIRONMENTS
+    assert a["umask"] != b["umask"] and all(a["env"][k] != b["env"][k] for k in ("TZ", "LC_ALL"))
+    before = os.umask(0o022)
+    os.umask(before)
+    with build_environment(**b):
+        seen = subprocess.run(["sh", "-c", 'umask; echo "$TZ $LC_ALL"; date +%z'], capture_output=True,
+                              text=True).stdout.split("\n")
+        (tmp_path / "f").write_text("x")
+    assert seen[0] == "0077" and seen[1] == f"{b['env']['TZ']} {b['env']['LC_ALL']}"
+    assert seen[2] in ("+1245", "+1345")  # Chatham standard / daylight time
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+    now = os.umask(0o022)
+    os.umask(now)
+    assert now == before and os.environ.get("TZ") != b["env"]["TZ"]
