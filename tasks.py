@@ -340,7 +340,7 @@ def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):
         d = root / name
         with build_environment(**env):
             inputs, _ = _iso_inputs(c, cluster, base, d, console, repo_from=build)
-            results.append(build_iso(inputs, d, force=True))
+            results.append(build_iso(inputs, d, force=True, base_cache=build / ".stamps"))  # base hashed once
     verdict = describe_difference(results[0].iso, results[1].iso)
     if verdict != "identical":
         raise IsobuildError(f"verify-repro: the two builds differ: {verdict}",

@@ -818,8 +818,11 @@ def default_epoch(digests: dict[str, str]) -> int:
     return 1274745600 + h % (365 * 86400)
 
 
-def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> IsoResult:
-    """Write DIR/out/<name>.iso + .sha256 + manifest.json atomically; skip if the stamp matches."""
+def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False, base_cache: Path | None = None
+              ) -> IsoResult:
+    """Write DIR/out/<name>.iso + .sha256 + manifest.json atomically; skip if the stamp matches.
+
+    The base's sha256 is cached in base_cache (default DIR/.stamps) by its path, size, mtime and inode."""
     build_dir = Path(build_dir)
     out_dir = Path(inputs.out_dir)
     if not inputs.kickstarts:
@@ -857,7 +860,8 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         return IsoResult(iso_path, sha_path.read_text().split()[0], manifest_path, False, "up to date")
     log.info(f"iso: building {iso_path} ({check.reason})")
     try:
-        return _build(inputs, build_dir, digests, epoch, stamps, stage_name, check.reason)
+        return _build(inputs, build_dir, digests, epoch, stamps, stage_name, check.reason,
+                      Path(base_cache) if base_cache else stamps.dir)
     except OSError as err:
         raise os_error(err, f"iso: cannot build {iso_path}", out_dir) from None
 
@@ -878,7 +882,7 @@ WORK = "iso-work"  # build/.iso-work.tmp-<pid>-*: the staged tree of one run
 
 
 def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: int, stamps: Stamps,
-           stage_name: str, reason: str) -> IsoResult:
+           stage_name: str, reason: str, base_cache: Path) -> IsoResult:
     out_dir = Path(inputs.out_dir)
     iso_path, sha_path, manifest_path = _outputs(inputs)
     repo_dir = Path(inputs.repo_dir) if inputs.repo_dir else None
@@ -939,7 +943,7 @@ def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: i
             # The base's sha256 (manifest; cached per base) is read alongside the image's below:
             # the write phase already keeps both cores busy (copy + MD5), this one keeps one.
             hasher = threading.Thread(target=lambda: base_sha.update(
-                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
+                sha256=_base_sha256(Path(inputs.base), base_cache)), daemon=True)
             hasher.start()
         t0 = time.monotonic()
         iso_sha = sha256_file(tmp_iso)  # a second read (page cache): the checksum above is inside the image
