@@ -82,7 +82,7 @@ class Stamps:
     """build/.stamps/<stage>.json: {"inputs": {name: digest}, "outputs": {path: identity}}.
 
     Output paths are relative to the build dir when inside it. A stamp written before outputs were
-    recorded (a flat {name: digest}) still checks its inputs."""
+    recorded (a flat {name: digest}) still checks its inputs; a stage that names outputs reruns once."""
 
     def __init__(self, build_dir: Path):
         self.build = Path(build_dir)
@@ -106,7 +106,7 @@ class Stamps:
         if not isinstance(data, dict):
             return None
         if "inputs" not in data:
-            return {"inputs": data, "outputs": {}}
+            return {"inputs": data, "outputs": None}  # written before outputs were recorded
         return data
 
     def load(self, stage: str) -> dict[str, str] | None:
@@ -117,10 +117,15 @@ class Stamps:
         raw = self._load_raw(stage)
         if raw is None:
             return StampCheck(False, "no previous build")
-        recorded = raw.get("outputs") or {}
+        outputs = list(outputs)
         missing = [str(p) for p in outputs if not Path(p).exists()]
         if missing:
             return StampCheck(False, f"output missing: {', '.join(missing)}")
+        recorded = raw["outputs"]
+        if recorded is None:
+            if outputs:
+                return StampCheck(False, "the stamp records no outputs (written by an older version)")
+            recorded = {}
         for key, rec in sorted(recorded.items()):
             why = _changed(key, self._full(key), rec)
             if why:
@@ -144,7 +149,7 @@ class Stamps:
         key = self.key(path)
         for f in sorted(self.dir.glob("*.json")):
             raw = self._load_raw(f.stem)
-            rec = (raw or {}).get("outputs", {}).get(key)
+            rec = ((raw or {}).get("outputs") or {}).get(key)
             if rec:
                 return f.stem, rec
         return None

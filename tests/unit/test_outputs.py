@@ -94,6 +94,9 @@ def test_flat_stamp_of_older_versions_still_checks_inputs(tmp_path):
     stamps = Stamps(tmp_path)
     assert stamps.check("validated", {"render": "abc"}).up_to_date
     assert stamps.check("validated", {"render": "def"}).reason == "input changed: render"
+    out = tmp_path / "x.iso"
+    out.write_text("built before outputs were recorded")
+    assert "records no outputs" in stamps.check("validated", {"render": "abc"}, [out]).reason
 
 
 def test_verify_repro_builds_its_copies_in_different_environments(tmp_path):
