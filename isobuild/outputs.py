@@ -93,19 +93,27 @@ def make_dir(path: Path, mode: int = 0o755) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path, mode: int = 0o755) -> Iterator[Path]:
-    """Yield an empty private temp dir beside `target`; on success it gets `mode` and replaces `target`,
-    on failure it is removed. The previous `target` stays intact until the new one is complete."""
-    target = Path(target)
-    make_dir(target.parent)
-    sweep(target.parent, [target.name])
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
+def _private_dir(name_for: Path, parent: Path, mode: int) -> Iterator[Path]:
+    """A new 0700 temp dir in `parent` named after `name_for`; `mode` once the block succeeded,
+    removed when it failed."""
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(name_for), dir=parent))
     try:
         yield tmp
         os.chmod(tmp, mode)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path, mode: int = 0o755) -> Iterator[Path]:
+    """Yield an empty private temp dir beside `target`; on success it gets `mode` and replaces `target`,
+    on failure it is removed. The previous `target` stays intact until the new one is complete."""
+    target = Path(target)
+    make_dir(target.parent)
+    sweep(target.parent, [target.name])
+    with _private_dir(target, target.parent, mode) as tmp:
+        yield tmp
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=temp_prefix(target, "old"), dir=target.parent))
@@ -137,13 +145,8 @@ def atomic_generation(target: Path, mode: int = 0o755) -> Iterator[Path]:
     target = Path(target)
     gens = make_dir(generations(target))
     sweep_generations(target)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(gens / "g"), dir=gens))
-    try:
+    with _private_dir(gens / "g", gens, mode) as tmp:
         yield tmp
-        os.chmod(tmp, mode)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     final = gens / f"g{time.time_ns()}"
     os.rename(tmp, final)
     if target.is_dir() and not target.is_symlink():

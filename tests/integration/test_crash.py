@@ -121,12 +121,17 @@ def test_kill_iso_at_every_publish_point(tmp_path):
     assert hit >= 3  # iso, .sha256, manifest.json (+ stamps)
 
 
-def test_truncated_iso_is_rebuilt_saying_why(tmp_path):
+def addon_disc(build: Path) -> tuple[Path, str]:
+    """Build the add-on disc into `build`: (its path, its sha256)."""
     need_tool("createrepo_c", "shellcheck")
-    build = tmp_path / "build"
     assert invoke("iso", "--build-dir", build).returncode == 0
     iso = build / "out" / "an-cluster-addon.iso"
-    good = sha(iso)
+    return iso, sha(iso)
+
+
+def test_truncated_iso_is_rebuilt_saying_why(tmp_path):
+    build = tmp_path / "build"
+    iso, good = addon_disc(build)
     os.truncate(iso, iso.stat().st_size // 2)
     res = invoke("iso", "--build-dir", build)
     assert res.returncode == 0, res.stderr
@@ -149,8 +154,6 @@ def _fill(fs: Path, leave: int) -> Path:
     """Fill the file system but `leave` bytes."""
     st = os.statvfs(fs)
     filler = fs / "filler"
-    with open(filler, "wb") as fh:
-        fh.truncate(0)
     free = st.f_bavail * st.f_frsize - leave
     with open(filler, "wb") as fh:
         block = b"\0" * (1 << 20)
@@ -161,11 +164,8 @@ def _fill(fs: Path, leave: int) -> Path:
 
 
 def test_full_disk_is_a_clean_error_and_keeps_the_iso(small_fs):
-    need_tool("createrepo_c", "shellcheck")
     build = small_fs / "build"
-    assert invoke("iso", "--build-dir", build).returncode == 0
-    iso = build / "out" / "an-cluster-addon.iso"
-    good = sha(iso)
+    iso, good = addon_disc(build)
     filler = _fill(small_fs, 256 << 10)  # room for stamps, not for a new image
     res = invoke("iso", "--build-dir", build, "--console", "ttyS1,57600")
     assert res.returncode == 2, res.stdout + res.stderr
