@@ -57,7 +57,7 @@ def clean_errors(fn):
         except OSError as err:
             from isobuild.outputs import os_error
 
-            print(f"error: {os_error(err, fn.__name__.strip('_').replace('_', '-'))}", file=sys.stderr)
+            print(f"error: {os_error(err, fn.__name__.strip('_').replace('_', '-'), kept=False)}", file=sys.stderr)
             raise Exit(code=2) from None
 
     return wrapper

@@ -67,8 +67,9 @@ def sweep(directory: Path, names: list[str] | tuple[str, ...] | None = None) -> 
     return removed
 
 
-def os_error(err: OSError, what: str, path: Path | str | None = None) -> IsobuildError:
-    """A clean error for an OSError of a stage: `what` failed at the path, and what to do about it."""
+def os_error(err: OSError, what: str, path: Path | str | None = None, kept: bool = True) -> IsobuildError:
+    """A clean error for an OSError of a stage: `what` failed at the path, and what to do about it
+    (`kept`: the stage publishes atomically, so its previous output is unchanged)."""
     where = err.filename if err.filename is not None else path
     reason = err.strerror or str(err)
     if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -77,7 +78,8 @@ def os_error(err: OSError, what: str, path: Path | str | None = None) -> Isobuil
         hint = "fix the permissions of that path (or pass another --build-dir) and rerun"
     else:
         hint = "fix the cause named above and rerun"
-    return IsobuildError(f"{what}: {reason}: {where}", hint=f"{hint}; the previous output is unchanged")
+    return IsobuildError(f"{what}: {reason}: {where}",
+                         hint=f"{hint}; the previous output is unchanged" if kept else hint)
 
 
 def make_dir(path: Path, mode: int = 0o755) -> Path:
