@@ -4,7 +4,7 @@ INVOKE := $(VENV)/bin/invoke
 # .venv/bin first on PATH so tests that run `invoke` get the project's own install
 PYTEST := PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest
 
-.PHONY: help setup all render validate rpms iso runbook release test bench
+.PHONY: help setup all render validate rpms iso usb runbook release test bench
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ rpms:  ## build the RPMs (mock, or rpmbuild fallback)
 
 iso:  ## build the install DVD (or the add-on disc without a base)
 	$(INVOKE) iso
+
+usb:  ## build the USB stick image (needs the base DVD: invoke.yaml isobuild.base_iso)
+	$(INVOKE) usb
 
 runbook:  ## write the per-cluster runbook into build/runbook
 	$(INVOKE) runbook

@@ -107,11 +107,16 @@ def check(c, cluster=None):
                         "quiet": COMMON_HELP["quiet"]})
 @clean_errors
 def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
-    """Every stage in order: check, rpms, render + validate, iso, runbook, pxe (with a base and URL), release."""
+    """Every stage in order: check, rpms, render + validate, iso, usb (with a base), runbook, pxe (with a base
+    and URL), release."""
     check(c, cluster=cluster)
     rpms(c, build_dir=build_dir, quiet=quiet)
     validate(c, cluster=cluster, build_dir=build_dir)
     iso(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    if _cfg(c, "base_iso", base):
+        usb(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    else:
+        print("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)")
     runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
     if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
         pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url, quiet=quiet)
@@ -124,7 +129,7 @@ def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
 
 RPM_HELP = {
     "backend": "mock (default where mock is installed) or rpmbuild (host build: noarch packages only off Fedora 13)",
-    "only": "comma-separated package names from the chain kernel,drbd-km,drbd,xen,an-cluster-firstboot",
+    "only": "comma-separated package names from the chain kernel,drbd-km,drbd,xen,fence-na,an-cluster-firstboot",
     "kernel": "dom0 kernel version-release drbd-km is built for (default: rpmspecs/kernel's 2.6.32.23-170.dom0_an1.fc13)",
     "cluster_kernel": "take the dom0 kernel from this definition's xen.dom0_kernel",
     "cache": "sources cache dir (default: $AN_SOURCES_CACHE or ~/.cache/an-cluster/sources)",
@@ -320,6 +325,19 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, q
     inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
     res = build_iso(inputs, build, force=force)
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
+
+
+@task(help=ISO_HELP)
+@clean_errors
+def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+    """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
+    from isobuild.usb import build_usb
+
+    log.set_quiet(quiet)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    res = build_usb(_load(c, cluster), inputs, build, force=force)
+    print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
+          f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
 
 
 @task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})

@@ -7,8 +7,10 @@ next `label`. Keywords are case-insensitive, as in syslinux.
 Rules we enforce:
 - the entry that runs on timeout is never a node install (we keep the base's default and check it);
 - `serial N BAUD` (needed by IPMI serial-over-LAN users) must be the first directive (syslinux);
-- node entries take kernel + append from the base's install entry, drop any ks=/inst.ks=/console=
-  arguments it had, and add `ks=cdrom:/ks/<node>.ks` and the console arguments.
+- node entries take kernel + append from the base's install entry, drop any ks=/inst.ks=/console=/
+  stage2=/repo=/method= arguments it had, and add the node's install-source arguments (the DVD:
+  `ks=cdrom:/ks/<node>.ks`; the USB stick: ks=/stage2=/repo=hd:..., see isobuild/usb.py) and the
+  console arguments.
 """
 from __future__ import annotations
 
@@ -130,21 +132,27 @@ class NodeEntry:
     node: str  # short host name; also the ks file name
     fqdn: str
     cluster: str
+    source_args: tuple[str, ...] = ()  # kickstart + install source arguments; () = the DVD's
 
     @property
     def ks(self) -> str:
         return f"ks=cdrom:/ks/{self.node}.ks"
 
     @property
+    def args(self) -> list[str]:
+        return list(self.source_args) or [self.ks]
+
+    @property
     def title(self) -> str:
         return f"Install {self.fqdn} ({self.cluster}): ERASES ALL DISKS"
 
 
-_DROP_ARGS = ("ks=", "inst.ks=", "console=")
+# The node entry says where the kickstart, stage2 and packages are; the template's own say is dropped.
+_DROP_ARGS = ("ks=", "inst.ks=", "console=", "stage2=", "repo=", "method=")
 
 
 def edit_append(append: str, add: list[str]) -> str:
-    """Kernel arguments as a list: drop ks/console settings of the template, then add ours."""
+    """Kernel arguments as a list: drop ks/source/console settings of the template, then add ours."""
     args = [a for a in append.split() if not a.startswith(_DROP_ARGS)]
     return " ".join(args + add)
 
@@ -189,7 +197,7 @@ def install_template(cfg: Config) -> Entry:
 def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = None) -> str:
     """The base isolinux.cfg with one install entry per node added after the base's install entry."""
     cfg = parse(text)
-    already = [e.name for e in cfg.entries if "ks=cdrom:/ks/" in (e.get("append") or "")]
+    already = [e.name for e in cfg.entries if re.search(r"\bks=(cdrom|hd:LABEL=[^:]*):/ks/", e.get("append") or "")]
     if already:
         raise IsobuildError(
             f"isolinux.cfg of the base already has node install entries ({', '.join(already)})",
@@ -204,7 +212,7 @@ def add_node_entries(text: str, nodes: list[NodeEntry], console: str | None = No
         if label.lower() in taken:
             raise IsobuildError(f"isolinux.cfg: label {label!r} for node {n.node} already exists in the base")
         taken.add(label.lower())
-        append = edit_append(template.get("append") or "", [n.ks, *extra_args])
+        append = edit_append(template.get("append") or "", [*n.args, *extra_args])
         new_entries.append(Entry(label, [
             f"label {label}",
             f"  menu label {n.title}",

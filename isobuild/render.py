@@ -47,10 +47,12 @@ ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
 
 @dataclass(frozen=True)
 class Media:
-    """Where anaconda finds the install tree and our repo: the DVD, or an HTTP base (PXE)."""
+    """Where anaconda finds the install tree and our repo: the DVD, an HTTP base (PXE), or the
+    remastered DVD image as a file on a USB stick (kind "hd", `iso` = its path on the stick)."""
 
-    kind: str  # "cdrom" | "url"
+    kind: str  # "cdrom" | "url" | "hd"
     base: str | None = None
+    iso: str | None = None
 
     @classmethod
     def cdrom(cls) -> "Media":
@@ -64,12 +66,23 @@ class Media:
                                 hint="e.g. http://192.168.1.10:8080")
         return cls("url", base)
 
+    @classmethod
+    def hd(cls, iso: str) -> "Media":
+        """The stick (isobuild/usb.py): the boot entry's repo=hd:LABEL=..:<dir> names the source, so
+        the kickstart has no install-method line (anaconda 13.42's `cdrom` would only look at CD drives)."""
+        if not iso.startswith("/") or ":" in iso:
+            raise IsobuildError(f"ISO path on the stick {iso!r} must be absolute and have no ':'")
+        return cls("hd", iso=iso)
+
     @property
     def repo_url(self) -> str:
-        return "file:///mnt/source/an-cluster" if self.kind == "cdrom" else f"{self.base}/an-cluster"
+        # cdrom and hd: anaconda mounts the disc (hd: loop-mounts the ISO file) on /mnt/source
+        return f"{self.base}/an-cluster" if self.kind == "url" else "file:///mnt/source/an-cluster"
 
     @property
     def install_line(self) -> str:
+        if self.kind == "hd":
+            return "# install source: repo=hd: on the USB stick's boot entry (no install-method line)"
         return "cdrom" if self.kind == "cdrom" else f"url --url={self.base}/os"
 
 

@@ -139,6 +139,16 @@ def check_kickstart(col: Collector, path: Path) -> None:
                          what=f"%{_script_kind(script)} (line {start})")
 
 
+def check_kickstarts(cluster: Cluster, paths: list[Path], what: str) -> None:
+    """Kickstarts rendered outside the build dir (the USB stick's) through the same checks as the
+    DVD's: pykickstart F13, the layout checks, bash -n + shellcheck; every problem at once, scrubbed."""
+    col = Collector(paths[0].parent if paths else Path("."), cluster_secrets(cluster))
+    for p in paths:
+        check_kickstart(col, p)
+    if col.problems:
+        raise ProblemsError(what, col.problems)
+
+
 # What every AN!Cluster node kickstart must install and leave out (the cluster stack).
 REQUIRED_PACKAGES = ("cman", "rgmanager", "lvm2-cluster", "gfs2-utils", "xen", "drbd", "an-cluster-firstboot")
 EXCLUDED_PACKAGES = ("NetworkManager",)

@@ -9,10 +9,11 @@ APT_PACKAGES="
   make python3 python3-venv python3-pip git
   xorriso genisoimage isomd5sum isolinux syslinux syslinux-common syslinux-utils pxelinux
   qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
-  createrepo-c dnf rpm rpm2cpio rpmlint
+  createrepo-c dnf rpm rpm2cpio rpmlint gcc flex
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
   gnupg curl time iputils-ping tzdata
   dnsmasq-base binutils
+  dosfstools fdisk mtools p7zip-full
 "
 
 SUDO=""

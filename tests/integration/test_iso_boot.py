@@ -85,8 +85,13 @@ def boot(image: Path, *, as_disk: bool, downs: int | None) -> str:
     Returns the console text (ANSI stripped)."""
     drive = (["-drive", f"file={image},format=raw,if=ide,media=disk,snapshot=on", "-boot", "c"] if as_disk
              else ["-cdrom", str(image), "-boot", "d"])
+    return boot_qemu(drive, downs)
+
+
+def boot_qemu(devices: list[str], downs: int | None) -> str:
+    """QEMU (pc, TCG) with `devices`; pick the menu entry `downs` down (None: wait for the timeout)."""
     s = Serial(["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "512", "-display", "none",
-                "-serial", "stdio", "-monitor", "none", "-no-reboot", *drive])
+                "-serial", "stdio", "-monitor", "none", "-no-reboot", *devices])
     deadline = time.monotonic() + BOOT_TIMEOUT
     try:
         assert s.wait_for("Automatic boot in", deadline), "no boot menu on the serial console:\n" + s.text()[-3000:]

@@ -77,3 +77,16 @@ def test_drbd_km_for_a_kernel_the_chain_does_not_build_is_refused(tmp_path):
                  "--build-dir", str(tmp_path / "b"))
     assert res.returncode == 2
     assert "is not the kernel" in res.stderr and "2.6.32.23-170.dom0_an1.fc13" in res.stderr
+
+
+def test_rpms_without_only_skips_what_cannot_be_built_here_and_says_why(tmp_path):
+    """fence-na is noarch, but its tarball has no locked checksum: skipped with the lock line,
+    not a failure of the whole run (which builds the firstboot package)."""
+    need_tool("rpmbuild", "rpmspec", "createrepo_c")
+    res = invoke("rpms", "--backend", "rpmbuild", "--build-dir", str(tmp_path / "b"),
+                 env_extra={"AN_SOURCES_CACHE": str(tmp_path / "cache")})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "built: an-cluster-firstboot" in res.stdout
+    out = res.stdout + res.stderr
+    assert "not building fence-na: no checksum locked for fence-agents-3.1.0.tar.gz" in out
+    assert "rpmspecs/fence-na/sources.lock:9" in out
