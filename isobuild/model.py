@@ -547,6 +547,7 @@ def _read_yaml(path: Path) -> Any:
 
 
 SECRET_MAX = {False: 4096, True: 64 * 1024}  # bytes: a password/hash, an authorized_keys file
+_WARNED: set = set()  # (file, warning) already printed by this process (`invoke all` loads the definition per stage)
 
 
 def _read_secret_file(full: Path, rel: str, kind: str, multiline: bool) -> tuple[str | None, str, str | None]:
@@ -623,7 +624,8 @@ def load_definition(path: str | os.PathLike) -> Cluster:
         secret_digests.append(hashlib.sha256(value.encode()).hexdigest())
         if (full.parent / DEMO_MARKER).exists():
             demo[0] = True
-        elif why:  # readable by group/others: warn as ssh does for keys (demo secrets are public anyway)
+        elif why and (full, why) not in _WARNED:  # group/others can read it: warn (once) as ssh does
+            _WARNED.add((full, why))  # for keys; demo secrets are public anyway
             log.warn(f"{path}:{line}: {kpath}: {why}\n  hint: {hint}")
         return p, Secret(value, full)
 
