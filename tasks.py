@@ -89,6 +89,10 @@ def _load(c, cluster):
     if model.demo_secrets and not _WARNED_DEMO:
         _WARNED_DEMO.append(True)  # once per run, not once per stage of `invoke all`
         log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
+    for w in model.warnings:
+        if w not in _WARNED_DEMO:
+            _WARNED_DEMO.append(w)  # once per run, like the demo warning
+            log.warn(w)
     return model
 
 
@@ -101,25 +105,32 @@ def check(c, cluster=None):
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
 
 
+ALLOW_MISSING_HELP = ("build even when %packages names what the base DVD and the an-cluster repo lack (warns; "
+                      "the install then stops at anaconda's Missing Package dialog)")
+
+
 @task(name="all", help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
                         "base": "Fedora-13-x86_64-DVD.iso (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
                         "url": "install server URL for the PXE tree (default: invoke.yaml isobuild.pxe_url)",
+                        "allow_missing_packages": ALLOW_MISSING_HELP,
                         "quiet": COMMON_HELP["quiet"]})
 @clean_errors
-def all_(c, cluster=None, build_dir=None, base=None, url=None, quiet=False):
+def all_(c, cluster=None, build_dir=None, base=None, url=None, allow_missing_packages=False, quiet=False):
     """Every stage in order: check, rpms, render + validate, iso, usb (with a base), runbook, pxe (with a base
     and URL), release."""
     check(c, cluster=cluster)
     rpms(c, build_dir=build_dir, quiet=quiet)
     validate(c, cluster=cluster, build_dir=build_dir)
-    iso(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+    iso(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages, quiet=quiet)
     if _cfg(c, "base_iso", base):
-        usb(c, cluster=cluster, base=base, build_dir=build_dir, quiet=quiet)
+        usb(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages,
+            quiet=quiet)
     else:
         print("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)")
     runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
     if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
-        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url, quiet=quiet)
+        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url,
+            allow_missing_packages=allow_missing_packages, quiet=quiet)
     else:
         print("pxe: skipped (needs --base Fedora-13-x86_64-DVD.iso and --url http://<install server>:<port>)")
     release(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
@@ -287,6 +298,7 @@ ISO_HELP = {
     "base": "Fedora-13-x86_64-DVD.iso to remaster (default: invoke.yaml isobuild.base_iso; none = add-on disc)",
     "console": "serial console for the node entries, e.g. ttyS0,115200 (default: install.console of the definition)",
     "force": "rebuild even when nothing changed",
+    "allow_missing_packages": ALLOW_MISSING_HELP,
     "quiet": COMMON_HELP["quiet"],
 }
 
@@ -295,19 +307,21 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=No
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
     (the repo from repo_from's build dir, default the same one)."""
     from isobuild.iso import IsoInputs
-    from isobuild.pipeline import disc_repo, prepare
+    from isobuild.pipeline import check_node_cman, disc_repo, prepare
 
     model = _load(c, cluster)
     build = _build(c, build_dir)
     rendered = prepare(model, build)
     base = _cfg(c, "base_iso", base)
+    repo = disc_repo(Path(repo_from) if repo_from else build)
+    check_node_cman(model, build, Path(base) if base else None, repo)
     return IsoInputs(
         cluster=model.name,
         kickstarts=dict(rendered.kickstarts),
         fqdns={n.name: n.fqdn for n in model.nodes},
         out_dir=Path(out_dir) if out_dir else build / "out",
         base=Path(base) if base else None,
-        repo_dir=disc_repo(Path(repo_from) if repo_from else build),
+        repo_dir=repo,
         nodes_dir=rendered.nodes_dir,
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
@@ -317,24 +331,32 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=No
 
 @task(help=ISO_HELP)
 @clean_errors
-def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
+    from dataclasses import replace
+
     from isobuild.iso import build_iso
 
     log.set_quiet(quiet)
     inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
     res = build_iso(inputs, build, force=force)
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
 
 
 @task(help=ISO_HELP)
 @clean_errors
-def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, quiet=False):
+def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
+    from dataclasses import replace
+
     from isobuild.usb import build_usb
 
     log.set_quiet(quiet)
     inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
     res = build_usb(_load(c, cluster), inputs, build, force=force)
     print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
           f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
@@ -388,16 +410,19 @@ PXE_HELP = {
            "(default: invoke.yaml isobuild.pxe_url)",
     "repo": "the an-cluster yum repo (default: BUILD/repo, else an index of BUILD/rpms)",
     "force": "rebuild even when nothing changed",
+    "allow_missing_packages": ALLOW_MISSING_HELP,
     "quiet": COMMON_HELP["quiet"],
 }
 
 
 @task(help=PXE_HELP)
 @clean_errors
-def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, quiet=False):
+def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, allow_missing_packages=False,
+        quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
-    from isobuild.pipeline import disc_repo
+    from isobuild.pipeline import check_node_cman, disc_repo
     from isobuild.pxe import build_pxe
+    from isobuild.render import render
 
     log.set_quiet(quiet)
     model = _load(c, cluster)
@@ -412,7 +437,10 @@ def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=F
     repo_dir = Path(repo) if repo else disc_repo(build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
-    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force)
+    render(model, build)  # cluster.conf, checked against the nodes' cman before anything is written
+    check_node_cman(model, build, Path(base), repo_dir)
+    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force,
+                    allow_missing_packages=allow_missing_packages)
     print(f"pxe: {res.pxe_dir} {'built (' + res.reason + ')' if res.built else 'up to date'} "
           f"(TFTP root tftp/, HTTP root http/ for {res.url}); "
           f"per-MAC menus: {', '.join(f'{k} {v}' for k, v in res.mac_files.items()) or 'none'}")
@@ -428,6 +456,35 @@ def serve(c, build_dir=None, bind="127.0.0.1", port=8080):
 
     build = _build(c, build_dir)
     do_serve(build / "pxe", bind, int(port))
+
+
+@task(help={"cluster": COMMON_HELP["cluster"], "build_dir": COMMON_HELP["build_dir"],
+            "api": "Cobbler XML-RPC URL (default: $COBBLER_API, else invoke.yaml isobuild.cobbler_api, "
+                   "else http://127.0.0.1/cobbler_api)",
+            "user": "Cobbler user (default: $COBBLER_USER, else cobbler); the password comes from $COBBLER_PASSWORD",
+            "distro_dir": "directory on the Cobbler server with the F13 vmlinuz + initrd.img for the shared distro "
+                          "(default: BUILD/pxe/tftp/<release>); used only when the distro is created",
+            "no_sync": "do not run `cobbler sync` after a change",
+            "quiet": COMMON_HELP["quiet"]})
+@clean_errors
+def cobbler(c, cluster=None, build_dir=None, api=None, user=None, distro_dir=None, no_sync=False, quiet=False):
+    """Register the cluster (distro, profile, one system per node) with Cobbler; run `invoke pxe` first."""
+    import os
+
+    from isobuild.cobbler import DEFAULT_API, register
+
+    log.set_quiet(quiet)
+    password = os.environ.get("COBBLER_PASSWORD")
+    if not password:
+        raise IsobuildError("no Cobbler password", hint="export COBBLER_PASSWORD (never on the command line)")
+    res = register(_load(c, cluster), _build(c, build_dir),
+                   api_url=_cfg(c, "cobbler_api", api or os.environ.get("COBBLER_API")) or DEFAULT_API,
+                   user=user or os.environ.get("COBBLER_USER") or "cobbler", password=password,
+                   distro_dir=Path(distro_dir) if distro_dir else None, sync=not no_sync)
+    for line in res.changes:
+        print(f"cobbler: {line}")
+    print(f"cobbler: {len(res.changes)} changed, {len(res.unchanged)} unchanged, {len(res.stale)} not in the "
+          f"definition (left alone){'; synced' if res.synced else ''}")
 
 
 # --- release / verify-release (isobuild/release.py) ------------------------------------------

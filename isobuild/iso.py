@@ -81,6 +81,7 @@ class IsoInputs:
     console: str | None = None  # e.g. "ttyS0,115200"
     source_date_epoch: int | None = None  # None: derived from the inputs
     extra_digests: dict[str, str] = field(default_factory=dict)  # e.g. the definition's digest
+    allow_missing_packages: bool = False  # %packages the base + repo lack: warn instead of stopping
 
     @property
     def iso_name(self) -> str:
@@ -818,6 +819,21 @@ def default_epoch(digests: dict[str, str]) -> int:
     return 1274745600 + h % (365 * 86400)
 
 
+def check_base_packages(inputs: IsoInputs, repo_dir: Path | None) -> None:
+    """Every package and group the kickstarts' %packages name is on the base DVD or in our repo
+    (isobuild.pkgresolve); checked before anything is written."""
+    from .pkgresolve import check_packages
+
+    iso, fh, _info = open_base(Path(inputs.base))
+    try:
+        texts = {n: Path(ks).read_text() for n, ks in inputs.kickstarts.items()}
+        for line in check_packages(texts, lambda rel: _read_iso_file(iso, "/" + rel), repo_dir,
+                                   allow_missing=inputs.allow_missing_packages, base_label=f"the base {inputs.base}"):
+            log.warn(f"the install will stop at a Missing Package dialog: {line}")
+    finally:
+        fh.close()
+
+
 def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False, base_cache: Path | None = None
               ) -> IsoResult:
     """Write DIR/out/<name>.iso + .sha256 + manifest.json atomically; skip if the stamp matches.
@@ -845,6 +861,8 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False, base_c
             raise IsobuildError(f"{what} directory not found: {d}")
 
     repo_dir = Path(inputs.repo_dir) if inputs.repo_dir else None
+    if inputs.base is not None:
+        check_base_packages(inputs, repo_dir)
     digests = input_digests(inputs, repo_dir)
     epoch = inputs.source_date_epoch if inputs.source_date_epoch is not None else default_epoch(digests)
     digests["source_date_epoch"] = str(epoch)

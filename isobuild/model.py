@@ -120,6 +120,10 @@ class FenceDevice:
     login: str
     password_file: Path
     password: Secret = field(repr=False)
+    # where ipaddr resolves on the node: ipaddr itself, or the `address` given for a host name
+    # (rendered into /etc/hosts); fenced passes ipaddr to the agent as written.
+    address: str | None = None
+    options: dict[str, str] = field(default_factory=dict)  # extra <fencedevice> attributes (lanplus, auth, ...)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ class Drbd:
     sync_rate: str
     allow_two_primaries: bool
     become_primary_on: str
+    wfc_timeout: int = 300  # seconds drbd's start-up waits for the peer (0, DRBD's default, is forever)
+    degr_wfc_timeout: int = 120  # the same when the node was degraded (peer already gone) before it went down
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,13 @@ class Vm:
     bridge: str
     prefer: str
     migrate: str
+    config_file: Path | None = None  # an xm domU config shipped with the definition
+    config: str | None = field(default=None, repr=False)
+
+    @property
+    def autostart(self) -> bool:
+        """rgmanager starts a VM only when its domU config is known to be there: one shipped here."""
+        return self.config is not None
 
 
 @dataclass(frozen=True)
@@ -240,6 +253,7 @@ class Cluster:
     source: Path
     digest: str
     demo_secrets: bool = False
+    warnings: tuple[str, ...] = ()  # allowed but risky choices, "file:line: path: reason" (tasks print them)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -294,6 +308,10 @@ def to_jsonable(obj: Any) -> Any:
 def model_json(cluster: Cluster) -> str:
     data = to_jsonable(cluster)
     data["source"] = Path(cluster.source).name  # no absolute host paths in outputs
+    del data["warnings"]
+    for vm in data["vms"]:
+        vm["config_file"] = vm["config_file"] and Path(vm["config_file"]).name
+        vm["config"] = vm["config"] is not None
     for dev in data["fence_devices"]:
         dev["password_file"] = REDACTED
     data["install"]["root_password_hash_file"] = REDACTED
@@ -396,7 +414,7 @@ SPECS: dict[str, Spec] = {
     "fence_method": {"method": _k(True, STR), "device": _k(True, STR), "port": _k(False, SCALAR)},
     "fence_device": {
         "name": _k(True, STR), "agent": _k(True, STR), "ipaddr": _k(True, STR), "login": _k(True, STR),
-        "password_file": _k(True, STR),
+        "password_file": _k(True, STR), "address": _k(False, STR), "options": _k(False, MAP),
     },
     "install": {
         "disks": _k(True, LIST), "partitions": _k(True, LIST), "root_password_hash_file": _k(True, STR),
@@ -411,6 +429,7 @@ SPECS: dict[str, Spec] = {
     "drbd": {
         "resource": _k(True, STR), "device": _k(True, STR), "port": _k(True, INT), "protocol": _k(False, STR),
         "sync_rate": _k(True, STR), "allow_two_primaries": _k(False, BOOL), "become_primary_on": _k(False, STR),
+        "wfc_timeout": _k(False, INT), "degr_wfc_timeout": _k(False, INT),
     },
     "clvm": {"vg": _k(True, STR), "filter": _k(False, STR)},
     "gfs2": {"lv": _k(True, STR), "size": _k(True, STR), "mount": _k(True, STR), "journals": _k(True, INT)},
@@ -422,6 +441,7 @@ SPECS: dict[str, Spec] = {
     "vm": {
         "name": _k(True, STR), "memory": _k(True, STR), "vcpus": _k(True, INT), "disk": _k(True, STR),
         "bridge": _k(True, STR), "prefer": _k(True, STR), "migrate": _k(False, STR),
+        "config_file": _k(False, STR),
     },
 }
 
@@ -432,9 +452,13 @@ class _Checker:
     def __init__(self, file: Path):
         self.file = file
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def add(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.problems.append(Problem(str(self.file), line, path, reason, hint))
+
+    def warn(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
+        self.warnings.append(Problem(str(self.file), line, path, reason, hint))
 
     # Line numbers: ruamel keeps 0-based positions on every mapping/sequence.
     @staticmethod
@@ -637,7 +661,7 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     install = _load_install(ck, raw, top, read_secret)
     storage = _load_storage(ck, raw, top)
     xen = _load_xen(ck, raw, top)
-    vms = _load_vms(ck, raw, top)
+    vms = _load_vms(ck, raw, top, base_dir, secret_digests)
 
     _cross_checks(ck, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install)
 
@@ -652,6 +676,7 @@ def load_definition(path: str | os.PathLike) -> Cluster:
         timezone=cluster["timezone"], release=cluster["release"], networks=networks, totem=totem,
         nodes=tuple(nodes), fence_devices=tuple(devices), install=install, storage=storage, xen=xen,
         vms=tuple(vms), source=path, digest=digest.hexdigest(), demo_secrets=demo[0],
+        warnings=tuple(str(w) for w in ck.warnings),
     )
 
 
@@ -820,9 +845,96 @@ def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice
             if secret is not None and not secret.reveal():
                 ck.add(f"{path}.password_file", f"password file {m['password_file']} is empty",
                        ck.line_of(item, "password_file"))
+        address = _fence_address(ck, item, m, path)
+        options = _fence_options(ck, item, m, path, agent)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
-            devices.append(FenceDevice(name, agent, m["ipaddr"], m["login"], pw_file, secret))
+            devices.append(FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
+                                       options))
+    _check_fence_na_credentials(ck, seq, devices)
     return devices
+
+
+def _fence_address(ck: _Checker, item: Any, m: dict[str, Any], path: str) -> str | None:
+    """The address a device's ipaddr resolves to on the node: the node has no DNS for fencing (a
+    fence must work when the network's DNS is down), so a host name needs `address` (-> /etc/hosts)."""
+    ipaddr = m.get("ipaddr")
+    if not isinstance(ipaddr, str):
+        return None
+    ipaddr = ipaddr.strip()
+    try:
+        ipaddress.IPv4Address(ipaddr)
+        is_ip = True
+    except ValueError:
+        is_ip = False
+    if "address" in m:
+        if is_ip:
+            ck.add(f"{path}.address", f"ipaddr {ipaddr} is already an address", ck.line_of(item, "address"),
+                   "drop address, or set ipaddr to the device's host name")
+            return ipaddr
+        addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line_of(item, "address"))
+        return None if addr is None else str(addr)
+    if is_ip:
+        return ipaddr
+    if valid_dns_name(ipaddr) or HOST_LABEL_RE.match(ipaddr):
+        ck.add(f"{path}.ipaddr", f"host name {ipaddr!r} does not resolve on the node", ck.line_of(item, "ipaddr"),
+               f"add `address: <its IPv4 address>` to this device (written to /etc/hosts as {ipaddr}), "
+               "or give the address as ipaddr")
+    return None
+
+
+def _check_fence_na_credentials(ck: _Checker, seq: Any, devices: list[FenceDevice]) -> None:
+    """fence_na.conf has one system::username/system::password, which fence_na compares with every
+    device's login/passwd (fence-agents v3.1.0 fence/agents/node_assassin/fence_na.pl)."""
+    na = [d for d in devices if d.agent == "fence_na"]
+    for d in na[1:]:
+        if (d.login, d.password.reveal()) != (na[0].login, na[0].password.reveal()):
+            i = next(j for j, it in enumerate(seq) if isinstance(it, dict) and it.get("name") == d.name)
+            ck.add(f"fence_devices[{i}].login", f"fence_na device {d.name!r} has another login or password than "
+                   f"{na[0].name!r}", ck.line_of(seq[i], "login"),
+                   "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
+
+
+# <fencedevice> attributes every device gets from its own keys; options may not set them again.
+FENCE_FIXED_ATTRS = {"name": "name", "agent": "agent", "ipaddr": "ipaddr", "login": "login",
+                     "passwd": "password_file"}
+
+
+def _fence_options(ck: _Checker, item, m: dict, path: str, agent: str) -> dict[str, str]:
+    """fence_devices[].options: extra <fencedevice> attributes, each one the agent's group in every
+    cman schema a node may run accepts (isobuild/cmanschema.py), so ccs_config_validate passes."""
+    from .cmanschema import fence_device_problem, fence_options_allowed
+
+    raw_opts = m.get("options") or {}
+    opath, oline = f"{path}.options", ck.line_of(item, "options")
+    fixed = {"ipaddr", "login", "passwd"}
+    out: dict[str, str] = {}
+    for key, value in raw_opts.items():
+        kpath, kline = _key_path(opath, key), ck.key_line(raw_opts, key)
+        if not _plain_key(key) or not re.match(r"^[a-z_][a-z0-9_]*$", str(key)):
+            ck.add(kpath, _unknown("fence agent option", key), kline, "option names are agent attributes such as lanplus")
+        elif key in FENCE_FIXED_ATTRS:
+            ck.add(kpath, f"{key} is set by {path}.{FENCE_FIXED_ATTRS[key]}", kline, "remove it from options")
+        elif value is False:
+            ck.add(kpath, "false is not a value: fence_ipmilan 3.0.12 turns a flag on whenever it is present "
+                   "(lanplus=\"0\" means lanplus); the Python agents take only 1 or yes", kline,
+                   "remove the option to leave it off")
+        elif isinstance(value, bool) or (isinstance(value, (str, int)) and str(value).strip()):
+            out[key] = "1" if value is True else str(value).strip()
+        else:
+            ck.add(kpath, f"must be a string, number or true, got {_typename(value)}", kline)
+    if out and agent and FENCE_AGENT_RE.match(agent):
+        refused = fence_device_problem(agent, fixed, set(out))
+        if refused:
+            schema, _ = refused
+            allowed = fence_options_allowed(agent, fixed)
+            for key in sorted(set(out) - set(allowed)):
+                ck.add(_key_path(opath, key), f"{agent} takes no option {key!r} in the {schema} schema, so "
+                       "ccs_config_validate on the node would refuse cluster.conf", ck.key_line(raw_opts, key),
+                       f"{agent} options every supported cman accepts: {', '.join(allowed) or 'none'}")
+            if set(out) <= set(allowed):  # each is known, the combination is not
+                ck.add(opath, f"the {schema} schema refuses this combination of {agent} options", oline,
+                       "use fewer options")
+    return out
 
 
 def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
@@ -1014,7 +1126,7 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
     bd = m.get("backing_device", "")
     if bd and not re.match(r"^/dev/[A-Za-z0-9/_.-]+$", bd):
         ck.add("storage.backing_device", f"{bd!r} is not a /dev path", ck.line_of(node, "backing_device"))
-    managed = m.get("managed_by", "init")
+    managed = m.get("managed_by", "rgmanager")
     if managed not in ("init", "rgmanager"):
         ck.add("storage.managed_by", f"{managed!r} is not 'init' or 'rgmanager'", ck.line_of(node, "managed_by"))
     size = m.get("size")
@@ -1055,8 +1167,9 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
                    ck.line_of(dn, "become_primary_on"))
         if two and proto != "C":
             ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
+        wfc, degr = _drbd_timeouts(ck, dn, d)
         if all(k in d for k in ("resource", "device", "port", "sync_rate")):
-            drbd = Drbd(res, dev, port, proto, rate, two, bpo)
+            drbd = Drbd(res, dev, port, proto, rate, two, bpo, wfc, degr)
 
     cn = node.get("clvm") if "clvm" in m else None
     c = ck.mapping(cn, "storage.clvm", "clvm", ck.line_of(node, "clvm")) if cn is not None else None
@@ -1099,12 +1212,37 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
     return None
 
 
+# drbd_limits.h (DRBD 8.3.7): DRBD_WFC_TIMEOUT_MAX, DRBD_DEGR_WFC_TIMEOUT_MAX
+DRBD_WFC_MAX = 300000
+
+
+def _drbd_timeouts(ck: _Checker, dn, d: dict) -> tuple[int, int]:
+    """wfc-timeout / degr-wfc-timeout: bounded, never 0 (DRBD's default: wait forever, the boot hangs)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Drbd)}
+    out = {}
+    for key in ("wfc_timeout", "degr_wfc_timeout"):
+        value = d.get(key, defaults[key])
+        if not 1 <= value <= DRBD_WFC_MAX:
+            ck.add(f"storage.drbd.{key}", f"{value} is not 1-{DRBD_WFC_MAX} seconds", ck.line_of(dn, key),
+                   "0 means wait forever: a node whose peer is away would never finish booting")
+            value = defaults[key]
+        out[key] = value
+    if out["degr_wfc_timeout"] > out["wfc_timeout"]:
+        ck.add("storage.drbd.degr_wfc_timeout", f"{out['degr_wfc_timeout']} is longer than wfc_timeout "
+               f"({out['wfc_timeout']})", ck.line_of(dn, "degr_wfc_timeout"),
+               "drbdsetup 8.3.7 silently shortens it to wfc_timeout; make it shorter or equal")
+    return out["wfc_timeout"], out["degr_wfc_timeout"]
+
+
 def _check_lvm_name(ck: _Checker, name: str, path: str, line: int | None) -> None:
     bad = (not LVM_NAME_RE.match(name) or name in (".", "..") or len(name) > 127
            or name.startswith(("snapshot", "pvmove")) or any(s in name for s in ("_mlog", "_mimage", "_rimage", "_tdata")))
     if bad:
         ck.add(path, f"{name!r} is not a valid LVM name", line,
                "letters, digits and + _ . -, not starting with '-', no reserved prefixes/suffixes")
+
+
+DEFAULT_BRIDGES = ("bcn", "ifn")  # the seed: never the storage network
 
 
 def _load_xen(ck: _Checker, raw, top) -> Xen | None:
@@ -1126,7 +1264,8 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
                ck.line_of(node, "hypervisor_rpm"),
                f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
     bridges = []
-    for i, b in enumerate(m.get("bridges", []) or []):
+    bseq = m.get("bridges", list(DEFAULT_BRIDGES))
+    for i, b in enumerate(bseq or []):
         if b not in NETWORK_NAMES:
             ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
                    _suggest(str(b), NETWORK_NAMES).replace("allowed keys", "networks are"))
@@ -1134,6 +1273,10 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
             ck.add(f"xen.bridges[{i}]", f"{b!r} is listed twice", ck.item_line(m["bridges"], i))
         else:
             bridges.append(b)
+            if b == "sn":
+                ck.warn(f"xen.bridges[{i}]", "the storage network is bridged: a xend restart takes its NIC down, "
+                        "which drops DRBD (and, with redundant rings, totem ring 1 with it)", ck.item_line(bseq, i),
+                        "the seed keeps the sn out of Xen: use bridges: [bcn, ifn] unless a VM needs the sn")
     rn = node.get("relocation") if "relocation" in m else None
     r = ck.mapping(rn, "xen.relocation", "relocation", ck.line_of(node, "relocation")) if rn is not None else {}
     r = r or {}
@@ -1165,7 +1308,7 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     return None
 
 
-def _load_vms(ck: _Checker, raw, top) -> list[Vm]:
+def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> list[Vm]:
     vms: list[Vm] = []
     seq = top.get("vms", []) or []
     names: dict[str, int] = {}
@@ -1197,10 +1340,51 @@ def _load_vms(ck: _Checker, raw, top) -> list[Vm]:
         migrate = m.get("migrate", "live")
         if migrate not in ("live", "pause"):
             ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
+        cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
         if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()):
             vms.append(Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
-                          m["bridge"], m["prefer"], migrate))
+                          m["bridge"], m["prefer"], migrate, cfile, config))
     return vms
+
+
+def _vm_config(ck: _Checker, item, m: dict, path: str, base_dir: Path,
+               digests: list[str]) -> tuple[Path | None, str | None]:
+    """vms[].config_file: the xm config rgmanager's vm.sh starts (`xm create --path=<mount>/domU_config
+    <name>`). Without one the VM is defined but not started (autostart="0")."""
+    if "config_file" not in m:
+        return None, None
+    rel, kpath, line = m["config_file"], f"{path}.config_file", ck.line_of(item, "config_file")
+    full = Path(rel) if Path(rel).is_absolute() else base_dir / rel
+    try:
+        text = full.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        ck.add(kpath, f"cannot read domU config {rel} ({type(err).__name__}, looked at {full})", line,
+               "relative paths are relative to the definition file")
+        return Path(rel), None
+    reason = domu_config_problem(text, m.get("name", ""))
+    if reason:
+        ck.add(kpath, f"{rel}: {reason}", line, "an xm config: Python assignments such as name = \"vm01\"")
+        return Path(rel), None
+    digests.append(hashlib.sha256(text.encode()).hexdigest())
+    return Path(rel), text
+
+
+def domu_config_problem(text: str, vm_name: str) -> str | None:
+    """Why an xm domU config would not start VM_NAME, or None. xm (Xen 4.0.1) executes the file as
+    Python and takes the domain name from `name`; vm.sh then looks the domain up by the VM's name."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:
+        return f"line {err.lineno}: not a Python assignment file ({err.msg})"
+    names = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+             and any(isinstance(t, ast.Name) and t.id == "name" for t in n.targets)]
+    if not names:
+        return "sets no name = \"...\""
+    if names[-1] != vm_name:
+        return f"name = {names[-1]!r}, but the VM is {vm_name!r} (rgmanager looks the domain up by the VM's name)"
+    return None
 
 
 def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
@@ -1236,6 +1420,8 @@ def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, sto
                 if not valid_dns_name(addr) and not HOST_LABEL_RE.match(addr):
                     ck.add(f"fence_devices[{i}].ipaddr", f"{addr!r} is neither an IPv4 address nor a host name",
                            ck.line_of(item, "ipaddr"))
+                elif isinstance(item.get("address"), str):
+                    claim(item["address"].strip(), f"fence_devices[{i}].address", ck.line_of(item, "address"))
                 continue
             claim(addr, f"fence_devices[{i}].ipaddr", ck.line_of(item, "ipaddr"))
 

@@ -25,6 +25,21 @@ def prepare(model: Cluster, build: Path) -> Rendered:
     return rendered
 
 
+def check_node_cman(model: Cluster, build: Path, base: Path | None, repo: Path | None) -> None:
+    """Before a disc or PXE tree is written: cluster.conf passes the schema of the cman the nodes will
+    really install (validate.check_against_node_cman); say so, or that no cman was at hand."""
+    from .validate import check_against_node_cman
+
+    if base is not None and not Path(base).exists():
+        return  # the disc/PXE stage reports a missing base with its own hint
+    checked = check_against_node_cman(model, build, base, repo)
+    if checked:
+        log.info(f"cluster.conf: valid for {checked}")
+    elif base is not None or repo is not None:
+        log.warn("no cman package on the base or in our repo: cluster.conf is checked against the vendored "
+                 "schemas only, not the one the nodes will install")
+
+
 def disc_repo(build: Path) -> Path | None:
     """BUILD/repo (indexed by `invoke rpms`), else an index of BUILD/rpms, else None (an empty repo)."""
     repo = build / "repo"

@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, Cluster, Node, model_json
+from .model import NETWORK_NAMES, Cluster, FenceDevice, Node, model_json
 from .outputs import make_dir, os_error, sweep, temp_prefix
 from .stamps import sha256_tree
 
@@ -36,12 +36,17 @@ NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
 STAMP = ".render-stamp"
 
 # Per-node files that hold secrets: written 0600 in the build dir, served only from private/ for PXE.
-SECRET_FILES = frozenset({"etc/cluster/cluster.conf"})
+SECRET_FILES = frozenset({"etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"})
 # Per-node files that must be executable on the node.
 EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
+# Seconds the higher nodeid's DRBD fence-peer handler waits before fencing (drbd-resource.res.j2).
+FENCE_PEER_DELAY = 10
 # Convention files that are only wanted under a condition (path -> predicate on the cluster).
 ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
     "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
+    "etc/sysconfig/iptables.an-cluster": lambda c: c.install.firewall == "cluster",
+    "etc/sysconfig/system-config-firewall": lambda c: c.install.firewall == "cluster",
+    "etc/cluster/fence_na.conf": lambda c: any(d.agent == "fence_na" for d in c.fence_devices),
 }
 
 
@@ -112,6 +117,16 @@ def drbd_km_package(dom0_kernel: str) -> str:
     return f"drbd-km-{dom0_kernel.replace('-', '_')}.x86_64"
 
 
+def stack_rpms(cluster: Cluster) -> list[str]:
+    """What %post checks with `rpm -q` before it writes the Xen boot entry: the dom0 kernel, Xen and
+    drbd-km, as name-version-release (matches whatever Epoch our kernel gets) or, for drbd-km, its
+    kernel-specific name. anaconda 13 may install another kernel than %packages asks for (it adds
+    the newest `kernel` it sees) and ignores a failed transaction check."""
+    xen_vr = cluster.xen.hypervisor_rpm[len("xen-"):]
+    return [f"kernel-{cluster.xen.dom0_kernel}", cluster.xen.hypervisor_rpm, f"xen-hypervisor-{xen_vr}",
+            drbd_km_package(cluster.xen.dom0_kernel)]
+
+
 @dataclass(frozen=True)
 class KsPart:
     """One kickstart partition request (or RAID member set) for the layout."""
@@ -153,9 +168,25 @@ def xen_serial_args(console: str | None) -> str:
     return f" {com}={m[2] or 9600},8n1 console={com},vga"
 
 
-def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
-    """(protocol, port, what) for every port the cluster uses; corosync is udp, dlm also sctp with rrp."""
-    rules = []
+# The node's firewall is what lokkit writes (system-config-firewall-base 1.2.27,
+# fw_iptables.iptablesClass.write) from the kickstart `firewall --port=` list plus one custom rules
+# file: anaconda 13 runs lokkit before %post (firewall.py Firewall.write), %post installs the rendered
+# /etc/sysconfig/iptables and records the custom file in /etc/sysconfig/system-config-firewall, so
+# a later lokkit or system-config-firewall run writes the same rules again. lokkit's --port takes
+# tcp and udp only (fw_parser._check_port); every other rule must have a custom-file form.
+LOKKIT_PORT_PROTOS = ("tcp", "udp")
+CUSTOM_RULES = "etc/sysconfig/iptables.an-cluster"  # --custom-rules=ipv4:filter:/<this>
+CUSTOM_RULE_FORMS = {
+    "sctp": "-A INPUT -p sctp -m sctp --dport {port} -j ACCEPT",
+    "igmp": "-A INPUT -p igmp -j ACCEPT",
+}
+
+
+def firewall_rules(cluster: Cluster) -> list[tuple[str, int | None, str]]:
+    """(protocol, port or None, what) for every INPUT rule the cluster needs: corosync is udp and its
+    multicast needs IGMP; dlm_controld uses SCTP when totem has rrp_mode != none (cluster 3.0.12
+    group/dlm_controld/action.c detect_protocol), TCP otherwise."""
+    rules: list[tuple[str, int | None, str]] = [("igmp", None, "corosync/cman multicast membership")]
     for port, what in sorted(cluster.ports_in_use().items()):
         if port in (5404, 5405):
             rules.append(("udp", port, what))
@@ -166,12 +197,48 @@ def firewall_rules(cluster: Cluster) -> list[tuple[str, int, str]]:
     return rules
 
 
-def kickstart_ports(cluster: Cluster) -> str:
-    return ",".join(f"{port}:{proto}" for proto, port, _ in firewall_rules(cluster) if proto in ("tcp", "udp"))
+def split_firewall(rules: list[tuple[str, int | None, str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(kickstart/lokkit --port items, [(what, custom-file rule)]); a rule neither can carry is an error."""
+    ports: list[str] = []
+    custom: list[tuple[str, str]] = []
+    for proto, port, what in rules:
+        if proto in LOKKIT_PORT_PROTOS and port is not None:
+            ports.append(f"{port}:{proto}")
+        elif proto in CUSTOM_RULE_FORMS:
+            custom.append((what, CUSTOM_RULE_FORMS[proto].format(port=port)))
+        else:
+            raise IsobuildError(
+                f"firewall rule {proto} {port if port is not None else ''} ({what}) can be expressed neither by "
+                "the kickstart `firewall --port=` line (tcp/udp only) nor by the custom rules file",
+                hint=f"add a form for {proto!r} to render.CUSTOM_RULE_FORMS or set install.firewall: off")
+    return ports, custom
+
+
+# Node Assassin 1.1 drives 4 nodes (fence-agents v3.1.0 fence_na.conf.in `na::1::max_nodes = 4`).
+NA_MAX_NODES = 4
+
+
+def fence_na_table(cluster: Cluster) -> list[tuple[FenceDevice, int, list[tuple[int, str]]]]:
+    """(device, max_nodes, [(port, node fqdn)]) for every fence_na device, for fence_na.conf."""
+    out = []
+    for d in cluster.fence_devices:
+        if d.agent != "fence_na":
+            continue
+        aliases = sorted((int(f.port), n.fqdn) for n in cluster.nodes for f in n.fence
+                         if f.device == d.name and f.port is not None)
+        out.append((d, max([NA_MAX_NODES] + [p for p, _ in aliases]), aliases))
+    return out
+
+
+# Rendered files %post installs (0600) so they are in force from the first boot: the firewall over
+# lokkit's, fence_na.conf (holds the Node Assassin password) before cman can fence.
+POST_INSTALLED = ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster",
+                  "etc/sysconfig/system-config-firewall", "etc/cluster/fence_na.conf")
 
 
 def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
     peer = cluster.peer(node)
+    ks_ports, custom_rules = split_firewall(firewall_rules(cluster))
     return {
         "cluster": cluster,
         "node": node,
@@ -182,13 +249,19 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "bridge_name": lambda net: bridge_name(cluster, net),
         "layout": disk_layout(cluster),
         "drbd_km": drbd_km_package(cluster.xen.dom0_kernel),
+        "stack_rpms": stack_rpms(cluster),
         "init_services": initorder.services(cluster.storage.managed_by),
         "init_order": initorder.init_order_file(cluster.storage.managed_by),
-        "firewall_rules": firewall_rules(cluster),
-        "ks_ports": kickstart_ports(cluster),
+        "ks_port_list": ks_ports,
+        "custom_rules": custom_rules,
+        "custom_rules_path": "/" + CUSTOM_RULES,
+        "ks_ports": ",".join(ks_ports),
         "rrp": cluster.totem.rrp_mode != "none",
+        "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),
         "secret_files": sorted(SECRET_FILES),
+        "fence_na": fence_na_table(cluster),
+        "post_installs": [rel for rel in POST_INSTALLED if ONLY_WHEN[rel](cluster)],
     }
 
 
@@ -267,7 +340,15 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
             out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
                         {"net": net, "nw": nw, "parent": parent}))
     out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
+    for vm in cluster.vms:
+        if vm.config is not None:  # staged; first boot puts it on the GFS2 mount (80-gfs2)
+            out.append((domu_config_path(cluster, vm.name), "files/domU-config.j2", {"vm": vm}))
     return out
+
+
+def domu_config_path(cluster: Cluster, vm_name: str) -> str:
+    """Where vm.sh's `xm create --path=<mount>/domU_config <name>` finds a VM's config (relative to /)."""
+    return f"{cluster.storage.gfs2.mount.strip('/')}/domU_config/{vm_name}"
 
 
 def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:

@@ -286,7 +286,48 @@ def procedures(cluster: Cluster) -> list[Procedure]:
             Step(a.name, (f"cman_tool version -r {nxt}", f"clusvcadm -e vm:<vm name> -m {a.fqdn}", "clustat"),
                  f"activate cluster.conf version {nxt} on both nodes, then let rgmanager start the VM"),
         )))
+    provision = provision_vm(cluster)
+    if provision:
+        out.append(provision)
     return out
+
+
+def provision_vm(cluster: Cluster) -> Procedure | None:
+    """VMs defined without a domU config (no vms[].config_file) are in cluster.conf with autostart="0":
+    rgmanager would mark them failed at once (vm.sh finds no config). How to give each one a guest."""
+    from .render import bridge_name
+
+    st = cluster.storage
+    todo = [vm for vm in cluster.vms if not vm.autostart]
+    if not todo:
+        return None
+    steps = []
+    for vm in todo:
+        pref = cluster.node(vm.prefer)
+        cfg = f"{st.gfs2.mount}/domU_config/{vm.name}"
+        lv = f"/dev/{st.clvm.vg}/{vm.name}"
+        steps.append(Step(pref.name, (f"$EDITOR {cfg}",),
+                          f"write {vm.name}'s xm config: name = \"{vm.name}\", memory = {vm.memory_mib}, vcpus = "
+                          f"{vm.vcpus}, disk = ['phy:{lv},xvda,w'], vif = ['bridge={bridge_name(cluster, vm.bridge)}'], "
+                          "plus how it boots (an installer kernel/ramdisk for the first boot, then bootloader = "
+                          "\"/usr/bin/pygrub\")"))
+        steps.append(Step(pref.name, (f"xm create {cfg}", f"xm console {vm.name}"),
+                          f"install the guest into {lv} (first boot from the installer); when it is installed and "
+                          f"boots from its disk, shut it down (xm shutdown {vm.name})"))
+        steps.append(Step(pref.name, (f"clusvcadm -e vm:{vm.name} -m {pref.fqdn}", "clustat"),
+                          f"rgmanager starts vm:{vm.name} now; it stays autostart=\"0\" until the definition ships "
+                          "the config"))
+    steps.append(Step("your workstation", (f"$EDITOR {cluster.source.name}",),
+                      f"copy each finished config beside the definition and name it in vms[].config_file, set "
+                      f"cluster.config_version to {cluster.config_version + 1}, then render and activate cluster.conf "
+                      "as in \"Add a VM\": the VMs then start with the cluster (autostart=\"1\")"))
+    return Procedure(
+        "provision-vm", "Provision a VM that has no config yet",
+        f"{', '.join(vm.name for vm in todo)}: the definition ships no domU config, so cluster.conf defines "
+        f"{'it' if len(todo) == 1 else 'them'} with autostart=\"0\" and rgmanager does not start "
+        f"{'it' if len(todo) == 1 else 'them'} (vm.sh runs `xm create --path={st.gfs2.mount}/domU_config <name>`, "
+        "which needs the file). The disk LV exists (first boot made it) and is empty.",
+        tuple(steps))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,16 +5,20 @@
 | kickstart/<node>.ks                    | pykickstart's F13 handler, warnings are errors (ksvalidator) |
 |                                        | + layout/packages consistency on the parsed kickstart   |
 | %post bodies of the kickstarts         | bash -n and shellcheck (bash)                           |
-| nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster.rng (lxml), with line numbers   |
+| nodes/<node>/etc/cluster/cluster.conf  | RelaxNG schemas/cluster-3.0.12.rng and cluster.rng (lxml) |
+| nodes/<node>/<mount>/domU_config/<vm>   | xm config: Python assignments, name = the VM            |
 | nodes/<node>/etc/drbd.conf (+ drbd.d/) | drbdadm-83 dump, as that node (private UTS + net namespace |
 |                                        | holding the node's hostname and sn address)             |
 | nodes/<node>/etc/lvm/lvm.conf          | lvmconfig --validate (LVM_SYSTEM_DIR)                   |
 | scripts (#! files, *.sh)               | bash -n and shellcheck                                  |
 | sourced shell (ifcfg-*, sysconfig/network, *.env) | bash -n and shellcheck (as sourced sh)       |
 | etc/sysconfig/iptables                 | iptables-restore --test (private network namespace)     |
+| etc/sysconfig/iptables.an-cluster      | iptables-restore --test inside a *filter table          |
+| etc/sysconfig/system-config-firewall   | lokkit 1.2.27's option syntax; the custom file exists   |
 | etc/xen/xend-config.sxp                | s-expression structure (xend has no offline checker)    |
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
 | etc/hosts                              | hosts(5) structure: address, then valid host names      |
+| etc/cluster/fence_na.conf              | read as fence_na.lib read_conf does; agrees with cluster.conf |
 | model.json                             | json                                                    |
 | anything else under nodes/             | a problem: every rendered file needs a validator        |
 
@@ -32,12 +36,12 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import Problem, ProblemsError, ToolError
+from .cmanschema import SCHEMAS
 from .initorder import InitService, check_order
 from .model import REDACTED, Cluster
 from .run import require, run
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = REPO / "schemas" / "cluster.rng"
 
 # tool -> Debian package, for the "install it" hint
 PACKAGES = {
@@ -286,7 +290,9 @@ def is_sourced_shell(rel: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> None:
+def check_cluster_conf(col: Collector, path: Path, schemas: dict[str, Path] | None = None) -> None:
+    """cluster.conf against every cman schema a node may run (cmanschema.SCHEMAS: cluster 3.0.12 and
+    the later one), or the given {label: rng} (the cluster.rng inside the cman RPM a disc installs)."""
     try:
         from lxml import etree
     except ImportError:
@@ -294,20 +300,33 @@ def check_cluster_conf(col: Collector, path: Path, schema: Path = SCHEMA) -> Non
                         hint="pip install lxml (scripts/setup.sh installs it)") from None
 
     try:
-        rng = etree.RelaxNG(etree.parse(str(schema)))
-    except (OSError, etree.LxmlError) as exc:
-        col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema: {exc}")
-        return
-    try:
         doc = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
         for e in exc.error_log or [exc]:
             col.add(path, getattr(e, "line", None) or exc.lineno, "xml", getattr(e, "message", str(exc)))
         return
-    if not rng.validate(doc):
-        for e in rng.error_log:
-            col.add(path, e.line, "RelaxNG cluster.rng", e.message)
-    col.ok(path, "RelaxNG cluster.rng")
+    for label, schema in (SCHEMAS if schemas is None else schemas).items():
+        tool = f"RelaxNG {label}"
+        try:
+            rng = etree.RelaxNG(etree.parse(str(schema)))
+        except (OSError, etree.LxmlError) as exc:
+            col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema ({label}): {exc}")
+            continue
+        if not rng.validate(doc):
+            for e in rng.error_log:
+                col.add(path, e.line, tool, e.message,
+                        f"ccs_config_validate on a node running {label} refuses this cluster.conf")
+        col.ok(path, tool)
+
+
+def check_domu_config(col: Collector, path: Path) -> None:
+    """A shipped xm domU config: Python assignments naming the VM it is for (model.domu_config_problem)."""
+    from .model import domu_config_problem
+
+    reason = domu_config_problem(path.read_text(encoding="utf-8"), path.name)
+    if reason:
+        col.add(path, None, "xm config", reason)
+    col.ok(path, "xm config")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,15 +385,23 @@ def _netns_argv(unshare: str, *rest: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_iptables(col: Collector, path: Path) -> None:
+# What a filter-table fragment (lokkit --custom-rules file) is wrapped in for iptables-restore.
+FILTER_HEAD = b"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+
+
+def check_iptables(col: Collector, path: Path, fragment: bool = False) -> None:
     """iptables-restore --test in an empty network namespace: parses every rule, loads the matches,
-    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present)."""
+    commits nothing (F13 runs legacy iptables 1.4; the legacy backend is preferred when present).
+    fragment: the file holds filter rules only (lokkit pastes it into its *filter table)."""
     from .run import which
 
     tool = which("iptables-legacy-restore") or _tool("iptables-restore")
     unshare = _tool("unshare")
     with open(path, "rb") as fh:
         data = fh.read()
+    offset = 0
+    if fragment:
+        data, offset = FILTER_HEAD + data + b"COMMIT\n", FILTER_HEAD.count(b"\n")
     if os.geteuid() == 0:
         argv = [unshare, "--net", tool, "--test"]
     else:  # in a user namespace the host's /run/xtables.lock is not ours: give the tool a private /run
@@ -386,8 +413,31 @@ def check_iptables(col: Collector, path: Path) -> None:
         m = re.search(r"Error occurred at line: (\d+)", err)
         first = next((ln for ln in err.splitlines() if ln.strip() and "Try `" not in ln
                       and not ln.startswith("Error occurred")), f"exit status {proc.returncode}")
-        col.add(path, int(m.group(1)) if m else None, "iptables-restore --test", first)
+        col.add(path, int(m.group(1)) - offset if m else None, "iptables-restore --test", first)
     col.ok(path, "iptables-restore --test")
+
+
+# lokkit's /etc/sysconfig/system-config-firewall: one option a line, '#' comments (s-c-fw 1.2.27
+# fw_sysconfig.read_sysconfig_args), parsed by fw_parser.parseSysconfigArgs. Only the options we
+# write are accepted; --port takes tcp/udp only (fw_parser._check_port).
+LOKKIT_PORT_RE = re.compile(r"^--port=\d{1,5}(-\d{1,5})?:(tcp|udp)$")
+LOKKIT_CUSTOM_RE = re.compile(r"^--custom-rules=(?:(ipv4|ipv6):)?(?:(mangle|nat|filter):)?(/.+)$")
+
+
+def check_lokkit_config(col: Collector, path: Path, node_root: Path) -> None:
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#") or line in ("--enabled", "--disabled") or LOKKIT_PORT_RE.match(line):
+            continue
+        m = LOKKIT_CUSTOM_RE.match(line)
+        if m is None:
+            col.add(path, no, "lokkit 1.2.27", f"{line!r} is not an option lokkit takes here",
+                    "--enabled, --port=<port>:<tcp|udp>, --custom-rules=ipv4:filter:<file>")
+        elif not (node_root / m.group(3).lstrip("/")).is_file():
+            # lokkit skips a missing custom file without a word (fw_iptables.iptablesClass.write)
+            col.add(path, no, "lokkit 1.2.27", f"custom rules file {m.group(3)} is not rendered for this node",
+                    "lokkit would silently leave its rules out")
+    col.ok(path, "lokkit 1.2.27")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,6 +513,63 @@ def check_hosts(col: Collector, path: Path) -> None:
             if not HOSTNAME_RE.match(name):
                 col.add(path, no, "hosts(5)", f"{name!r} is not a valid host name")
     col.ok(path, "hosts(5)")
+
+
+# ---------------------------------------------------------------------------------------------
+# fence_na.conf
+# ---------------------------------------------------------------------------------------------
+
+
+def read_fence_na_conf(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """{key: value} as fence_na.lib read_conf reads it (fence-agents v3.1.0): lines without '=' and
+    '#' lines skipped, split at the first '=', both sides stripped, empty keys skipped. `lines`, when
+    given, receives each key's line number."""
+    out: dict[str, str] = {}
+    for no, line in enumerate(text.splitlines(), 1):
+        if "=" not in line:
+            continue
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, val = (x.strip() for x in line.split("=", 1))
+        if key:
+            out[key] = val
+            if lines is not None:
+                lines[key] = no
+    return out
+
+
+def check_fence_na_conf(col: Collector, path: Path, cluster_conf: Path) -> None:
+    """What fence_na.pl needs from its config to fence the devices cluster.conf names: a log it can
+    open, na_num blocks with ipaddr/tcp_port, and system::username/password equal to each fence_na
+    device's login/passwd; the device is found by ipaddr (lower-cased) among na::1..na_num."""
+    tool = "fence_na.conf"
+    at: dict[str, int] = {}
+    conf = read_fence_na_conf(path.read_text(), at)
+    if not conf.get("system::log"):
+        col.add(path, at.get("system::log"), tool, "no system::log: fence_na dies opening it", "system::log = /dev/null")
+    num = conf.get("system::na_num", "")
+    if not num.isdigit():
+        col.add(path, at.get("system::na_num"), tool, f"system::na_num {num!r} is not a positive integer")
+        num = "0"
+    by_addr = {conf.get(f"na::{i}::ipaddr", "").lower(): i for i in range(1, int(num) + 1)}
+    for i in by_addr.values():
+        if not conf.get(f"na::{i}::tcp_port", "").isdigit():
+            col.add(path, at.get(f"na::{i}::tcp_port", at.get(f"na::{i}::ipaddr")), tool,
+                    f"na::{i}::tcp_port is missing or not a number")
+    try:
+        from lxml import etree
+
+        devices = etree.parse(str(cluster_conf)).findall(".//fencedevice[@agent='fence_na']")
+    except (OSError, ImportError, etree.LxmlError):
+        devices = []  # cluster.conf's own checker reports it
+    for d in devices:
+        name = d.get("name")
+        if (d.get("ipaddr") or "").lower() not in by_addr:
+            col.add(path, at.get("na::1::ipaddr"), tool, f"no na::N::ipaddr matches cluster.conf's ipaddr of {name!r}")
+        if (d.get("login"), d.get("passwd")) != (conf.get("system::username"), conf.get("system::password")):
+            col.add(path, at.get("system::username"), tool, f"system::username/password differ from cluster.conf's login/passwd of {name!r}")
+    col.ok(path, tool)
 
 
 def check_json(col: Collector, path: Path) -> None:
@@ -574,8 +681,13 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
             "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
             "etc/hosts": lambda p: check_hosts(col, p),
         }
+        if any(d.agent == "fence_na" for d in cluster.fence_devices):
+            checkers["etc/cluster/fence_na.conf"] = lambda p: check_fence_na_conf(
+                col, p, root / "etc/cluster/cluster.conf")
         if cluster.install.firewall == "cluster":
             checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
+            checkers["etc/sysconfig/iptables.an-cluster"] = lambda p: check_iptables(col, p, fragment=True)
+            checkers["etc/sysconfig/system-config-firewall"] = lambda p: check_lokkit_config(col, p, root)
         for rel, fn in checkers.items():
             p = root / rel
             if not p.is_file():
@@ -593,6 +705,8 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
                 check_shell_text(col, p, p.read_text(), "sh", sourced=True)
             elif rel.startswith("etc/drbd.d/"):
                 col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
+            elif p.parent.name == "domU_config":
+                check_domu_config(col, p)
             if p not in col.checked and not any(x.file == str(p) for x in col.problems):
                 col.add(p, None, "validate", "no validator checks this file",
                         "add one to isobuild/validate.py (every rendered file is checked by a real tool)")
@@ -602,3 +716,47 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     if col.problems:
         raise ProblemsError(f"validate {build_dir}", col.problems)
     return col.checked
+
+
+# ---------------------------------------------------------------------------------------------
+# The cman the node will install
+# ---------------------------------------------------------------------------------------------
+
+
+def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None,
+                            repo_dir: Path | None) -> str | None:
+    """Validate every node's cluster.conf against the cluster.rng inside the cman RPM the node will
+    install: the newest cman of the base DVD and our repo (what yum picks). Returns what was checked,
+    None when neither has a cman (nothing to check); raises ProblemsError when the schema refuses it."""
+    from .cmanschema import CMAN_RNG, _evr_key, repo_packages, rpm_file
+    from .pxe import DirTree, open_install_tree
+
+    trees = []
+    try:
+        if base is not None:
+            trees.append(("the base DVD", open_install_tree(Path(base))))
+        if repo_dir is not None:
+            trees.append(("our repo", DirTree(Path(repo_dir))))
+        found = [(p, t) for origin, t in trees for p in repo_packages(t.read, "cman", origin)]
+        if not found:
+            return None
+        pkg, tree = max(found, key=lambda pt: _evr_key(pt[0]))
+        col = Collector(build_dir, secrets=cluster_secrets(cluster))
+        with tempfile.TemporaryDirectory() as tmp:
+            rpm = tree.read(pkg.href)
+            rng = rpm_file(rpm, CMAN_RNG, Path(tmp)) if rpm is not None else None
+            if rng is None:
+                raise ProblemsError("cluster.conf schema of the node's cman", [Problem(
+                    f"{pkg.origin}: {pkg.href}", None, "cman", f"{pkg.nvr} carries no {CMAN_RNG}",
+                    "ccs_config_validate on the node needs it; is this a cman 3.x package?")])
+            (Path(tmp) / "cluster.rng").write_bytes(rng)
+            label = f"cman {pkg.nvr} ({pkg.origin})"
+            for n in cluster.nodes:
+                check_cluster_conf(col, Path(build_dir) / "nodes" / n.name / "etc/cluster/cluster.conf",
+                                   {label: Path(tmp) / "cluster.rng"})
+        if col.problems:
+            raise ProblemsError("cluster.conf against the cman the nodes will install", col.problems)
+        return label
+    finally:
+        for _, t in trees:
+            t.close()

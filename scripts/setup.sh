@@ -14,6 +14,7 @@ APT_PACKAGES="
   gnupg curl time iputils-ping tzdata
   dnsmasq-base binutils
   dosfstools fdisk mtools p7zip-full
+  apache2-dev libldap2-dev libsasl2-dev rsync
 "
 
 SUDO=""
@@ -33,4 +34,9 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# Cobbler 3.3 for tests/integration/test_cobbler.py, in its own venv: the project talks to it over
+# XML-RPC only, and its wheel puts etc/ var/ usr/ into site-packages. Its dependencies mod_wsgi and
+# python-ldap build from source (apache2-dev, libldap2-dev, libsasl2-dev above); about 20 s.
+[ -x .venv-cobbler/bin/python ] || "$PY" -m venv .venv-cobbler
+.venv-cobbler/bin/python -m pip install -q "cobbler==3.3.10"
 echo "setup: done (.venv ready; run 'make all' or 'make test')"

@@ -66,7 +66,7 @@ def assert_cluster_up(p) -> None:
         lv = root / "dev" / s.clvm.vg / s.gfs2.lv
         assert blkid(lv, "TYPE") == "gfs2" and blkid(lv, "LABEL") == c.lock_table
         fstab = [ln for ln in (root / "etc/fstab").read_text().splitlines() if f" {s.gfs2.mount} " in ln]
-        assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async 0 0"]
+        assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async,noatime,nodiratime 0 0"]
         assert (root / s.gfs2.mount.lstrip("/") / "domU_config").is_dir()
         # cluster.conf with <rm>, one version above the definition's, 0640
         conf = root / "etc/cluster/cluster.conf"
@@ -145,6 +145,24 @@ def test_another_cluster_definition(make_pair, tmp_path):
     assert [a[-1] for _, a in d["vgcreate"]] == [p.drbd_loop]
     assert sorted(a[a.index("-n") + 1] for _, a in d["lvcreate"]) == sorted(
         [p.cluster.storage.gfs2.lv] + [vm.name for vm in p.cluster.vms])
+
+
+def test_a_shipped_domu_config_lands_on_the_shared_filesystem(make_pair, tmp_path):
+    """vms[].config_file: rendered into the stage, put on the GFS2 mount by 80-gfs2 (issue 16.11)."""
+    from harness import make_definition
+
+    d = make_definition(REPO / "cluster.yaml", tmp_path / "domu")
+    cfg = 'name = "vm0001_ws1"\nmemory = 1024\nvcpus = 1\n'
+    (d.parent / "vm0001_ws1.cfg").write_text(cfg)
+    d.write_text(d.read_text().replace("  migrate: live\n", "  migrate: live\n  config_file: vm0001_ws1.cfg\n", 1))
+    p = make_pair(definition=d)
+    assert p.cluster.vms[0].autostart
+    p.run_both(max_rounds=1)
+    assert_cluster_up(p)
+    mount = p.cluster.storage.gfs2.mount.lstrip("/")
+    for node in p.nodes.values():
+        assert (node.root / mount / "domU_config" / "vm0001_ws1").read_text() == cfg
+        assert 'autostart="1"' in (node.root / "etc/cluster/cluster.conf").read_text()
 
 
 @pytest.mark.parametrize("index", range(len(STEPS) - 1), ids=lambda i: f"after-{STEPS[i]}")

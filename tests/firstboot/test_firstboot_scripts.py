@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE / "harness"))
 from harness import FIXTURE_ROOT, install_shims, make_definition, write_node_info  # noqa: E402
 
 OVERLAY = REPO / "overlay" / "firstboot"
-SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-cluster-firstboot",
+SCRIPTS = sorted([OVERLAY / "an-cluster-firstboot", OVERLAY / "init.d" / "an-cluster-firstboot", *OVERLAY.glob("an-drbd-*"),
                   *OVERLAY.glob("lib/*.sh"), *OVERLAY.glob("steps/*.sh")])
 STEPS = sorted(p.stem for p in OVERLAY.glob("steps/[0-9][0-9]-*.sh"))
 # The seed's start order ("Altering Daemon Start Order", init mode) and its rgmanager variant.

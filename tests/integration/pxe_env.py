@@ -26,7 +26,9 @@ def make_base(root: Path) -> dict[str, Path]:
     if not out["iso"].exists():
         f13base.make_tree(out["tree"])
         f13base.master(out["tree"], out["iso"])
-        make_repo([out["tree"] / "Packages"], out["repo"])
+        # the an-cluster repo: stand-ins for our packages (kernel, xen, drbd-km, ...) as `invoke rpms` makes
+        f13base.build_rpms(root / "ours", f13base.our_packages())
+        make_repo([root / "ours"], out["repo"])
     return out
 
 

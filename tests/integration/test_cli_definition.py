@@ -57,3 +57,16 @@ def test_failed_render_keeps_the_previous_output(bad_def, tmp_path):
     assert invoke("render", "--cluster", str(bad_def), "--build-dir", str(build)).returncode == 2
     after = {p: p.read_bytes() for p in build.rglob("*") if p.is_file()}
     assert before == after
+
+
+def test_check_warns_once_where_the_storage_network_is_bridged(tmp_path):
+    shutil.copytree(REPO / "examples" / "secrets", tmp_path / "examples" / "secrets")
+    path = tmp_path / "sn.yaml"
+    path.write_text((REPO / "cluster.yaml").read_text().replace("bridges: [bcn, ifn] ", "bridges: [bcn, sn, ifn] "))
+    proc = invoke("check", "--cluster", str(path))
+    assert proc.returncode == 0, proc.stderr
+    line = next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if "bridges:" in ln)
+    warned = [ln for ln in proc.stderr.splitlines() if "xen.bridges[1]" in ln]
+    assert warned == [f"warning: {path}:{line}: xen.bridges[1]: the storage network is bridged: a xend restart "
+                      "takes its NIC down, which drops DRBD (and, with redundant rings, totem ring 1 with it)"]
+    assert "use bridges: [bcn, ifn]" in proc.stderr

@@ -29,8 +29,14 @@ def base(tmp_path_factory):
     return f13base.build_base(tmp_path_factory.mktemp("taskbase"))
 
 
+def our_rpms(build: Path) -> list[Path]:
+    """Stand-ins for what `invoke rpms` puts in BUILD/rpms (the kickstart's kernel, xen, drbd-km, ...)."""
+    return f13base.build_rpms(build / "rpms", f13base.our_packages())
+
+
 def test_invoke_iso_remaster_then_up_to_date(tmp_path, base):
     build = tmp_path / "build"
+    our_rpms(build)
     first = invoke("iso", "--build-dir", build, "--base", base)
     assert first.returncode == 0, first.stdout + first.stderr
     iso = build / "out" / "an-cluster.iso"
@@ -73,6 +79,7 @@ def test_invoke_iso_addon_and_bad_base(tmp_path):
 
 
 def test_invoke_verify_repro(tmp_path, base):
+    our_rpms(tmp_path / "build")
     res = invoke("verify-repro", "--build-dir", tmp_path / "build", "--base", base)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "byte-identical" in res.stdout
@@ -82,8 +89,12 @@ def test_invoke_iso_indexes_build_rpms_when_there_is_no_repo(tmp_path, base):
     build = tmp_path / "build"
     rpms = f13base.build_rpms(build / "rpms")
     res = invoke("iso", "--build-dir", build, "--base", base)
+    assert res.returncode == 2 and "package an-cluster-firstboot: our package" in res.stderr
+    assert not (build / "out").exists()  # stopped before writing the disc
+    res = invoke("iso", "--build-dir", build, "--base", base, "--allow-missing-packages")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "has no an-cluster-firstboot package" in res.stderr
+    assert "warning: the install will stop at a Missing Package dialog: package an-cluster-firstboot" in res.stderr
     listing = subprocess.run(["isoinfo", "-R", "-f", "-i", str(build / "out" / "an-cluster.iso")],
                              check=True, capture_output=True, text=True).stdout.split()
     for p in rpms:

@@ -21,7 +21,7 @@ from isobuild.model import load_definition
 from isobuild.pipeline import prepare
 from tests.conftest import REPO, need_tool
 from tests.fixtures import f13base
-from tests.integration.test_iso import base, inputs_dir, tools  # noqa: F401 (fixtures)
+from tests.integration.test_iso import base, tools  # noqa: F401 (fixtures)
 
 ARCH = "x86_64"
 
@@ -46,10 +46,21 @@ def build_stick(build: Path, base: Path, repo: Path, **kw):
 
 
 @pytest.fixture(scope="session")
-def stick(tmp_path_factory, base, inputs_dir):
+def our_repo(tmp_path_factory) -> Path:
+    """The an-cluster repo `invoke rpms` would make, from stand-ins for our packages: the disc's
+    %packages check (isobuild/pkgresolve.py) must find every package the kickstarts name."""
+    from isobuild.repo import make_repo
+
+    root = tmp_path_factory.mktemp("usbrepo")
+    f13base.build_rpms(root / "rpms", f13base.our_packages())
+    return make_repo([root / "rpms"], root / "repo")
+
+
+@pytest.fixture(scope="session")
+def stick(tmp_path_factory, base, our_repo):
     need_tool("sfdisk", "mkfs.fat", "mcopy", "syslinux", "7z", "fsck.fat", "blkid", "shellcheck")
     build = tmp_path_factory.mktemp("usbbuild")
-    return build, build_stick(build, base, inputs_dir / "repo")
+    return build, build_stick(build, base, our_repo)
 
 
 @pytest.fixture(scope="session")
@@ -229,32 +240,32 @@ def test_bad_stick_kickstart_is_refused(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- build behaviour
 
 
-def test_rebuild_is_a_noop_and_a_fresh_build_is_identical(stick, tmp_path, base, inputs_dir):
+def test_rebuild_is_a_noop_and_a_fresh_build_is_identical(stick, tmp_path, base, our_repo):
     build, res = stick
-    again = build_stick(build, base, inputs_dir / "repo")
+    again = build_stick(build, base, our_repo)
     assert not again.built and again.sha256 == res.sha256
-    fresh = build_stick(tmp_path / "b", base, inputs_dir / "repo")
+    fresh = build_stick(tmp_path / "b", base, our_repo)
     assert fresh.built
     assert fresh.image.read_bytes() == res.image.read_bytes()
     assert (fresh.image.parent / f"{fresh.image.name}.sha256").read_text() == f"{res.sha256}  an-cluster-usb.img\n"
     assert fresh.image.stat().st_mode & 0o077 == 0  # it holds the root password hash
 
 
-def test_failed_build_leaves_nothing_behind(monkeypatch, tmp_path, base, inputs_dir):
+def test_failed_build_leaves_nothing_behind(monkeypatch, tmp_path, base, our_repo):
     def broken(dest, *a, **k):
         Path(dest).write_bytes(b"half")
         raise IsobuildError("mcopy failed")
 
     monkeypatch.setattr(usb, "write_disk", broken)
     with pytest.raises(IsobuildError, match="mcopy failed"):
-        build_stick(tmp_path, base, inputs_dir / "repo")
+        build_stick(tmp_path, base, our_repo)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "an-cluster.iso", "an-cluster.iso.sha256", "manifest.json"]
 
 
-def test_without_a_base_the_error_says_the_stick_needs_it(tmp_path, inputs_dir):
+def test_without_a_base_the_error_says_the_stick_needs_it(tmp_path, our_repo):
     with pytest.raises(IsobuildError, match="USB stick needs the Fedora 13 DVD") as err:
-        build_stick(tmp_path, None, inputs_dir / "repo")
+        build_stick(tmp_path, None, our_repo)
     assert "--base" in err.value.hint
     assert not (tmp_path / "out").exists()
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import IN_CI, need_tool
 from tests.fixtures import f13base
-from tests.integration.test_iso import base, inputs_dir, tools  # noqa: F401 (fixtures)
+from tests.integration.test_iso import base, tools  # noqa: F401 (fixtures)
 from tests.integration.test_iso_boot import boot_qemu, cmdline
-from tests.integration.test_usb import stick  # noqa: F401 (fixture)
+from tests.integration.test_usb import our_repo, stick  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 

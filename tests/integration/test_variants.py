@@ -121,7 +121,7 @@ def test_variant_renders_valid_files_with_the_right_values(built):
     sxp = _read(build, first.name, "etc/xen/xend-config.sxp")
     env = _read(build, first.name, "etc/an-cluster/firstboot.env")
     # the %post header is a line of its own (the comment after it once ran into it)
-    assert "%post --interpreter=/bin/bash --log=/root/an-cluster-ks-post.log\n" in ks
+    assert "%post --interpreter=/bin/bash --log=/root/an-cluster-ks-post.log --erroronfail\n" in ks
     assert f"disk\t\t{cluster.storage.backing_device};" in res
     assert f'nodeid="{first.nodeid}"' in conf and f'nodeid="{second.nodeid}"' in conf
     assert ks.count("--hostname=") == 1

@@ -126,6 +126,18 @@ CASES = [
     ("fence-password-missing", set_(["fence_devices", 0, "password_file"], "secrets/nope.pw"),
      "fence_devices[0].password_file", "not found"),
     ("fence-port-duplicate", set_(["nodes", 1, "fence", 0, "port"], 1), "nodes[1].fence", "already used"),
+    ("fence-name-no-address", del_(["fence_devices", 0, "address"]), "fence_devices[0].ipaddr", "does not resolve"),
+    ("fence-address-invalid", set_(["fence_devices", 0, "address"], "batou"), "fence_devices[0].address",
+     "not an IPv4"),
+    ("fence-address-with-ip", set_(["fence_devices", 0, "ipaddr"], "192.168.3.61"), "fence_devices[0].address",
+     "already an address"),
+    ("fence-address-duplicate", set_(["fence_devices", 0, "address"], "192.168.1.71"), "fence_devices[0].address",
+     "already used"),
+    ("fence-na-two-logins", both(
+        lambda d: d["fence_devices"].append({"name": "motoko", "agent": "fence_na", "ipaddr": "192.168.3.62",
+                                             "login": "other", "password_file": "examples/secrets/demo-batou.pw"}),
+        lambda d: d["nodes"][1]["fence"].append({"method": "na2", "device": "motoko", "port": 3})),
+     "fence_devices[1].login", "another login or password"),
     # storage
     ("drbd-port-range", set_(["storage", "drbd", "port"], 70000), "storage.drbd.port", "1-65535"),
     ("drbd-port-in-use", set_(["storage", "drbd", "port"], 21064), "storage.drbd.port", "already used by dlm"),
@@ -139,6 +151,20 @@ CASES = [
     ("two-primaries", set_(["storage", "drbd", "allow_two_primaries"], False), "storage.drbd.become_primary_on",
      "allow_two_primaries"),
     ("managed-by", set_(["storage", "managed_by"], "pacemaker"), "storage.managed_by", "init"),
+    ("drbd-wfc-forever", set_(["storage", "drbd", "wfc_timeout"], 0), "storage.drbd.wfc_timeout", "1-300000"),
+    ("drbd-degr-wfc-longer", set_(["storage", "drbd", "degr_wfc_timeout"], 301), "storage.drbd.degr_wfc_timeout",
+     "longer than wfc_timeout"),
+    # fence device options: what the agent's group in every cman schema accepts
+    ("fence-option-not-in-3.0.12", set_(["fence_devices", 0, "options"], {"quiet": 1}),
+     "fence_devices[0].options.quiet", "cluster 3.0.12 schema"),
+    ("fence-option-unknown", set_(["fence_devices", 0, "options"], {"privlvl": "operator"}),
+     "fence_devices[0].options.privlvl", "takes no option 'privlvl'"),
+    ("fence-option-false", set_(["fence_devices", 0, "options"], {"lanplus": False}),
+     "fence_devices[0].options.lanplus", "false is not a value"),
+    ("fence-option-fixed", set_(["fence_devices", 0, "options"], {"login": "root"}),
+     "fence_devices[0].options.login", "set by fence_devices[0].login"),
+    ("fence-option-bad-name", set_(["fence_devices", 0, "options"], {"Lan-Plus": 1}),
+     "fence_devices[0].options.Lan-Plus", "unknown fence agent option"),
     # install
     ("partition-size", set_(["install", "partitions", 1, "size"], "4 gigs"), "install.partitions[1].size",
      "not a size"),
@@ -162,6 +188,7 @@ CASES = [
     ("vm-bridge-not-bridged", both(set_(["xen", "bridges"], ["bcn", "sn"])), "vms[0].bridge", "no Xen bridge"),
     ("vm-prefer", set_(["vms", 0, "prefer"], "an-node03"), "vms[0].prefer", "not a node"),
     ("vm-storage-fit", set_(["storage", "size"], "60G"), "storage.size", "cannot hold"),
+    ("vm-config-missing", set_(["vms", 0, "config_file"], "domU/nope.cfg"), "vms[0].config_file", "cannot read"),
 ]
 
 
@@ -331,3 +358,69 @@ def test_secret_file_readable_by_others_warns_once(defdir, capsys):
     assert "chmod 600" in err and err.count("readable by group or others") == 1
     load_definition(_secret_def(defdir, b"pw\n", mode=0o600))
     assert "readable by group" not in capsys.readouterr().err
+
+
+def test_fence_host_name_without_address_points_at_the_key(defdir):
+    """fenced hands the agent ipaddr as written: a name must resolve on the node without DNS."""
+    bad = write_def(defdir, del_(["fence_devices", 0, "address"]))
+    (hit,) = [p for p in problems_of(bad) if p.path == "fence_devices[0].ipaddr"]
+    line = next(i for i, ln in enumerate(bad.read_text().splitlines(), 1) if "ipaddr: batou.alteeve.com" in ln)
+    assert hit.line == line and "address:" in hit.hint and "batou.alteeve.com" in hit.reason
+
+
+def test_new_keys_have_safe_defaults(defdir):
+    """No wfc timeout, managed_by, bridges or fence options in the definition: bounded DRBD waits, storage
+    under rgmanager, the sn not bridged (the seed), no extra fencedevice attributes."""
+    def strip(d):
+        for k in ("wfc_timeout", "degr_wfc_timeout"):
+            d["storage"]["drbd"].pop(k, None)
+        d["storage"].pop("managed_by", None)
+        d["xen"].pop("bridges", None)
+    c = load_definition(write_def(defdir, strip))
+    assert (c.storage.drbd.wfc_timeout, c.storage.drbd.degr_wfc_timeout) == (300, 120)
+    assert c.storage.managed_by == "rgmanager"
+    assert c.xen.bridges == ("bcn", "ifn")
+    assert c.fence_devices[0].options == {}
+    assert c.warnings == ()
+
+
+def test_bridging_the_sn_is_allowed_with_a_located_warning(defdir):
+    path = write_def(defdir, set_(["xen", "bridges"], ["bcn", "sn", "ifn"]))
+    c = load_definition(path)
+    assert c.xen.bridges == ("bcn", "sn", "ifn")
+    (w,) = c.warnings
+    line = path.read_text().splitlines().index("  - sn") + 1
+    assert w.startswith(f"{path}:{line}: xen.bridges[1]: the storage network is bridged")
+    assert "hint: " in w
+
+
+def test_fence_options_allowed_come_from_both_schemas():
+    """fence_ipmilan: 3.0.12 has its own group (auth, cipher, lanplus, method, timeout, ...), the later schema
+    only the shared one (auth, lanplus): what both accept. Neither knows privlvl or power_wait."""
+    from isobuild.cmanschema import fence_device_problem, fence_options_allowed
+
+    fixed = {"ipaddr", "login", "passwd"}
+    assert fence_options_allowed("fence_ipmilan", fixed) == ["auth", "lanplus", "passwd_script"]
+    assert fence_device_problem("fence_ipmilan", fixed, {"lanplus", "auth"}) is None
+    assert fence_device_problem("fence_ipmilan", fixed, {"timeout"})[0] == "cluster 2010-09-10"
+    assert fence_device_problem("fence_ipmilan", fixed, {"power_wait"})[0] == "cluster 3.0.12"
+    assert fence_device_problem("fence_na", fixed, {"quiet"})[0] == "cluster 3.0.12"
+
+
+def test_vm_config_file_ships_and_starts_the_vm(defdir):
+    (defdir / "domU").mkdir()
+    (defdir / "domU" / "ws1.cfg").write_text('name = "vm0001_ws1"\nmemory = 1024\nbootloader = "/usr/bin/pygrub"\n')
+    c = load_definition(write_def(defdir, set_(["vms", 0, "config_file"], "domU/ws1.cfg")))
+    assert c.vms[0].autostart and c.vms[0].config.startswith('name = "vm0001_ws1"')
+    assert '"config": true' in model_json(c) and "bootloader" not in model_json(c)
+    (defdir / "domU" / "ws1.cfg").write_text('name = "other"\n')
+    (hit,) = [p for p in problems_of(defdir / "cluster.yaml") if p.path == "vms[0].config_file"]
+    assert "rgmanager looks the domain up by the VM's name" in hit.reason and hit.line
+    (defdir / "domU" / "ws1.cfg").write_text('name = "vm0001_ws1\n')
+    (hit,) = [p for p in problems_of(defdir / "cluster.yaml") if p.path == "vms[0].config_file"]
+    assert "not a Python assignment file" in hit.reason
+
+
+def test_vm_without_config_is_not_started(defdir):
+    c = load_definition(write_def(defdir, lambda d: None))
+    assert c.vms[0].config is None and not c.vms[0].autostart

@@ -162,10 +162,11 @@ def test_secrets_only_where_needed(name, clusters, tmp_path):
             continue
         text = p.read_text()
         rel = p.relative_to(tmp_path).as_posix()
-        allowed = rel.startswith("kickstart/") or rel.endswith("etc/cluster/cluster.conf")
+        allowed = rel.startswith("kickstart/") or rel.endswith(("etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"))
         for s in secrets:
             if s in text:
                 assert allowed, f"a secret leaked into {rel}"
+                assert rel.startswith("kickstart/") or rel.split("/", 2)[2] in SECRET_FILES
         if rel.endswith("etc/cluster/cluster.conf"):
             assert all(f in text for f in fence)
         if rel.startswith("kickstart/"):
@@ -255,10 +256,56 @@ def test_cluster_conf_content(clusters):
     assert '<service name="storage_node-b1" domain="only_node-b1"' in conf  # rgmanager storage mode
     assert '<vm name="db01" domain="prefer_db01" path="/vmconfigs/domU_config"' in conf
     assert 'migrate="pause"' in conf
+    assert 'lanplus="1"' in conf and "quiet=" not in conf
     c1 = clusters["an-cluster"]
     conf1 = node_files(c1, c1.nodes[0])["etc/cluster/cluster.conf"]
     assert '<device name="batou" port="1" action="reboot"/>' in conf1
-    assert "<service " not in conf1  # init storage mode: drbd/clvmd/gfs2 start from init
+    assert 'agent="fence_na"' in conf1 and "quiet=" not in conf1  # cluster 3.0.12 has no quiet
+
+
+def test_storage_services_and_vms(clusters, copy_example):
+    """rgmanager mode (the default): DRBD through our status-reporting script. No <vm> names a `depend`:
+    rgmanager 3.0.12 refuses every start of a service whose dependency is not started, recovery
+    included (rg_state.c handle_start_req, check_depend_safe), so a VM depending on its preferred
+    node's storage service could never fail over when that node dies."""
+    c = clusters["vmcl-b"]
+    conf = node_files(c, c.nodes[0])["etc/cluster/cluster.conf"]
+    assert '<script file="/usr/sbin/an-drbd-service" name="drbd"/>' in conf
+    assert 'file="/etc/init.d/drbd"' not in conf  # its status is 0 whenever the module is loaded
+    assert '<vm name="web01" domain="prefer_web01" path="/vmconfigs/domU_config" autostart="0"' in conf
+    assert "depend=" not in conf
+    path = copy_example("cluster.yaml")
+    path.write_text(path.read_text().replace("managed_by: rgmanager", "managed_by: init"))
+    c1 = load_definition(path)
+    conf1 = node_files(c1, c1.nodes[0])["etc/cluster/cluster.conf"]
+    assert "<service " not in conf1  # init mode: storage is up before rgmanager
+
+
+def test_drbd_resource_fences_and_never_waits_forever(clusters):
+    c = clusters["an-cluster"]
+    res = node_files(c, c.nodes[0])["etc/drbd.d/r0.res"]
+    for line in ("fencing\t\tresource-and-stonith;", 'fence-peer\t"/usr/sbin/an-drbd-fence-peer";',
+                 'split-brain\t"/usr/lib/drbd/notify-split-brain.sh root";', "after-sb-0pri\tdiscard-zero-changes;",
+                 "after-sb-1pri\tdiscard-secondary;", "after-sb-2pri\tdisconnect;", "wfc-timeout\t\t300;",
+                 "degr-wfc-timeout\t120;", "outdated-wfc-timeout\t120;", "allow-two-primaries;"):
+        assert line in res, line
+    assert "dlm protect" not in res
+    # a storage-network-only failure: both run the handler at once; the higher nodeid waits
+    peer_res = node_files(c, c.node("an-node02"))["etc/drbd.d/r0.res"]
+    assert 'fence-peer\t"/usr/sbin/an-drbd-fence-peer 10";' in peer_res
+    assert res.replace('an-drbd-fence-peer"', 'an-drbd-fence-peer 10"').replace("\n", "") == \
+        peer_res.replace("\n", "")  # nothing else differs
+
+
+def test_shipped_domu_config_is_staged_and_the_vm_starts(copy_example):
+    path = copy_example("cluster.yaml")
+    (path.parent / "vm0001_ws1.cfg").write_text('name = "vm0001_ws1"\nmemory = 1024\n')
+    path.write_text(path.read_text().replace("    migrate: live\n", "    migrate: live\n    config_file: vm0001_ws1.cfg\n"))
+    c = load_definition(path)
+    files = node_files(c, c.nodes[0])
+    assert files["xen_shared/domU_config/vm0001_ws1"] == 'name = "vm0001_ws1"\nmemory = 1024\n'
+    assert "xen_shared/domU_config/vm0001_ws1" in node_paths(c, c.nodes[0])  # PXE fetches it too
+    assert 'autostart="1"' in files["etc/cluster/cluster.conf"].split('<vm name="vm0001_ws1"')[1]
 
 
 def test_relocation_restricted_to_peer(clusters):
@@ -277,7 +324,7 @@ def test_iptables_only_ports_in_use(clusters):
     opened = {int(ln.split("--dport ")[1].split()[0]) for ln in rules.splitlines() if "--dport" in ln}
     assert opened == set(c.ports_in_use())
     assert "-p sctp -m sctp --dport 21064" in rules  # dlm talks sctp when totem has two rings
-    assert "-p udp -m udp --dport 5404" in rules and "-p udp -m udp --dport 5405" in rules
+    assert "-m udp -p udp --dport 5404" in rules and "-m udp -p udp --dport 5405" in rules
 
 
 def test_firewall_off_renders_no_iptables(tmp_path, copy_example):
@@ -353,7 +400,6 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     render(c, build)
     source, sysimage = tmp_path / "source", tmp_path / "sysimage"
     shutil.copytree(build / "nodes", source / "an-cluster" / "nodes")
-    sysimage.mkdir()
     ks = render_kickstart(c, n)
     body = ks.split("%post --nochroot", 1)[1].split("\n", 1)[1].split("%end", 1)[0]
     body = body.replace("/mnt/source", str(source)).replace("/mnt/sysimage", str(sysimage))
@@ -365,6 +411,10 @@ def test_nochroot_post_stages_the_node_files(clusters, tmp_path):
     conf = sysimage / "etc/cluster/cluster.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
     assert conf.read_bytes() == (build / "nodes" / n.name / "etc/cluster/cluster.conf").read_bytes()
+    for rel in ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster", "etc/sysconfig/system-config-firewall",
+                "etc/cluster/fence_na.conf"):
+        assert (sysimage / rel).read_bytes() == (build / "nodes" / n.name / rel).read_bytes()
+        assert stat.S_IMODE((sysimage / rel).stat().st_mode) == 0o600
     # the media must carry the node's files: a clear failure when they are missing
     shutil.rmtree(source / "an-cluster" / "nodes" / n.name)
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
@@ -385,7 +435,7 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
     render(c, build)
     www = tmp_path / "www"
     shutil.copytree(build / "nodes" / n.name, www / "an-cluster/nodes" / n.name)
-    for rel in SECRET_FILES:  # secrets only under private/
+    for rel in SECRET_FILES & set(node_paths(c, n)):  # secrets only under private/
         (www / "private" / n.name / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(www / "an-cluster/nodes" / n.name / rel, www / "private" / n.name / rel)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
@@ -400,12 +450,14 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
         root = tmp_path / "root"
         body = body.replace("/var/lib/an-cluster", str(root / "var/lib/an-cluster")).replace(
             "mkdir -p /etc/cluster", f"mkdir -p {root}/etc/cluster").replace(
-            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf')
+            '" /etc/cluster/cluster.conf', f'" {root}/etc/cluster/cluster.conf').replace(
+            '"/$1"', f'"{root}/$1"')
         proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         stage = root / "var/lib/an-cluster/stage"
         assert _tree(stage) == _tree(build / "nodes" / n.name)
         assert stat.S_IMODE((root / "etc/cluster/cluster.conf").stat().st_mode) == 0o640
+        assert (root / "etc/sysconfig/iptables").read_bytes() == (stage / "etc/sysconfig/iptables").read_bytes()
         # a file missing on the server stops the install
         (www / "an-cluster/nodes" / n.name / "etc/hosts").unlink()
         shutil.rmtree(root)

@@ -67,8 +67,12 @@ def test_init_order_file_lines():
     assert all(len(ln.split()) == 7 for ln in lines)
 
 
-def test_vendored_schema_is_the_upstream_file():
-    digest = hashlib.sha256((REPO / "schemas" / "cluster.rng").read_bytes()).hexdigest()
-    assert digest == "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35"
-    assert "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35" in (
-        REPO / "schemas" / "README.md").read_text()
+@pytest.mark.parametrize("name,sha", [
+    ("cluster.rng", "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35"),
+    ("cluster-3.0.12.rng", "36881e582f4b686d176ea133791663c3d6f86dbb235e95ff02b0d8f7ca9886ed"),
+])
+def test_vendored_schema_is_the_upstream_file(name, sha):
+    digest = hashlib.sha256((REPO / "schemas" / name).read_bytes()).hexdigest()
+    assert digest == sha
+    assert f"| `{name}` |" in (REPO / "schemas" / "README.md").read_text()
+    assert sha in (REPO / "schemas" / "README.md").read_text()

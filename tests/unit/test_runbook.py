@@ -91,6 +91,12 @@ def test_runbook_tables_map_order_and_procedures(definition, tmp_path):
     assert f"{discard.name}'s changes since the split are DISCARDED" in split
     backup = split.index(f"dd if={st.backing_device}")
     assert backup < split.index(f"drbdadm -- --discard-my-data connect {st.drbd.resource}")
+    provision = _procedure(doc, "provision-vm")  # no example ships a domU config: every VM needs one
+    for vm in cluster.vms:
+        pref = cluster.node(vm.prefer)
+        assert f"$EDITOR {st.gfs2.mount}/domU_config/{vm.name}" in provision
+        assert f"clusvcadm -e vm:{vm.name} -m {pref.fqdn}" in provision
+        assert f"phy:/dev/{st.clvm.vg}/{vm.name},xvda,w" in provision
     add = _procedure(doc, "add-vm")
     assert f"lvcreate -L <disk size> -n <vm name> {st.clvm.vg}" in add
     assert f"cman_tool version -r {cluster.config_version + 1}" in add

@@ -4,7 +4,7 @@
 #   - the lowest nodeid alone runs `mkfs.gfs2 -p lock_dlm -j <journals> -t <cluster>:<lv>`, only if the
 #     LV carries no signature at all (a filesystem there makes the step refuse);
 #   - the peer waits (bounded) until the LV carries that GFS2 filesystem;
-#   - both add the fstab line by UUID (rw,suid,dev,exec,nouser,async 0 0: no `auto`, so a boot without
+#   - both add the fstab line by UUID (rw,suid,dev,exec,nouser,async,noatime,nodiratime 0 0: no `auto`, so a boot without
 #     the cluster does not drop to single user) and mount it; domU_config is created on it;
 #   - then the nodes' root ssh keys are exchanged through it (the first trusted channel between them).
 set -euo pipefail
@@ -16,7 +16,8 @@ fb_step_init 80-gfs2
 
 LV_DEV="/dev/${AN_VG}/${AN_GFS2_LV}"
 MNT="$AN_GFS2_MOUNT"
-FSTAB_OPTS="rw,suid,dev,exec,nouser,async"
+# noatime,nodiratime: an atime update is DLM lock traffic (mount.gfs2 3.0.12 util.c takes both)
+FSTAB_OPTS="rw,suid,dev,exec,nouser,async,noatime,nodiratime"
 
 lv_path() { fb_path "$LV_DEV"; }
 is_our_gfs2() {
@@ -35,6 +36,17 @@ make_fs() {
     fi
     is_our_gfs2 || die "$LV_DEV carries a GFS2 filesystem with lock table '$(blkid -p -o value -s LABEL "$(lv_path)" 2>/dev/null)', not $AN_GFS2_LOCK_TABLE" \
         "nothing was changed; fix the lock table with 'tunegfs2 -o locktable=$AN_GFS2_LOCK_TABLE $LV_DEV' if that filesystem is the one to keep"
+}
+
+# domU configs the definition ships (staged as <mount>/domU_config/<vm>): put there when absent,
+# never over one an admin wrote; rgmanager starts only the VMs that have one (autostart="1").
+install_domu_configs() {
+    local f rel
+    for f in "${FB_STAGE}${MNT}"/domU_config/*; do
+        [ -f "$f" ] || continue
+        rel="${MNT#/}/domU_config/${f##*/}"
+        [ -e "$(fb_path "/$rel")" ] || fb_install_staged "$rel" 0644
+    done
 }
 
 fstab_line() {
@@ -102,6 +114,7 @@ main() {
     fstab_line
     fb_ensure_mounted
     mkdir -p "$(fb_path "$MNT")/domU_config"
+    install_domu_configs
     exchange_ssh_keys
 }
 
