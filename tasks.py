@@ -105,6 +105,16 @@ def check(c, cluster=None):
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
 
 
+@task(name="definition-doc")
+@clean_errors
+def definition_doc(c):
+    """Rewrite docs/definition.md (every definition key) from isobuild/model.py and isobuild/definition_doc.py."""
+    from isobuild import definition_doc as doc
+
+    path = Path(__file__).resolve().parent / "docs" / "definition.md"
+    print(f"definition-doc: {path} {'rewritten' if doc.write(path) else 'up to date'}")
+
+
 ALLOW_MISSING_HELP = ("build even when %packages names what the base DVD and the an-cluster repo lack (warns; "
                       "the install then stops at anaconda's Missing Package dialog)")
 
@@ -303,7 +313,7 @@ ISO_HELP = {
 }
 
 
-def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=None):
+def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missing_packages=False, repo_from=None):
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
     (the repo from repo_from's build dir, default the same one)."""
     from isobuild.iso import IsoInputs
@@ -326,6 +336,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=No
         overlay_dir=Path(__file__).resolve().parent / "overlay",
         console=_cfg(c, "console", console) or model.install.console,
         extra_digests={"definition": model.digest},
+        allow_missing_packages=allow_missing_packages,
     ), build
 
 
@@ -334,13 +345,10 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, repo_from=No
 def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
-    from dataclasses import replace
-
     from isobuild.iso import build_iso
 
     log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
-    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
     res = build_iso(inputs, build, force=force)
     print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
 
@@ -350,13 +358,10 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, a
 def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
-    from dataclasses import replace
-
     from isobuild.usb import build_usb
 
     log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
-    inputs = replace(inputs, allow_missing_packages=allow_missing_packages)
+    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
     res = build_usb(_load(c, cluster), inputs, build, force=force)
     print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
           f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")

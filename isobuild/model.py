@@ -1,6 +1,6 @@
 """Load and validate a cluster definition into frozen dataclasses.
 
-Every rule of shared/design/cluster-definition.md is checked here. Problems are collected, not
+Every rule of the definition format (docs/definition.md) is checked here. Problems are collected, not
 raised one by one: the user sees all of them at once, each as `<file>:<line>: <dotted.path>: <reason>`
 with a hint where one helps (the mkksiso/mkosi style). Secrets are read from the *_file paths into
 `Secret` objects whose str() is "<redacted>", so they cannot leak through logs or model.json by accident.

@@ -166,6 +166,24 @@ def _running_services(cluster: Cluster) -> list[initorder.InitService]:
     return [s for s in initorder.services(cluster.storage.managed_by)]
 
 
+def _first_boot(cluster: Cluster, a, b) -> Procedure:
+    """The unattended bring-up and the initial DRBD sync it ends with (overlay/firstboot)."""
+    res = cluster.storage.drbd.resource
+    return Procedure(
+        "first-boot", "First boot and the initial sync",
+        f"After the install both nodes bring the cluster up by themselves (the first-boot service). {a.name} "
+        f"(lowest nodeid) starts the initial DRBD sync of {res} to {b.name}; on a large disk it takes hours. "
+        f"Until its disk is UpToDate, {b.name} does not start rgmanager, so no VM starts on a disk still being "
+        "synced: its firstboot waits (bounded by AN_FIRSTBOOT_SYNC_TIMEOUT, a day by default; the service "
+        "tries again after a timeout) and says so in its status.",
+        (
+            Step(b.name, ("cat /proc/drbd", f"drbdadm dstate {res}"),
+                 f"SyncTarget with its progress while the sync runs; done when {res} is UpToDate/UpToDate"),
+        ),
+        warning=f"While the initial sync runs, {b.name} has no complete copy of its own: do not fence, reboot "
+                f"or power off {a.name} until `drbdadm dstate {res}` on {b.name} says UpToDate/UpToDate.")
+
+
 def procedures(cluster: Cluster) -> list[Procedure]:
     nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
     a, b = nodes[0], nodes[1]
@@ -181,6 +199,8 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                          (Step("any node", ("clustat", "cman_tool nodes", "cat /proc/drbd", f"drbdadm cstate {res}",
                                             f"drbdadm dstate {res}", f"vgs {st.clvm.vg}", f"lvs {st.clvm.vg}",
                                             f"df -h {st.gfs2.mount}")),)))
+
+    out.append(_first_boot(cluster, a, b))
 
     fence_steps = []
     for n in nodes:

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -39,19 +40,29 @@ def story(p) -> str:
             + "".join(f"--- {n} log (tail)\n{p.log(n)[-4000:]}\n" for n in p.nodes))
 
 
-def assert_destructive_once(p) -> None:
-    """No destructive command twice, none of the one-node-only ones on both nodes."""
+def assert_destructive_once(p, redone: tuple[str, str] | None = None) -> None:
+    """No destructive command twice, none of the one-node-only ones on both nodes. redone=(kind, node):
+    a power cut inside that command left its device half written, so it ran once more there."""
     d = p.destructive()
-    assert sorted(n for n, _ in d["create-md"]) == sorted(p.nodes), f"{d['create-md']}{story(p)}"
+    again = [redone[1]] if redone and redone[0] == "create-md" else []
+    assert sorted(n for n, _ in d["create-md"]) == sorted([*p.nodes, *again]), f"{d['create-md']}{story(p)}"
     for kind in ("overwrite-data-of-peer", "pvcreate", "vgcreate", "mkfs.gfs2"):
-        assert [n for n, _ in d[kind]] == [p.lowest], f"{kind}: {d[kind]}{story(p)}"
+        want = [p.lowest, p.lowest] if redone and redone[0] == kind else [p.lowest]
+        assert [n for n, _ in d[kind]] == want, f"{kind}: {d[kind]}{story(p)}"
     lvs = [args[args.index("-n") + 1] for _, args in d["lvcreate"]]
     wanted = [p.cluster.storage.gfs2.lv] + [vm.name for vm in p.cluster.vms]
     assert sorted(lvs) == sorted(wanted), d["lvcreate"]
     assert {n for n, _ in d["lvcreate"]} == {p.lowest}
 
 
-def assert_cluster_up(p) -> None:
+def drbdadm(p, name: str, *args: str) -> subprocess.CompletedProcess:
+    """drbdadm (the real drbdadm-83 on the harness's kernel stand-in) as the node runs it."""
+    node = p.nodes[name]
+    return subprocess.run(["ip", "netns", "exec", node.netns, "drbdadm", *args], env=node.env,
+                          capture_output=True, text=True)
+
+
+def assert_cluster_up(p, redone: tuple[str, str] | None = None) -> None:
     c = p.cluster
     s = c.storage
     for name, node in p.nodes.items():
@@ -65,6 +76,10 @@ def assert_cluster_up(p) -> None:
         # GFS2 by UUID in fstab, mounted, domU_config on the shared filesystem
         lv = root / "dev" / s.clvm.vg / s.gfs2.lv
         assert blkid(lv, "TYPE") == "gfs2" and blkid(lv, "LABEL") == c.lock_table
+        fsck = subprocess.run(["fsck.gfs2", "-n", str(lv)], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout[-2000:] + story(p)
+        # DRBD: both Primary, connected; the VMs (rgmanager) started on an UpToDate disk only
+        assert drbdadm(p, name, "role", s.drbd.resource).stdout.strip() == "Primary/Primary"
         fstab = [ln for ln in (root / "etc/fstab").read_text().splitlines() if f" {s.gfs2.mount} " in ln]
         assert fstab == [f"UUID={blkid(lv, 'UUID').lower()} {s.gfs2.mount} gfs2 rw,suid,dev,exec,nouser,async,noatime,nodiratime 0 0"]
         assert (root / s.gfs2.mount.lstrip("/") / "domU_config").is_dir()
@@ -83,9 +98,10 @@ def assert_cluster_up(p) -> None:
         assert [k for k in known if k.startswith(f"{peer.name},{peer.fqdn},")] == [
             f"{peer.name},{peer.fqdn},{peer.ips['bcn']},{peer.ips['sn']} {host_key}"]
         assert "StrictHostKeyChecking yes" in (root / "root/.ssh/config").read_text()
-        # DRBD: both primary, both UpToDate; network files and hostname from the render
         assert (root / "etc/sysconfig/network-scripts/ifcfg-eth1").is_file()
-    assert_destructive_once(p)
+    vm_starts = [(n, a) for n, cmd, a in p.calls() if cmd == "#vm-start"]
+    assert vm_starts and all(a[0].startswith("UpToDate/") for _, a in vm_starts), f"{vm_starts}{story(p)}"
+    assert_destructive_once(p, redone)
 
 
 def test_full_two_node_bring_up(make_pair):
@@ -188,8 +204,13 @@ MID_STEP = [
     ("before", "pvcreate", "lowest"), ("after", "pvcreate", "lowest"),
     ("before", "vgcreate", "lowest"), ("after", "vgcreate", "lowest"),
     ("before", "lvcreate", "lowest"), ("after", "-n vm0001_ws1", "lowest"),
-    ("before", "mkfs.gfs2", "lowest"), ("after", "mkfs.gfs2", "lowest"),
+    ("before", "mkfs.gfs2", "lowest"), ("after", "mkfs.gfs2", "lowest"), ("after", "--addtag", "lowest"),
+    # in the middle: the device half written (drbdmeta: no superblock yet; mkfs.gfs2: only the superblock)
+    ("during", "create-md", "lowest"), ("during", "create-md", "other"), ("during", "mkfs.gfs2", "lowest"),
 ]
+# Cuts after which the command runs once more on the same device: it was half written, or (mkfs.gfs2
+# returned but its completion tag is not set yet) nothing says it finished; the LV holds nothing else.
+REDONE = {("during", "create-md"), ("during", "mkfs.gfs2"), ("after", "mkfs.gfs2")}
 
 
 @pytest.mark.parametrize("when,pattern,who", MID_STEP, ids=lambda v: str(v).strip("-"))
@@ -201,6 +222,125 @@ def test_power_cut_inside_destructive_steps(make_pair, when, pattern, who):
     assert len(cut) == 1 and cut[0][0] == victim and cut[0][2][0].startswith(when), cut
     # only the victim needed a second run: the other node waited through the cut without failing
     assert journal[0] == f"{victim}: run 1 ended rc=-9" and len(journal) == 2, story(p)
+    # a half-written device is not taken as done: the command runs again, on that device only
+    assert_cluster_up(p, redone=(pattern, victim) if (when, pattern) in REDONE else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# DRBD and GFS2 over time: the sync takes a while, the module refuses, mkfs writes in stages
+
+
+def until(check, what: str, timeout: float = 60):
+    """Poll check() until it returns something true (bounded); no wall-clock assertion."""
+    end = time.monotonic() + timeout
+    while not (got := check()):
+        if time.monotonic() > end:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.1)
+    return got
+
+
+def set_env(p, **env: str) -> None:
+    for node in p.nodes.values():
+        node.env.update(env)
+
+
+def test_harness_drbd_refuses_what_the_8_3_7_module_refuses(make_pair):
+    """The kernel stand-in itself: a Secondary cannot be opened, primary needs an UpToDate disk and is
+    refused during the sync handshake, the sync moves through SyncSource/SyncTarget over time."""
+    p = make_pair("init")
+    set_env(p, FBH_DRBD_SYNC_MS="2000", FBH_DRBD_SYNC_START_MS="1000")
+    res = p.cluster.storage.drbd.resource
+    for name in p.nodes:
+        (p.nodes[name].root / "etc/drbd.d").mkdir(parents=True, exist_ok=True)
+        for rel in ("etc/drbd.conf", "etc/drbd.d/global_common.conf", f"etc/drbd.d/{res}.res"):
+            src = p.nodes[name].root / "var/lib/an-cluster/stage" / rel
+            if src.exists():
+                (p.nodes[name].root / rel).write_text(src.read_text())
+        r = drbdadm(p, name, "create-md", res)
+        assert r.returncode == 0, r.stderr
+        assert drbdadm(p, name, "adjust", res).returncode == 0
+    a, b = p.lowest, p.other
+    until(lambda: drbdadm(p, a, "cstate", res).stdout.strip() == "Connected", "connected")
+    dev = str(p.nodes[a].root / p.cluster.storage.drbd.device.lstrip("/"))
+    env = p.nodes[a].env
+    r = subprocess.run(["blkid", "-p", dev], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "Wrong medium type" in r.stderr, r
+    r = subprocess.run(["pvcreate", dev], env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "Read-only file system" in r.stderr, r
+    r = drbdadm(p, a, "primary", res)
+    assert r.returncode == 17 and "(-2) Refusing to be Primary without at least one UpToDate disk" in r.stderr, r
+    assert drbdadm(p, a, "--", "--overwrite-data-of-peer", "primary", res).returncode == 0
+    r = drbdadm(p, b, "primary", res)
+    assert r.returncode == 11 and "(-19) Concurrent state changes detected and aborted" in r.stderr, r
+    until(lambda: drbdadm(p, b, "cstate", res).stdout.strip() == "SyncTarget", "SyncTarget")
+    assert drbdadm(p, a, "cstate", res).stdout.strip() == "SyncSource"
+    assert drbdadm(p, b, "dstate", res).stdout.strip() == "Inconsistent/UpToDate"
+    assert drbdadm(p, b, "primary", res).returncode == 0
+    until(lambda: drbdadm(p, b, "dstate", res).stdout.strip() == "UpToDate/UpToDate", "sync done")
+    assert drbdadm(p, a, "cstate", res).stdout.strip() == "Connected"
+    # and adjust, with everything as configured, changes nothing
+    before = len(p.calls())
+    assert drbdadm(p, a, "adjust", res).returncode == 0
+    changes = {"disk", "net", "syncer", "disconnect", "detach", "primary", "secondary", "down"}
+    assert [c for c in p.calls()[before:] if c[1] == "drbdsetup" and c[2][1] in changes] == []
+
+
+def test_a_refused_primary_is_tried_again(make_pair):
+    """While the initial sync starts, the peer's `drbdadm primary` is refused (SS_CONCURRENT_ST_CHG):
+    it tries again (as DRBD's sh-b-pri does) instead of failing the step."""
+    p = make_pair("init")
+    set_env(p, FBH_DRBD_SYNC_START_MS="3000")
+    journal = p.run_both(max_rounds=1)
+    assert journal == []
+    assert "'drbdadm primary r0' was refused (try 1 of 5): /dev/drbd0: State change failed: (-19)" in p.log(p.other)
+    assert_cluster_up(p)
+
+
+def test_a_resumed_run_attaches_a_resource_that_boot_left_diskless(make_pair):
+    """drbd started at boot before the metadata existed (its adjust goes on past the failed attach):
+    the resource is Diskless but connected. The resumed 60-drbd attaches it."""
+    from harness import drbd_init_start
+
+    p = make_pair("init")
+    res = p.cluster.storage.drbd.resource
+    p.start(p.other)
+    p.start(p.lowest, kill="before:create-md")
+    assert p.wait(p.lowest) == -9
+    p.reboot(p.lowest)
+    node = p.nodes[p.lowest]
+    for argv in drbd_init_start():
+        subprocess.run(["ip", "netns", "exec", node.netns, *argv], env=node.env, capture_output=True)
+    assert drbdadm(p, p.lowest, "dstate", res).stdout.strip().startswith("Diskless/")
+    p.start(p.lowest)
+    assert p.wait(p.lowest, timeout=180) == 0, story(p)
+    assert p.wait(p.other, timeout=180) == 0, story(p)
+    assert_cluster_up(p)
+
+
+def test_the_peer_mounts_gfs2_only_once_mkfs_finished(make_pair):
+    """mkfs.gfs2 puts the superblock (and the lock table) on the device before the rest: the peer waits
+    for the completion tag the lowest node sets after mkfs returned 0, not for the signature."""
+    p = make_pair("init")
+    set_env(p, FBH_MKFS_GFS2_MS="3000")
+    assert p.run_both(max_rounds=1) == []
+    calls = p.calls()
+    tag = next(i for i, (n, cmd, a) in enumerate(calls) if cmd == "lvchange" and "--addtag" in a)
+    assert calls[tag][0] == p.lowest
+    mounts = [i for i, (n, cmd, _) in enumerate(calls) if n == p.other and cmd == "mount"]
+    assert mounts and min(mounts) > tag, story(p)
+    assert_cluster_up(p)
+
+
+def test_vms_start_only_on_an_uptodate_disk(make_pair):
+    """The initial sync outlasts the rest of the bring-up: rgmanager (which starts the VMs) waits on the
+    SyncTarget until its disk is UpToDate; the log says what it waits for."""
+    p = make_pair("init", timeout=90)
+    set_env(p, FBH_DRBD_SYNC_MS="20000")
+    assert p.run_both(max_rounds=1) == []
+    starts = [a[0] for n, cmd, a in p.calls() if cmd == "#vm-start" and n == p.other]
+    assert starts == ["UpToDate/UpToDate"], story(p)
+    assert "waiting for this node's DRBD disk to be UpToDate (initial sync from" in p.log(p.other)
     assert_cluster_up(p)
 
 
@@ -275,7 +415,12 @@ def _premake_lvm(p, vg: str, lv: str | None = None, fs: str | None = None) -> No
         subprocess.run(["lvcreate", "-q", "-L", f"{p.cluster.storage.gfs2.size_mib}M", "-n", lv, vg], env=env,
                        check=True, capture_output=True)
         shim_env = dict(p.nodes[p.lowest].env)
-        subprocess.run(["vgchange", "-a", "y", vg], env=shim_env, check=True, capture_output=True)  # harness activation
+        # harness activation; the earlier install's DRBD was Primary (a Secondary cannot be opened)
+        role = p.h / "run" / p.lowest / "drbd.role"
+        role.parent.mkdir(parents=True, exist_ok=True)
+        role.write_text("Primary\n")
+        subprocess.run(["vgchange", "-a", "y", vg], env=shim_env, check=True, capture_output=True)
+        role.unlink()
         dev = p.nodes[p.lowest].root / "dev" / vg / lv
         if fs:
             subprocess.run([f"mkfs.{fs}", "-q", "-F", str(dev)], check=True, capture_output=True)

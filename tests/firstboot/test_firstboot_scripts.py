@@ -342,11 +342,55 @@ def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
 # the rule for one-time destructive commands (lib/common.sh), on image files: blkid/wipefs read them
 
 
-def _guard(tmp_path: Path, key: str, dev: Path, expected: str) -> subprocess.CompletedProcess:
+def _guard(tmp_path: Path, key: str, dev: Path, expected: str, path_first: Path | None = None
+           ) -> subprocess.CompletedProcess:
     script = (f". {shlex.quote(str(OVERLAY / 'lib/common.sh'))}; FB_STEP=t; "
               f"fb_guard_destructive {key} {shlex.quote(str(dev))} {expected} 'the command'")
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "AN_ROOT": str(tmp_path / "root"), "LANG": "C"}
+    path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    env = {"PATH": f"{path_first}:{path}" if path_first else path, "AN_ROOT": str(tmp_path / "root"), "LANG": "C"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+
+
+def _probe_stub(bindir: Path, tool: str, rc: int, stderr: str = "", stdout: str = "") -> Path:
+    """A blkid/wipefs that answers as util-linux-ng 2.17.2 does in one situation (misc-utils/blkid.c
+    lowprobe_device, misc-utils/wipefs.c read_offsets): what it prints and its exit code."""
+    bindir.mkdir(exist_ok=True)
+    stub = bindir / tool
+    stub.write_text(f"#!/bin/sh\nprintf '%s' {shlex.quote(stdout)}\nprintf '%s' {shlex.quote(stderr)} >&2\nexit {rc}\n")
+    stub.chmod(0o755)
+    return bindir
+
+
+def test_destructive_guard_refuses_when_a_probe_fails(tmp_path):
+    """A probe that fails is never "blank" (the guard used to hide it with 2>/dev/null and || true)."""
+    need_tool("blkid", "wipefs")
+    dev = tmp_path / "disk.img"
+    with open(dev, "wb") as fh:
+        fh.truncate(16 << 20)
+    intent = tmp_path / "root/var/lib/an-cluster/firstboot/intent/mkfs-gfs2"
+    # a device that is not there: every probe fails; the refusal carries the probe's message
+    r = _guard(tmp_path, "mkfs-gfs2", tmp_path / "no-such-disk", "gfs2")
+    assert r.returncode != 0 and r.stdout == "", r.stdout
+    assert "refusing to run the command: cannot tell whether" in r.stderr and "No such file or directory" in r.stderr
+    assert not intent.exists()
+    # blkid 2.17.2 cannot open the device (exit 2 with a message) or is ambivalent: refuse
+    for rc, msg in ((2, f"error: {dev}: Wrong medium type\n"),
+                    (2, f"{dev}: ambivalent result (probably more filesystems on the device, use wipefs(8) "
+                        "to see more details)\n"), (4, "The low-level probing mode requires a device\n")):
+        r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2", _probe_stub(tmp_path / f"b{rc}{len(msg)}", "blkid", rc, msg))
+        assert r.returncode != 0 and r.stdout == "" and msg.strip() in r.stderr, (rc, msg, r.stderr)
+        assert not intent.exists()
+    # wipefs cannot initialise probing: refuse with its message
+    msg = f"wipefs: error: {dev}: probing initialization failed\n"
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2", _probe_stub(tmp_path / "w1", "wipefs", 1, msg))
+    assert r.returncode != 0 and "probing initialization failed" in r.stderr
+    # wipefs 2.17.2 on a partitioned disk exits 1 naming the table: that is a signature, not a failure
+    msg = f"wipefs: error: {dev}: appears to contain 'dos' partition table\n"
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2", _probe_stub(tmp_path / "w2", "wipefs", 1, msg))
+    assert r.returncode != 0 and "signature: dos" in r.stderr and "wipefs -a" in r.stderr
+    # blkid's exit 2 with nothing said is "nothing found": a blank device still runs
+    r = _guard(tmp_path, "mkfs-gfs2", dev, "gfs2", _probe_stub(tmp_path / "b2", "blkid", 2))
+    assert (r.returncode, r.stdout) == (0, "run\n"), r.stderr
 
 
 def test_destructive_guard_runs_on_blank_skips_its_own_and_refuses_foreign_data(tmp_path):

@@ -77,7 +77,8 @@ def test_a_newer_cman_in_our_repo_is_the_one_checked(rendered, base_tree, tmp_pa
 def test_no_cman_anywhere_checks_nothing(rendered, tmp_path):
     need_tool("rpmbuild", "createrepo_c")
     c, build = rendered
-    tree = f13base.make_tree(tmp_path / "tree")
+    no_cman = tuple(p for p in f13base.BASE_PACKAGES + f13base.F13_CLUSTER_PACKAGES if p[0] != "cman")
+    tree = f13base.make_tree(tmp_path / "tree", packages=no_cman, cman_rng=None)
     assert check_against_node_cman(c, build, tree, None) is None
 
 
@@ -98,6 +99,7 @@ def test_invoke_iso_stops_before_writing_when_the_nodes_cman_refuses(tmp_path):
     need_tool("genisoimage", "implantisomd5", "rpmbuild", "createrepo_c", "rpm2cpio", "cpio")
     base = f13base.build_base(tmp_path / "base", cman_rng=RNG_3012)
     build = tmp_path / "build"
+    f13base.build_rpms(build / "rpms", f13base.our_packages())  # what the kickstarts' %packages need of ours
     f13base.build_cman_rpm(build / "rpms", strict_rng(tmp_path), version="3.0.17", release="1.an1.fc13")
     run = lambda: subprocess.run([sys.executable, "-m", "invoke", "iso", "--build-dir", str(build),  # noqa: E731
                                   "--base", str(base)], cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -1,4 +1,4 @@
-"""One test per rule of shared/design/cluster-definition.md: a minimal bad definition, the dotted path in
+"""One test per rule of the definition format (docs/definition.md): a minimal bad definition, the dotted path in
 the error, and nothing written."""
 from __future__ import annotations
 

@@ -77,6 +77,9 @@ def test_runbook_tables_map_order_and_procedures(definition, tmp_path):
 
     status = _procedure(doc, "status")
     assert "cat /proc/drbd" in status and "clustat" in status and st.clvm.vg in status
+    first = _procedure(doc, "first-boot")
+    assert f"drbdadm dstate {st.drbd.resource}" in first and "UpToDate" in first
+    assert f"{nodes[1].name} does not start rgmanager, so no VM starts on a disk still being synced" in first
     fencing = _procedure(doc, "fencing")
     for n in nodes:
         assert f"fence_node {cluster.peer(n).fqdn}" in fencing

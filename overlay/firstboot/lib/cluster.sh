@@ -19,20 +19,44 @@ fb_drbd_connected() {
     return 1
 }
 
-# Attach and connect the resource if it is down, then wait (bounded) until it is connected.
+# fb_drbd_has_disk: the local half of the disk state is a disk (not Diskless, Failed or attaching).
+fb_drbd_has_disk() {
+    case "$(fb_drbd_dstate)" in UpToDate/* | Inconsistent/* | Outdated/* | Consistent/*) return 0 ;; esac
+    return 1
+}
+
+# Bring the resource to what its configuration says, then wait (bounded) until it is connected.
+# `drbdadm adjust` every time: it attaches a missing disk and connects a missing network (the same
+# command the drbd init script runs), and does nothing to what is already as configured. A boot-time
+# `drbd start` before the metadata existed leaves the resource Diskless but connecting; only a local
+# disk will do (DRBD 8.3.7 user/drbdadm_adjust.c adm_adjust).
 fb_drbd_up() {
     modprobe drbd
-    case "$(fb_drbd_cstate)" in
-        "" | Unconfigured)
-            info "drbdadm up $AN_DRBD_RESOURCE"
-            drbdadm up "$AN_DRBD_RESOURCE" || die "'drbdadm up $AN_DRBD_RESOURCE' failed" \
-                "check 'cat /proc/drbd' and /etc/drbd.d/$AN_DRBD_RESOURCE.res, then rerun 'an-cluster-firstboot run'"
-            ;;
-        StandAlone)
-            drbdadm connect "$AN_DRBD_RESOURCE" || true
-            ;;
-    esac
+    local out
+    out="$(drbdadm adjust "$AN_DRBD_RESOURCE" 2>&1)" || die "'drbdadm adjust $AN_DRBD_RESOURCE' failed: $out" \
+        "check 'cat /proc/drbd' and /etc/drbd.d/$AN_DRBD_RESOURCE.res, then rerun 'an-cluster-firstboot run'"
+    fb_drbd_has_disk || die "DRBD $AN_DRBD_RESOURCE has no local disk ($(fb_drbd_dstate)) after 'drbdadm adjust'" \
+        "check that $AN_DRBD_BACKING exists and carries DRBD metadata ('drbdadm dump-md $AN_DRBD_RESOURCE'), see dmesg, then rerun 'an-cluster-firstboot run'"
     fb_wait "DRBD $AN_DRBD_RESOURCE to connect to $AN_PEER_NAME ($AN_PEER_SN_IP)" fb_drbd_connected
+}
+
+# How often a refused `drbdadm primary` is tried, one second apart: what DRBD's own boot-time
+# `drbdadm sh-b-pri` does, because a role change is refused while another state change (the start of
+# a resync, the peer's own role change) is under way (8.3.7 user/drbdadm_main.c sh_b_pri).
+FB_DRBD_PRIMARY_TRIES=5
+
+# fb_drbd_primary: make the resource Primary, retrying a refusal (bounded); stops the step if it stays refused.
+fb_drbd_primary() {
+    local try out
+    for ((try = 1; ; try++)); do
+        info "drbdadm primary $AN_DRBD_RESOURCE"
+        out="$(drbdadm primary "$AN_DRBD_RESOURCE" 2>&1)" && return 0
+        [ "$try" -lt "$FB_DRBD_PRIMARY_TRIES" ] || break
+        warn "'drbdadm primary $AN_DRBD_RESOURCE' was refused (try $try of $FB_DRBD_PRIMARY_TRIES): $(printf '%s' "$out" | head -n 1); trying again in 1s"
+        sleep 1
+    done
+    die "'drbdadm primary $AN_DRBD_RESOURCE' failed $FB_DRBD_PRIMARY_TRIES times ($(fb_drbd_cstate) $(fb_drbd_dstate)): $out" \
+        "check 'cat /proc/drbd' on both nodes, then rerun 'an-cluster-firstboot run'"
 }
 
 # After the initial sync was started (60-drbd): up, connected and primary again.
@@ -47,9 +71,7 @@ fb_ensure_drbd_primary() {
                         "check 'cat /proc/drbd' on both nodes; 'an-cluster-firstboot reset 60-drbd' redoes the DRBD step"
                     ;;
             esac
-            info "drbdadm primary $AN_DRBD_RESOURCE"
-            drbdadm primary "$AN_DRBD_RESOURCE" || die "'drbdadm primary $AN_DRBD_RESOURCE' failed ($(fb_drbd_dstate))" \
-                "check 'cat /proc/drbd' on both nodes, then rerun 'an-cluster-firstboot run'"
+            fb_drbd_primary
             ;;
     esac
 }

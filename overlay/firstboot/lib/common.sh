@@ -152,30 +152,80 @@ fb_wait() {
 
 # --- block devices -------------------------------------------------------------------------------
 
+# A probe that fails must never read as "blank": every probe below either answers or makes
+# fb_signatures fail with the probe's own message (util-linux-ng 2.17.2, misc-utils/blkid.c and wipefs.c).
+
+# _fb_read_check DEV: the first 4 KiB of DEV can be read (blkid 2.17.2 turns a read error while
+# probing into a silent "nothing found", exit 2).
+_fb_read_check() {
+    local out
+    out="$(dd if="$1" of=/dev/null bs=4096 count=1 2>&1)" || { printf 'cannot read %s: %s\n' "$1" "$out"; return 1; }
+}
+
+# _fb_blkid DEV TAG: TAG's value on DEV, empty when blkid finds none. blkid -p exits 2 both for
+# "nothing found" and for a device it cannot open or an ambivalent probe (lowprobe_device; those print
+# a message): exit 2 is "nothing" only when blkid said nothing. Prints the message and fails otherwise.
+_fb_blkid() {
+    local out errf err rc=0
+    errf="$(mktemp "${TMPDIR:-/tmp}/fb-probe.XXXXXX")"
+    out="$(blkid -p -o value -s "$2" "$1" 2>"$errf")" || rc=$?
+    err="$(cat "$errf")"
+    rm -f "$errf"
+    if [ "$rc" = 0 ] || { [ "$rc" = 2 ] && [ -z "$err" ]; }; then
+        printf '%s\n' "$out"
+        return 0
+    fi
+    printf "'blkid -p %s' failed (exit %s): %s\n" "$1" "$rc" "${err:-no message}"
+    return 1
+}
+
+# _fb_wipefs DEV: the signature types wipefs -n -p lists on DEV, one a line. wipefs 2.17.2 refuses a
+# device with a partition table ("appears to contain 'dos' partition table", exit 1): that is a
+# signature, reported as its type; any other failure prints wipefs's message and fails.
+_fb_wipefs() {
+    local out rc=0 pt
+    out="$(wipefs -n -p "$1" 2>&1)" || rc=$?
+    if [ "$rc" = 0 ]; then
+        printf '%s\n' "$out" | awk -F, '!/^#/ && NF >= 4 {print $NF}'
+        return 0
+    fi
+    pt="$(printf '%s\n' "$out" | sed -n "s/.*appears to contain '\([^']*\)' partition table.*/\1/p" | head -n 1)"
+    if [ -n "$pt" ]; then printf '%s\n' "$pt"; return 0; fi
+    printf "'wipefs -n -p %s' failed (exit %s): %s\n" "$1" "$rc" "${out:-no message}"
+    return 1
+}
+
 # fb_signatures DEV: space-separated list of the signatures on DEV (filesystems, RAID, LVM, DRBD
 # metadata, partition tables), empty when the device is blank. Uses both blkid (probing) and
 # wipefs -n (every magic it knows), so a half-overwritten device still counts as used.
+# When a probe fails, prints its message instead and returns 1: the caller must refuse.
 fb_signatures() {
-    local dev="$1" types=""
-    local t
-    t="$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)"
+    local dev="$1" types="" t w
+    _fb_read_check "$dev" || return 1
+    t="$(_fb_blkid "$dev" TYPE)" || { printf '%s\n' "$t"; return 1; }
     if [ -n "$t" ]; then types="$t"; fi
-    t="$(blkid -p -o value -s PTTYPE "$dev" 2>/dev/null || true)"
+    t="$(_fb_blkid "$dev" PTTYPE)" || { printf '%s\n' "$t"; return 1; }
     if [ -n "$t" ]; then types="${types:+$types }$t"; fi
-    local w
-    w="$(wipefs -n -p "$dev" 2>/dev/null | awk -F, '!/^#/ && NF >= 4 {print $NF}' | sort -u | tr '\n' ' ')" || w=""
-    for t in $w; do
+    w="$(_fb_wipefs "$dev")" || { printf '%s\n' "$w"; return 1; }
+    for t in $(printf '%s\n' "$w" | sort -u); do
         case " $types " in *" $t "*) ;; *) types="${types:+$types }$t" ;; esac
     done
     printf '%s\n' "$types"
 }
 
-# fb_guard_destructive KEY DEV EXPECTED WHAT: decide whether the one-time command KEY may run on DEV.
-# Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
-# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed.
+# fb_probe_failed WHAT DEV MESSAGE: stop the step because DEV could not be probed (nothing written).
+fb_probe_failed() {
+    die "refusing to run $1: cannot tell whether $2 is blank: $3" \
+        "nothing was written. Fix what keeps the probe from reading $2 (is the device there and readable?), then rerun 'an-cluster-firstboot run'"
+}
+
+# fb_guard_destructive KEY DEV EXPECTED WHAT [ADOPT]: decide whether the one-time command KEY may run on
+# DEV. Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
+# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed;
+# ADOPT is the command that makes a foreign EXPECTED signature ours (default: record the intent).
 fb_guard_destructive() {
-    local key="$1" dev="$2" expected="$3" what="$4" sigs
-    sigs="$(fb_signatures "$dev")"
+    local key="$1" dev="$2" expected="$3" what="$4" adopt="${5:-}" sigs
+    sigs="$(fb_signatures "$dev")" || fb_probe_failed "$what" "$dev" "$sigs"
     if [ -z "$sigs" ]; then
         fb_intent_set "$key" "$dev"
         echo run
@@ -188,7 +238,7 @@ fb_guard_destructive() {
     fi
     local keep=""
     if [ "$sigs" = "$expected" ]; then
-        keep="; if it is the $expected you mean to keep, adopt it with 'echo $dev > $FB_INTENT_DIR/$key' and rerun"
+        keep="; if it is the $expected you mean to keep, adopt it with '${adopt:-echo $dev > $FB_INTENT_DIR/$key}' and rerun"
     fi
     die "refusing to run $what: $dev already carries data (signature: $sigs)" \
         "nothing was written. If that data is expendable, wipe it yourself ('wipefs -a $dev') and rerun 'an-cluster-firstboot run'${keep}"

@@ -5,10 +5,13 @@
 #     or created from the one unused partition of each disk (only partitions with no signature at all);
 #   - the rendered drbd.conf / global_common.conf / <resource>.res installed and parsed by drbdadm;
 #   - `drbdadm create-md` only when the backing device carries no signature at all (otherwise refuse);
-#   - `drbdadm up`, bounded wait until connected, the sync rate from the definition;
+#   - `drbdadm adjust` (every run: it attaches a missing disk; a local disk is required), bounded wait
+#     until connected, the sync rate from the definition;
 #   - the lowest nodeid alone runs `drbdadm -- --overwrite-data-of-peer primary`, once ever: only while
 #     both disks are still Inconsistent/Inconsistent (a rerun sees UpToDate and skips it);
-#   - the peer waits until that initial sync has started, then both become primary.
+#   - the peer waits until that initial sync has started, then both become primary (a refused
+#     `drbdadm primary` is tried again, 5 times, as DRBD's own sh-b-pri does);
+#   - storage.managed_by: init: drbd on at boot, only now that the metadata exists.
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -23,13 +26,14 @@ backing_present() { [ -b "$(fb_path "$AN_DRBD_BACKING")" ]; }
 # The unused partition of DISK the backing RAID1 is made of: the largest one that carries no signature
 # at all and is not an md member (the kickstart leaves it unformatted: the same rule as its %post).
 backing_member() {
-    local disk="$1" part dev size best="" best_size=0
+    local disk="$1" part dev size sigs best="" best_size=0
     for part in "$(fb_path "/sys/block/$disk")/$disk"*; do
         [ -e "$part/size" ] || continue
         dev="/dev/${part##*/}"
         size="$(cat "$part/size")"
         [ "$size" -gt 2048 ] || continue                      # extended partition
-        [ -z "$(fb_signatures "$(fb_path "$dev")")" ] || continue
+        sigs="$(fb_signatures "$(fb_path "$dev")")" || fb_probe_failed "mdadm --create $AN_DRBD_BACKING" "$dev" "$sigs"
+        [ -z "$sigs" ] || continue
         if mdadm --examine "$(fb_path "$dev")" >/dev/null 2>&1; then continue; fi
         if [ "$size" -gt "$best_size" ]; then best="$dev"; best_size="$size"; fi
     done
@@ -97,10 +101,17 @@ initial_sync_started() {
     return 1
 }
 both_primary() { [ "$(fb_drbd_role)" = "Primary/Primary" ]; }
+# The peer's half of the disk state is a disk: a peer that a boot-time `drbd start` left Diskless
+# (connected, no metadata yet) says nothing about whether the initial sync is still to be done.
+peer_has_disk() {
+    case "$(fb_drbd_dstate)" in */UpToDate | */Inconsistent | */Outdated | */Consistent) return 0 ;; esac
+    return 1
+}
 
 make_primary() {
     if fb_is_lowest; then
         local ds
+        fb_wait "$AN_PEER_NAME to attach its DRBD disk (it is $(fb_drbd_dstate | cut -d/ -f2))" peer_has_disk
         ds="$(fb_drbd_dstate)"
         if [ "$ds" = "Inconsistent/Inconsistent" ]; then
             fb_intent_set drbd-overwrite-data-of-peer "$AN_DRBD_DEVICE"
@@ -114,11 +125,7 @@ make_primary() {
     fi
     case "$(fb_drbd_role)" in
         Primary/*) ;;
-        *)
-            info "drbdadm primary $RES"
-            drbdadm primary "$RES" || die "'drbdadm primary $RES' failed ($(fb_drbd_cstate) $(fb_drbd_dstate))" \
-                "check 'cat /proc/drbd' on both nodes, then rerun 'an-cluster-firstboot run'"
-            ;;
+        *) fb_drbd_primary ;;
     esac
     fb_wait "both nodes to be DRBD primary" both_primary
     info "DRBD $RES: $(fb_drbd_role) $(fb_drbd_dstate)"
@@ -132,6 +139,12 @@ main() {
     fb_drbd_up
     drbdsetup "$AN_DRBD_DEVICE" syncer -r "$AN_DRBD_SYNC_RATE"
     make_primary
+    # Only now may the boot-time `drbd start` run: before the metadata existed it would leave the
+    # resource Diskless (step 40 leaves drbd off for this step to switch on).
+    if [ "$AN_MANAGED_BY" = init ]; then
+        chkconfig drbd on
+        info "drbd starts at boot from now on"
+    fi
 }
 
 main "$@"

@@ -2,8 +2,10 @@
 # shellcheck source-path=SCRIPTDIR
 # 80-gfs2: the shared GFS2 filesystem (seed: "Format Our CLVM LV With The GFS2 File System").
 #   - the lowest nodeid alone runs `mkfs.gfs2 -p lock_dlm -j <journals> -t <cluster>:<lv>`, only if the
-#     LV carries no signature at all (a filesystem there makes the step refuse);
-#   - the peer waits (bounded) until the LV carries that GFS2 filesystem;
+#     LV carries no signature at all (a filesystem there makes the step refuse), and tags the LV
+#     an_cluster_mkfs_gfs2_done once mkfs returned 0; an earlier mkfs cut short (our intent, our LV,
+#     no tag) runs again;
+#   - the peer waits (bounded) for that tag before it mounts;
 #   - both add the fstab line by UUID (rw,suid,dev,exec,nouser,async,noatime,nodiratime 0 0: no `auto`, so a boot without
 #     the cluster does not drop to single user) and mount it; domU_config is created on it;
 #   - then the nodes' root ssh keys are exchanged through it (the first trusted channel between them).
@@ -25,14 +27,45 @@ is_our_gfs2() {
         [ "$(blkid -p -o value -s LABEL "$(lv_path)" 2>/dev/null)" = "$AN_GFS2_LOCK_TABLE" ]
 }
 
+# The LV tag that says mkfs.gfs2 on it returned 0 (set right after; LVM 2.02.73 lvchange --addtag,
+# tag characters A-Z a-z 0-9 _ + . -). mkfs.gfs2 writes the superblock with the lock table before the
+# journals, rindex and statfs, so a GFS2 signature alone is no proof that it finished.
+DONE_TAG="an_cluster_mkfs_gfs2_done"
+mkfs_done() {
+    lvs --noheadings -o lv_tags "$AN_VG/$AN_GFS2_LV" 2>/dev/null | tr -d ' ' | tr ',' '\n' | grep -qx "$DONE_TAG"
+}
+gfs2_ready() { mkfs_done && is_our_gfs2; }
+
+# mkfs_verdict: "run" or "done". An intent without the completion tag is a mkfs.gfs2 cut short (a power
+# cut): on our own LV, still blank or carrying only our own GFS2 superblock, it runs again.
+mkfs_verdict() {
+    local sigs
+    if mkfs_done; then echo "done"; return 0; fi
+    # the intent is recorded only when the LV was blank: what is on it now is that earlier mkfs's
+    if fb_intent_has mkfs-gfs2; then
+        sigs="$(fb_signatures "$(lv_path)")" || fb_probe_failed "mkfs.gfs2 on $LV_DEV" "$LV_DEV" "$sigs"
+        if [ -z "$sigs" ] || { [ "$sigs" = gfs2 ] && is_our_gfs2; }; then
+            info "mkfs.gfs2 on $LV_DEV did not finish in an earlier run (no '$DONE_TAG' tag): running it again"
+            echo run
+            return 0
+        fi
+    fi
+    fb_guard_destructive mkfs-gfs2 "$(lv_path)" gfs2 "mkfs.gfs2 on $LV_DEV" \
+        "lvchange --addtag $DONE_TAG $AN_VG/$AN_GFS2_LV"
+}
+
 make_fs() {
     local verdict
-    verdict="$(fb_guard_destructive mkfs-gfs2 "$(lv_path)" gfs2 "mkfs.gfs2 on $LV_DEV")"
+    verdict="$(mkfs_verdict)"
     if [ "$verdict" = run ]; then
         info "mkfs.gfs2 -p lock_dlm -j $AN_GFS2_JOURNALS -t $AN_GFS2_LOCK_TABLE $LV_DEV"
-        # -O: no interactive question; the device was checked blank just above.
+        # -O: no interactive question; the device was checked just above.
         # shellcheck disable=SC2086 # AN_MKFS_GFS2_OPTS: extra options (e.g. a small journal size)
         mkfs.gfs2 -O -p lock_dlm -j "$AN_GFS2_JOURNALS" -t "$AN_GFS2_LOCK_TABLE" ${AN_MKFS_GFS2_OPTS:-} "$(lv_path)" </dev/null
+        lvchange --addtag "$DONE_TAG" "$AN_VG/$AN_GFS2_LV" >/dev/null ||
+            die "cannot tag $LV_DEV as complete ('lvchange --addtag $DONE_TAG $AN_VG/$AN_GFS2_LV' failed)" \
+                "check 'service clvmd status' and 'lvs $AN_VG', then rerun 'an-cluster-firstboot run'"
+        info "mkfs.gfs2 on $LV_DEV complete (tag $DONE_TAG)"
     fi
     is_our_gfs2 || die "$LV_DEV carries a GFS2 filesystem with lock table '$(blkid -p -o value -s LABEL "$(lv_path)" 2>/dev/null)', not $AN_GFS2_LOCK_TABLE" \
         "nothing was changed; fix the lock table with 'tunegfs2 -o locktable=$AN_GFS2_LOCK_TABLE $LV_DEV' if that filesystem is the one to keep"
@@ -109,7 +142,7 @@ main() {
     if fb_is_lowest; then
         make_fs
     else
-        fb_wait "$AN_PEER_NAME (lowest nodeid) to create the GFS2 filesystem on $LV_DEV" is_our_gfs2
+        fb_wait "$AN_PEER_NAME (lowest nodeid) to finish mkfs.gfs2 on $LV_DEV (LV tag $DONE_TAG)" gfs2_ready
     fi
     fstab_line
     fb_ensure_mounted

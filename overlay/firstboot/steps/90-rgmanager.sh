@@ -6,7 +6,8 @@
 #     one above the one cman runs;
 #   - each node announces on the shared GFS2 filesystem that it has the new file; once both have it,
 #     the lowest nodeid activates it cluster-wide with `cman_tool version -r`; the peer waits for it;
-#   - rgmanager on and started; `clustat` shows both nodes (bounded wait).
+#   - once this node's DRBD disk is UpToDate (the initial sync done: bounded wait) rgmanager on and
+#     started, so no VM runs on a disk still being synced; `clustat` shows both nodes (bounded wait).
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -55,6 +56,18 @@ clustat_shows_both() {
     printf '%s\n' "$out" | grep -Eq "^ *(${AN_PEER_FQDN//./\\.}|$AN_PEER_NAME) .*Online" || return 1
 }
 
+# rgmanager starts the VMs. Not on a disk still being synced (Inconsistent): if the peer failed before
+# the initial sync ended, they would lose their storage. The sync of a large disk takes hours, hence
+# a bound of its own (AN_FIRSTBOOT_SYNC_TIMEOUT, default one day); a timeout is a temporary failure,
+# and the service tries again.
+disk_uptodate() { case "$(fb_drbd_dstate)" in UpToDate/*) return 0 ;; esac; return 1; }
+wait_disk_uptodate() {
+    disk_uptodate && return 0
+    info "DRBD $AN_DRBD_RESOURCE: $(fb_drbd_cstate) $(fb_drbd_dstate): rgmanager (and the VMs) wait for this node's initial sync"
+    FB_TIMEOUT="${AN_FIRSTBOOT_SYNC_TIMEOUT:-86400}" fb_wait \
+        "this node's DRBD disk to be UpToDate (initial sync from $AN_PEER_NAME; 'cat /proc/drbd' shows its progress)" disk_uptodate
+}
+
 main() {
     local target
     fb_ensure_cman
@@ -75,6 +88,7 @@ main() {
         fi
         fb_wait "the cluster to run cluster.conf version $target" cluster_runs "$target"
     fi
+    wait_disk_uptodate
     chkconfig rgmanager on
     fb_service_start rgmanager
     fb_wait "clustat to show both nodes online" clustat_shows_both

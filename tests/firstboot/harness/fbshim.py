@@ -9,17 +9,21 @@ Environment (set by harness.py for each node's runner):
   FBH_DIR   the harness directory (shared state of the emulated cluster: cman membership, DRBD, GFS2)
   FBH_NODE  the node this process belongs to
   AN_ROOT   that node's scratch root
-  FBH_KILL  "before:<pattern>" or "after:<pattern>": SIGKILL the runner's process group (a power cut)
-            right before / right after the first call whose "command args" contains <pattern>
+  FBH_KILL  "before:<pattern>", "after:<pattern>" or "during:<pattern>": SIGKILL the runner's process
+            group (a power cut) right before / right after / in the middle of the first call whose
+            "command args" contains <pattern>; "during" exists for the commands that write a device in
+            stages (mkfs.gfs2, drbdmeta create-md) and leaves it partially written
 
 Fakes (kernel or daemons needed): service, hostname, modprobe, cman_tool, clustat, lvmconf, mount, rpm,
 yum, virsh, mdadm. The two hottest fakes are bash scripts beside this file: drbdsetup (the DRBD kernel
 side, also called by drbdadm-83 via -s) and chkconfig.
 Wrappers that run the REAL tool after mapping node paths ($AN_ROOT/dev/...) to the loop devices:
 drbdmeta (real; the bash drbdadm beside this file runs the real drbdadm-83 with -m pointing here),
-pvcreate/vgcreate/lvcreate/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
+pvcreate/vgcreate/lvcreate/lvchange/pvs/vgs/lvs/vgchange (real LVM, private LVM_SYSTEM_DIR;
 vgchange -ay emulates device-mapper activation with a loop device over the LV's extents),
-mkfs.gfs2 (real).
+mkfs.gfs2 (real, its output written to the device in the order gfs2-utils writes it), blkid and
+wipefs (real). Every wrapper refuses to open the node's DRBD device while it is not Primary, as the
+DRBD 8.3.7 module does (drbd_open_refused).
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 FBH = Path(os.environ["FBH_DIR"])
@@ -101,13 +106,29 @@ def fail(msg: str, rc: int = 1) -> None:
     sys.exit(rc)
 
 
-def node_path(p: str) -> str:
-    """A path as the node sees it -> the real device/file here (follows the scratch root's symlinks)."""
+def node_path(p: str, write: bool = False) -> str:
+    """A path as the node sees it -> the real device/file here (follows the scratch root's symlinks).
+    The node's DRBD device opens only while it is Primary (drbd_open_refused)."""
     if p.startswith("/dev/") or p.startswith("/etc/"):
         p = str(ROOT) + p
     if p.startswith(str(ROOT) + "/dev/") and os.path.islink(p):
+        why = drbd_open_refused(p, write)
+        if why:
+            fail(f"{p[len(str(ROOT)):]}: open failed: {why}", 5)
         return os.path.realpath(p)
     return p
+
+
+def drbd_open_refused(path: str, write: bool) -> str:
+    """Why opening PATH fails on this node, "" if it does not: LINBIT/drbd-8.3 drbd-8.3.7
+    drbd/drbd_main.c drbd_open: a device whose role is not Primary refuses a writer with EROFS and a
+    reader with EMEDIUMTYPE (allow_oos, the module parameter, is off by default)."""
+    if not (FBH / "nodes.json").exists() or os.path.normpath(path) != os.path.normpath(str(ROOT) + me()["drbd_device"]):
+        return ""
+    role = run_dir() / "drbd.role"
+    if role.exists() and role.read_text().strip() == "Primary":
+        return ""
+    return os.strerror(30 if write else 124)  # EROFS "Read-only file system", EMEDIUMTYPE "Wrong medium type"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,12 +165,23 @@ def cmd_service() -> None:
                 f = line.split()
                 if len(f) >= 3 and f[2] == "gfs2" and not line.startswith("#"):
                     _mount(f[1])
+        if name == "rgmanager":
+            _rgmanager_starts_vms()
         flag.write_text("running\n")
         sys.exit(0)
     if action == "stop":
         flag.unlink(missing_ok=True)
         sys.exit(0)
     fail(f"unknown action {action}", 2)
+
+
+def _rgmanager_starts_vms() -> None:
+    """rgmanager starting on a node starts the VMs of its failover domain there: record in calls.log
+    ("#vm-start") the DRBD disk state they start on (the kernel stand-in's own answer)."""
+    dev = me()["drbd_device"]
+    ds = subprocess.run([str(Path(sys.argv[0]).parent / "drbdsetup"), dev, "dstate"], capture_output=True,
+                        text=True).stdout.strip()
+    _locked_append(FBH / "calls.log", f"{NODE}\t#vm-start\t{ds or 'Unconfigured'}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,6 +263,9 @@ def cmd_drbdmeta() -> None:
         maybe_kill("before", "drbdmeta", args)
         record("drbdmeta", args)
         rc = subprocess.run([REAL["drbdmeta"], "--force", *args], stdin=subprocess.DEVNULL).returncode
+        if rc == 0 and _cut_wanted("drbdmeta", args):
+            _unwrite_drbd_superblock(next(a for a in args if a.startswith("/dev/loop")))
+            maybe_kill("during", "drbdmeta", args)
         if rc == 0:
             set_disk_state(NODE, "Inconsistent")
         maybe_kill("after", "drbdmeta", args)
@@ -279,9 +314,39 @@ def _activate(vg: str) -> None:
         link.symlink_to(loop)
 
 
+def _unwrite_drbd_superblock(dev: str) -> None:
+    """The device as a power cut inside create-md leaves it: LINBIT/drbd-8.3 drbd-8.3.7
+    user/drbdmeta.c meta_create_md writes the activity log and the bitmap (md_initialize_common) and
+    only then the meta-data superblock (md_cpu_to_disk): that last 4 KiB block is not on disk yet."""
+    out = subprocess.run(["wipefs", "-n", "-p", dev], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split(",")
+        if not line.startswith("#") and f[-1] == "drbd":
+            with open(dev, "r+b") as fh:
+                fh.seek(int(f[0], 16) // 4096 * 4096)
+                fh.write(bytes(4096))
+                os.fsync(fh.fileno())
+
+
+def _cut_wanted(cmd: str, args: list[str]) -> bool:
+    """Will maybe_kill("during", cmd, args) cut this call (and the device be left half written)?"""
+    spec = os.environ.get("FBH_KILL", "")
+    return (spec.startswith("during:") and spec.split(":", 1)[1] in f"{cmd} {' '.join(args)}"
+            and not (FBH / "killed" / NODE).exists())
+
+
+def _lvm_args(args: list[str]) -> list[str]:
+    """While this node's DRBD device is not Primary, LVM cannot open it: it sees no PV (the harness
+    lvm.conf accepts the device's loop, so that filter is narrowed here)."""
+    if drbd_open_refused(str(ROOT) + me()["drbd_device"], False):
+        return ["--config", 'devices { filter = [ "r|.*|" ] }', *args]
+    return args
+
+
 def cmd_lvm() -> None:
-    args = [node_path(a) for a in ARGS]
-    if CMD in ("pvcreate", "vgcreate", "lvcreate"):
+    writes = CMD in ("pvcreate", "vgcreate", "lvcreate", "lvchange")
+    args = _lvm_args([node_path(a, write=writes) for a in ARGS])
+    if writes:
         maybe_kill("before", CMD, args)
         record(CMD, args)
         rc = _lvm(CMD, args).returncode
@@ -296,13 +361,62 @@ def cmd_lvm() -> None:
     os.execv(f"/usr/sbin/{CMD}", [CMD, *args])
 
 
+# mkfs.gfs2 (gfs2-utils 3.0.x, gfs2/mkfs/main_mkfs.c main_mkfs): build_rgrps, build_root,
+# build_master, then build_sb (the superblock with the lock table, at 64 KiB), then build_jindex,
+# build_per_node, build_inum, build_statfs, build_rindex, build_quota. Emulated in that order at the
+# device: the real mkfs.gfs2 writes a scratch image, the superblock reaches the device first, the rest
+# FBH_MKFS_GFS2_MS later. A peer that trusts the superblock alone sees a filesystem that will not mount.
+GFS2_SB_END = 68 << 10  # the superblock block (64 KiB, 4 KiB blocks) and everything before it
+
+
 def cmd_mkfs_gfs2() -> None:
-    args = [node_path(a) for a in ARGS]
+    args = [node_path(a, write=True) for a in ARGS]
     maybe_kill("before", CMD, args)
     record(CMD, args)
-    rc = subprocess.run(["/usr/sbin/mkfs.gfs2", *args], stdin=subprocess.DEVNULL).returncode
+    dev = args[-1]
+    with open(dev, "rb") as fh:
+        size = fh.seek(0, 2)
+    image = run_dir() / "mkfs.gfs2.img"
+    with open(image, "wb") as fh:
+        fh.truncate(size)
+    rc = subprocess.run(["/usr/sbin/mkfs.gfs2", *args[:-1], str(image)], stdin=subprocess.DEVNULL).returncode
+    if rc == 0:
+        _copy_range(image, dev, GFS2_SB_END - (4 << 10), GFS2_SB_END)
+        maybe_kill("during", CMD, args)
+        time.sleep(int(os.environ.get("FBH_MKFS_GFS2_MS", "1000")) / 1000)
+        _copy_range(image, dev, GFS2_SB_END, size)
+        _copy_range(image, dev, 0, GFS2_SB_END - (4 << 10))
+    image.unlink()
     maybe_kill("after", CMD, args)
     sys.exit(rc)
+
+
+def _copy_range(src: Path, dst: str, start: int, end: int) -> None:
+    with open(src, "rb") as i, open(dst, "r+b") as o:
+        i.seek(start)
+        o.seek(start)
+        while start < end:
+            chunk = i.read(min(4 << 20, end - start))
+            o.write(chunk)
+            start += len(chunk)
+        o.flush()
+        os.fsync(o.fileno())
+
+
+def cmd_probe() -> None:
+    """blkid and wipefs: the real ones, but the node's DRBD device is not readable while Secondary. The
+    messages are util-linux-ng 2.17.2's (misc-utils/blkid.c lowprobe_device: exit 2; wipefs.c
+    read_offsets: blkid_new_probe_from_filename fails, exit 1)."""
+    for a in ARGS:
+        if not a.startswith("/"):
+            continue
+        why = drbd_open_refused(a, False)
+        if why and CMD == "blkid":
+            print(f"error: {a}: {why}", file=sys.stderr)
+            sys.exit(2)
+        if why:
+            fail(f"error: {a}: probing initialization failed", 1)
+    os.execv(f"/usr/sbin/{CMD}", [CMD, *ARGS])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,6 +446,10 @@ def _mount(mnt: str) -> None:
             break
     if dev is None:
         fail(f"special device {spec} does not exist", 32)
+    if subprocess.run(["fsck.gfs2", "-n", str(dev)], capture_output=True).returncode != 0:
+        # what util-linux mount says when the kernel refuses the superblock (the rest is not there)
+        fail(f"wrong fs type, bad option, bad superblock on /dev/mapper/{dev.parent.name}-{dev.name},\n"
+             "       missing codepage or helper program, or other error", 32)
     shared = FBH / "gfs2" / uuid
     shared.mkdir(parents=True, exist_ok=True)
     target = ROOT / mnt.lstrip("/")
@@ -417,7 +535,7 @@ DISPATCH = {
     "service": cmd_service, "cman_tool": cmd_cman_tool, "clustat": cmd_clustat,
     "drbdmeta": cmd_drbdmeta,
     "pvcreate": cmd_lvm, "vgcreate": cmd_lvm, "lvcreate": cmd_lvm, "pvs": cmd_lvm, "vgs": cmd_lvm, "lvs": cmd_lvm,
-    "vgchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "mount": cmd_mount, "hostname": cmd_hostname,
+    "vgchange": cmd_lvm, "lvchange": cmd_lvm, "mkfs.gfs2": cmd_mkfs_gfs2, "blkid": cmd_probe, "wipefs": cmd_probe, "mount": cmd_mount, "hostname": cmd_hostname,
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
     "mdadm": cmd_mdadm,
 }

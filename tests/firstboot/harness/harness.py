@@ -15,6 +15,7 @@ Layout of a harness directory H:
   H/img/                  loop images: <node>-backing.img (each node's DRBD backing), drbd.img (shared)
   H/run/<node>/           runtime state of a node (services, DRBD roles): removed by reboot()
   H/disks/, H/cluster/, H/gfs2/   state that survives reboots (DRBD disk states, cman config, GFS2 data)
+  H/drbd.sync             the DRBD resync in progress (survives reboots, as the bitmap does)
   H/calls.log             every shim call, "node<TAB>command<TAB>args"
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
-            "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
+            "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
             "mdadm")
 SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
 
@@ -135,6 +136,15 @@ class Node:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def drbd_init_start() -> list[list[str]]:
+    """What `/etc/init.d/drbd start` runs (LINBIT/drbd-8.3 drbd-8.3.7 scripts/drbd): adjust_with_progress
+    (each command of `drbdadm -d adjust all`, going on past a failed one: a missing metadata leaves the
+    resource Diskless and connecting), then `drbdadm sh-b-pri all` (become-primary-on, five tries).
+    wait-con-int is left out: the harness boots one node at a time."""
+    adjust = 'IFS=\'\n\'; for c in $(drbdadm -d adjust all); do sh -c "$c" || echo "cmd $c failed - continuing!"; done'
+    return [["sh", "-c", adjust], ["drbdadm", "sh-b-pri", "all"]]
+
+
 class Pair:
     """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
 
@@ -228,6 +238,7 @@ class Pair:
                 "AN_FIRSTBOOT_LIBEXEC": str(OVERLAY),
                 "AN_FIRSTBOOT_TIMEOUT": str(self.timeout),
                 "AN_FIRSTBOOT_POLL": "0.2",
+                "AN_FIRSTBOOT_SYNC_TIMEOUT": str(self.timeout),
                 "AN_VGCREATE_OPTS": "",  # LVM 2.03 here has no clvmd/clustered VGs
                 "LVM_SYSTEM_DIR": str(h / "nodes" / node.name / "lvm"),
                 "LVM_SUPPRESS_FD_WARNINGS": "1",
@@ -271,6 +282,15 @@ class Pair:
                 sh("ip", "-n", node.netns, "addr", "add", f"{node.ips[net]}/{nw.subnet.prefixlen}", "dev", nw.interface)
                 sh("ip", "-n", node.netns, "link", "set", nw.interface, "up")
 
+    def _ours(self, dev: str) -> bool:
+        """Is loop device DEV still bound to one of this pair's images? Loop numbers are reused at once,
+        also by other test runs on the machine: never detach one that has been given to someone else."""
+        backing = Path("/sys/block") / Path(dev).name / "loop" / "backing_file"
+        try:
+            return Path(backing.read_text().strip()).resolve().is_relative_to(self.h.resolve())
+        except OSError:
+            return False
+
     def cleanup(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
@@ -279,8 +299,10 @@ class Pair:
         extra = []
         if (self.h / "loops").exists():
             extra = [ln.strip() for ln in (self.h / "loops").read_text().splitlines() if ln.strip()]
+            (self.h / "loops").unlink()
         for dev in reversed(self.loops + extra):  # LV loops sit on the drbd loop: detach them first
-            subprocess.run(["losetup", "-d", dev], capture_output=True)
+            if self._ours(dev):
+                subprocess.run(["losetup", "-d", dev], capture_output=True)
         for ns in self.netns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.loops, self.netns = [], []
@@ -335,9 +357,7 @@ class Pair:
         links = sorted(p.name for p in rc3.iterdir() if p.name.startswith("S")) if rc3.is_dir() else []
         actions = {
             "cman": [["service", "cman", "start"]],
-            "drbd": [["drbdadm", "up", st.drbd.resource],
-                     ["sh", "-c", f'case "$(drbdadm dstate {st.drbd.resource})" in UpToDate/*) '
-                                  f'drbdadm primary {st.drbd.resource};; esac']],
+            "drbd": drbd_init_start(),
             "clvmd": [["service", "clvmd", "start"], ["vgchange", "-a", "y", st.clvm.vg]],
             "gfs2": [["service", "gfs2", "start"]],
         }
