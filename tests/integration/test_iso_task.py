@@ -105,7 +105,12 @@ def test_iso_is_the_same_under_another_umask_time_zone_and_locale(tmp_path, base
     import hashlib
     import os
 
+    import shutil
+
+    rpms = our_rpms(tmp_path / "shared")  # the same packages for both (the stand-ins are not reproducible)
+
     def build(name, umask, env):
+        shutil.copytree(rpms[0].parent, tmp_path / name / "rpms")
         res = subprocess.run([sys.executable, "-m", "invoke", "iso", "--build-dir", str(tmp_path / name), "--base",
                               str(base)], cwd=REPO, capture_output=True, text=True, timeout=600,
                              env={**os.environ, **env}, preexec_fn=lambda: os.umask(umask))
