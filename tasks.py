@@ -8,10 +8,32 @@ import functools
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+import invoke
+from invoke import Exit
 
 from isobuild import log
 from isobuild.errors import IsobuildError
+
+
+# One meaning per short flag across every task; any other flag is long only (invoke would otherwise
+# pick the first free letter per task: -b was the base for `iso` and the build dir for `pxe`).
+SHORT_FLAGS = {"cluster": "c", "build_dir": "b", "force": "f", "quiet": "q", "url": "u", "repo": "r",
+               "version": "v", "sign": "s", "dir": "d"}
+
+
+class _Task(invoke.Task):
+    def __init__(self, *args, **kwargs):
+        kwargs["auto_shortflags"] = False
+        super().__init__(*args, **kwargs)
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        if name in SHORT_FLAGS:
+            opts["names"].append(SHORT_FLAGS[name])
+        return opts
+
+
+task = functools.partial(invoke.task, klass=_Task)
 
 
 def _cfg(c, key, value):
@@ -22,7 +44,8 @@ def _cfg(c, key, value):
 
 
 def clean_errors(fn):
-    """Print IsobuildError text (what, where, hint) and exit 2, with no traceback."""
+    """Print IsobuildError text (what, where, hint) and exit 2, with no traceback. An OSError a stage
+    did not turn into one itself (a full disk, a read-only dir) is reported the same way."""
 
     @functools.wraps(fn)
     def wrapper(c, *args, **kwargs):
@@ -30,6 +53,11 @@ def clean_errors(fn):
             return fn(c, *args, **kwargs)
         except IsobuildError as err:
             print(f"error: {err}", file=sys.stderr)
+            raise Exit(code=2) from None
+        except OSError as err:
+            from isobuild.outputs import os_error
+
+            print(f"error: {os_error(err, fn.__name__.strip('_').replace('_', '-'), kept=False)}", file=sys.stderr)
             raise Exit(code=2) from None
 
     return wrapper
@@ -285,8 +313,9 @@ ISO_HELP = {
 }
 
 
-def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missing_packages=False):
-    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs."""
+def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missing_packages=False, repo_from=None):
+    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
+    (the repo from repo_from's build dir, default the same one)."""
     from isobuild.iso import IsoInputs
     from isobuild.pipeline import check_node_cman, disc_repo, prepare
 
@@ -294,7 +323,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missin
     build = _build(c, build_dir)
     rendered = prepare(model, build)
     base = _cfg(c, "base_iso", base)
-    repo = disc_repo(build)
+    repo = disc_repo(Path(repo_from) if repo_from else build)
     check_node_cman(model, build, Path(base) if base else None, repo)
     return IsoInputs(
         cluster=model.name,
@@ -341,20 +370,22 @@ def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, a
 @task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})
 @clean_errors
 def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):
-    """Build the disc twice into fresh dirs; identical, or name the first differing offset and structure."""
-    import dataclasses
+    """Render and build the disc twice into fresh dirs, the second under another umask, time zone and
+    locale; identical, or name the first differing offset and structure."""
     import shutil
 
     from isobuild.errors import IsobuildError
-    from isobuild.iso import build_iso, describe_difference
+    from isobuild.iso import REPRO_ENVIRONMENTS, build_environment, build_iso, describe_difference
 
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console)
+    build = _build(c, build_dir)
     root = build / "repro"
     shutil.rmtree(root, ignore_errors=True)
     results = []
-    for name in ("a", "b"):
+    for name, env in zip("ab", REPRO_ENVIRONMENTS):
         d = root / name
-        results.append(build_iso(dataclasses.replace(inputs, out_dir=d / "out"), d, force=True))
+        with build_environment(**env):
+            inputs, _ = _iso_inputs(c, cluster, base, d, console, repo_from=build)
+            results.append(build_iso(inputs, d, force=True, base_cache=build / ".stamps"))  # base hashed once
     verdict = describe_difference(results[0].iso, results[1].iso)
     if verdict != "identical":
         raise IsobuildError(f"verify-repro: the two builds differ: {verdict}",
@@ -483,12 +514,16 @@ def release(c, cluster=None, build_dir=None, version=None, sign=None, include_se
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
 
 
-@task(name="verify-release", help={"dir": "a release directory (build/release/<cluster>-<version>)"})
+@task(name="verify-release",
+      help={"dir": "a release directory (build/release/<cluster>-<version>)"})
 @clean_errors
-def verify_release(c, dir):
+def verify_release(c, dir=None):
     """Check a release: SHA256SUMS, GPG signatures (when present), manifest vs files; name any tampering."""
     from isobuild.release import verify_release as do_verify
 
+    if not dir:
+        raise IsobuildError("verify-release: which release?", hint="pass its directory: invoke verify-release "
+                            "--dir build/release/<cluster>-<version>")
     manifest = do_verify(Path(dir))
     signed = f", signature by {manifest['signing_key']} good" if manifest.get("signing_key") else ", not signed"
     print(f"verify-release: {dir}: OK ({len(manifest['artifacts'])} artifacts match{signed})")

@@ -36,7 +36,7 @@ from typing import Iterator
 
 from . import isolinux, log
 from .errors import IsobuildError
-from .outputs import write_file
+from .outputs import make_dir, os_error, publish, sweep, temp_file, temp_prefix, write_file
 from .stamps import Stamps, sha256_bytes, sha256_file
 
 SECTOR = 2048
@@ -57,6 +57,8 @@ F13_DVD_URL = "https://archives.fedoraproject.org/pub/archive/fedora/linux/relea
 F13_DVD_SHA256: str | None = None
 
 STAGE = "iso"
+# The image carries the root password hash (kickstarts) and the fence passwords (cluster.conf).
+ISO_MODE = 0o600
 
 
 # --------------------------------------------------------------------------------------------
@@ -832,8 +834,11 @@ def check_base_packages(inputs: IsoInputs, repo_dir: Path | None) -> None:
         fh.close()
 
 
-def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> IsoResult:
-    """Write DIR/out/<name>.iso + .sha256 + manifest.json atomically; skip if the stamp matches."""
+def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False, base_cache: Path | None = None
+              ) -> IsoResult:
+    """Write DIR/out/<name>.iso + .sha256 + manifest.json atomically; skip if the stamp matches.
+
+    The base's sha256 is cached in base_cache (default DIR/.stamps) by its path, size, mtime and inode."""
     build_dir = Path(build_dir)
     out_dir = Path(inputs.out_dir)
     if not inputs.kickstarts:
@@ -861,22 +866,48 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
     digests = input_digests(inputs, repo_dir)
     epoch = inputs.source_date_epoch if inputs.source_date_epoch is not None else default_epoch(digests)
     digests["source_date_epoch"] = str(epoch)
-    iso_path = out_dir / inputs.iso_name
-    sha_path = out_dir / (inputs.iso_name + ".sha256")
-    manifest_path = out_dir / "manifest.json"
+    outputs = iso_path, sha_path, manifest_path = _outputs(inputs)
     stamps = Stamps(build_dir)
     stage_name = f"{STAGE}-{inputs.iso_name}"
-    check = stamps.check(stage_name, digests, [iso_path, sha_path, manifest_path])
+    try:
+        _sweep_leftovers(build_dir, out_dir, outputs)
+    except OSError as err:
+        raise os_error(err, "iso: cannot remove the leftovers of an interrupted build", out_dir) from None
+    check = stamps.check(stage_name, digests, outputs)
     if check.up_to_date and not force:
-        log.info(f"iso: {iso_path} is up to date")
         return IsoResult(iso_path, sha_path.read_text().split()[0], manifest_path, False, "up to date")
     log.info(f"iso: building {iso_path} ({check.reason})")
+    try:
+        return _build(inputs, build_dir, digests, epoch, stamps, stage_name, check.reason,
+                      Path(base_cache) if base_cache else stamps.dir)
+    except OSError as err:
+        raise os_error(err, f"iso: cannot build {iso_path}", out_dir) from None
 
-    work = Path(tempfile.mkdtemp(prefix=".iso-work-", dir=build_dir if build_dir.exists() else None))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_iso = out_dir / f".{inputs.iso_name}.tmp-{os.getpid()}"
-    tmp_sha = out_dir / f".{sha_path.name}.tmp-{os.getpid()}"
-    tmp_manifest = out_dir / f".{manifest_path.name}.tmp-{os.getpid()}"
+
+def _outputs(inputs: IsoInputs) -> tuple[Path, Path, Path]:
+    """DIR/out/<name>.iso, its .sha256 and manifest.json."""
+    out_dir = Path(inputs.out_dir)
+    return out_dir / inputs.iso_name, out_dir / (inputs.iso_name + ".sha256"), out_dir / "manifest.json"
+
+
+def _sweep_leftovers(build_dir: Path, out_dir: Path, outputs) -> None:
+    """Remove what killed runs of this stage left: temp images (they hold secrets) and work dirs."""
+    sweep(out_dir, [p.name for p in outputs])
+    sweep(build_dir, [WORK])
+
+
+WORK = "iso-work"  # build/.iso-work.tmp-<pid>-*: the staged tree of one run
+
+
+def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: int, stamps: Stamps,
+           stage_name: str, reason: str, base_cache: Path) -> IsoResult:
+    out_dir = Path(inputs.out_dir)
+    iso_path, sha_path, manifest_path = _outputs(inputs)
+    repo_dir = Path(inputs.repo_dir) if inputs.repo_dir else None
+    make_dir(build_dir)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))
+    make_dir(out_dir)
+    tmp_iso, tmp_sha, tmp_manifest = (temp_file(p) for p in (iso_path, sha_path, manifest_path))
     base_fh = None
     try:
         if repo_dir is None:
@@ -925,13 +956,12 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
             md5hex = write_image(iso, tmp_iso, f"iso: writing {iso_path.name}")
             t_write = time.monotonic() - t0
         iso.close()
-        os.chmod(tmp_iso, 0o644)
         log.info(f"iso: implanted isomd5sum {md5hex}")
         if info is not None:
             # The base's sha256 (manifest; cached per base) is read alongside the image's below:
             # the write phase already keeps both cores busy (copy + MD5), this one keeps one.
             hasher = threading.Thread(target=lambda: base_sha.update(
-                sha256=_base_sha256(Path(inputs.base), build_dir / ".stamps")), daemon=True)
+                sha256=_base_sha256(Path(inputs.base), base_cache)), daemon=True)
             hasher.start()
         t0 = time.monotonic()
         iso_sha = sha256_file(tmp_iso)  # a second read (page cache): the checksum above is inside the image
@@ -958,13 +988,11 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
         # is dropped first and saved last, so an interrupted swap is never taken as up to date.
         tmp_sha.write_text(f"{iso_sha}  {iso_path.name}\n")
         tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        for t in (tmp_sha, tmp_manifest):
-            os.chmod(t, 0o644)
         stamps.forget(stage_name)
-        os.replace(tmp_iso, iso_path)
-        os.replace(tmp_sha, sha_path)
-        os.replace(tmp_manifest, manifest_path)
-        stamps.save(stage_name, digests)
+        publish(tmp_iso, iso_path, ISO_MODE)
+        publish(tmp_sha, sha_path, 0o644)
+        publish(tmp_manifest, manifest_path, 0o644)
+        stamps.save(stage_name, digests, {iso_path: iso_sha, sha_path: None, manifest_path: None})
         # DIR/out holds one disc: building the DVD retires the add-on disc and vice versa.
         other = f"{inputs.cluster}-addon.iso" if info else f"{inputs.cluster}.iso"
         for stale in (out_dir / other, out_dir / (other + ".sha256")):
@@ -979,7 +1007,7 @@ def build_iso(inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> Iso
                      f"  and rerun with --base /path/to/{F13_DVD_NAME}")
         log.info(f"iso: wrote {iso_path} ({manifest['size'] / 2**20:.1f} MiB, sha256 {iso_sha}); "
                  f"write + isomd5sum {t_write:.2f} s, sha256 {t_sha:.2f} s")
-        return IsoResult(iso_path, iso_sha, manifest_path, True, check.reason,
+        return IsoResult(iso_path, iso_sha, manifest_path, True, reason,
                          {"write_isomd5sum": t_write, "sha256": t_sha})
     except BaseException:
         for t in (tmp_iso, tmp_sha, tmp_manifest):
@@ -1000,6 +1028,32 @@ def _report_base(info: BaseInfo, sha: str | None) -> None:
         log.info(f"iso: base matches the official {F13_DVD_NAME} (sha256 {sha})")
     else:
         log.warn(f"base {info.path.name} is not the official {F13_DVD_NAME} (sha256 {sha})")
+
+
+# `invoke verify-repro` builds its two copies in these: nothing of the host's may reach the image.
+REPRO_ENVIRONMENTS = (
+    {"umask": 0o022, "env": {"TZ": "UTC", "LC_ALL": "C.UTF-8"}},
+    {"umask": 0o077, "env": {"TZ": "Pacific/Chatham", "LC_ALL": "C"}},  # UTC+12:45, ASCII
+)
+
+
+@contextlib.contextmanager
+def build_environment(umask: int, env: dict[str, str]) -> Iterator[None]:
+    """Run the block under `umask` with `env` set (tools we run inherit both); restored afterwards."""
+    old_umask = os.umask(umask)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    time.tzset()
+    try:
+        yield
+    finally:
+        os.umask(old_umask)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        time.tzset()
 
 
 def describe_difference(a: Path, b: Path) -> str:

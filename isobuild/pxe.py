@@ -1,6 +1,8 @@
 """The PXE stage: a TFTP tree, an HTTP tree and DHCP data for network installs of the nodes.
 
-`build_pxe()` writes DIR/pxe/ atomically:
+`build_pxe()` writes DIR/pxe/ atomically, also for `invoke serve` reading it meanwhile: DIR/pxe is a
+symlink to a complete generation (DIR/.pxe.generations/g<n>/), swapped by one rename; the previous
+generation stays until the next build, so a request that resolved it still finishes.
 
     tftp/pxelinux.0, ldlinux.c32, menu.c32 (+ the modules it needs)   Debian's pxelinux/syslinux-common
     tftp/<release>/vmlinuz, initrd.img                                the base's images/pxeboot/
@@ -40,7 +42,7 @@ from . import log
 from .errors import IsobuildError
 from .iso import ini_values
 from .model import Cluster, Node
-from .outputs import atomic_dir
+from .outputs import atomic_generation, make_dir, os_error, sweep_generations
 from .run import run, which
 from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
 
@@ -52,6 +54,7 @@ ALWAYS_MODULES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", MENU_MODULE)
 MENU_TIMEOUT = 100  # tenths of a second
 SERVE_CONFIG = "serve.json"
 PXEBOOT = ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img")
+SECRET_MODE = 0o600  # ks/ (root password hash) and private/ (fence passwords): only the serving user
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +363,9 @@ def nginx_conf(cluster: Cluster, pxe_dir: Path, url: str, acl: dict[str, list[st
         f"    listen {parts.port or 80};",
         f"    root {pxe_dir / 'http'};",
         "    autoindex off;",
-        "    disable_symlinks on;  # no symlink leads out of the tree (os/ is aliased below)",
+        # no symlink leads out of the tree (os/ is aliased below); build/pxe itself is one (the
+        # current generation), so checking starts below the root (nginx.org, disable_symlinks from=)
+        "    disable_symlinks on from=$document_root;",
         "    location / { limit_except GET { deny all; } }  # read-only (GET and HEAD)",
     ]
     ro = "limit_except GET { deny all; }"
@@ -433,7 +438,7 @@ def fence_passwords(cluster: Cluster) -> dict[str, str]:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(dst.parent)
     try:
         os.link(src, dst)
     except OSError:  # another file system, or links not allowed
@@ -441,7 +446,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     data = text.encode() if isinstance(text, str) else text
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as fh:
@@ -454,7 +459,7 @@ def _copy_from_tree(tree: InstallTree, rel: str, dst: Path) -> None:
     if loc is None:
         raise IsobuildError(f"{rel} is missing from the base {tree.path}")
     name, offset, length = loc
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(dst.parent)
     with open(name, "rb") as src, open(dst, "wb") as out:
         src.seek(offset)
         left = length
@@ -514,7 +519,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
     from .render import Media, SECRET_FILES, render, render_kickstart
 
     build_dir = Path(build_dir)
-    pxe_dir = (build_dir / "pxe").resolve()
+    pxe_dir = build_dir.resolve() / "pxe"  # a symlink to the current generation: never resolved here
     url, warnings = check_url(cluster, url)
     repo_dir = Path(repo_dir)
     if not (repo_dir / "repodata" / "repomd.xml").is_file():
@@ -538,6 +543,10 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         else:
             result.mac_files[n.name] = mac_file(mac)
     stamps = Stamps(build_dir)
+    try:
+        sweep_generations(pxe_dir)
+    except OSError as err:
+        raise os_error(err, "pxe: cannot remove the leftovers of an interrupted build", build_dir) from None
     tree = open_install_tree(base)
     try:
         inputs = _stamp_inputs(cluster, tree, repo_dir, url, pxe_dir, [pxelinux, *modules.values()])
@@ -550,17 +559,16 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         result.built, result.reason = False, check.reason
         for w in result.warnings:
             log.warn(w)
-        log.info(f"pxe: {pxe_dir} is up to date")
         return result
     result.reason = check.reason
     stamps.forget("pxe")
     fence_pw = fence_passwords(cluster)
     secrets = _secret_values(cluster)
     try:
-        with atomic_dir(pxe_dir) as tmp:
+        with atomic_generation(pxe_dir) as tmp:
             tftp, http = tmp / "tftp", tmp / "http"
             # --- TFTP
-            tftp.mkdir()
+            make_dir(tftp)
             shutil.copy(pxelinux, tftp / "pxelinux.0")
             for name, src in modules.items():
                 shutil.copy(src, tftp / name)
@@ -576,7 +584,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                 _write(cfg_dir / mac_file(mac),
                        pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.name} {mac}"))
             # --- HTTP
-            http.mkdir()
+            make_dir(http)
             if tree.kind == "dir":
                 os.symlink(tree.path, http / "os")  # served in place
             for n in nodes:
@@ -585,7 +593,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                     if value in ks:
                         raise IsobuildError(f"the network kickstart of {n.name} contains the {what}",
                                             hint="kickstarts must never carry fence passwords (render templates)")
-                _write(http / "ks" / f"{n.name}.ks", ks, 0o640)
+                _write(http / "ks" / f"{n.name}.ks", ks, SECRET_MODE)
             for p in sorted(repo_dir.rglob("*")):
                 if p.is_file() and not p.is_symlink():
                     _link_or_copy(p, http / "an-cluster" / p.relative_to(repo_dir))
@@ -599,7 +607,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                     data = p.read_bytes()
                     if rel in SECRET_FILES:
                         dst = http / "private" / n.name / rel
-                        _write(dst, data, 0o640)
+                        _write(dst, data, SECRET_MODE)
                         continue
                     leaked = [what for what, v in secrets.items() if v.encode() in data]
                     if leaked:
@@ -623,9 +631,11 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                                                   str(tree.path) if tree.kind == "dir" else None))
             check_tftp(tftp)
             check_kickstarts(cluster, sorted((http / "ks").glob("*.ks")))
+    except OSError as err:
+        raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
     finally:
         tree.close()
-    stamps.save("pxe", inputs)
+    stamps.save("pxe", inputs, [pxe_dir / SERVE_CONFIG])
     for w in result.warnings:
         log.warn(w)
     log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")

@@ -9,7 +9,10 @@ build/release/<cluster>-<version>/
     SHA256SUMS.asc, manifest.json.asc   with --sign KEYID: detached ASCII-armoured GPG signatures
 
 The directory appears atomically (temp dir, then rename); an existing release of the same version is
-never overwritten. `verify_release()` checks sums, signatures and manifest against the files and names
+never overwritten. Every artifact is copied (never hard-linked: a later write into build/ cannot
+change a release) and the bytes copied must match the sha256 its stage recorded when it built it,
+so a truncated or flipped-byte ISO is refused, not published. Files holding secrets are 0600 (the
+ISO, in a 0700 iso/; kickstarts with --include-secrets), everything else 0644. `verify_release()` checks sums, signatures and manifest against the files and names
 each problem: a changed, missing or extra file, an edited manifest, a bad or missing signature.
 
 Note: the ISO carries what the nodes need to install themselves, including the root password hash
@@ -18,11 +21,11 @@ as secret unless the definition uses demo secrets.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -31,9 +34,9 @@ from pathlib import Path
 from . import log
 from .errors import IsobuildError, Problem, ProblemsError
 from .model import Cluster
-from .outputs import atomic_dir
+from .outputs import atomic_dir, copy_hashing, make_dir, os_error, sweep
 from .run import run, which
-from .stamps import sha256_file, sha256_tree
+from .stamps import Stamps, sha256_file, sha256_tree
 
 REPO = Path(__file__).resolve().parent.parent
 SUMS = "SHA256SUMS"
@@ -244,8 +247,13 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
     if target.exists():
         raise IsobuildError(f"release {target} already exists",
                             hint="a release is never overwritten: pass another --version, or remove it yourself")
+    try:
+        sweep(target.parent, [target.name])
+    except OSError as err:
+        raise os_error(err, "release: cannot remove the leftovers of an interrupted release", target.parent) from None
     fingerprint = signing_fingerprint(sign_key, gpg_homedir) if sign_key else None
     found = _collect(build_dir, iso)
+    expected = {p: recorded_sha256(build_dir, p) for ps in found.values() for p in ps}
     rendered = render(cluster, build_dir)
     secrets = secret_values(cluster)
     warnings = []
@@ -263,24 +271,60 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
     warnings.append("the ISO carries the root password hash and the fence passwords (the nodes need them): "
                     "treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
+    try:
+        artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, expected, kickstarts,
+                                                include_secrets, redacted, fingerprint, gpg_homedir)
+    except OSError as err:
+        raise os_error(err, f"release: cannot write {target}", target.parent) from None
+    for w in warnings:
+        log.warn(w)
+    return ReleaseResult(target, version, len(artifacts), fingerprint, warnings)
+
+
+def recorded_sha256(build_dir: Path, path: Path) -> str:
+    """The sha256 the stage that built `path` recorded (its stamp; for an ISO from elsewhere, its .sha256)."""
+    rec = Stamps(build_dir).recorded(path)
+    if rec is not None:
+        return rec[1]["sha256"]
+    side = Path(str(path) + ".sha256")
+    if side.is_file():
+        words = side.read_text(errors="replace").split()
+        if words and re.fullmatch(r"[0-9a-f]{64}", words[0]):
+            return words[0]
+    raise IsobuildError(f"{path}: no stage recorded its sha256, so it cannot be checked before it is published",
+                        hint="build it with `invoke iso` / `invoke rpms`, or (an ISO from elsewhere) put its "
+                             f"`sha256sum` line in {side.name}")
+
+
+def _copy_checked(src: Path, dst: Path, want: str) -> str:
+    got = copy_hashing(src, dst)
+    if got != want:
+        raise IsobuildError(f"{src} is not what its stage built: sha256 {got}, recorded {want}",
+                            hint="it was changed or damaged after the build (a truncated copy, a bad disk?): "
+                                 "rebuild it (e.g. `invoke iso --force`), then release again")
+    return got
+
+
+def _write_release(target, cluster, build_dir, version, found, expected, kickstarts, include_secrets, redacted,
+                   fingerprint, gpg_homedir):
     with atomic_dir(target) as tmp:
         artifacts = []
 
         def add(rel: str, kind: str, src: Path | None = None, text: str | None = None, mode: int = 0o644) -> None:
             dst = tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_dir(dst.parent, 0o700 if kind == "iso" else 0o755)
             if src is not None:
-                try:
-                    os.link(src, dst)  # releases of GB ISOs: no copy when on one file system
-                except OSError:
-                    shutil.copyfile(src, dst)
+                digest = _copy_checked(src, dst, expected[src])
             else:
-                dst.write_text(text or "")
+                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text or "")
+                digest = sha256_file(dst)
             os.chmod(dst, mode)
-            artifacts.append({"path": rel, "kind": kind, "sha256": sha256_file(dst), "size": dst.stat().st_size})
+            artifacts.append({"path": rel, "kind": kind, "sha256": digest, "size": dst.stat().st_size})
 
         for p in found["iso"]:
-            add(f"iso/{p.name}", "iso", p)
+            add(f"iso/{p.name}", "iso", p, mode=0o600)
         for p in found["rpms"]:
             add(f"rpms/{p.name}", "rpm", p)
         for p in found["srpms"]:
@@ -302,20 +346,20 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
             "signing_key": fingerprint,
             "artifacts": sorted(artifacts, key=lambda a: a["path"]),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        sums = [(sha256_file(tmp / rel), rel) for rel in sorted([a["path"] for a in artifacts] + [MANIFEST])]
-        (tmp / SUMS).write_text("".join(f"{h}  {rel}\n" for h, rel in sums))
+        text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+        (tmp / MANIFEST).write_text(text)
+        os.chmod(tmp / MANIFEST, 0o644)
+        digests = {a["path"]: a["sha256"] for a in artifacts}
+        digests[MANIFEST] = hashlib.sha256(text.encode()).hexdigest()
+        (tmp / SUMS).write_text("".join(f"{digests[rel]}  {rel}\n" for rel in sorted(digests)))
+        os.chmod(tmp / SUMS, 0o644)
         if fingerprint:
             for name in SIGNED:
-                sign(tmp / name, fingerprint, gpg_homedir)
-        os.chmod(tmp, 0o755)
+                os.chmod(sign(tmp / name, fingerprint, gpg_homedir), 0o644)
         problems = check_release(tmp, gpg_homedir)  # what we ship must pass our own check
         if problems:
             raise ProblemsError(f"release {target.name} failed its own verification", problems)
-    for w in warnings:
-        log.warn(w)
-    log.info(f"release: {target} ({len(artifacts)} artifacts{', signed by ' + fingerprint if fingerprint else ''})")
-    return ReleaseResult(target, version, len(artifacts), fingerprint, warnings)
+    return artifacts, fingerprint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +386,12 @@ def check_release(root: Path, gpg_homedir: Path | None = None) -> list[Problem]:
     """Every problem with a release directory (empty list: it verifies)."""
     root = Path(root)
     problems: list[Problem] = []
+    hashed: dict[str, str] = {}
+
+    def digest(rel: str) -> str:  # each file read once (an ISO is GBs)
+        if rel not in hashed:
+            hashed[rel] = sha256_file(root / rel)
+        return hashed[rel]
 
     def bad(rel: str, reason: str, hint: str | None = None) -> None:
         problems.append(Problem(str(root / rel) if rel else str(root), None, "", reason, hint))
@@ -383,11 +433,11 @@ def check_release(root: Path, gpg_homedir: Path | None = None) -> list[Problem]:
         bad(MANIFEST, "signatures are present but the manifest names no signing key")
 
     # 2. every listed file is there with its sum
-    for rel, digest in sorted(sums.items()):
+    for rel, want in sorted(sums.items()):
         p = root / rel
         if not p.is_file():
             bad(rel, "listed in SHA256SUMS but missing (deleted?)")
-        elif sha256_file(p) != digest:
+        elif digest(rel) != want:
             what = "manifest.json was edited" if rel == MANIFEST else "content changed (sha256 differs from SHA256SUMS)"
             bad(rel, what)
 
@@ -406,7 +456,7 @@ def check_release(root: Path, gpg_homedir: Path | None = None) -> list[Problem]:
                 continue
             if p.stat().st_size != a.get("size"):
                 bad(rel, f"size {p.stat().st_size} differs from the manifest's {a.get('size')}")
-            actual = sha256_file(p)
+            actual = digest(rel)
             if actual != a.get("sha256") and sums.get(rel) == actual:
                 bad(rel, "sha256 differs from manifest.json (the manifest was edited?)")
         for rel in sorted(set(sums) - listed - {MANIFEST}):

@@ -27,7 +27,7 @@ import jinja2
 from . import initorder
 from .errors import IsobuildError
 from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
-from .outputs import atomic_dir
+from .outputs import make_dir, os_error, sweep, temp_prefix
 from .stamps import sha256_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -404,6 +404,10 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     for n in cluster.nodes:
         out.kickstarts[n.name] = build_dir / "kickstart" / f"{n.name}.ks"
 
+    try:
+        sweep(build_dir, [WORK])  # what killed renders left (kickstarts with the root password hash)
+    except OSError as err:
+        raise os_error(err, "render: cannot remove the leftovers of an interrupted render", build_dir) from None
     stamp = build_dir / STAMP
     if not force and stamp.is_file() and _outputs_present(out, cluster) and \
             stamp.read_text().split() == [digest, _outputs_digest(build_dir)]:
@@ -422,25 +426,33 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     try:
         _write(build_dir, contents, digest)
     except OSError as err:
-        raise IsobuildError(f"cannot write the render into {build_dir}: {err.strerror or err}",
-                            hint="choose another --build-dir or fix its permissions; the previous render is unchanged"
-                            ) from None
+        raise os_error(err, f"render: cannot write the render into {build_dir}", build_dir) from None
     out.files = _listing(out)
     return out
 
 
+WORK = "render"  # build/.render.tmp-<pid>-*: a render being written; .render.old-<pid>-*: the one it replaces
+
+
 def _write(build_dir: Path, contents: dict[str, tuple[str, int]], digest: str) -> None:
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(build_dir / ".render") as tmp:
+    import shutil
+    import tempfile
+
+    make_dir(build_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))  # 0700: secrets
+    try:
         for rel, (text, mode) in sorted(contents.items()):
             p = tmp / rel
-            p.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            make_dir(p.parent)  # 0755 whatever the umask (the disc and its digest carry these modes)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
             os.chmod(p, mode)  # umask-proof
         (tmp / STAMP).write_text(f"{digest}\n{_outputs_digest(tmp)}\n")
-    _swap_in(build_dir / ".render", build_dir)
+        os.chmod(tmp / STAMP, 0o644)
+        _swap_in(tmp, build_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _outputs_digest(root: Path) -> str:
@@ -472,12 +484,11 @@ def _swap_in(staged: Path, build_dir: Path) -> None:
     interrupted swap leaves no stamp that would call a half-swapped render up to date.
     """
     import shutil
+    import tempfile
 
     names = ["kickstart", "nodes", "model.json"]
     (build_dir / STAMP).unlink(missing_ok=True)
-    aside = build_dir / f".render.old-{os.getpid()}"
-    shutil.rmtree(aside, ignore_errors=True)
-    aside.mkdir()
+    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK, "old"), dir=build_dir))
     moved: list[str] = []
     try:
         for name in names:
@@ -496,4 +507,3 @@ def _swap_in(staged: Path, build_dir: Path) -> None:
         raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
-        shutil.rmtree(staged, ignore_errors=True)

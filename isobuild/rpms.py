@@ -618,6 +618,11 @@ def _stage(cfg: BuildConfig, name: str) -> str:
     return f"rpm-{name}"
 
 
+def _package_files(cfg: BuildConfig, manifest: dict) -> list[Path]:
+    """The RPMs and SRPMs one package's build installed (from its manifest)."""
+    return [cfg.rpms_dir / f for f in manifest["rpms"]] + [cfg.srpms_dir / f for f in manifest["srpms"]]
+
+
 def _skip_unverifiable(plan: Plan, result: ChainResult) -> bool:
     """A package whose lock has a source with no checksum cannot be built by anyone until one is
     recorded (fetch_sources refuses it): without --only, skip it with the reason instead of failing."""
@@ -659,8 +664,7 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
     for plan in plans:
         name = plan.pkg.name
         manifest = _load_manifest(cfg, name)
-        outputs = [cfg.rpms_dir / f for f in manifest["rpms"]] + [cfg.srpms_dir / f for f in manifest["srpms"]]
-        check = stamps.check(_stage(cfg, name), plan.inputs, outputs)
+        check = stamps.check(_stage(cfg, name), plan.inputs, _package_files(cfg, manifest))
         if check.up_to_date and manifest["rpms"] and not force:
             result.up_to_date.append(name)
             result.reasons[name] = "up to date"
@@ -710,7 +714,8 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
                                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items()),
                                     hint="check the payload/digest macros in isobuild/rpms.py HOST_MACROS")
             _install_results(cfg, name, rpms, srpm)
-        stamps.save(_stage(cfg, name), plan.inputs)
+        # the packages' identity and sha256 (what `invoke release` checks them against)
+        stamps.save(_stage(cfg, name), plan.inputs, _package_files(cfg, _load_manifest(cfg, name)))
         result.built.append(name)
     shutil.rmtree(staging, ignore_errors=True)
     for plan in plans:

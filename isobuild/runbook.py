@@ -425,6 +425,5 @@ def build_runbook(cluster: Cluster, build_dir: Path) -> Path:
     with atomic_dir(target) as tmp:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        tmp.chmod(0o755)
-    log.info(f"runbook: {target / 'index.html'} and index.md")
+            (tmp / name).chmod(0o644)  # not the umask's
     return target

@@ -10,12 +10,16 @@ What it enforces, per request (serve.json is re-read when `invoke pxe` rewrites 
   image, streamed straight out of it (nothing extracted).
 
 ThreadingHTTPServer: one thread per request, so a rack of nodes installing together is served in
-parallel. Files go out with sendfile(). Each request is logged as one line on stderr. SIGTERM and
+parallel, up to MAX_CLIENTS connections (more get a 503 at once); a client must send its request
+and headers within HEADER_TIMEOUT seconds, so idle connections cannot hold the threads. Files go
+out with sendfile(). Each request is logged as one line on stderr, with control characters, quotes
+and backslashes of the request escaped (a request line cannot forge log lines). SIGTERM and
 Ctrl-C stop the server cleanly: no new connections, running transfers finish, the socket is closed.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.utils
 import ipaddress
 import json
@@ -35,6 +39,21 @@ from .errors import IsobuildError
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 8080
 CHUNK = 1 << 20
+MAX_CLIENTS = 64  # a rack of nodes installing at once, with room to spare
+HEADER_TIMEOUT = 20.0  # seconds from connect to the end of the headers
+
+
+def escape(text: str) -> str:
+    """One log line per request: printable ASCII kept, `"` and `\\` escaped, anything else as \\xNN/\\uNNNN."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif " " <= c <= "~":
+            out.append(c)
+        else:
+            out.append(c.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 class AccessRules:
@@ -76,9 +95,13 @@ class PxeServer(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for running transfers: a clean stop
     block_on_close = True
 
-    def __init__(self, addr, pxe_dir: Path, log=sys.stderr):
+    def __init__(self, addr, pxe_dir: Path, log=sys.stderr, max_clients: int = MAX_CLIENTS,
+                 header_timeout: float = HEADER_TIMEOUT):
         self.pxe_dir = Path(pxe_dir)
-        self.root = (self.pxe_dir / "http").resolve()
+        self.max_clients = max_clients
+        self.slots = threading.BoundedSemaphore(max_clients)
+        self.header_timeout = header_timeout
+        self.root = self.http_root()
         self._state_lock = threading.Lock()
         self._signature, self.rules, self.os_tree = _load_state(self.pxe_dir)
         self.log_stream = log
@@ -90,6 +113,32 @@ class PxeServer(ThreadingHTTPServer):
         except BaseException:
             self.close_tree()
             raise
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.log_line(f"{escape(str(client_address[0]))} refused: {self.max_clients} clients already "
+                          "connected (503)")
+            with contextlib.suppress(OSError):
+                request.settimeout(1)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def http_root(self) -> Path:
+        """DIR/pxe/http resolved now: `invoke pxe` swaps DIR/pxe to a new generation by one rename,
+        so each request resolves it once and serves from that one tree."""
+        return (self.pxe_dir / "http").resolve()
 
     def state(self) -> tuple["AccessRules", object]:
         """The access rules and install tree, reloaded when `invoke pxe` rewrote serve.json meanwhile."""
@@ -118,6 +167,27 @@ class PxeHandler(BaseHTTPRequestHandler):
     server: PxeServer
     server_version = "an-cluster-pxe/1"
     timeout = 60  # a stalled client does not hold a thread (or the shutdown) forever
+
+    def setup(self) -> None:
+        super().setup()
+        # the request line and headers must arrive in time (the per-read timeout alone lets a
+        # client that sends a byte a minute hold its thread for ever)
+        self._deadline = threading.Timer(self.server.header_timeout, self._too_slow)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _too_slow(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self._deadline.cancel()
+        return ok
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()
 
     def do_GET(self) -> None:
         self._serve(body=True)
@@ -171,7 +241,7 @@ class PxeHandler(BaseHTTPRequestHandler):
             if loc is None:
                 self._deny(HTTPStatus.NOT_FOUND, "not found")
             return loc
-        root = self.server.root
+        root = self.server.http_root()
         try:
             real = (root / rel).resolve(strict=True)
         except (OSError, RuntimeError):
@@ -196,6 +266,7 @@ class PxeHandler(BaseHTTPRequestHandler):
         self.log_message('"%s" %s %s', self.requestline, code, size)
 
     def log_message(self, fmt: str, *args) -> None:
+        args = tuple(escape(a) if isinstance(a, str) else a for a in args)
         line = f"{self.client_address[0]} [{self.log_date_time_string()}] {fmt % args}\n"
         with self.server.log_lock:
             self.server.log_stream.write(line)
@@ -240,7 +311,8 @@ def _load_state(pxe_dir: Path):
     return sig, rules, os_tree
 
 
-def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> PxeServer:
+def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr,
+                **limits) -> PxeServer:
     """A ready (bound, not yet serving) server for DIR/pxe."""
     pxe_dir = Path(pxe_dir)
     if not (pxe_dir / "http").is_dir():
@@ -252,15 +324,15 @@ def make_server(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_POR
     except ValueError:
         raise IsobuildError(f"--bind {bind!r} is not an IP address", hint="e.g. 127.0.0.1 or 192.168.1.10") from None
     try:
-        return PxeServer((bind, port), pxe_dir, log)
+        return PxeServer((bind, port), pxe_dir, log, **limits)
     except OSError as err:
         raise IsobuildError(f"cannot listen on {bind}:{port}: {err.strerror}",
                             hint="pick another --port, or stop what is using it") from None
 
 
-def serve(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr) -> None:
+def serve(pxe_dir: Path, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT, log=sys.stderr, **limits) -> None:
     """Serve until Ctrl-C or SIGTERM, then stop cleanly."""
-    server = make_server(pxe_dir, bind, port, log)
+    server = make_server(pxe_dir, bind, port, log, **limits)
     host, real_port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {server.root} on http://{shown}:{real_port}/ (Ctrl-C stops)", file=log, flush=True)
@@ -291,9 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pxe-dir", default="build/pxe")
     ap.add_argument("--bind", default=DEFAULT_BIND)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--max-clients", type=int, default=MAX_CLIENTS)
+    ap.add_argument("--header-timeout", type=float, default=HEADER_TIMEOUT)
     args = ap.parse_args(argv)
     try:
-        serve(Path(args.pxe_dir), args.bind, args.port)
+        serve(Path(args.pxe_dir), args.bind, args.port, max_clients=args.max_clients,
+              header_timeout=args.header_timeout)
     except IsobuildError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
-"""Content-hash stamps: a stage reruns only when one of its named inputs changed, and says which.
+"""Content-hash stamps: a stage reruns only when one of its named inputs or its outputs changed, and says which.
 
-A stamp is build/.stamps/<stage>.json holding {input name: digest}. Like osbuild's stage ids and
+A stamp is build/.stamps/<stage>.json holding {input name: digest} and its outputs. Like osbuild's stage ids and
 mkosi's have_cache, the stage key is the hash of its inputs; unlike a bare hash we keep the names so
-a miss can say why.
+a miss can say why. Each output's size, mtime and inode are recorded too (and its sha256, which
+`invoke release` checks): a truncated or replaced output is rebuilt, not called up to date.
 """
 from __future__ import annotations
 
@@ -54,36 +55,104 @@ def sha256_tree(root: Path, exclude: Iterable[str] = ()) -> str:
 @dataclass(frozen=True)
 class StampCheck:
     up_to_date: bool
-    reason: str  # "up to date", "no previous build", or "input changed: definition, overlay"
+    reason: str  # "up to date", "no previous build", "output changed: ...", "input changed: definition, overlay"
+
+
+def identity(path: Path, sha256: str | None = None) -> dict:
+    """What a stamp records of an output: size, mtime and inode (cheap to compare), and its sha256."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,
+            "sha256": sha256 or sha256_file(path)}
+
+
+def _changed(key: str, path: Path, rec: dict) -> str | None:
+    """Why the output at `path` is not the one the stamp recorded, or None when it is."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"output missing: {key}"
+    if st.st_size != rec.get("size"):
+        return f"output changed: {key} (size {rec.get('size')} -> {st.st_size})"
+    if (st.st_mtime_ns, st.st_ino) != (rec.get("mtime_ns"), rec.get("ino")):
+        return f"output changed: {key} (modified or replaced since it was built)"
+    return None
 
 
 class Stamps:
+    """build/.stamps/<stage>.json: {"inputs": {name: digest}, "outputs": {path: identity}}.
+
+    Output paths are relative to the build dir when inside it. A stamp written before outputs were
+    recorded (a flat {name: digest}) still checks its inputs; a stage that names outputs reruns once."""
+
     def __init__(self, build_dir: Path):
-        self.dir = Path(build_dir) / ".stamps"
+        self.build = Path(build_dir)
+        self.dir = self.build / ".stamps"
 
     def _path(self, stage: str) -> Path:
         return self.dir / f"{stage}.json"
 
-    def load(self, stage: str) -> dict[str, str] | None:
+    def key(self, path: Path) -> str:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(self.build))
+        return os.path.abspath(path) if rel.startswith("..") else rel
+
+    def _full(self, key: str) -> Path:
+        return Path(key) if os.path.isabs(key) else self.build / key
+
+    def _load_raw(self, stage: str) -> dict | None:
         try:
-            return json.loads(self._path(stage).read_text())
+            data = json.loads(self._path(stage).read_text())
         except (FileNotFoundError, ValueError):
             return None
+        if not isinstance(data, dict):
+            return None
+        if "inputs" not in data:
+            return {"inputs": data, "outputs": None}  # written before outputs were recorded
+        return data
+
+    def load(self, stage: str) -> dict[str, str] | None:
+        raw = self._load_raw(stage)
+        return None if raw is None else raw["inputs"]
 
     def check(self, stage: str, inputs: Mapping[str, str], outputs: Iterable[Path] = ()) -> StampCheck:
-        old = self.load(stage)
-        if old is None:
+        raw = self._load_raw(stage)
+        if raw is None:
             return StampCheck(False, "no previous build")
+        outputs = list(outputs)
         missing = [str(p) for p in outputs if not Path(p).exists()]
         if missing:
             return StampCheck(False, f"output missing: {', '.join(missing)}")
+        recorded = raw["outputs"]
+        if recorded is None:
+            if outputs:
+                return StampCheck(False, "the stamp records no outputs (written by an older version)")
+            recorded = {}
+        for key, rec in sorted(recorded.items()):
+            why = _changed(key, self._full(key), rec)
+            if why:
+                return StampCheck(False, why)
+        old = raw["inputs"]
         changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
         if changed:
             return StampCheck(False, f"input changed: {', '.join(changed)}")
         return StampCheck(True, "up to date")
 
-    def save(self, stage: str, inputs: Mapping[str, str]) -> None:
-        write_file(self._path(stage), json.dumps(dict(inputs), sort_keys=True, indent=1) + "\n")
+    def save(self, stage: str, inputs: Mapping[str, str], outputs: Mapping[Path, str | None] | Iterable[Path] = ()
+             ) -> None:
+        """Record the inputs and each output's identity (`outputs` may map a path to its known sha256)."""
+        known = outputs if isinstance(outputs, Mapping) else {p: None for p in outputs}
+        data = {"inputs": dict(inputs),
+                "outputs": {self.key(p): identity(Path(p), sha) for p, sha in known.items()}}
+        write_file(self._path(stage), json.dumps(data, sort_keys=True, indent=1) + "\n")
+
+    def recorded(self, path: Path) -> tuple[str, dict] | None:
+        """(stage, identity) of the stamp that recorded `path` as its output, or None."""
+        key = self.key(path)
+        for f in sorted(self.dir.glob("*.json")):
+            raw = self._load_raw(f.stem)
+            rec = ((raw or {}).get("outputs") or {}).get(key)
+            if rec:
+                return f.stem, rec
+        return None
 
     def forget(self, stage: str) -> None:
         try:

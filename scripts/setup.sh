@@ -11,7 +11,7 @@ APT_PACKAGES="
   qemu-system-x86 busybox-static cpio linux-image-cloud-amd64
   createrepo-c dnf rpm rpm2cpio rpmlint gcc flex
   drbd-utils lvm2 gfs2-utils util-linux iproute2 shellcheck bats libxml2-utils iptables hostname
-  gnupg curl time iputils-ping
+  gnupg curl time iputils-ping tzdata
   dnsmasq-base binutils
   dosfstools fdisk mtools p7zip-full
   apache2-dev libldap2-dev libsasl2-dev rsync

@@ -99,3 +99,23 @@ def test_invoke_iso_indexes_build_rpms_when_there_is_no_repo(tmp_path, base):
                              check=True, capture_output=True, text=True).stdout.split()
     for p in rpms:
         assert f"/an-cluster/{p.name}" in listing
+
+
+def test_iso_is_the_same_under_another_umask_time_zone_and_locale(tmp_path, base):
+    import hashlib
+    import os
+
+    import shutil
+
+    rpms = our_rpms(tmp_path / "shared")  # the same packages for both (the stand-ins are not reproducible)
+
+    def build(name, umask, env):
+        shutil.copytree(rpms[0].parent, tmp_path / name / "rpms")
+        res = subprocess.run([sys.executable, "-m", "invoke", "iso", "--build-dir", str(tmp_path / name), "--base",
+                              str(base)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, **env}, preexec_fn=lambda: os.umask(umask))
+        assert res.returncode == 0, res.stderr
+        return hashlib.sha256((tmp_path / name / "out" / "an-cluster.iso").read_bytes()).hexdigest()
+
+    assert build("a", 0o022, {"TZ": "UTC", "LC_ALL": "C.UTF-8"}) == \
+        build("b", 0o077, {"TZ": "Pacific/Chatham", "LC_ALL": "C"})

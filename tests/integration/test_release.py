@@ -16,6 +16,7 @@ from conftest import REPO, need_tool
 from isobuild import release
 from isobuild.errors import IsobuildError, ProblemsError
 from isobuild.model import load_definition
+from isobuild.stamps import Stamps
 
 IPMI = REPO / "examples" / "ipmi-cluster.yaml"
 FIXTURE_SPEC = REPO / "tests" / "fixtures" / "rpm" / "an-fixture-hello"
@@ -38,7 +39,24 @@ def build_dir(tmp_path_factory):
     (build / "out").mkdir()
     subprocess.run([tools["genisoimage"], "-quiet", "-r", "-V", "TEST", "-o", str(build / "out" / "vmcl-b.iso"),
                     str(content)], check=True, capture_output=True)
+    _record(build)
     return build
+
+
+def _record(build: Path) -> None:
+    """What `invoke iso` and `invoke rpms` record of their outputs (identity and sha256)."""
+    Stamps(build).save("iso-vmcl-b.iso", {}, [build / "out" / "vmcl-b.iso"])
+    Stamps(build).save("rpm-an-fixture-hello", {}, sorted((build / "rpms").glob("*.rpm"))
+                       + sorted((build / "srpms").glob("*.rpm")))
+
+
+@pytest.fixture
+def own_build(build_dir, tmp_path):
+    """A copy of the build dir a test may damage."""
+    copy = tmp_path / "build"
+    shutil.copytree(build_dir, copy)
+    _record(copy)
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +130,7 @@ def test_tampering_is_named(cluster, build_dir, tmp_path):
     res = _make(cluster, build_dir, tmp_path, version="t")
     root = res.path
     iso = root / "iso" / "vmcl-b.iso"
-    # flip one byte in the ISO
-    data = bytearray(iso.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    iso.unlink()  # a hard link to build/out: replace, do not write through
-    iso.write_bytes(bytes(data))
+    _flip_byte(iso)
     out = _problems(root)
     assert "iso/vmcl-b.iso" in out and "content changed" in out
     with pytest.raises(ProblemsError, match="does NOT verify"):
@@ -199,3 +213,62 @@ def test_invoke_verify_release_exit_codes(cluster, build_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "--dir", str(res.path)],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "kickstarts/node-b1.ks" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _flip_byte(path: Path, keep_mtime: bool = False) -> None:
+    """Flip one byte in place (as a bad disk or a stray dd would), optionally keeping the mtime."""
+    st = path.stat()
+    with open(path, "r+b") as fh:
+        fh.seek(st.st_size // 2)
+        b = fh.read(1)
+        fh.seek(st.st_size // 2)
+        fh.write(bytes([b[0] ^ 0x01]))
+    if keep_mtime:
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_build_output_is_refused_not_released(cluster, own_build, tmp_path, damage):
+    iso = own_build / "out" / "vmcl-b.iso"
+    if damage == "truncate":
+        os.truncate(iso, iso.stat().st_size // 2)
+    else:
+        _flip_byte(iso, keep_mtime=True)  # identity unchanged: only the content check can see it
+    with pytest.raises(IsobuildError, match="vmcl-b.iso is not what its stage built"):
+        _make(cluster, own_build, tmp_path, version="bad")
+    assert not (tmp_path / "release").exists() or not list((tmp_path / "release").iterdir())
+
+
+def test_damaged_rpm_is_refused(cluster, own_build, tmp_path):
+    _flip_byte(next((own_build / "rpms").glob("*.rpm")), keep_mtime=True)
+    with pytest.raises(IsobuildError, match="is not what its stage built"):
+        _make(cluster, own_build, tmp_path, version="bad")
+
+
+def test_release_shares_no_inode_and_keeps_secrets_private(cluster, own_build, tmp_path):
+    res = _make(cluster, own_build, tmp_path, version="ino")
+    src, dst = own_build / "out" / "vmcl-b.iso", res.path / "iso" / "vmcl-b.iso"
+    assert src.stat().st_ino != dst.stat().st_ino
+    _flip_byte(src)  # a later in-place write into build/ ...
+    assert _problems(res.path) == ""  # ... does not change the release
+    assert dst.stat().st_mode & 0o777 == 0o600 and (res.path / "iso").stat().st_mode & 0o777 == 0o700
+    assert all((res.path / f).stat().st_mode & 0o777 == 0o644 for f in ("SHA256SUMS", "manifest.json"))
+
+
+def test_artifact_nobody_recorded_is_refused(cluster, own_build, tmp_path):
+    (own_build / ".stamps" / "iso-vmcl-b.iso.json").unlink()
+    with pytest.raises(IsobuildError, match="no stage recorded its sha256"):
+        _make(cluster, own_build, tmp_path, version="x")
+    iso = own_build / "out" / "vmcl-b.iso"
+    (own_build / "out" / "vmcl-b.iso.sha256").write_text(f"{release.sha256_file(iso)}  vmcl-b.iso\n")
+    assert _make(cluster, own_build, tmp_path, version="y").artifacts > 0  # an ISO with its sha256sum line
+
+
+def test_invoke_release_prints_its_line_once(own_build, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "invoke", "release", "--cluster", str(IPMI), "--build-dir",
+                          str(own_build), "--version", "once"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (res.stdout + res.stderr).count("release: ") == 1
+    ok = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "-d",
+                         str(own_build / "release" / "vmcl-b-once")], cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr

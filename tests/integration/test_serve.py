@@ -44,9 +44,9 @@ def pxe_dir(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, pxe_dir: Path):
+    def __init__(self, pxe_dir: Path, *extra: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "isobuild.serve", "--pxe-dir", str(pxe_dir), "--port", "0"],
+            [sys.executable, "-m", "isobuild.serve", "--pxe-dir", str(pxe_dir), "--port", "0", *extra],
             cwd=REPO, stderr=subprocess.PIPE, text=True)
         first = self.proc.stderr.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
@@ -232,3 +232,93 @@ def test_acl_changes_apply_without_restart(pxe_dir, tmp_path):
     finally:
         assert srv.stop() == 0
     assert any("reloaded" in line for line in srv.log)
+
+
+def test_no_404_while_pxe_rebuilds_the_tree(pxe_dir, tmp_path, monkeypatch):
+    """Clients keep fetching while `invoke pxe --force` rebuilds three times, on a file system made
+    slow after every rename (so any moment with no tree at DIR/pxe would be seen): every answer is 200."""
+    import time
+
+    base = pxe_dir[1]
+    cluster = load_definition(IPMI)
+    build = tmp_path / "build"
+
+    def rebuild():
+        pxe.build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"],
+                      force=True)
+
+    rebuild()
+    srv = Server(build / "pxe")
+    paths = ["/an-cluster/repodata/repomd.xml", "/an-cluster/nodes/node-b1/etc/hosts", "/os/.treeinfo"]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        while not stop.is_set():
+            statuses.append(srv.get(paths[i % len(paths)])[0])
+
+    def slow(real):
+        def renamed(*a, **k):
+            out = real(*a, **k)
+            time.sleep(0.1)
+            return out
+        return renamed
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        monkeypatch.setattr(os, "rename", slow(os.rename))
+        monkeypatch.setattr(os, "replace", slow(os.replace))
+        for _ in range(3):
+            rebuild()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        monkeypatch.undo()
+        srv.stop()
+    assert len(statuses) > 50
+    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    gens = sorted(p.name for p in (build / ".pxe.generations").iterdir())
+    assert len(gens) == 2  # the current tree and the previous one; older ones are gone
+
+
+def _wait_for_log(srv: Server, needle: str) -> str:
+    import time
+
+    for _ in range(100):
+        text = "".join(srv.log)
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    return "".join(srv.log)
+
+
+def test_request_line_cannot_forge_log_lines(server):
+    forged = b'GET /x\x1b[2J\r127.0.0.1 [x] "GET /private/node-b1/etc/cluster/cluster.conf HTTP/1.1" 200 1 HTTP/1.0\r\n\r\n'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(forged)
+        assert sock.recv(100).startswith(b"HTTP/1.0 400")
+    text = _wait_for_log(server, "\\x1b[2J")
+    assert "\x1b" not in text and "\r" not in text  # no raw ESC or CR reaches the log
+    request_line = '"GET /x\\x1b[2J\\r127.0.0.1 [x] \\"GET /private/node-b1/etc/cluster/cluster.conf'
+    assert any(request_line in ln and ln.endswith(" 400 -") for ln in text.splitlines()), text
+    assert not any(ln.startswith('127.0.0.1 [x] "GET /private') for ln in text.splitlines())
+
+
+def test_connections_are_bounded_and_idle_ones_dropped(pxe_dir):
+    srv = Server(pxe_dir[0], "--max-clients", "3", "--header-timeout", "1")
+    idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(3)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        with extra:
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")  # no fourth thread for a fourth client
+        for sock in idle:  # a client that sends no request in time is dropped, freeing its slot
+            assert sock.recv(100) == b""
+        assert srv.get("/an-cluster/repodata/repomd.xml")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        assert srv.stop() == 0
+    assert "refused: 3 clients already connected" in "".join(srv.log)

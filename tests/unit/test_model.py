@@ -3,6 +3,7 @@ the error, and nothing written."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -286,6 +287,77 @@ def test_digest_changes_with_a_secret(defdir):
     before = load_definition(path).digest
     (defdir / "examples" / "secrets" / "demo-batou.pw").write_text("another\n")
     assert load_definition(path).digest != before
+
+
+# --- secret files: what a *_file may hold --------------------------------------------------------
+
+
+def _secret_def(defdir: Path, content: bytes | None = None, mode: int = 0o600, name: str = "fence.pw") -> Path:
+    """cluster.yaml whose first fence password comes from secrets/<name> (outside the DEMO dir)."""
+    secrets = defdir / "secrets"
+    secrets.mkdir(exist_ok=True)
+    if content is not None:
+        (secrets / name).write_bytes(content)
+        (secrets / name).chmod(mode)
+    return write_def(defdir, set_(["fence_devices", 0, "password_file"], f"secrets/{name}"))
+
+
+def _line_of_password_file(path: Path) -> int:
+    return next(i for i, ln in enumerate(path.read_text().splitlines(), 1) if "password_file" in ln)
+
+
+def test_secret_file_one_trailing_newline_is_stripped(defdir):
+    model = load_definition(_secret_def(defdir, b"s3cret pw\n"))
+    assert model.fence_devices[0].password.reveal() == "s3cret pw"
+    model = load_definition(_secret_def(defdir, b"no newline"))
+    assert model.fence_devices[0].password.reveal() == "no newline"
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"line1\nline2\n", "contains a line break"),
+    (b"pw\n\n", "contains a line break"),
+    (b"pw\r\n", "contains a line break"),
+    (b"p\x1b[2Jw", "control character '\\x1b'"),
+    (b"p\tw", "control character '\\t'"),
+    (b"x" * 4097, "larger than 4096 bytes"),
+    (b"\xff\xfe", "not UTF-8"),
+])
+def test_secret_file_bad_content_is_an_error_at_the_key(defdir, content, reason):
+    path = _secret_def(defdir, content)
+    (p,) = [p for p in problems_of(path) if p.path == "fence_devices[0].password_file"]
+    assert reason in p.reason and p.line == _line_of_password_file(path)
+    assert "line1" not in str(p) and "\x1b[2J" not in str(p)  # the secret itself is never echoed
+
+
+def test_secret_file_symlinks_are_followed_to_regular_files_only(defdir):
+    (defdir / "store").mkdir()
+    (defdir / "store" / "real.pw").write_bytes(b"linked\n")
+    (defdir / "store" / "real.pw").chmod(0o600)
+    path = _secret_def(defdir)
+    (defdir / "secrets" / "fence.pw").symlink_to(defdir / "store" / "real.pw")
+    assert load_definition(path).fence_devices[0].password.reveal() == "linked"
+    (defdir / "secrets" / "fence.pw").unlink()
+    (defdir / "secrets" / "fence.pw").symlink_to("/dev/zero")  # would be a 4 GB read
+    (p,) = [p for p in problems_of(path) if p.path == "fence_devices[0].password_file"]
+    assert "not a regular file" in p.reason
+
+
+def test_secret_file_fifo_is_refused_without_blocking(defdir):
+    path = _secret_def(defdir)
+    os.mkfifo(defdir / "secrets" / "fence.pw")
+    (p,) = [p for p in problems_of(path) if p.path == "fence_devices[0].password_file"]
+    assert "not a regular file" in p.reason
+
+
+def test_secret_file_readable_by_others_warns_once(defdir, capsys):
+    path = _secret_def(defdir, b"pw\n", mode=0o644)
+    load_definition(path)
+    load_definition(path)  # as `invoke all` does, once per stage
+    err = capsys.readouterr().err
+    assert "warning:" in err and "fence_devices[0].password_file" in err and "readable by group or others" in err
+    assert "chmod 600" in err and err.count("readable by group or others") == 1
+    load_definition(_secret_def(defdir, b"pw\n", mode=0o600))
+    assert "readable by group" not in capsys.readouterr().err
 
 
 def test_fence_host_name_without_address_points_at_the_key(defdir):
