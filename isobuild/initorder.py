@@ -28,6 +28,12 @@ class InitService:
     stop: int
     required_start: tuple[str, ...]
     required_stop: tuple[str, ...]
+    enabled_by: str = ""  # a later firstboot step switches it on; 40-init-order leaves it off until then
+
+    @property
+    def state(self) -> str:
+        """on | off | later (40-init-order: off; the step named by enabled_by: on)."""
+        return "later" if self.enabled_by else ("on" if self.enabled else "off")
 
     @property
     def chkconfig(self) -> str:
@@ -35,7 +41,7 @@ class InitService:
 
     def line(self) -> str:
         """One line of etc/an-cluster/init-order (whitespace separated, LSB lists comma separated)."""
-        return (f"{self.name} {'on' if self.enabled else 'off'} {self.levels} {self.start:02d} {self.stop:02d} "
+        return (f"{self.name} {self.state} {self.levels} {self.start:02d} {self.stop:02d} "
                 f"{','.join(self.required_start) or '-'} {','.join(self.required_stop) or '-'}")
 
 
@@ -60,6 +66,9 @@ _CHAIN = (
 
 # Services that rgmanager owns in rgmanager mode (off in init).
 RGMANAGER_OWNED = ("drbd", "clvmd", "gfs2", "xendomains")
+# In init mode, services a later firstboot step switches on: drbd's boot-time `start` (an `adjust`)
+# before 60-drbd made the metadata would leave the resource Diskless (drbd 8.3.7 scripts/drbd).
+ENABLED_LATER = {"drbd": "60-drbd"}
 
 
 def services(managed_by: str) -> tuple[InitService, ...]:
@@ -80,7 +89,8 @@ def services(managed_by: str) -> tuple[InitService, ...]:
         elif name == "rgmanager":
             req_start = ("$network", "cman", "gfs2")
         levels = "2345" if enabled else "-"
-        out.append(InitService(name, enabled, levels, start, stop, tuple(req_start), tuple(req_stop)))
+        later = ENABLED_LATER.get(name, "") if enabled else ""
+        out.append(InitService(name, enabled, levels, start, stop, tuple(req_start), tuple(req_stop), later))
     return tuple(out)
 
 
@@ -104,6 +114,7 @@ def init_order_file(managed_by: str) -> str:
     head = (
         "# AN!Cluster SysV init order (generated from isobuild/initorder.py; do not edit on the node).\n"
         f"# storage.managed_by: {managed_by}\n"
-        "# service on|off chkconfig-levels start stop Required-Start Required-Stop\n"
+        "# service on|off|later chkconfig-levels start stop Required-Start Required-Stop\n"
+        "# (later: off until the firstboot step that needs it first has run, which switches it on)\n"
     )
     return head + "".join(s.line() + "\n" for s in services(managed_by))

@@ -75,6 +75,16 @@ def test_init_order_file_lines():
     assert all(len(ln.split()) == 7 for ln in lines)
 
 
+def test_init_mode_leaves_drbd_to_60_drbd():
+    """A boot-time `drbd start` before 60-drbd made the metadata leaves the resource Diskless: in init
+    mode step 40 keeps drbd off (state later) and 60-drbd switches it on."""
+    lines = [ln for ln in initorder.init_order_file("init").splitlines() if not ln.startswith("#")]
+    assert "drbd later 2345 20 78 $local_fs,$network,$syslog,cman $local_fs,$network,$syslog" in lines
+    assert [ln.split()[0] for ln in lines if ln.split()[1] == "later"] == ["drbd"]
+    step60 = (REPO / "overlay/firstboot/steps/60-drbd.sh").read_text()
+    assert "chkconfig drbd on" in step60
+
+
 @pytest.mark.parametrize("name,sha", [
     ("cluster.rng", "ed401bdf48eefda71e5cdca7baeb084d22368e6a82484b0f3a1b2f3fca4bde35"),
     ("cluster-3.0.12.rng", "36881e582f4b686d176ea133791663c3d6f86dbb235e95ff02b0d8f7ca9886ed"),

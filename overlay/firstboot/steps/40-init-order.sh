@@ -10,8 +10,9 @@
 # re-added so the rc?.d links follow, and switched on or off (storage.managed_by: rgmanager leaves
 # drbd, clvmd, gfs2 and xendomains off: rgmanager runs them).
 #
-# Table lines: service on|off chkconfig-levels start stop Required-Start Required-Stop (lists comma
-# separated, "-" for empty).
+# Table lines: service on|off|later chkconfig-levels start stop Required-Start Required-Stop (lists
+# comma separated, "-" for empty). later: off for now; the step that needs the service first switches
+# it on (init mode: drbd, by 60-drbd once the metadata exists).
 set -euo pipefail
 # shellcheck source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -53,7 +54,7 @@ main() {
         [ "$rstart" = - ] && rstart=""
         [ "$rstop" = - ] && rstop=""
         if [ ! -f "$(fb_path "/etc/rc.d/init.d/$name")" ]; then
-            if [ "$state" = on ]; then
+            if [ "$state" != off ]; then
                 die "init script $name is not installed but must start at boot" "install the package that provides /etc/init.d/$name and rerun"
             fi
             warn "init script $name is not installed (it stays off anyway)"
@@ -70,7 +71,11 @@ main() {
     for ((i = 0; i < n; i++)); do
         chkconfig --del "${names[$i]}" >/dev/null 2>&1 || true
         chkconfig --add "${names[$i]}"
-        chkconfig "${names[$i]}" "${states[$i]}"
+        if [ "${states[$i]}" = later ]; then
+            chkconfig "${names[$i]}" off
+        else
+            chkconfig "${names[$i]}" "${states[$i]}"
+        fi
     done
     info "start order set for: ${names[*]}"
 }
