@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, Cluster, Node, model_json
+from .model import GUEST_BOOT_MIB, GUEST_ROOT_MIN_MIB, NETWORK_NAMES, Cluster, Node, model_json
 from .outputs import atomic_dir
 from .stamps import sha256_tree
 
@@ -267,6 +267,27 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
             out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
                         {"net": net, "nw": nw, "parent": parent}))
     out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
+    out += vm_files(cluster)
+    return out
+
+
+VM_DIR = "etc/an-cluster/vms"
+
+
+def vm_files(cluster: Cluster) -> list[tuple[str, str, dict]]:
+    """Per VM with vms[].install: the virt-install arguments (pv) or the xm config (hvm), and the guest
+    kickstart; staged on both nodes, used by the lowest nodeid's firstboot step 95-vms."""
+    out = []
+    sizes = {"guest_boot_mib": GUEST_BOOT_MIB, "guest_root_min_mib": GUEST_ROOT_MIN_MIB}
+    for vm in cluster.vms:
+        if vm.install is None:
+            continue
+        if vm.install.method == "hvm":
+            out.append((f"{VM_DIR}/{vm.name}.cfg", "files/vm-xm.cfg.j2", {"vm": vm}))
+            continue
+        out.append((f"{VM_DIR}/{vm.name}.virt-install", "files/vm-virt-install.j2", {"vm": vm}))
+        if vm.install.kickstart:
+            out.append((f"{VM_DIR}/{vm.name}.ks", "files/vm-guest.ks.j2", {"vm": vm, **sizes}))
     return out
 
 
@@ -290,7 +311,7 @@ def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) 
 
 
 def file_mode(rel: str) -> int:
-    if rel in SECRET_FILES:
+    if rel in SECRET_FILES or (rel.startswith(VM_DIR + "/") and rel.endswith(".ks")):  # guest ks: root hash
         return 0o600
     if rel in EXECUTABLE_FILES or rel.endswith(".sh"):
         return 0o755

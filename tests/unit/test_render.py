@@ -162,7 +162,11 @@ def test_secrets_only_where_needed(name, clusters, tmp_path):
             continue
         text = p.read_text()
         rel = p.relative_to(tmp_path).as_posix()
-        allowed = rel.startswith("kickstart/") or rel.endswith("etc/cluster/cluster.conf")
+        guest_ks = "/etc/an-cluster/vms/" in rel and rel.endswith(".ks")  # the guest's rootpw --iscrypted
+        allowed = rel.startswith("kickstart/") or rel.endswith("etc/cluster/cluster.conf") or guest_ks
+        if guest_ks:
+            assert p.stat().st_mode & 0o777 == 0o600, rel
+            assert not any(f in text for f in fence)
         for s in secrets:
             if s in text:
                 assert allowed, f"a secret leaked into {rel}"
