@@ -35,9 +35,10 @@ HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
-            "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
+            "vgs", "lvs", "vgchange", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "lvmconf",
             "mdadm")
 SH_SHIMS = ("drbdsetup", "chkconfig", "drbdadm")
+VM_SHIMS = ("virt-install", "virsh", "xm", "clusvcadm")  # vmshim.py (imports fbshim.py beside it)
 
 
 def install_shims(shimbin: Path) -> None:
@@ -49,8 +50,18 @@ def install_shims(shimbin: Path) -> None:
     (shimbin / "fbshim.py").chmod(0o755)
     for name in PY_SHIMS:
         (shimbin / name).symlink_to("fbshim.py")
+    _install_vm_shims(shimbin)
     for name in (*SH_SHIMS, "shim-lib.sh"):
         shutil.copy(HERE / name, shimbin / name)
+
+
+def _install_vm_shims(shimbin: Path) -> None:
+    code = (HERE / "vmshim.py").read_text().split("\n", 1)[1]
+    (shimbin / "vmshim.py").write_text(f"#!{sys.executable} -S\n{code}")
+    (shimbin / "vmshim.py").chmod(0o755)
+    shutil.copy(REPO / "isobuild" / "virtinst_osdict.py", shimbin / "virtinst_osdict.py")
+    for name in VM_SHIMS:
+        (shimbin / name).symlink_to("vmshim.py")
 
 
 def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
@@ -105,6 +116,8 @@ def make_definition(src_yaml: Path, dst_dir: Path, managed_by: str | None = "ini
         storage["size"] = "1G"
     for vm in data.get("vms") or []:
         vm["disk"] = "16M"
+        if isinstance(vm.get("install"), dict) and vm["install"].pop("kickstart", None):
+            vm["install"].pop("kickstart_url", None)  # a guest kickstart's layout needs GBs, not 16M
     if managed_by is not None:
         storage["managed_by"] = managed_by
     dst_dir.mkdir(parents=True, exist_ok=True)
