@@ -24,7 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from .errors import IsobuildError, Problem, ProblemsError
-from .virtinst_osdict import VIRTINST_OS_VARIANTS
+from .f13virt import VIRTINST_OS_VARIANTS
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
 SUPPORTED_RELEASE = "fedora-13-x86_64"

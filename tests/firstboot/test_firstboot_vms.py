@@ -156,3 +156,29 @@ def test_power_cut_in_provisioning_never_installs_twice(tree_pair, kill):
     else:
         assert vm_status(p, vm.name).endswith(f"rgmanager runs vm:{vm.name}"), vm_status(p, vm.name) + story(p)
         assert conf.is_file() and len(owner(p, vm.name)) == 1
+
+
+def test_unreachable_source_then_an_lv_with_data_is_never_installed_over(make_pair, tmp_path):
+    """No tree server: the VM gets a clear status and the cluster comes up. Then the LV gets a
+    filesystem (someone else's data), the tree becomes reachable and the step is run again: the
+    guard refuses, virt-install never runs, the data stays."""
+    p = make_pair(definition=_definition(REPO / "cluster.yaml", tmp_path / "def"))
+    (vm,) = p.cluster.vms
+    p.run_both(max_rounds=1)
+    assert vm_status(p, vm.name).startswith("unreachable: install source"), story(p)
+    assert p.all_done(p.lowest) and p.all_done(p.other)
+    lv = p.nodes[p.lowest].root / "dev" / p.cluster.storage.clvm.vg / vm.name
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(lv.resolve())], check=True, capture_output=True)
+    server = _serve_tree(p, tmp_path)
+    try:
+        for argv in (("reset", "95-vms"), ("run",)):
+            r = run_as(p, p.lowest, str(OVERLAY / "an-cluster-firstboot"), *argv)
+            assert r.returncode == 0, r.stdout + r.stderr + story(p)
+    finally:
+        server.kill()
+        server.wait()
+    assert vm_status(p, vm.name).startswith("refused"), vm_status(p, vm.name) + story(p)
+    assert installs(p, vm.name) == []
+    assert subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", str(lv.resolve())], capture_output=True,
+                          text=True).stdout.strip() == "ext4"
+    assert "refusing to run the install of VM" in p.log(p.lowest)

@@ -59,7 +59,7 @@ def _install_vm_shims(shimbin: Path) -> None:
     code = (HERE / "vmshim.py").read_text().split("\n", 1)[1]
     (shimbin / "vmshim.py").write_text(f"#!{sys.executable} -S\n{code}")
     (shimbin / "vmshim.py").chmod(0o755)
-    shutil.copy(REPO / "isobuild" / "virtinst_osdict.py", shimbin / "virtinst_osdict.py")
+    shutil.copy(REPO / "isobuild" / "f13virt.py", shimbin / "f13virt.py")
     for name in VM_SHIMS:
         (shimbin / name).symlink_to("vmshim.py")
 

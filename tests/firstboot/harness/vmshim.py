@@ -4,10 +4,9 @@
 Installed beside fbshim.py (whose recording, power cuts and node state it reuses). Each accepts the
 options of the version the node runs and refuses anything else, so a call that would fail there
 fails here:
-  virt-install  python-virtinst 0.500.3: virt-install parse_args() and virtinst/cli.py
-                graphics_option_group() (optparse, same option strings, types and actions), the
-                --disk and --network sub-option whitelists (parse_disk_option, cli.parse_network_opts),
-                --os-type/--os-variant from virtinst/osdict.py (isobuild/virtinst_osdict.py)
+  virt-install  python-virtinst 0.500.3 as isobuild/f13virt.py has it from the source: the optparse
+                options of parse_args() and cli.graphics_option_group(), the --disk and --network
+                sub-option whitelists, --os-type/--os-variant from virtinst/osdict.py
   virsh         libvirt 0.7 tools/virsh.c: the opts_<command> tables of the commands used here
   xm            Xen 4.0.1 tools/python/xen/xm/create.py (--path, -f) and migrate.py (-l/--live, -p, -n, -s, -c)
   clusvcadm     rgmanager 3.0.12: -e/-M with -m; a <vm> service is started and migrated as its vm.sh
@@ -19,7 +18,6 @@ LV (what anaconda leaves) and reads the kernel from --location over HTTP (as vir
 """
 from __future__ import annotations
 
-import optparse
 import os
 import re
 import subprocess
@@ -29,7 +27,8 @@ from pathlib import Path
 
 from fbshim import (ARGS, CMD, NODE, ROOT, fail, maybe_kill, node_path, nodes, record,  # noqa: E402
                     run_dir, svc_running)
-from virtinst_osdict import VIRTINST_OS_VARIANTS  # noqa: E402  (copied beside it by install_shims)
+from f13virt import (DISK_OPTIONS, NETWORK_OPTIONS, VIRTINST_OS_VARIANTS, VirtInstallUsage,  # noqa: E402
+                     parse_optstr, virt_install_parser)  # isobuild/f13virt.py, copied beside it
 
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -61,89 +60,6 @@ def need_xend() -> None:
 # virt-install (python-virtinst 0.500.3)
 
 
-class _Parser(optparse.OptionParser):
-    def error(self, msg):  # optparse prints usage and exits 2, as virt-install's does
-        fail(f"error: {msg}", 2)
-
-
-def _store(option, opt_str, value, parser):  # cli.check_before_store
-    if len(value) == 0:
-        raise optparse.OptionValueError(f"{opt_str} option requires an argument")
-    setattr(parser.values, option.dest, value)
-
-
-def _append(option, opt_str, value, parser):  # cli.check_before_append
-    if len(value) == 0:
-        raise optparse.OptionValueError(f"{opt_str} option requires an argument")
-    parser.values.ensure_value(option.dest, []).append(value)
-
-
-def virt_install_parser() -> optparse.OptionParser:
-    p = _Parser(usage="%prog --name NAME --ram RAM STORAGE INSTALL [options]")
-    s = dict(type="string", action="callback", callback=_store)
-    a = dict(type="string", action="callback", callback=_append)
-    p.add_option("", "--connect", dest="connect", **s)
-    p.add_option("-n", "--name", dest="name", **s)
-    p.add_option("-r", "--ram", type="int", dest="memory")
-    p.add_option("", "--vcpus", type="int", dest="vcpus")
-    p.add_option("", "--cpuset", dest="cpuset", **s)
-    p.add_option("", "--description", dest="description", **s)
-    p.add_option("", "--security", dest="security", **s)
-    p.add_option("-c", "--cdrom", dest="cdrom", **s)
-    p.add_option("-l", "--location", dest="location", **s)
-    p.add_option("", "--pxe", action="store_true", dest="pxe")
-    p.add_option("", "--import", action="store_true", dest="import_install")
-    p.add_option("", "--livecd", action="store_true", dest="livecd")
-    p.add_option("-x", "--extra-args", type="string", dest="extra", default="")
-    p.add_option("", "--os-type", dest="distro_type", **s)
-    p.add_option("", "--os-variant", dest="distro_variant", **s)
-    p.add_option("", "--disk", dest="diskopts", **a)
-    p.add_option("", "--nodisks", action="store_true")
-    p.add_option("-f", "--file", dest="file_path", **a)
-    p.add_option("-s", "--file-size", type="float", action="append", dest="disksize")
-    p.add_option("", "--nonsparse", action="store_false", default=True, dest="sparse")
-    p.add_option("-w", "--network", dest="network", **a)
-    p.add_option("", "--nonetworks", action="store_true")
-    p.add_option("-b", "--bridge", dest="bridge", **a)
-    p.add_option("-m", "--mac", dest="mac", **a)
-    p.add_option("", "--vnc", action="store_true", dest="vnc")
-    p.add_option("", "--vncport", type="int", dest="vncport")
-    p.add_option("", "--vnclisten", type="string", dest="vnclisten")
-    p.add_option("-k", "--keymap", dest="keymap", **s)
-    p.add_option("", "--sdl", action="store_true", dest="sdl")
-    p.add_option("", "--nographics", action="store_true")
-    p.add_option("", "--noautoconsole", action="store_false", dest="autoconsole")
-    for opt in ("--serial", "--parallel", "--host-device", "--soundhw", "--watchdog", "--video"):
-        p.add_option("", opt, dest=opt[2:].replace("-", "_"), **a)
-    p.add_option("", "--sound", action="store_true", dest="sound", default=False)
-    p.add_option("-v", "--hvm", action="store_true", dest="fullvirt")
-    p.add_option("-p", "--paravirt", action="store_true", dest="paravirt")
-    p.add_option("", "--virt-type", type="string", dest="hv_type", default="")
-    p.add_option("", "--accelerate", action="store_true", dest="accelerate", default=False)
-    p.add_option("", "--arch", dest="arch", **s)
-    p.add_option("", "--noapic", action="store_true", dest="noapic", default=False)
-    p.add_option("", "--noacpi", action="store_true", dest="noacpi", default=False)
-    p.add_option("-u", "--uuid", dest="uuid", **s)
-    p.add_option("", "--autostart", action="store_true", default=False, dest="autostart")
-    p.add_option("", "--noreboot", action="store_true", dest="noreboot")
-    p.add_option("", "--wait", type="int", dest="wait")
-    p.add_option("", "--force", action="store_true", dest="force", default=False)
-    p.add_option("", "--prompt", action="store_true", dest="prompt", default=False)
-    p.add_option("", "--check-cpu", action="store_true", dest="check_cpu")
-    p.add_option("-d", "--debug", action="store_true", dest="debug")
-    return p
-
-
-def _optstr(text: str) -> dict[str, str | None]:
-    """cli.parse_optstr: a,b=c -> {a: None, b: c}, keys and values lower-cased."""
-    out: dict[str, str | None] = {}
-    for opt in text.split(","):
-        if opt:
-            k, eq, v = opt.partition("=")
-            out[k.lower()] = v.lower() if eq else None
-    return out
-
-
 def _vi_disk(spec: str) -> str:
     path, _, rest = spec.partition(",")
     for prefix in ("path=", "vol=", "pool="):
@@ -151,8 +67,8 @@ def _vi_disk(spec: str) -> str:
             if prefix != "path=":
                 fail(f"ERROR    --disk {prefix[:-1]}= needs a storage pool (not emulated)")
             path = path[len(prefix):]
-    for key in _optstr(rest):
-        if key not in ("perms", "cache", "bus", "device", "size", "sparse", "format"):
+    for key in parse_optstr(rest):
+        if key not in DISK_OPTIONS:
             fail(f"ERROR    Unknown --disk option '{key}'.")
     real = node_path(path)
     if not os.path.exists(real):
@@ -165,9 +81,9 @@ def _vi_network(spec: str) -> tuple[str, str]:
     kind, _, data = typ.partition("=") if "=" in typ else typ.partition(":")
     if kind != "bridge":
         fail(f"ERROR    only bridged networks are emulated, got {typ!r}")
-    opts = _optstr(rest)
+    opts = parse_optstr(rest)
     for key in opts:
-        if key not in ("model", "mac"):
+        if key not in NETWORK_OPTIONS:
             fail(f"ERROR    Unknown network option '{key}'")
     mac = opts.get("mac") or ""
     if not MAC_RE.match(mac):
@@ -223,7 +139,10 @@ def _write_msdos_label(dev: str) -> None:
 
 
 def cmd_virt_install() -> None:
-    opts, rest = virt_install_parser().parse_args(ARGS)
+    try:
+        opts, rest = virt_install_parser().parse_args(ARGS)
+    except VirtInstallUsage as err:  # optparse prints usage and exits 2, as virt-install's does
+        fail(f"error: {err}", 2)
     if rest:
         fail(f"error: unexpected arguments {rest}", 2)
     if not opts.connect or not opts.connect.startswith("xen"):
