@@ -182,3 +182,31 @@ def test_unreachable_source_then_an_lv_with_data_is_never_installed_over(make_pa
     assert subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", str(lv.resolve())], capture_output=True,
                           text=True).stdout.strip() == "ext4"
     assert "refusing to run the install of VM" in p.log(p.lowest)
+
+
+def test_shims_refuse_what_f13s_tools_refuse(tmp_path):
+    """Options the F13 versions do not have fail here as they would there (no root needed)."""
+    from harness import install_shims
+
+    shimbin = tmp_path / "shimbin"
+    install_shims(shimbin)
+    h = tmp_path / "h"
+    (h / "run" / "n1").mkdir(parents=True)
+    (h / "run" / "n1" / "svc.xend").write_text("running\n")
+    env = {"PATH": f"{shimbin}:/usr/bin:/bin", "FBH_DIR": str(h), "FBH_NODE": "n1", "AN_ROOT": str(tmp_path / "root")}
+
+    def run(*argv):
+        return subprocess.run(list(argv), env=env, capture_output=True, text=True)
+
+    r = run("virt-install", "--connect", "xen:///", "--name", "v", "--ram", "512", "--initrd-inject=/ks.cfg")
+    assert r.returncode == 2 and "no such option: --initrd-inject" in r.stderr  # added after 0.500.3
+    r = run("virt-install", "--connect", "xen:///", "--name", "v", "--ram", "512", "--graphics", "vnc")
+    assert r.returncode == 2 and "no such option: --graphics" in r.stderr
+    r = run("virt-install", "--connect", "xen:///", "--name", "v", "--ram", "512", "--paravirt", "--location",
+            "http://x/", "--os-variant", "fedora14", "--disk", "path=/dev/null", "--network", "bridge=eth0,mac=00:16:3e:00:00:01",
+            "--noautoconsole", "--wait", "-1")
+    assert r.returncode == 1 and "OS variant 'fedora14'" in r.stderr
+    r = run("virsh", "migrate", "--live", "--copy-storage-all", "v", "xen:///", "xenmigr://peer/")
+    assert r.returncode == 1 and "doesn't support option --copy-storage-all" in r.stderr
+    r = run("xm", "create", "--bogus", "v")
+    assert r.returncode == 1 and "not recognized" in r.stderr
