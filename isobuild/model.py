@@ -1213,7 +1213,7 @@ def _load_vms(ck: _Checker, raw, top) -> list[Vm]:
                        f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
                        f"({vm.min_disk_mib} MiB)", ck.line_of(item, "disk"), f"make it at least {vm.min_disk_mib}M")
             vms.append(vm)
-    _assign_macs(ck, seq, vms, cname)
+    _assign_macs(ck, seq, vms, cname, top)
     return vms
 
 
@@ -1296,9 +1296,13 @@ def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
     return f"{XEN_OUI}:{b[0] & 0x7f:02x}:{b[1]:02x}:{b[2]:02x}"
 
 
-def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str) -> None:
+def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
     """Explicit MACs must be unique; derived ones skip every MAC already taken (so never collide)."""
     taken: dict[str, str] = {}
+    for i, node in enumerate(top.get("nodes") or []):  # the nodes' own NICs (nodes[].mac)
+        macs = node.get("mac") if isinstance(node, dict) else None
+        for iface, mac in (macs.items() if isinstance(macs, dict) else ()):
+            taken.setdefault(str(mac).lower(), f"nodes[{i}].mac.{iface}")
     idx = {item.get("name"): i for i, item in enumerate(seq) if isinstance(item, dict)}
     for vm in vms:
         if vm.mac_derived:

@@ -167,6 +167,8 @@ CASES = [
     ("vm-mac-duplicate", lambda d: (d["vms"][0].__setitem__("mac", "00:16:3e:00:10:01"),
                                     d["vms"].append({**dict(d["vms"][0]), "name": "vm2"})),
      "vms[1].mac", "already used by vms[0]"),
+    ("vm-mac-is-a-nodes", both(set_(["nodes", 0, "mac"], {"eth0": "00:16:3e:00:10:01"}),
+                               set_(["vms", 0, "mac"], "00:16:3e:00:10:01")), "vms[0].mac", "nodes[0].mac.eth0"),
     ("vm-cpuset", set_(["vms", 0, "cpuset"], "one"), "vms[0].cpuset", "not a CPU list"),
     ("vm-install-method", set_(["vms", 0, "install", "method"], "kvm"), "vms[0].install.method", "not pv or hvm"),
     ("vm-install-https", set_(["vms", 0, "install", "location"], "https://x/tree/"), "vms[0].install.location",

@@ -96,7 +96,7 @@ provision_pv() {
         done)
             set_status "$vm" "interrupted: an earlier virt-install of $vm did not finish; $lv holds a partial install"
             warn "VM $vm: its install was interrupted: not running virt-install over it again" \
-                "(reprovision it: see the runbook, 'Reprovision $vm')"
+                "(Reprovision it: the runbook's procedure 'VM $vm', backup first)"
             return 0
             ;;
         *) set_status "$vm" "refused: $lv already carries data: not installing over it"; return 0 ;;
