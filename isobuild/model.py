@@ -1303,7 +1303,7 @@ def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
         macs = node.get("mac") if isinstance(node, dict) else None
         for iface, mac in (macs.items() if isinstance(macs, dict) else ()):
             taken.setdefault(str(mac).lower(), f"nodes[{i}].mac.{iface}")
-    idx = {item.get("name"): i for i, item in enumerate(seq) if isinstance(item, dict)}
+    idx = {item["name"]: i for i, item in enumerate(seq) if isinstance(item, dict) and isinstance(item.get("name"), str)}
     for vm in vms:
         if vm.mac_derived:
             continue

@@ -188,7 +188,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "ks_ports": kickstart_ports(cluster),
         "rrp": cluster.totem.rrp_mode != "none",
         "xen_serial": xen_serial_args(cluster.install.console),
-        "secret_files": sorted(SECRET_FILES),
+        "secret_files": sorted(SECRET_FILES | {rel for rel, _, _ in vm_files(cluster) if is_secret(rel)}),
     }
 
 
@@ -274,6 +274,12 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
 VM_DIR = "etc/an-cluster/vms"
 
 
+def is_secret(rel: str) -> bool:
+    """A node file holding a secret: mode 0600 in the build, served only from private/<node>/ (PXE).
+    A guest kickstart carries the root password hash (rootpw --iscrypted)."""
+    return rel in SECRET_FILES or (rel.startswith(VM_DIR + "/") and rel.endswith(".ks"))
+
+
 def vm_files(cluster: Cluster) -> list[tuple[str, str, dict]]:
     """Per VM with vms[].install: the virt-install arguments (pv) or the xm config (hvm), and the guest
     kickstart; staged on both nodes, used by the lowest nodeid's firstboot step 95-vms."""
@@ -311,7 +317,7 @@ def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) 
 
 
 def file_mode(rel: str) -> int:
-    if rel in SECRET_FILES or (rel.startswith(VM_DIR + "/") and rel.endswith(".ks")):  # guest ks: root hash
+    if is_secret(rel):
         return 0o600
     if rel in EXECUTABLE_FILES or rel.endswith(".sh"):
         return 0o755
