@@ -28,6 +28,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("xen", "xen", "xen"),
     ("relocation", "xen.relocation", "xen.relocation"),
     ("vm", "vms[]", "vms"),
+    ("vm_install", "vms[].install", "vms[].install (first-boot provisioning)"),
 )
 
 # One line of help per key: what it means, its default when optional, the rule it must pass.
@@ -133,6 +134,20 @@ HELP: dict[str, str] = {
     "vms[].bridge": "the network whose Xen bridge the VM's NIC joins; must be in xen.bridges",
     "vms[].prefer": "the node the VM's failover domain prefers",
     "vms[].migrate": "`live` (default) or `pause`: how rgmanager moves the VM",
+    "vms[].mac": "optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); default: "
+                 "stable, derived from the cluster and VM name in Xen's 00:16:3e range",
+    "vms[].cpuset": "optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)",
+    "vms[].os_variant": "optional `--os-variant` of Fedora 13's virt-install (python-virtinst 0.500.3), e.g. "
+                        "`fedora13`",
+    "vms[].install": "optional: how first boot provisions the VM (lowest nodeid, only while it has no config)",
+    "vms[].install.method": "`pv` (virt-install --paravirt from an install tree) or `hvm` (an xm config booting "
+                            "an ISO on the shared file system)",
+    "vms[].install.location": "pv: the install tree, an http://, ftp:// or nfs: URL (virt-install 0.500.3 "
+                              "takes no https)",
+    "vms[].install.kickstart": "pv: render a guest kickstart (mode 0600: it holds the root hash); default false",
+    "vms[].install.kickstart_url": "pv: where you publish that kickstart for the guest installer to fetch "
+                                   "(needs kickstart: true)",
+    "vms[].install.iso": "hvm: the installer ISO, a path on the GFS2 mount",
     "vms[].config_file": "optional xm domain config (Python assignments whose `name` is the VM's) shipped "
                          "to `<gfs2 mount>/domU_config/<vm>`; only then does the VM autostart",
 }

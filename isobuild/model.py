@@ -26,6 +26,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from . import log
 from .errors import IsobuildError, Problem, ProblemsError
+from .f13virt import VIRTINST_OS_VARIANTS
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
 SUPPORTED_RELEASE = "fedora-13-x86_64"
@@ -213,6 +214,29 @@ class Xen:
 
 
 @dataclass(frozen=True)
+class VmInstall:
+    """How the VM is provisioned: pv = virt-install --paravirt from an install tree URL (optionally with
+    a guest kickstart the pipeline renders); hvm = an xm config booting an ISO on the shared GFS2."""
+    method: str                      # pv | hvm
+    location: str | None = None      # pv: install tree URL (http://, ftp://, nfs:)
+    kickstart: bool = False          # pv: render a guest kickstart
+    kickstart_url: str | None = None  # pv: where the guest fetches it (ks= on the installer's command line)
+    iso: str | None = None           # hvm: ISO path on the GFS2 mount
+
+
+XEN_OUI = "00:16:3e"   # Xen's randomMAC (xend/server/netif.py): 00:16:3e, then 3 bytes, the first < 0x80
+CPUSET_RE = re.compile(r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$")
+INSTALL_URL_RE = re.compile(r"^(http://|ftp://|nfs:)[^\s,'\"]+$")
+
+
+# The guest kickstart's partitions (kickstart/files/vm-guest.ks.j2): /boot, swap, / (grows): the LV
+# must hold at least their sum plus the partition table.
+GUEST_BOOT_MIB = 256
+GUEST_ROOT_MIN_MIB = 2048
+GUEST_SWAP_MAX_MIB = 2048
+
+
+@dataclass(frozen=True)
 class Vm:
     name: str
     memory: str
@@ -225,11 +249,32 @@ class Vm:
     migrate: str
     config_file: Path | None = None  # an xm domU config shipped with the definition
     config: str | None = field(default=None, repr=False)
+    mac: str = ""
+    mac_derived: bool = True
+    cpuset: str | None = None
+    os_variant: str | None = None
+    install: VmInstall | None = None
 
     @property
     def autostart(self) -> bool:
         """rgmanager starts a VM only when its domU config is known to be there: one shipped here."""
         return self.config is not None
+
+    @property
+    def os_type(self) -> str | None:
+        """The --os-type python-virtinst 0.500.3 files os_variant under (virtinst/osdict.py)."""
+        return next((t for t, vs in VIRTINST_OS_VARIANTS.items() if self.os_variant in vs), None)
+
+    @property
+    def guest_swap_mib(self) -> int:
+        return min(self.memory_mib, GUEST_SWAP_MAX_MIB)
+
+    @property
+    def min_disk_mib(self) -> int:
+        """The smallest LV the guest installs on (0: nothing known about the guest's layout)."""
+        if self.install is None or not self.install.kickstart:
+            return 0
+        return GUEST_BOOT_MIB + self.guest_swap_mib + GUEST_ROOT_MIN_MIB + 1
 
 
 @dataclass(frozen=True)
@@ -445,6 +490,11 @@ SPECS: dict[str, Spec] = {
         "name": _k(True, STR), "memory": _k(True, STR), "vcpus": _k(True, INT), "disk": _k(True, STR),
         "bridge": _k(True, STR), "prefer": _k(True, STR), "migrate": _k(False, STR),
         "config_file": _k(False, STR),
+        "mac": _k(False, STR), "cpuset": _k(False, SCALAR), "os_variant": _k(False, STR), "install": _k(False, MAP),
+    },
+    "vm_install": {
+        "method": _k(True, STR), "location": _k(False, STR), "kickstart": _k(False, BOOL),
+        "kickstart_url": _k(False, STR), "iso": _k(False, STR),
     },
 }
 
@@ -1315,6 +1365,8 @@ def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> lis
     vms: list[Vm] = []
     seq = top.get("vms", []) or []
     names: dict[str, int] = {}
+    macs: dict[str, str] = {}
+    cname = top.get("cluster", {}).get("name", "") if isinstance(top.get("cluster"), dict) else ""
     for i, item in enumerate(seq):
         path = f"vms[{i}]"
         m = ck.mapping(item, path, "vm", ck.item_line(seq, i))
@@ -1344,9 +1396,17 @@ def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> lis
         if migrate not in ("live", "pause"):
             ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
         cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
-        if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()):
-            vms.append(Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
-                          m["bridge"], m["prefer"], migrate, cfile, config))
+        extra = _vm_extras(ck, item, m, path, top)
+        if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()) \
+                and extra is not None:
+            vm = Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
+                    m["bridge"], m["prefer"], migrate, cfile, config, **extra)
+            if vm.disk_mib < vm.min_disk_mib:
+                ck.add(f"{path}.disk", f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
+                       f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
+                       f"({vm.min_disk_mib} MiB)", ck.line_of(item, "disk"), f"make it at least {vm.min_disk_mib}M")
+            vms.append(vm)
+    _assign_macs(ck, seq, vms, cname, top)
     return vms
 
 
@@ -1388,6 +1448,112 @@ def domu_config_problem(text: str, vm_name: str) -> str | None:
     if names[-1] != vm_name:
         return f"name = {names[-1]!r}, but the VM is {vm_name!r} (rgmanager looks the domain up by the VM's name)"
     return None
+
+
+def _vm_extras(ck: _Checker, item, m: dict, path: str, top) -> dict | None:
+    """mac, cpuset, os_variant and install of one VM (None when one of them is bad)."""
+    ok = True
+    mac = str(m.get("mac", "")).lower()
+    if "mac" in m and (not MAC_RE.match(mac) or int(mac[:2], 16) & 1):
+        ck.add(f"{path}.mac", f"{m['mac']!r} is not a unicast MAC address", ck.line_of(item, "mac"),
+               f"e.g. {XEN_OUI}:00:10:01, or leave it out for a stable one derived from the cluster and VM name")
+        ok = False
+    cpuset = str(m["cpuset"]) if "cpuset" in m else None
+    if cpuset is not None and not CPUSET_RE.match(cpuset):
+        ck.add(f"{path}.cpuset", f"{cpuset!r} is not a CPU list", ck.line_of(item, "cpuset"), "e.g. 1, 1-3 or 0,2")
+        ok = False
+    variant = m.get("os_variant")
+    known = [v for vs in VIRTINST_OS_VARIANTS.values() for v in vs]
+    if variant is not None and variant not in known:
+        ck.add(f"{path}.os_variant", f"{variant!r} is not an --os-variant of Fedora 13's virt-install "
+               "(python-virtinst 0.500.3)", ck.line_of(item, "os_variant"),
+               _suggest(variant, known).replace("allowed keys", "variants are"))
+        ok = False
+    install = _vm_install(ck, item, path, top)
+    if install is False:
+        return None
+    return {"mac": mac, "mac_derived": "mac" not in m, "cpuset": cpuset, "os_variant": variant,
+            "install": install} if ok else None
+
+
+def _vm_install(ck: _Checker, item, path: str, top) -> VmInstall | None | bool:
+    """vms[].install; None when absent (the VM is provisioned by hand), False when bad."""
+    if "install" not in item:
+        return None
+    node = item["install"]
+    m = ck.mapping(node, f"{path}.install", "vm_install", ck.line_of(item, "install"))
+    if m is None or "method" not in m:
+        return False
+    ipath = f"{path}.install"
+    method = m["method"]
+    allowed = {"pv": ("location", "kickstart", "kickstart_url"), "hvm": ("iso",)}
+    if method not in allowed:
+        ck.add(f"{ipath}.method", f"{method!r} is not pv or hvm", ck.line_of(node, "method"),
+               "pv: virt-install --paravirt from an install tree URL; hvm: an xm config booting an ISO")
+        return False
+    bad = False
+    for key in sorted(set(m) - {"method"} - set(allowed[method])):
+        ck.add(f"{ipath}.{key}", f"does not apply to method {method}", ck.line_of(node, key))
+        bad = True
+    need = "location" if method == "pv" else "iso"
+    if need not in m:
+        ck.add(f"{ipath}.{need}", f"method {method} needs {need}", ck.line_of(item, "install"))
+        return False
+    for key in ("location", "kickstart_url"):
+        if key in m and not INSTALL_URL_RE.match(m[key]):
+            ck.add(f"{ipath}.{key}", f"{m[key]!r} is not an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no other)", ck.line_of(node, key),
+                   "virt-install --location takes http://host/path, ftp://host/path or nfs:host:/path")
+            bad = True
+    if "kickstart_url" in m and not m.get("kickstart"):
+        ck.add(f"{ipath}.kickstart_url", "set without kickstart: true", ck.line_of(node, "kickstart_url"),
+               "set kickstart: true so the pipeline renders the kickstart to publish there")
+        bad = True
+    if method == "hvm":
+        gfs2 = top.get("storage", {}).get("gfs2", {}) if isinstance(top.get("storage"), dict) else {}
+        mount = str(gfs2.get("mount", "")).rstrip("/") if isinstance(gfs2, dict) else ""
+        iso = m["iso"]
+        if not mount or not iso.startswith(mount + "/") or ".." in iso.split("/") or any(c in iso for c in "',\" \n"):
+            ck.add(f"{ipath}.iso", f"{iso!r} is not a file on the shared GFS2 mount {mount or '(unset)'}",
+                   ck.line_of(node, "iso"), f"put the ISO on the shared filesystem, e.g. {mount}/iso/<name>.iso, "
+                   "so both nodes can boot the VM")
+            bad = True
+    if bad:
+        return False
+    return VmInstall(method, m.get("location"), bool(m.get("kickstart", False)), m.get("kickstart_url"), m.get("iso"))
+
+
+def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
+    """A stable MAC in Xen's range from the cluster and VM name (attempt > 0 after a collision)."""
+    seed = f"{cluster_name}/{vm_name}" + (f"/{attempt}" if attempt else "")
+    b = hashlib.sha256(seed.encode()).digest()
+    return f"{XEN_OUI}:{b[0] & 0x7f:02x}:{b[1]:02x}:{b[2]:02x}"
+
+
+def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
+    """Explicit MACs must be unique; derived ones skip every MAC already taken (so never collide)."""
+    taken: dict[str, str] = {}
+    for i, node in enumerate(top.get("nodes") or []):  # the nodes' own NICs (nodes[].mac)
+        macs = node.get("mac") if isinstance(node, dict) else None
+        for iface, mac in (macs.items() if isinstance(macs, dict) else ()):
+            taken.setdefault(str(mac).lower(), f"nodes[{i}].mac.{iface}")
+    idx = {item["name"]: i for i, item in enumerate(seq) if isinstance(item, dict) and isinstance(item.get("name"), str)}
+    for vm in vms:
+        if vm.mac_derived:
+            continue
+        i = idx.get(vm.name, 0)
+        if vm.mac in taken:
+            ck.add(f"vms[{i}].mac", f"{vm.mac} is already used by {taken[vm.mac]}", ck.line_of(seq[i], "mac"),
+                   "every VM needs its own MAC (leave mac out for a derived one)")
+        taken.setdefault(vm.mac, f"vms[{i}] ({vm.name})")
+    for j, vm in enumerate(vms):
+        if not vm.mac_derived:
+            continue
+        attempt, mac = 0, derived_mac(cname, vm.name)
+        while mac in taken:
+            attempt += 1
+            mac = derived_mac(cname, vm.name, attempt)
+        taken[mac] = vm.name
+        vms[j] = dataclasses.replace(vm, mac=mac)
 
 
 def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:

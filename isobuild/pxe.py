@@ -516,7 +516,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
     """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written.
 
     A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
-    from .render import Media, SECRET_FILES, render, render_kickstart
+    from .render import Media, is_secret, render, render_kickstart
 
     build_dir = Path(build_dir)
     pxe_dir = build_dir.resolve() / "pxe"  # a symlink to the current generation: never resolved here
@@ -605,7 +605,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                         continue
                     rel = p.relative_to(node_src).as_posix()
                     data = p.read_bytes()
-                    if rel in SECRET_FILES:
+                    if is_secret(rel):
                         dst = http / "private" / n.name / rel
                         _write(dst, data, SECRET_MODE)
                         continue
@@ -613,7 +613,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                     if leaked:
                         raise IsobuildError(
                             f"build/nodes/{n.name}/{rel} holds the {', '.join(leaked)} but is not a secret file",
-                            hint="add it to render.SECRET_FILES so it is served only from private/<node>/")
+                            hint="make render.is_secret() name it, so it is served only from private/<node>/")
                     _write(http / "an-cluster" / "nodes" / n.name / rel, data, p.stat().st_mode & 0o755 | 0o644)
                 addrs = sorted({str(a) for a in n.ip.values()})
                 acl[f"private/{n.name}/"] = addrs

@@ -26,7 +26,7 @@ import jinja2
 
 from . import initorder
 from .errors import IsobuildError
-from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
+from .model import GUEST_BOOT_MIB, GUEST_ROOT_MIN_MIB, NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
 from .outputs import make_dir, os_error, sweep, temp_prefix
 from .stamps import sha256_tree
 
@@ -260,7 +260,7 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "rrp": cluster.totem.rrp_mode != "none",
         "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),
-        "secret_files": sorted(SECRET_FILES),
+        "secret_files": sorted(SECRET_FILES | {rel for rel, _, _ in vm_files(cluster) if is_secret(rel)}),
         "fence_na": fence_na_table(cluster),
         "post_installs": [rel for rel in POST_INSTALLED if ONLY_WHEN[rel](cluster)],
     }
@@ -344,6 +344,33 @@ def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
     for vm in cluster.vms:
         if vm.config is not None:  # staged; first boot puts it on the GFS2 mount (80-gfs2)
             out.append((domu_config_path(cluster, vm.name), "files/domU-config.j2", {"vm": vm}))
+    out += vm_files(cluster)
+    return out
+
+
+VM_DIR = "etc/an-cluster/vms"
+
+
+def is_secret(rel: str) -> bool:
+    """A node file holding a secret: mode 0600 in the build, served only from private/<node>/ (PXE).
+    A guest kickstart carries the root password hash (rootpw --iscrypted)."""
+    return rel in SECRET_FILES or (rel.startswith(VM_DIR + "/") and rel.endswith(".ks"))
+
+
+def vm_files(cluster: Cluster) -> list[tuple[str, str, dict]]:
+    """Per VM with vms[].install: the virt-install arguments (pv) or the xm config (hvm), and the guest
+    kickstart; staged on both nodes, used by the lowest nodeid's firstboot step 95-vms."""
+    out = []
+    sizes = {"guest_boot_mib": GUEST_BOOT_MIB, "guest_root_min_mib": GUEST_ROOT_MIN_MIB}
+    for vm in cluster.vms:
+        if vm.install is None:
+            continue
+        if vm.install.method == "hvm":
+            out.append((f"{VM_DIR}/{vm.name}.cfg", "files/vm-xm.cfg.j2", {"vm": vm}))
+            continue
+        out.append((f"{VM_DIR}/{vm.name}.virt-install", "files/vm-virt-install.j2", {"vm": vm}))
+        if vm.install.kickstart:
+            out.append((f"{VM_DIR}/{vm.name}.ks", "files/vm-guest.ks.j2", {"vm": vm, **sizes}))
     return out
 
 
@@ -372,7 +399,7 @@ def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) 
 
 
 def file_mode(rel: str) -> int:
-    if rel in SECRET_FILES:
+    if is_secret(rel):
         return 0o600
     if rel in EXECUTABLE_FILES or rel.endswith(".sh"):
         return 0o755

@@ -231,8 +231,10 @@ def procedures(cluster: Cluster) -> list[Procedure]:
             mode = "a restart (relocation is off, the VM is shut down and booted on the other node)"
         mig_steps.append(Step("any node", (f"clusvcadm {flag} vm:{vm.name} -m {other.fqdn}", "clustat",
                                            f"clusvcadm {flag} vm:{vm.name} -m {pref.fqdn}"),
-                              f"vm:{vm.name} prefers {pref.name}; a move is {mode}. The second command "
-                              f"moves it back."))
+                              f"vm:{vm.name} prefers {pref.name}; a move is {mode}. Check after the move: "
+                              f"clustat shows vm:{vm.name} started on {other.name}, `xm list` lists {vm.name} on "
+                              f"{other.name} only, the guest still answers on its network ({vm.bridge}) and its "
+                              f"console shows no reboot. The second command moves it back."))
     if not mig_steps:
         mig_steps.append(Step("any node", (f"clusvcadm {flag} vm:<name> -m <target node fqdn>",),
                               "this cluster defines no VMs yet"))
@@ -285,6 +287,8 @@ def procedures(cluster: Cluster) -> list[Procedure]:
         warning=f"While the resync runs, {discard.name} has no good copy of its own: if {keep.name} fails or is "
                 f"fenced now, {discard.name} loses access to {st.drbd.device}."))
 
+    out += [vm_procedure(cluster, vm) for vm in cluster.vms]
+
     nxt = cluster.config_version + 1
     vm_example = cluster.vms[0] if cluster.vms else None
     bridge = vm_example.bridge if vm_example else (cluster.xen.bridges[0] if cluster.xen.bridges else "ifn")
@@ -318,7 +322,7 @@ def provision_vm(cluster: Cluster) -> Procedure | None:
     from .render import bridge_name
 
     st = cluster.storage
-    todo = [vm for vm in cluster.vms if not vm.autostart]
+    todo = [vm for vm in cluster.vms if not vm.autostart and vm.install is None]  # 95-vms provisions the rest
     if not todo:
         return None
     steps = []
@@ -348,6 +352,59 @@ def provision_vm(cluster: Cluster) -> Procedure | None:
         f"{'it' if len(todo) == 1 else 'them'} (vm.sh runs `xm create --path={st.gfs2.mount}/domU_config <name>`, "
         "which needs the file). The disk LV exists (first boot made it) and is empty.",
         tuple(steps))
+
+
+def vm_procedure(cluster: Cluster, vm) -> Procedure:
+    """One VM: its console, a config change moved to the shared filesystem, reprovisioning.
+    rgmanager's vm.sh (3.0.12) starts vm:<name> from <path>/<name>.xml with virsh, from <path>/<name>
+    (an xm config) with xm, so that file is the VM's configuration on both nodes."""
+    st = cluster.storage
+    conf_dir = f"{st.gfs2.mount}/domU_config"
+    lv = f"/dev/{st.clvm.vg}/{vm.name}"
+    low = cluster.lowest_node
+    hvm = vm.install is not None and vm.install.method == "hvm"
+    conf = f"{conf_dir}/{vm.name}" if hvm else f"{conf_dir}/{vm.name}.xml"
+    console = (Step("the node clustat names as owner", ("clustat", f"virsh -c xen:/// vncdisplay {vm.name}"),
+                    f"{vm.name} is an HVM guest: its console is VNC on that node (display :N = port 5900+N); "
+                    "reach it over ssh: `ssh -L 5900+N:localhost:5900+N root@<node>`, then a VNC viewer on "
+                    "localhost")
+               if hvm else
+               Step("the node clustat names as owner", ("clustat", f"xm console {vm.name}"),
+                    f"the PV console of {vm.name}; leave it with Ctrl-]"))
+    if hvm:
+        change = Step("any node", (f"$EDITOR {conf}", f"clusvcadm -R vm:{vm.name}"),
+                      f"the xm config on the shared filesystem is the only one: edit it (after the install, drop the "
+                      f"ISO from disk= and boot from c), then restart vm:{vm.name} so xm reads it")
+    else:
+        change = Step("the node clustat names as owner",
+                      (f"virsh -c xen:/// dumpxml {vm.name} > {conf}.new", f"mv {conf}.new {conf}",
+                       f"clusvcadm -R vm:{vm.name}"),
+                      f"after changing {vm.name} with virsh/virt-manager on the node that runs it (seed: 'Syncing "
+                      f"domU Configuration'): rgmanager starts it from {conf}, so save the new XML there, or the "
+                      "change is lost at the next start or on the other node; the restart applies it")
+    if vm.install is None:
+        redo_note = (f"{vm.name} has no vms[].install: provision it by hand (virt-install --disk path={lv} ...), "
+                     f"then save its config to {conf} and `clusvcadm -e vm:{vm.name}`")
+    else:
+        redo_note = (f"then on {low.name} (the lowest nodeid, which provisions VMs) step 95-vms installs {vm.name} "
+                     f"again from the definition, saves {conf} and hands it to rgmanager")
+    redo = (
+        Step("any node", (f"clusvcadm -d vm:{vm.name}", f"mv {conf} {conf}.old"),
+             f"stop the VM and put its old config aside"),
+        Step(low.name, (f"dd if={lv} of=/path/to/backup/{vm.name}.img bs=1M", f"dd if=/dev/zero of={lv} bs=1M count=1",
+                        f"virsh -c xen:/// undefine {vm.name}"),
+             f"BACKUP FIRST: the next step clears the guest's partition table on {lv} (the step refuses to install "
+             "over an LV that carries data) and forgets the old domain"),
+        Step(low.name, (f"rm -f /var/lib/an-cluster/firstboot/intent/vm-{vm.name} "
+                        f"/var/lib/an-cluster/firstboot/intent/vm-{vm.name}.installed "
+                        f"/var/lib/an-cluster/firstboot/virt-install.{vm.name}.out",
+                        "an-cluster-firstboot reset 95-vms", "an-cluster-firstboot run"), redo_note),
+    )
+    return Procedure(f"vm-{vm.name}", f"VM {vm.name}: console, config change, reprovision",
+                     f"{vm.name} runs as rgmanager service vm:{vm.name} from {conf}; its disk is {lv}. "
+                     f"`cat {st.gfs2.mount}/.an-cluster/vms/{vm.name}` says how first boot left it.",
+                     (console, change) + redo,
+                     warning=f"Reprovisioning erases {vm.name}'s disk.")
 
 
 # ---------------------------------------------------------------------------------------------

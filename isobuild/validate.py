@@ -19,6 +19,9 @@
 | etc/an-cluster/init-order              | isobuild.initorder consistency (start/stop vs Required-Start) |
 | etc/hosts                              | hosts(5) structure: address, then valid host names      |
 | etc/cluster/fence_na.conf              | read as fence_na.lib read_conf does; agrees with cluster.conf |
+| etc/an-cluster/vms/<vm>.virt-install   | virt-install 0.500.3's own optparse options + sub-option whitelists (isobuild/f13virt.py) |
+| etc/an-cluster/vms/<vm>.ks             | pykickstart's F13 handler, warnings are errors          |
+| etc/an-cluster/vms/<vm>.cfg            | Python syntax, only literal assignments to Xen 4.0.1 xm create variables |
 | model.json                             | json                                                    |
 | anything else under nodes/             | a problem: every rendered file needs a validator        |
 
@@ -91,8 +94,9 @@ class Collector:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_kickstart(col: Collector, path: Path) -> None:
-    """pykickstart F13 handler with every parse warning an error; then the %post bodies as shell."""
+def check_kickstart(col: Collector, path: Path, node: bool = True) -> None:
+    """pykickstart F13 handler with every parse warning an error; then the %post bodies as shell.
+    node=False (a guest's kickstart): no node layout/packages consistency checks."""
     try:
         from pykickstart.errors import KickstartError, KickstartParseWarning
         from pykickstart.parser import KickstartParser, preprocessKickstart
@@ -130,7 +134,7 @@ def check_kickstart(col: Collector, path: Path) -> None:
     for line, msg in errors:
         col.add(path, line, "pykickstart F13", msg)
     col.ok(path, "pykickstart F13")
-    if not errors:
+    if not errors and node:
         check_kickstart_consistency(col, path, handler)
 
     # %pre/%post bodies: bash -n and shellcheck, lines mapped back into the kickstart.
@@ -572,6 +576,41 @@ def check_fence_na_conf(col: Collector, path: Path, cluster_conf: Path) -> None:
     col.ok(path, tool)
 
 
+def check_virt_install(col: Collector, path: Path) -> None:
+    from .f13virt import check_virt_install_args
+
+    args = path.read_text().splitlines()
+    for reason, culprit in check_virt_install_args(args):
+        line = args.index(culprit) + 1 if culprit in args else None
+        col.add(path, line, "virt-install 0.500.3 options", reason)
+    col.ok(path, "virt-install 0.500.3 options")
+
+
+def check_xm_config(col: Collector, path: Path) -> None:
+    """xm create execs the file as Python (Xen 4.0.1 xm/create.py) and reads the variables gopts knows."""
+    import ast
+
+    from .f13virt import XM_CONFIG_VARS
+
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError as err:
+        col.add(path, err.lineno, "xm config", f"not Python: {err.msg}")
+        return
+    for node in tree.body:
+        names = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if not isinstance(node, ast.Assign) or len(names) != 1:
+            col.add(path, node.lineno, "xm config", "only 'name = value' lines belong in an xm config")
+        elif names[0] not in XM_CONFIG_VARS:
+            col.add(path, node.lineno, "xm config", f"{names[0]!r} is not a variable of Xen 4.0.1's xm create")
+        else:
+            try:
+                ast.literal_eval(node.value)
+            except ValueError:
+                col.add(path, node.lineno, "xm config", f"{names[0]} is not a literal value")
+    col.ok(path, "xm config")
+
+
 def check_json(col: Collector, path: Path) -> None:
     import json
 
@@ -707,6 +746,9 @@ def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
                 col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
             elif p.parent.name == "domU_config":
                 check_domu_config(col, p)
+            elif rel.startswith("etc/an-cluster/vms/"):
+                {".virt-install": lambda: check_virt_install(col, p), ".ks": lambda: check_kickstart(col, p, node=False),
+                 ".cfg": lambda: check_xm_config(col, p)}.get(p.suffix, lambda: None)()
             if p not in col.checked and not any(x.file == str(p) for x in col.problems):
                 col.add(p, None, "validate", "no validator checks this file",
                         "add one to isobuild/validate.py (every rendered file is checked by a real tool)")

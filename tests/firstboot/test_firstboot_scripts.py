@@ -34,7 +34,7 @@ def test_layout_is_the_contract():
     assert os.access(OVERLAY / "an-cluster-firstboot", os.X_OK)
     assert os.access(OVERLAY / "init.d" / "an-cluster-firstboot", os.X_OK)
     assert STEPS == ["10-network", "20-ssh-trust", "30-xen", "40-init-order", "50-cman", "60-drbd", "70-clvm",
-                     "80-gfs2", "90-rgmanager"]
+                     "80-gfs2", "90-rgmanager", "95-vms"]
     for step in STEPS:
         assert os.access(OVERLAY / "steps" / f"{step}.sh", os.X_OK), step
     header = (OVERLAY / "init.d" / "an-cluster-firstboot").read_text()

@@ -139,6 +139,13 @@ BREAKAGES = [
      "sxp", "never closed"),
     ("nodes/an-node01/etc/hosts", "192.168.1.71    an-node01 ", "192.168.1.710   an-node01 ", "hosts(5)",
      "not an IP address"),
+    ("nodes/an-node01/etc/an-cluster/vms/vm0001_ws1.virt-install", "--vnc\n", "--vnc\n--vncdisplay\n",
+     "virt-install 0.500.3 options", "no such option: --vncdisplay"),
+    ("nodes/an-node01/etc/an-cluster/vms/vm0001_ws1.virt-install", "bridge=eth2,", "bridge=eth2,vifname=x,",
+     "virt-install 0.500.3 options", "Unknown network option 'vifname'"),
+    ("nodes/an-node01/etc/an-cluster/vms/vm0001_ws1.virt-install", "fedora13\n", "fedora14\n",
+     "virt-install 0.500.3 options", "OS variant 'fedora14'"),
+    ("nodes/an-node01/etc/an-cluster/vms/vm0001_ws1.ks", "poweroff\n", "poweroff --now\n", "pykickstart F13", ""),
 ]
 
 
@@ -320,6 +327,14 @@ VARIANTS = {
     prefer: an-node01         # failover domain ordering
     migrate: live
     # config_file: domU/vm0001_ws1.cfg   # an xm config to ship: without one the VM is defined, not started
+    cpuset: "1"               # physical CPUs the VM may use (optional)
+    os_variant: fedora13      # virt-install --os-variant of Fedora 13's python-virtinst (optional)
+    # mac: "00:16:3e:00:10:01"  # optional; default: stable, derived from cluster + VM name, in 00:16:3e
+    install:                  # optional: first boot provisions the VM (lowest nodeid) when it has no config yet
+      method: pv              # pv = virt-install --paravirt from an install tree; hvm = xm config booting iso:
+      location: http://192.168.1.10/f13/x86_64/img/
+      kickstart: true         # render a guest kickstart (nodes' /etc/an-cluster/vms/<vm>.ks, mode 0600)
+      kickstart_url: http://192.168.1.10/ks/vm0001_ws1.ks   # where you publish it; the guest installer reads it
 """, "vms: []\n"),
     ]),
     # the IPMI cluster on two disks (RAID1, five md devices), biosdevname NIC names, two fence methods
@@ -369,3 +384,19 @@ def test_a_rendered_file_without_a_validator_is_a_problem(clusters, rendered, tm
         validate(build, clusters["an-cluster"])
     assert any(p.file == str(extra) and "no validator" in p.reason for p in exc.value.problems)
     assert any(p.file.endswith("model.json") and p.path == "json" for p in exc.value.problems)
+
+
+def test_xm_config_checked_against_xen_401_variables(clusters, rendered, tmp_path):
+    """The hvm VM's xm config (vmcl-b's db01): Python, literal values, only Xen 4.0.1 xm create variables."""
+    build = _copy(rendered["vmcl-b"], tmp_path)
+    cfg = build / "nodes/node-b1/etc/an-cluster/vms/db01.cfg"
+    assert validate(build, clusters["vmcl-b"])[cfg] == "xm config"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("usbdevice = 'tablet'", "usbdevice = 'tablet'\nvncpassword = ''\nacpi = os.getenv('X')"))
+    with pytest.raises(ProblemsError) as exc:
+        validate(build, clusters["vmcl-b"])
+    hits = [p for p in exc.value.problems if p.path == "xm config"]
+    assert [p.reason for p in hits] == ["'vncpassword' is not a variable of Xen 4.0.1's xm create",
+                                        "acpi is not a literal value"], exc.value
+    assert [p.line for p in hits] == [text.splitlines().index("usbdevice = 'tablet'") + 2,
+                                      text.splitlines().index("usbdevice = 'tablet'") + 3]

@@ -189,6 +189,22 @@ CASES = [
     ("vm-prefer", set_(["vms", 0, "prefer"], "an-node03"), "vms[0].prefer", "not a node"),
     ("vm-storage-fit", set_(["storage", "size"], "60G"), "storage.size", "cannot hold"),
     ("vm-config-missing", set_(["vms", 0, "config_file"], "domU/nope.cfg"), "vms[0].config_file", "cannot read"),
+    ("vm-os-variant", set_(["vms", 0, "os_variant"], "fedora14"), "vms[0].os_variant", "not an --os-variant"),
+    ("vm-lv-too-small", set_(["vms", 0, "disk"], "3G"), "vms[0].disk", "too small for the guest"),
+    ("vm-mac-invalid", set_(["vms", 0, "mac"], "01:16:3e:00:10:01"), "vms[0].mac", "not a unicast MAC"),
+    ("vm-mac-duplicate", lambda d: (d["vms"][0].__setitem__("mac", "00:16:3e:00:10:01"),
+                                    d["vms"].append({**dict(d["vms"][0]), "name": "vm2"})),
+     "vms[1].mac", "already used by vms[0]"),
+    ("vm-mac-is-a-nodes", both(set_(["nodes", 0, "mac"], {"eth0": "00:16:3e:00:10:01"}),
+                               set_(["vms", 0, "mac"], "00:16:3e:00:10:01")), "vms[0].mac", "nodes[0].mac.eth0"),
+    ("vm-cpuset", set_(["vms", 0, "cpuset"], "one"), "vms[0].cpuset", "not a CPU list"),
+    ("vm-install-method", set_(["vms", 0, "install", "method"], "kvm"), "vms[0].install.method", "not pv or hvm"),
+    ("vm-install-https", set_(["vms", 0, "install", "location"], "https://x/tree/"), "vms[0].install.location",
+     "0.500.3 takes no other"),
+    ("vm-install-iso-not-shared", set_(["vms", 0, "install"], {"method": "hvm", "iso": "/root/w.iso"}),
+     "vms[0].install.iso", "not a file on the shared GFS2 mount"),
+    ("vm-install-iso-on-pv", set_(["vms", 0, "install", "iso"], "/xen_shared/a.iso"), "vms[0].install.iso",
+     "does not apply to method pv"),
 ]
 
 
@@ -424,3 +440,17 @@ def test_vm_config_file_ships_and_starts_the_vm(defdir):
 def test_vm_without_config_is_not_started(defdir):
     c = load_definition(write_def(defdir, lambda d: None))
     assert c.vms[0].config is None and not c.vms[0].autostart
+def test_vm_macs_derived_stable_and_in_xen_range(defdir):
+    """Derived MACs: same cluster + VM name -> same MAC; in 00:16:3e with the first random byte < 0x80
+    (Xen's randomMAC); never a MAC another VM already has."""
+    from isobuild.model import derived_mac
+
+    c1 = load_definition(REPO / "cluster.yaml")
+    assert c1.vms[0].mac == load_definition(REPO / "cluster.yaml").vms[0].mac == derived_mac("an-cluster", "vm0001_ws1")
+    assert c1.vms[0].mac.startswith("00:16:3e:") and int(c1.vms[0].mac.split(":")[3], 16) < 0x80
+    taken = derived_mac("an-cluster", "vm2")
+    bad = write_def(defdir, lambda d: (d["vms"][0].__setitem__("mac", taken),
+                                       d["vms"].append({**dict(d["vms"][0]), "name": "vm2", "disk": "4G"}),
+                                       d["vms"][1].pop("mac"), d["storage"].pop("size", None)))
+    c = load_definition(bad)
+    assert c.vms[0].mac == taken and c.vms[1].mac != taken and c.vms[1].mac == derived_mac("an-cluster", "vm2", 1)

@@ -20,6 +20,7 @@ from isobuild.render import (
     SECRET_FILES,
     disk_layout,
     drbd_km_package,
+    is_secret,
     node_files,
     node_paths,
     render,
@@ -162,11 +163,16 @@ def test_secrets_only_where_needed(name, clusters, tmp_path):
             continue
         text = p.read_text()
         rel = p.relative_to(tmp_path).as_posix()
-        allowed = rel.startswith("kickstart/") or rel.endswith(("etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"))
+        guest_ks = "/etc/an-cluster/vms/" in rel and rel.endswith(".ks")  # the guest's rootpw --iscrypted
+        allowed = rel.startswith("kickstart/") or rel.endswith(("etc/cluster/cluster.conf", "etc/cluster/fence_na.conf")) \
+            or guest_ks
+        if guest_ks:
+            assert p.stat().st_mode & 0o777 == 0o600, rel
+            assert not any(f in text for f in fence)
         for s in secrets:
             if s in text:
                 assert allowed, f"a secret leaked into {rel}"
-                assert rel.startswith("kickstart/") or rel.split("/", 2)[2] in SECRET_FILES
+                assert rel.startswith("kickstart/") or is_secret(rel.split("/", 2)[2])
         if rel.endswith("etc/cluster/cluster.conf"):
             assert all(f in text for f in fence)
         if rel.startswith("kickstart/"):

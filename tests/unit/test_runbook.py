@@ -94,12 +94,22 @@ def test_runbook_tables_map_order_and_procedures(definition, tmp_path):
     assert f"{discard.name}'s changes since the split are DISCARDED" in split
     backup = split.index(f"dd if={st.backing_device}")
     assert backup < split.index(f"drbdadm -- --discard-my-data connect {st.drbd.resource}")
-    provision = _procedure(doc, "provision-vm")  # no example ships a domU config: every VM needs one
-    for vm in cluster.vms:
+    by_hand = [vm for vm in cluster.vms if not vm.autostart and vm.install is None]  # 95-vms provisions the rest
+    if by_hand:
+        provision = _procedure(doc, "provision-vm")
+    for vm in by_hand:
         pref = cluster.node(vm.prefer)
         assert f"$EDITOR {st.gfs2.mount}/domU_config/{vm.name}" in provision
         assert f"clusvcadm -e vm:{vm.name} -m {pref.fqdn}" in provision
         assert f"phy:/dev/{st.clvm.vg}/{vm.name},xvda,w" in provision
+    for vm in cluster.vms:  # per VM: console, config change to the shared fs, reprovision (backup first)
+        proc = _procedure(doc, f"vm-{vm.name}")
+        hvm = vm.install is not None and vm.install.method == "hvm"
+        conf = f"{st.gfs2.mount}/domU_config/{vm.name}" + ("" if hvm else ".xml")
+        assert (f"vncdisplay {vm.name}" if hvm else f"xm console {vm.name}") in proc
+        assert f"clusvcadm -R vm:{vm.name}" in proc and conf in proc
+        lv = f"/dev/{st.clvm.vg}/{vm.name}"
+        assert proc.index(f"dd if={lv} of=") < proc.index(f"dd if=/dev/zero of={lv}") < proc.index("reset 95-vms")
     add = _procedure(doc, "add-vm")
     assert f"lvcreate -L <disk size> -n <vm name> {st.clvm.vg}" in add
     assert f"cman_tool version -r {cluster.config_version + 1}" in add
@@ -135,6 +145,8 @@ def test_every_name_comes_from_the_definition(tmp_path):
     assert cluster.name == "zzclu"
     for p in out.iterdir():
         text = p.read_text()
+        for product in ("an-cluster-firstboot", "/var/lib/an-cluster/", "/.an-cluster/"):  # the product, not the cluster
+            text = text.replace(product, "")
         for old, new in RENAMES.items():
             old_name, new_name = old.split(": ")[-1], new.split(": ")[-1]
             assert old_name not in text, f"{p.name} still says {old_name}"

@@ -36,9 +36,10 @@ HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
-            "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "virsh", "lvmconf",
+            "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "lvmconf",
             "mdadm", "chkconfig", "network-bridge", "ccs_config_validate", "fence_node")
 SH_SHIMS = ("drbdsetup", "drbdadm")
+VM_SHIMS = ("virt-install", "virsh", "xm", "clusvcadm")  # vmshim.py (imports fbshim.py beside it)
 
 
 def install_shims(shimbin: Path) -> None:
@@ -52,6 +53,7 @@ def install_shims(shimbin: Path) -> None:
         (shimbin / name).symlink_to("fbshim.py")
     # lib/rendezvous runs with the node's python (2.6 on Fedora 13); here the interpreter of the tests
     (shimbin / "python").symlink_to(sys.executable)
+    _install_vm_shims(shimbin)
     for name in (*SH_SHIMS, "shim-lib.sh"):
         shutil.copy(HERE / name, shimbin / name)
 
@@ -61,6 +63,15 @@ def cman_schema() -> Path:
     then the only schema the repository has."""
     vendored = REPO / "schemas" / "cluster-3.0.12.rng"
     return vendored if vendored.exists() else REPO / "schemas" / "cluster.rng"
+
+
+def _install_vm_shims(shimbin: Path) -> None:
+    code = (HERE / "vmshim.py").read_text().split("\n", 1)[1]
+    (shimbin / "vmshim.py").write_text(f"#!{sys.executable} -S\n{code}")
+    (shimbin / "vmshim.py").chmod(0o755)
+    shutil.copy(REPO / "isobuild" / "f13virt.py", shimbin / "f13virt.py")
+    for name in VM_SHIMS:
+        (shimbin / name).symlink_to("vmshim.py")
 
 
 def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
@@ -117,6 +128,8 @@ def make_definition(src_yaml: Path, dst_dir: Path, managed_by: str | None = "ini
         storage["size"] = "1G"
     for vm in data.get("vms") or []:
         vm["disk"] = "16M"
+        if isinstance(vm.get("install"), dict) and vm["install"].pop("kickstart", None):
+            vm["install"].pop("kickstart_url", None)  # a guest kickstart's layout needs GBs, not 16M
     if managed_by is not None:
         storage["managed_by"] = managed_by
     dst_dir.mkdir(parents=True, exist_ok=True)
