@@ -276,7 +276,10 @@ def register(cluster: Cluster, build_dir: Path, *, api_url: str, user: str, pass
              distro_dir: Path | None = None, sync: bool = True) -> CobblerResult:
     """Bring Cobbler's objects for `cluster` in line with the definition (see the module doc)."""
     url = pxe_url(cluster, build_dir)
-    distro_dir = Path(distro_dir or Path(build_dir) / "pxe" / "tftp" / cluster.release).resolve()
+    # build/pxe is a symlink to the current generation (pxe.py): name it, not the generation, which
+    # a later `invoke pxe` removes
+    distro_dir = Path(distro_dir).resolve() if distro_dir else \
+        Path(build_dir).resolve() / "pxe" / "tftp" / cluster.release
     items = wanted(cluster, url, distro_dir)
     res = CobblerResult()
     s = Session(api_url, user, password)
