@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODES = ("init", "rgmanager")
+STATES = ("on", "off", "later")  # the second field of an init-order line
 
 
 @dataclass(frozen=True)

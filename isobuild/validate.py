@@ -40,7 +40,7 @@ from typing import Callable
 
 from .errors import Problem, ProblemsError, ToolError
 from .cmanschema import SCHEMAS
-from .initorder import InitService, check_order
+from .initorder import STATES, InitService, check_order
 from .model import REDACTED, Cluster
 from .run import require, run
 
@@ -665,12 +665,13 @@ def check_init_order(col: Collector, path: Path) -> None:
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 7 or parts[1] not in ("on", "off") or not parts[3].isdigit() or not parts[4].isdigit():
+        if len(parts) != 7 or parts[1] not in STATES or not parts[3].isdigit() or not parts[4].isdigit():
             col.add(path, i, "init-order", f"malformed line: {line!r}",
-                    "service on|off levels start stop Required-Start Required-Stop")
+                    "service on|off|later levels start stop Required-Start Required-Stop")
             continue
         name, state, levels, start, stop, rs, rst = parts
-        table.append(InitService(name, state == "on", levels, int(start), int(stop),
+        # `later` is on at boot once its step has run: its order is checked like an enabled service's
+        table.append(InitService(name, state != "off", levels, int(start), int(stop),
                                  tuple(x for x in rs.split(",") if x != "-"),
                                  tuple(x for x in rst.split(",") if x != "-")))
     for msg in check_order(tuple(table)):
