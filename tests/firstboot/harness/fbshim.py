@@ -972,6 +972,41 @@ def cmd_fence_node() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# an application writing to the DRBD device (harness only; what GFS2 on it would submit)
+
+
+def cmd_fbh_write_drbd() -> None:
+    """fbh-write-drbd OFFSET HEXDATA: one write to this node's DRBD device through the DRBD 8.3.7
+    block path (LINBIT/drbd-8.3 tag drbd-8.3.7): drbd_open (drbd/drbd_main.c: only a Primary opens,
+    node_path), then drbd_make_request -> inc_ap_bio (drbd/drbd_int.h), which waits as long as the
+    device is suspended (__inc_ap_bio_cond: state.susp). Each wait round lets the kernel stand-in
+    (drbdsetup's tick) notice a lost connection (drbd_disconnect) and run the fence-peer handler.
+    A node power-cycled meanwhile (its runtime state gone) never completes the write.
+    Records "#drbd-write OFFSET" in calls.log at the moment the write reaches the disk."""
+    offset, data = int(ARGS[0]), bytes.fromhex(ARGS[1])
+    dev = me()["drbd_device"]
+    real = node_path(dev, write=True)
+    drbdsetup = str(Path(sys.argv[0]).parent / "drbdsetup")
+    rundir = FBH / "run" / NODE
+    while True:
+        subprocess.run([drbdsetup, dev, "cstate"], capture_output=True)
+        with open(FBH / "drbd.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (rundir / "drbd.role").exists():
+                fail(f"{dev}: the node went down before the write was submitted", 5)
+            if not (rundir / "drbd.susp").exists():
+                fd = os.open(real, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, data, offset)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                record("#drbd-write", [str(offset)])
+                return
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------------
 # the DLM on the wire: dlm_controld talks to the peer over tcp 21064, or over sctp 21064 when totem
 # runs redundant rings (cluster STABLE3 group/dlm_controld/action.c). The firewall the harness
 # loads into each node's network namespace decides whether that gets through; the DLM itself is
@@ -1075,6 +1110,7 @@ DISPATCH = {
     "modprobe": cmd_simple, "rpm": cmd_simple, "yum": cmd_simple, "virsh": cmd_simple, "lvmconf": cmd_lvmconf,
     "mdadm": cmd_mdadm, "chkconfig": cmd_chkconfig, "network-bridge": cmd_network_bridge,
     "ccs_config_validate": cmd_ccs_config_validate, "fence_node": cmd_fence_node,
+    "fbh-write-drbd": cmd_fbh_write_drbd,
 }
 
 if __name__ == "__main__":

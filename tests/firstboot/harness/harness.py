@@ -37,7 +37,8 @@ OVERLAY = REPO / "overlay" / "firstboot"
 FIXTURE_ROOT = REPO / "tests" / "firstboot" / "fixtures" / "root"
 PY_SHIMS = ("service", "cman_tool", "clustat", "drbdmeta", "pvcreate", "vgcreate", "lvcreate", "pvs",
             "vgs", "lvs", "vgchange", "lvchange", "blkid", "wipefs", "mkfs.gfs2", "mount", "hostname", "modprobe", "rpm", "yum", "lvmconf",
-            "mdadm", "chkconfig", "network-bridge", "ccs_config_validate", "fence_node")
+            "mdadm", "chkconfig", "network-bridge", "ccs_config_validate", "fence_node",
+            "fbh-write-drbd")
 SH_SHIMS = ("drbdsetup", "drbdadm")
 VM_SHIMS = ("virt-install", "virsh", "xm", "clusvcadm")  # vmshim.py (imports fbshim.py beside it)
 
@@ -75,14 +76,16 @@ def _install_vm_shims(shimbin: Path) -> None:
 
 
 def write_node_info(hdir: Path, node: str, peer: str, root: Path, drbd_device: str, drbd_loop: str,
-                    fqdn: str = "") -> None:
-    """What the bash shims need to know about a node (sourced)."""
+                    fqdn: str = "", netns: str = "", sn_if: str = "") -> None:
+    """What the bash shims need to know about a node (sourced). NETNS/SN_IF: where the drbdsetup
+    stand-in looks whether the storage link still carries DRBD's connection."""
     import shlex
 
     d = hdir / "nodes" / node
     d.mkdir(parents=True, exist_ok=True)
     (d / "info.sh").write_text("".join(f"{k}={shlex.quote(str(v))}\n" for k, v in (
-        ("PEER", peer), ("ROOT", root), ("DRBD_DEVICE", drbd_device), ("DRBD_LOOP", drbd_loop), ("FQDN", fqdn))))
+        ("PEER", peer), ("ROOT", root), ("DRBD_DEVICE", drbd_device), ("DRBD_LOOP", drbd_loop), ("FQDN", fqdn),
+        ("NETNS", netns), ("SN_IF", sn_if))))
 # cluster.conf's seconds (post_join_delay) in test time
 TIME_SCALE = 0.2
 # Test networks (RFC 2544 benchmarking range): bcn, sn, ifn.
@@ -235,6 +238,9 @@ class Pair:
                 (node.root / rel).chmod(mode)
             # what the RPM installs
             shutil.copy(OVERLAY / "init.d" / "an-cluster-firstboot", node.root / "etc/rc.d/init.d/an-cluster-firstboot")
+            # the DRBD fence-peer handler r0.res names (the RPM's %{_sbindir}); drbdadm runs it from there
+            (node.root / "usr/sbin").mkdir(parents=True, exist_ok=True)
+            shutil.copy(OVERLAY / "an-drbd-fence-peer", node.root / "usr/sbin/an-drbd-fence-peer")
             if self.raid_partitions:
                 self._partitions(node)
             else:
@@ -257,7 +263,8 @@ class Pair:
         (h / "nodes.json").write_text(json.dumps(info))
         for name, node in self.nodes.items():
             peer = next(n for n in self.nodes if n != name)
-            write_node_info(h, name, peer, node.root, storage.drbd.device, self.drbd_loop, node.fqdn)
+            write_node_info(h, name, peer, node.root, storage.drbd.device, self.drbd_loop, node.fqdn,
+                            node.netns, self.cluster.networks["sn"].interface)
         self._network()
         self.firewall()
         for node in self.nodes.values():
@@ -415,6 +422,24 @@ class Pair:
             if svc in actions:
                 started.append(svc)
         return started
+
+    def cut_link(self, name: str, net: str) -> None:
+        """Take node NAME's NIC of network NET down (its veth peer loses carrier): that network fails
+        between the two nodes, nothing else does. Recorded in calls.log as "#link-down"."""
+        iface = self.cluster.networks[net].interface
+        sh("ip", "-n", self.nodes[name].netns, "link", "set", iface, "down")
+        with open(self.h / "calls.log", "a") as fh:
+            fh.write(f"{name}\t#link-down\t{net}\x1f{iface}\n")
+
+    def write_drbd(self, name: str, offset: int, data: bytes) -> subprocess.Popen:
+        """Start a writer on node NAME: DATA at byte OFFSET of its DRBD device, through the 8.3.7 block
+        path (fbshim.cmd_fbh_write_drbd). It is that node's process group now: a fence kills it."""
+        node = self.nodes[name]
+        proc = subprocess.Popen(["ip", "netns", "exec", node.netns, str(self.h / "shimbin" / "fbh-write-drbd"),
+                                 str(offset), data.hex()], env=node.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        (self.h / "nodes" / name / "pgid").write_text(f"{proc.pid}\n")
+        return proc
 
     def wait_log(self, name: str, text: str, timeout: float = 60) -> None:
         """Until the node's firstboot log contains text (e.g. that it is waiting for its peer)."""
