@@ -97,6 +97,12 @@ def test_a_vm_without_its_domu_config_is_not_enabled(node):
     assert any("not enabling vm:db01: no domU config db01" in line for line in node.read("log"))
 
 
+def test_a_vm_rgmanager_has_not_evaluated_yet_is_enabled_too(node):
+    (node.domu / "db01").write_text('name = "db01"\n')
+    node.state(web01=NEW, db01=["uninitialized", "none", "none"])
+    assert node.start() == [f"-e vm:db01 -m {B1}"]
+
+
 def test_a_vm_whose_preferred_node_is_not_a_member_starts_here(node):
     for vm in ("web01", "db01"):
         (node.domu / vm).write_text(f'name = "{vm}"\n')
