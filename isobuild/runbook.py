@@ -316,12 +316,21 @@ def procedures(cluster: Cluster) -> list[Procedure]:
     return out
 
 
+def _cold_start(cluster: Cluster) -> str:
+    """How a VM with its config on the GFS2 mount starts when the whole cluster starts."""
+    if cluster.storage.managed_by == "rgmanager":
+        return ("on a cold start the last resource of each node's storage service (an-vm-start) enables it "
+                "again, once the GFS2 mount is up, on its preferred node (on the other if that one is not a member)")
+    return "it stays autostart=\"0\" until the definition ships the config"
+
+
 def provision_vm(cluster: Cluster) -> Procedure | None:
     """VMs defined without a domU config (no vms[].config_file) are in cluster.conf with autostart="0":
     rgmanager would mark them failed at once (vm.sh finds no config). How to give each one a guest."""
     from .render import bridge_name
 
     st = cluster.storage
+    rgmanager = st.managed_by == "rgmanager"
     todo = [vm for vm in cluster.vms if not vm.autostart and vm.install is None]  # 95-vms provisions the rest
     if not todo:
         return None
@@ -339,16 +348,17 @@ def provision_vm(cluster: Cluster) -> Procedure | None:
                           f"install the guest into {lv} (first boot from the installer); when it is installed and "
                           f"boots from its disk, shut it down (xm shutdown {vm.name})"))
         steps.append(Step(pref.name, (f"clusvcadm -e vm:{vm.name} -m {pref.fqdn}", "clustat"),
-                          f"rgmanager starts vm:{vm.name} now; it stays autostart=\"0\" until the definition ships "
-                          "the config"))
+                          f"rgmanager starts vm:{vm.name} now; {_cold_start(cluster)}"))
     steps.append(Step("your workstation", (f"$EDITOR {cluster.source.name}",),
                       f"copy each finished config beside the definition and name it in vms[].config_file, set "
                       f"cluster.config_version to {cluster.config_version + 1}, then render and activate cluster.conf "
-                      "as in \"Add a VM\": the VMs then start with the cluster (autostart=\"1\")"))
+                      "as in \"Add a VM\": a reinstalled cluster then has the configs too"
+                      + ("" if rgmanager else " and starts the VMs with the cluster (autostart=\"1\")")))
     return Procedure(
         "provision-vm", "Provision a VM that has no config yet",
         f"{', '.join(vm.name for vm in todo)}: the definition ships no domU config, so cluster.conf defines "
-        f"{'it' if len(todo) == 1 else 'them'} with autostart=\"0\" and rgmanager does not start "
+        f"{'it' if len(todo) == 1 else 'them'} with autostart=\"0\" and "
+        f"{'the storage service does not enable' if rgmanager else 'rgmanager does not start'} "
         f"{'it' if len(todo) == 1 else 'them'} (vm.sh runs `xm create --path={st.gfs2.mount}/domU_config <name>`, "
         "which needs the file). The disk LV exists (first boot made it) and is empty.",
         tuple(steps))

@@ -170,8 +170,8 @@ def test_service_start_brings_drbd_up_and_makes_it_primary(tmp_path):
 
 
 def test_the_package_ships_what_the_config_names(tmp_path):
-    """The rendered r0.res and cluster.conf name /usr/sbin/an-drbd-fence-peer and an-drbd-service: the
-    an-cluster-firstboot RPM built from this overlay installs both, executable."""
+    """The rendered r0.res and cluster.conf name /usr/sbin/an-drbd-fence-peer, an-drbd-service and
+    an-vm-start: the an-cluster-firstboot RPM built from this overlay installs them, executable."""
     need_tool("rpmbuild", "rpmspec", "createrepo_c", "rpm")
     cfg = BuildConfig(build_dir=tmp_path / "build", backend="rpmbuild", chain=("an-cluster-firstboot",),
                       firstboot_dir=OVERLAY)
@@ -184,7 +184,7 @@ def test_the_package_ships_what_the_config_names(tmp_path):
     node = tmp_path / "r" / "nodes" / c.nodes[0].name
     named = re.findall(r'"(/usr/sbin/[^"]+)"', (node / "etc/drbd.d/shared.res").read_text())
     named += re.findall(r'file="(/usr/sbin/[^"]+)"', (node / "etc/cluster/cluster.conf").read_text())
-    assert sorted(named) == ["/usr/sbin/an-drbd-fence-peer", "/usr/sbin/an-drbd-service"]
+    assert sorted(named) == ["/usr/sbin/an-drbd-fence-peer", "/usr/sbin/an-drbd-service", "/usr/sbin/an-vm-start"]
     for path in named:
         assert files.get(path) == "-rwxr-xr-x", path
     shutil.rmtree(tmp_path / "build", ignore_errors=True)

@@ -303,7 +303,7 @@ def test_drbd_resource_fences_and_never_waits_forever(clusters):
         peer_res.replace("\n", "")  # nothing else differs
 
 
-def test_shipped_domu_config_is_staged_and_the_vm_starts(copy_example):
+def test_shipped_domu_config_is_staged_and_the_storage_service_starts_the_vm(copy_example):
     path = copy_example("cluster.yaml")
     (path.parent / "vm0001_ws1.cfg").write_text('name = "vm0001_ws1"\nmemory = 1024\n')
     path.write_text(path.read_text().replace("    migrate: live\n", "    migrate: live\n    config_file: vm0001_ws1.cfg\n"))
@@ -311,7 +311,17 @@ def test_shipped_domu_config_is_staged_and_the_vm_starts(copy_example):
     files = node_files(c, c.nodes[0])
     assert files["xen_shared/domU_config/vm0001_ws1"] == 'name = "vm0001_ws1"\nmemory = 1024\n'
     assert "xen_shared/domU_config/vm0001_ws1" in node_paths(c, c.nodes[0])  # PXE fetches it too
-    assert 'autostart="1"' in files["etc/cluster/cluster.conf"].split('<vm name="vm0001_ws1"')[1]
+    conf = files["etc/cluster/cluster.conf"]
+    # rgmanager mode: rgmanager never cold-starts a VM (autostart="0"); the last resource of each
+    # storage service, under the GFS2 mount, enables it (issue 17.5)
+    assert 'autostart="0"' in conf.split('<vm name="vm0001_ws1"')[1].split("/>")[0]
+    assert '<script ref="gfs2">\n                        <script ref="vms"/>' in conf
+    assert '<script file="/usr/sbin/an-vm-start" name="vms"/>' in conf
+    path.write_text(path.read_text().replace("managed_by: rgmanager", "managed_by: init"))
+    conf = node_files(load_definition(path), c.nodes[0])["etc/cluster/cluster.conf"]
+    # init mode: the storage is up from SysV (S20-S26) before rgmanager (S97)
+    assert 'autostart="1"' in conf.split('<vm name="vm0001_ws1"')[1].split("/>")[0]
+    assert "an-vm-start" not in conf
 
 
 def test_relocation_restricted_to_peer(clusters):

@@ -201,3 +201,14 @@ def test_storage_map_geometry(definition):
     for i, (x1, y1, w1, h1, t1) in enumerate(boxes):
         for x2, y2, w2, h2, t2 in boxes[i + 1:]:
             assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1, f"{t1!r} overlaps {t2!r}"
+
+
+@pytest.mark.parametrize("managed_by", ["rgmanager", "init"])
+def test_provisioning_says_how_the_vm_starts_on_a_cold_start(managed_by, tmp_path):
+    """rgmanager mode: every <vm> is autostart="0" and the storage service's an-vm-start enables it
+    (issue 17.5); init mode: a shipped config makes it autostart="1"."""
+    cluster = load_definition(REPO / "cluster.yaml")
+    cluster = dataclasses.replace(cluster, storage=dataclasses.replace(cluster.storage, managed_by=managed_by))
+    text = _procedure(lxml.html.fromstring(runbook.render_runbook(cluster)["index.html"]), "provision-vm")
+    assert ("an-vm-start" in text) is (managed_by == "rgmanager")
+    assert ('(autostart="1")' in text) is (managed_by == "init")

@@ -72,7 +72,8 @@ make_fs() {
 }
 
 # domU configs the definition ships (staged as <mount>/domU_config/<vm>): put there when absent,
-# never over one an admin wrote; rgmanager starts only the VMs that have one (autostart="1").
+# never over one an admin wrote; only VMs that have one start (rgmanager storage: an-vm-start enables
+# them; init storage: they are autostart="1").
 install_domu_configs() {
     local f rel
     for f in "${FB_STAGE}${MNT}"/domU_config/*; do
