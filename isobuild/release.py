@@ -274,8 +274,8 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
         kickstarts[node] = text
     if not include_secrets and not redacted:
         warnings.append("no secret found in the kickstarts to redact (is the root password hash line gone?)")
-    warnings.append("the ISO (and the USB stick image) carries the root password hash and the fence passwords (the nodes need them): "
-                    "treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
+    warnings.append("the ISO (and the USB stick image) carries the root password hash and the fence passwords "
+                    "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:
         artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, expected, kickstarts,
