@@ -175,6 +175,21 @@ def temp_file(target: Path) -> Path:
     return Path(tmp)
 
 
+@contextlib.contextmanager
+def temp_files(*targets: Path) -> Iterator[list[Path]]:
+    """A temp_file() beside each target; those not yet published are removed if the block fails."""
+    tmps: list[Path] = []
+    try:
+        for target in targets:
+            tmps.append(temp_file(target))
+        yield tmps
+    except BaseException:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+
+
 def publish(tmp: Path, target: Path, mode: int) -> None:
     """Give a finished temp file its final mode and rename it over `target`."""
     os.chmod(tmp, mode)

@@ -196,8 +196,13 @@ def verify_signature(sig: Path, data: Path, homedir: Path | None = None) -> tupl
 # ---------------------------------------------------------------------------------------------
 
 
+SECRET_KINDS = ("iso", "usb")  # they carry the nodes' kickstarts: 0600 files in 0700 directories
+
+
 def _collect(build_dir: Path, iso: Path | None) -> dict[str, list[Path]]:
-    """{'iso': [...], 'rpms': [...], 'srpms': [...]} from the build dir; errors say which stage to run."""
+    """{'iso': [...], 'usb': [...], 'rpms': [...], 'srpms': [...]} from the build dir; errors say which
+    stage to run. The stick images (`invoke usb`) are optional, and left out with --iso: they carry
+    build/out's DVD, not that one."""
     if iso is not None:
         isos = [Path(iso)]
         if not isos[0].is_file():
@@ -212,7 +217,8 @@ def _collect(build_dir: Path, iso: Path | None) -> dict[str, list[Path]]:
         raise IsobuildError(f"no RPMs in {build_dir / 'rpms'}", hint="build them with `invoke rpms` first")
     if not srpms:
         raise IsobuildError(f"no SRPMs in {build_dir / 'srpms'}", hint="build them with `invoke rpms` first")
-    return {"iso": isos, "rpms": rpms, "srpms": srpms}
+    sticks = sorted((build_dir / "out").glob("*-usb.img")) if iso is None else []
+    return {"iso": isos, "usb": sticks, "rpms": rpms, "srpms": srpms}
 
 
 def _input_digests(cluster: Cluster, build_dir: Path) -> dict[str, str]:
@@ -268,8 +274,8 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
         kickstarts[node] = text
     if not include_secrets and not redacted:
         warnings.append("no secret found in the kickstarts to redact (is the root password hash line gone?)")
-    warnings.append("the ISO carries the root password hash and the fence passwords (the nodes need them): "
-                    "treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
+    warnings.append("the ISO (and the USB stick image) carries the root password hash and the fence passwords "
+                    "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:
         artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, expected, kickstarts,
@@ -312,7 +318,7 @@ def _write_release(target, cluster, build_dir, version, found, expected, kicksta
 
         def add(rel: str, kind: str, src: Path | None = None, text: str | None = None, mode: int = 0o644) -> None:
             dst = tmp / rel
-            make_dir(dst.parent, 0o700 if kind == "iso" else 0o755)
+            make_dir(dst.parent, 0o700 if kind in SECRET_KINDS else 0o755)
             if src is not None:
                 digest = _copy_checked(src, dst, expected[src])
             else:
@@ -325,6 +331,8 @@ def _write_release(target, cluster, build_dir, version, found, expected, kicksta
 
         for p in found["iso"]:
             add(f"iso/{p.name}", "iso", p, mode=0o600)
+        for p in found["usb"]:
+            add(f"usb/{p.name}", "usb", p, mode=0o600)
         for p in found["rpms"]:
             add(f"rpms/{p.name}", "rpm", p)
         for p in found["srpms"]:
@@ -332,7 +340,7 @@ def _write_release(target, cluster, build_dir, version, found, expected, kicksta
         for node, text in kickstarts.items():
             add(f"kickstarts/{node}.ks", "kickstart", text=text, mode=0o600 if include_secrets else 0o644)
         for a in artifacts:
-            a["contains_secrets"] = a["kind"] == "iso" or (a["kind"] == "kickstart" and include_secrets)
+            a["contains_secrets"] = a["kind"] in SECRET_KINDS or (a["kind"] == "kickstart" and include_secrets)
         manifest = {
             "format": FORMAT,
             "cluster": cluster.name,

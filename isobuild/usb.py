@@ -26,7 +26,6 @@ copied one by one in a fixed order. FAT32 holds files below 4 GiB: a larger ISO 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -39,6 +38,7 @@ from . import isolinux, log
 from .errors import IsobuildError
 from .iso import IsoInputs, build_iso, open_base
 from .model import Cluster
+from .outputs import os_error, publish, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
 from .run import run, which
 from .stamps import Stamps, sha256_bytes, sha256_file
@@ -55,6 +55,7 @@ MBR_BIN = (Path("/usr/lib/syslinux/mbr/mbr.bin"), Path("/usr/share/syslinux/mbr.
 NOT_COPIED = ("isolinux.bin", "boot.cat", "isolinux.cfg", "TRANS.TBL")
 TOOLS = {"sfdisk": "fdisk", "mkfs.fat": "dosfstools", "mmd": "mtools", "mcopy": "mtools", "syslinux": "syslinux"}
 STAGE = "usb"
+WORK = "usb-work"  # BUILD/.usb-work.tmp-<pid>-*: the staged files of one run (kickstarts: 0700)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def stage_boot(base: Path, inputs: IsoInputs, label: str, dest: Path) -> None:
         (dest / ISO_DIR / "images").mkdir(parents=True)
         with open(dest / ISO_DIR / "images" / "install.img", "wb") as out:
             iso.get_file_from_iso_fp(out, rr_path="/images/install.img")
-    except IsobuildError:
+    except (IsobuildError, OSError):  # an OSError is the work dir's (a full disk), not the base's
         raise
     except Exception as err:  # pycdlib's errors for a missing or unreadable file
         raise IsobuildError(f"cannot read the boot files from the base {base}: {err}",
@@ -215,8 +216,8 @@ def write_disk(dest: Path, files: list[tuple[str, Path]], label: str, cluster: s
     disk_id, serial = _ids(cluster, epoch)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC", "MTOOLS_SKIP_CHECK": "1",
            "MTOOLSRC": os.devnull}
-    with open(dest, "wb") as fh:
-        fh.truncate(PART_START * SECTOR + part)
+    with open(dest, "wb") as fh:  # allocated now: a full disk fails here, not inside mcopy
+        os.posix_fallocate(fh.fileno(), 0, PART_START * SECTOR + part)
     table = f"label: dos\nlabel-id: 0x{disk_id}\nunit: sectors\nstart={PART_START}, type=c, bootable\n"
     run([_tool("sfdisk"), "--no-reread", "--no-tell-kernel", "-q", str(dest)], input=table, env=env)
     run([_tool("mkfs.fat"), "-F", "32", "-n", label, "-i", serial, "-h", str(PART_START),
@@ -259,8 +260,17 @@ def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, e
     }
 
 
+def _outputs(inputs: IsoInputs) -> tuple[Path, Path]:
+    """DIR/out/<cluster>-usb.img and its .sha256."""
+    image = Path(inputs.out_dir) / f"{inputs.cluster}-usb.img"
+    return image, image.parent / f"{image.name}.sha256"
+
+
 def build_usb(model: Cluster, inputs: IsoInputs, build_dir: Path, *, force: bool = False) -> UsbResult:
-    """Build the DVD (cached, `invoke iso`), then DIR/out/<cluster>-usb.img + .sha256 atomically."""
+    """Build the DVD (cached, `invoke iso`), then DIR/out/<cluster>-usb.img + .sha256 atomically.
+
+    Like every stage: dead runs' temps are swept first, the stamp records both outputs (a changed
+    image is rebuilt, saying why), an OSError is a clean error and the previous image stays."""
     if inputs.base is None:
         raise IsobuildError(
             "the USB stick needs the Fedora 13 DVD: it carries the remastered DVD image, and boots the "
@@ -270,39 +280,45 @@ def build_usb(model: Cluster, inputs: IsoInputs, build_dir: Path, *, force: bool
         _tool(t)
     build_dir = Path(build_dir)
     iso_res = build_iso(inputs, build_dir, force=force)
+    image, sha_path = _outputs(inputs)
+    try:
+        sweep(image.parent, [image.name, sha_path.name])
+        sweep(build_dir, [WORK])
+    except OSError as err:
+        raise os_error(err, "usb: cannot remove the leftovers of an interrupted build", image.parent) from None
+    work = None
+    try:
+        work = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))
+        return _build(model, inputs, build_dir, iso_res, work, force)
+    except OSError as err:
+        raise os_error(err, f"usb: cannot build {image}", image.parent) from None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(model: Cluster, inputs: IsoInputs, build_dir: Path, iso_res, work: Path, force: bool) -> UsbResult:
     epoch = _epoch(iso_res.manifest)
     label = stick_label(inputs.cluster)
-    out_dir = Path(inputs.out_dir)
-    image = out_dir / f"{inputs.cluster}-usb.img"
-    sha_path = out_dir / f"{image.name}.sha256"
-    work = Path(tempfile.mkdtemp(prefix=".usb-work-", dir=build_dir))
-    tmp_img = out_dir / f".{image.name}.tmp-{os.getpid()}"
-    tmp_sha = out_dir / f".{sha_path.name}.tmp-{os.getpid()}"
-    try:
-        ks = render_stick_kickstarts(model, inputs.iso_name, work / "ks")
-        digests = _digests(inputs, iso_res.sha256, ks, label, epoch)
-        stamps = Stamps(build_dir)
-        check = stamps.check(STAGE, digests, [image, sha_path])
-        if check.up_to_date and not force:
-            log.info(f"usb: {image} is up to date")
-            return UsbResult(image, sha_path.read_text().split()[0], label, False, check.reason)
-        log.info(f"usb: building {image} ({check.reason})")
-        stage = work / "stage"
-        stage_boot(Path(inputs.base), inputs, label, stage)
+    image, sha_path = _outputs(inputs)
+    ks = render_stick_kickstarts(model, inputs.iso_name, work / "ks")
+    digests = _digests(inputs, iso_res.sha256, ks, label, epoch)
+    stamps = Stamps(build_dir)
+    check = stamps.check(STAGE, digests, [image, sha_path])
+    if check.up_to_date and not force:
+        log.info(f"usb: {image} is up to date")
+        return UsbResult(image, sha_path.read_text().split()[0], label, False, check.reason)
+    log.info(f"usb: building {image} ({check.reason})")
+    stage = work / "stage"
+    stage_boot(Path(inputs.base), inputs, label, stage)
+    with temp_files(image, sha_path) as (tmp_img, tmp_sha):  # 0600: the kickstarts hold the root hash
         write_disk(tmp_img, _files(stage, ks, iso_res.iso, inputs.iso_name), label, inputs.cluster, epoch)
-        os.chmod(tmp_img, 0o600)  # the kickstarts on it hold the root password hash
         sha = sha256_file(tmp_img)
         tmp_sha.write_text(f"{sha}  {image.name}\n")
+        # the stamp is dropped before the swap and saved after it: a half swap is never up to date
         stamps.forget(STAGE)
-        os.replace(tmp_img, image)
-        os.replace(tmp_sha, sha_path)
-        stamps.save(STAGE, digests)
-        log.info(f"usb: wrote {image} ({image.stat().st_size / 2**20:.1f} MiB, FAT32 label {label}, sha256 {sha})")
-        return UsbResult(image, sha, label, True, check.reason)
-    except BaseException:
-        for t in (tmp_img, tmp_sha):
-            with contextlib.suppress(FileNotFoundError):
-                t.unlink()
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        publish(tmp_img, image, 0o600)
+        publish(tmp_sha, sha_path, 0o644)
+    stamps.save(STAGE, digests, {image: sha, sha_path: None})
+    log.info(f"usb: wrote {image} ({image.stat().st_size / 2**20:.1f} MiB, FAT32 label {label}, sha256 {sha})")
+    return UsbResult(image, sha, label, True, check.reason)

@@ -10,6 +10,7 @@ with a clean `error:` naming the path, and keeps the previous good output.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -139,15 +140,23 @@ def test_truncated_iso_is_rebuilt_saying_why(tmp_path):
     assert sha(iso) == good
 
 
+@contextlib.contextmanager
+def tmpfs(mnt: Path, size: str):
+    """A tmpfs of `size` (mount's size=) at `mnt`, unmounted afterwards."""
+    need_root("mounting a tmpfs")
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 24 MiB tmpfs at tmp_path/fs, unmounted afterwards."""
-    need_root("mounting a tmpfs")
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    """A 24 MiB tmpfs at tmp_path/fs."""
+    with tmpfs(tmp_path / "fs", "24m") as mnt:
+        yield mnt
 
 
 def _fill(fs: Path, leave: int) -> Path:

@@ -272,3 +272,31 @@ def test_invoke_release_prints_its_line_once(own_build, tmp_path):
     ok = subprocess.run([sys.executable, "-m", "invoke", "verify-release", "-d",
                          str(own_build / "release" / "vmcl-b-once")], cwd=REPO, capture_output=True, text=True)
     assert ok.returncode == 0 and "OK" in ok.stdout, ok.stderr
+
+
+def _stick(build: Path) -> Path:
+    """out/<cluster>-usb.img as `invoke usb` leaves it: the image and its stamp with its sha256."""
+    img = build / "out" / "vmcl-b-usb.img"
+    img.write_bytes(os.urandom(1 << 16))
+    Stamps(build).save("usb", {}, [img])
+    return img
+
+
+def test_the_stick_image_is_released_private_and_checked(cluster, own_build, tmp_path):
+    img = _stick(own_build)
+    res = _make(cluster, own_build, tmp_path, version="usb")
+    dst = res.path / "usb" / "vmcl-b-usb.img"
+    assert dst.read_bytes() == img.read_bytes() and _problems(res.path) == ""
+    assert dst.stat().st_mode & 0o777 == 0o600 and dst.parent.stat().st_mode & 0o777 == 0o700
+    m = {a["path"]: a for a in json.loads((res.path / "manifest.json").read_text())["artifacts"]}
+    assert m["usb/vmcl-b-usb.img"]["kind"] == "usb" and m["usb/vmcl-b-usb.img"]["contains_secrets"]
+    os.truncate(img, 1 << 15)
+    with pytest.raises(IsobuildError, match="vmcl-b-usb.img is not what its stage built"):
+        _make(cluster, own_build, tmp_path, version="usb-bad")
+
+
+def test_the_stick_is_left_out_with_an_iso_from_elsewhere(cluster, own_build, tmp_path):
+    _stick(own_build)
+    iso = own_build / "out" / "vmcl-b.iso"
+    res = _make(cluster, own_build, tmp_path, version="other", iso=iso)
+    assert not (res.path / "usb").exists()

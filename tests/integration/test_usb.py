@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -261,6 +263,56 @@ def test_failed_build_leaves_nothing_behind(monkeypatch, tmp_path, base, our_rep
         build_stick(tmp_path, base, our_repo)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "an-cluster.iso", "an-cluster.iso.sha256", "manifest.json"]
+
+
+def test_truncated_image_is_rebuilt_saying_why(stick, base, our_repo, caplog):
+    build, res = stick
+    os.truncate(res.image, res.image.stat().st_size // 2)
+    again = build_stick(build, base, our_repo)
+    assert again.built and again.reason.startswith("output changed: out/an-cluster-usb.img (size")
+    assert again.sha256 == res.sha256 == hashlib.sha256(res.image.read_bytes()).hexdigest()
+
+
+def test_a_dead_runs_temps_are_swept_a_live_runs_kept(stick, base, our_repo):
+    build, res = stick
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "600"])
+    try:
+        out = res.image.parent
+        gone = [out / f".an-cluster-usb.img.tmp-{dead.pid}-x", out / f".an-cluster-usb.img.sha256.tmp-{dead.pid}-y",
+                build / f".usb-work.tmp-{dead.pid}-z"]
+        kept = [out / f".an-cluster-usb.img.tmp-{live.pid}-x", build / f".usb-work.tmp-{live.pid}-z"]
+        for p in gone + kept:
+            p.mkdir() if "work" in p.name else p.write_bytes(b"half")
+        assert not build_stick(build, base, our_repo).built  # swept even when up to date
+        assert [p for p in gone if p.exists()] == [] and all(p.exists() for p in kept)
+    finally:
+        live.kill()
+        live.wait()
+        for p in kept:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def test_full_disk_is_a_clean_error_and_keeps_the_image(tmp_path, base, our_repo, monkeypatch):
+    from tests.integration.test_crash import _fill, leftovers, tmpfs
+
+    digests = usb._digests
+    with tmpfs(tmp_path / "fs", "400m") as fs:
+        good = build_stick(fs / "build", base, our_repo)
+        filler = _fill(fs, 1 << 20)  # room for the stamps, not for a new image
+        # an input only the stick has changes: the DVD stays up to date, the stick is rebuilt
+        monkeypatch.setattr(usb, "_digests", lambda *a: {**digests(*a), "menu": "changed"})
+        with pytest.raises(IsobuildError) as err:
+            build_stick(fs / "build", base, our_repo)
+        monkeypatch.undo()
+        msg = str(err.value)
+        assert msg.startswith(f"usb: cannot build {good.image}") and "No space left on device" in msg, msg
+        assert err.value.hint.startswith("free space") and "previous output is unchanged" in err.value.hint
+        assert hashlib.sha256(good.image.read_bytes()).hexdigest() == good.sha256
+        assert leftovers(fs / "build") == []
+        filler.unlink()
+        assert not build_stick(fs / "build", base, our_repo).built  # the previous build still stands
 
 
 def test_without_a_base_the_error_says_the_stick_needs_it(tmp_path, our_repo):
