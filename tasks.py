@@ -111,7 +111,9 @@ def definition_doc(c):
     """Rewrite docs/definition.md (every definition key) from isobuild/model.py and isobuild/definition_doc.py."""
     from isobuild import definition_doc as doc
 
-    path = Path(__file__).resolve().parent / "docs" / "definition.md"
+    from isobuild.paths import DOCS
+
+    path = DOCS / "definition.md"
     print(f"definition-doc: {path} {'rewritten' if doc.write(path) else 'up to date'}")
 
 
@@ -317,6 +319,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missin
     """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
     (the repo from repo_from's build dir, default the same one)."""
     from isobuild.iso import IsoInputs
+    from isobuild.paths import OVERLAY
     from isobuild.pipeline import check_node_cman, disc_repo, prepare
 
     model = _load(c, cluster)
@@ -333,7 +336,7 @@ def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missin
         base=Path(base) if base else None,
         repo_dir=repo,
         nodes_dir=rendered.nodes_dir,
-        overlay_dir=Path(__file__).resolve().parent / "overlay",
+        overlay_dir=OVERLAY,
         console=_cfg(c, "console", console) or model.install.console,
         extra_digests={"definition": model.digest},
         allow_missing_packages=allow_missing_packages,

@@ -24,14 +24,13 @@ from typing import Callable
 
 import jinja2
 
-from . import initorder
+from . import initorder, paths
 from .errors import IsobuildError
 from .model import GUEST_BOOT_MIB, GUEST_ROOT_MIN_MIB, NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
 from .outputs import make_dir, os_error, sweep, temp_prefix
 from .stamps import sha256_tree
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = REPO / "kickstart"
+TEMPLATE_DIR = paths.KICKSTART
 NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
 STAMP = ".render-stamp"
 

@@ -29,9 +29,7 @@ from .run import require, run, tail, which
 from .sources import LOCK_NAME, LockedSource, fetch_sources, parse_lock
 from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SPECS_DIR = REPO_ROOT / "rpmspecs"
-FIRSTBOOT_DIR = REPO_ROOT / "overlay" / "firstboot"
+from .paths import FIRSTBOOT as FIRSTBOOT_DIR, RPMSPECS as SPECS_DIR
 MOCK_CONFIG = SPECS_DIR / "mock" / "fedora-13-x86_64-an.cfg"
 
 # Build order: each package may BuildRequire the ones before it (drbd-km needs kernel-devel).
