@@ -37,7 +37,7 @@ from typing import Iterator
 from . import isolinux, log
 from .errors import IsobuildError
 from .outputs import make_dir, os_error, publish, sweep, temp_file, temp_prefix, write_file
-from .stamps import Stamps, sha256_bytes, sha256_file
+from .stamps import Stamps, code_digest as stage_code_digest, sha256_bytes, sha256_file
 
 SECTOR = 2048
 PVD_OFFSET = 16 * SECTOR
@@ -765,8 +765,7 @@ def _base_sha256(path: Path, cache_dir: Path) -> str:
 
 
 def code_digest() -> str:
-    here = Path(__file__).resolve().parent
-    return sha256_bytes(b"".join((here / n).read_bytes() for n in ("iso.py", "isolinux.py")))
+    return stage_code_digest(__name__)  # the rule every stage uses (stamps.code_digest)
 
 
 def _tree_digest(root: Path, *, git_modes: bool) -> str:

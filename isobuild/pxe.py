@@ -44,7 +44,7 @@ from .iso import ini_values
 from .model import Cluster, Node
 from .outputs import atomic_generation, make_dir, os_error, sweep_generations
 from .run import run, which
-from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
+from .stamps import Stamps, code_digest, sha256_bytes, sha256_file, sha256_tree
 
 PXELINUX_DIRS = (Path("/usr/lib/PXELINUX"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
 MODULE_DIRS = (Path("/usr/lib/syslinux/modules/bios"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
@@ -491,7 +491,7 @@ def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str,
         "url": url,
         "out": str(pxe_dir),
         "syslinux": sha256_bytes("".join(f"{p.name}:{sha256_file(p)}" for p in files)),
-        "code": sha256_file(Path(__file__)),
+        "code": code_digest(__name__),
     }
 
 

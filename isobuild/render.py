@@ -28,7 +28,7 @@ from . import initorder, paths
 from .errors import IsobuildError
 from .model import GUEST_BOOT_MIB, GUEST_ROOT_MIN_MIB, NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
 from .outputs import make_dir, os_error, sweep, temp_prefix
-from .stamps import sha256_tree
+from .stamps import code_digest, sha256_tree
 
 TEMPLATE_DIR = paths.KICKSTART
 NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
@@ -406,14 +406,13 @@ def file_mode(rel: str) -> int:
 
 
 def inputs_digest(cluster: Cluster, template_dir: Path = TEMPLATE_DIR) -> str:
-    """Hash of everything a render depends on: the definition + secrets, the templates, this code."""
+    """Hash of everything a render depends on: the definition + secrets, the templates, the code (stamps.code_digest)."""
     h = hashlib.sha256()
     h.update(cluster.digest.encode())
     for p in sorted(Path(template_dir).rglob("*")):
         if p.is_file():
             h.update(p.relative_to(template_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    for mod in ("render.py", "initorder.py", "model.py"):
-        h.update((Path(__file__).parent / mod).read_bytes())
+    h.update(code_digest(__name__).encode())
     return h.hexdigest()
 
 

@@ -4,9 +4,15 @@ A stamp is build/.stamps/<stage>.json holding {input name: digest} and its outpu
 mkosi's have_cache, the stage key is the hash of its inputs; unlike a bare hash we keep the names so
 a miss can say why. Each output's size, mtime and inode are recorded too (and its sha256, which
 `invoke release` checks): a truncated or replaced output is rebuilt, not called up to date.
+
+Every stage names its code the same way, as the input "code" = code_digest(<its module>): the module
+plus every isobuild module it imports, at any depth (read with ast, so a new import needs no list to
+be kept up to date). The data a stage reads (templates, overlay, specs) are inputs of their own.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import os
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from . import paths
 from .outputs import write_file
 
 CHUNK = 1 << 20
@@ -50,6 +57,60 @@ def sha256_tree(root: Path, exclude: Iterable[str] = ()) -> str:
             h.update(os.readlink(p).encode() if p.is_symlink() else sha256_file(p).encode())
             h.update(b"\n")
     return h.hexdigest()
+
+
+CODE_DIR = paths.PACKAGE  # where code_digest reads the isobuild modules (a test points it at a copy)
+PACKAGE = "isobuild"
+
+
+def _module_file(name: str) -> Path | None:
+    """isobuild/<a>/<b>.py or isobuild/<a>/<b>/__init__.py for module "a.b" (relative to the package)."""
+    base = CODE_DIR.joinpath(*name.split("."))
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(path: Path, name: str, _stat: tuple[int, int]) -> tuple[str, ...]:
+    """The isobuild modules (relative names) the file of module `name` imports anywhere in its body."""
+    tree = ast.parse(path.read_bytes(), str(path))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name[len(PACKAGE) + 1:] for a in node.names if a.name.startswith(PACKAGE + ".")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package[: len(package) - (node.level - 1)] + (node.module or "").split(".")
+            elif node.module == PACKAGE or (node.module or "").startswith(PACKAGE + "."):
+                parts = node.module.split(".")[1:]
+            else:
+                continue
+            base = ".".join(p for p in parts if p)
+            found += [base] + [f"{base}.{a.name}".lstrip(".") for a in node.names]  # a name may be a module
+    return tuple(m for m in found if m and _module_file(m) is not None)
+
+
+def code_modules(module: str) -> list[str]:
+    """`module` ("isobuild.pxe" or "pxe") and every isobuild module it imports, transitively, sorted."""
+    seen: set[str] = set()
+    todo = [module[len(PACKAGE) + 1:] if module.startswith(PACKAGE + ".") else module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        st = path.stat()
+        todo += _imports_of(path, name, (st.st_mtime_ns, st.st_size))
+    return sorted(seen)
+
+
+def code_digest(module: str) -> str:
+    """The stage input "code": a digest of code_modules(module)'s files (names and contents)."""
+    return sha256_bytes("".join(f"{name}\0{sha256_file(_module_file(name))}\n" for name in code_modules(module)))
 
 
 @dataclass(frozen=True)

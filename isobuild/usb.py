@@ -41,7 +41,7 @@ from .model import Cluster
 from .outputs import os_error, publish, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
 from .run import run, which
-from .stamps import Stamps, sha256_bytes, sha256_file
+from .stamps import Stamps, code_digest, sha256_bytes, sha256_file
 
 ISO_DIR = "iso"  # /iso on the stick: the ISO file and images/install.img (repo=hd:...:/iso)
 CFG_DIR = "syslinux"
@@ -246,7 +246,6 @@ def _epoch(manifest: Path) -> int:
 
 
 def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, epoch: int) -> dict[str, str]:
-    here = Path(__file__).resolve().parent
     tools = [Path(_tool("syslinux")), _mbr_bin()]
     base = Path(inputs.base)
     return {
@@ -254,7 +253,7 @@ def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, e
         "base": f"{base.resolve()}:{base.stat().st_size}:{base.stat().st_mtime_ns}",
         "kickstarts": sha256_bytes("".join(f"{n}:{sha256_file(p)}\n" for n, p in sorted(ks.items()))),
         "menu": sha256_bytes(f"{label}\0{inputs.console}\0{sorted(inputs.fqdns.items())}"),
-        "code": sha256_bytes(b"".join((here / n).read_bytes() for n in ("usb.py", "isolinux.py"))),
+        "code": code_digest(__name__),
         "syslinux": sha256_bytes("".join(f"{p}:{sha256_file(p)}\n" for p in tools)),
         "source_date_epoch": str(epoch),
     }
