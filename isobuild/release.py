@@ -274,7 +274,8 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
         kickstarts[node] = text
     if not include_secrets and not redacted:
         warnings.append("no secret found in the kickstarts to redact (is the root password hash line gone?)")
-    warnings.append("the ISO (and the USB stick image) carries the root password hash and the fence passwords "
+    carriers = "the ISO and the USB stick image carry" if found["usb"] else "the ISO carries"  # only what was built
+    warnings.append(f"{carriers} the root password hash and the fence passwords "
                     "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:
