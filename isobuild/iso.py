@@ -36,7 +36,7 @@ from typing import Iterator
 
 from . import isolinux, log
 from .errors import IsobuildError
-from .outputs import make_dir, os_error, publish, sweep, temp_file, temp_prefix, write_file
+from .outputs import make_dir, os_error, sweep, temp_file, temp_prefix, write_file
 from .stamps import Stamps, code_digest as stage_code_digest, sha256_bytes, sha256_file
 
 SECTOR = 2048
@@ -987,11 +987,10 @@ def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: i
         # is dropped first and saved last, so an interrupted swap is never taken as up to date.
         tmp_sha.write_text(f"{iso_sha}  {iso_path.name}\n")
         tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        stamps.forget(stage_name)
-        publish(tmp_iso, iso_path, ISO_MODE)
-        publish(tmp_sha, sha_path, 0o644)
-        publish(tmp_manifest, manifest_path, 0o644)
-        stamps.save(stage_name, digests, {iso_path: iso_sha, sha_path: None, manifest_path: None})
+        with stamps.publishing(stage_name, digests) as pub:
+            pub.file(tmp_iso, iso_path, ISO_MODE, iso_sha)
+            pub.file(tmp_sha, sha_path, 0o644)
+            pub.file(tmp_manifest, manifest_path, 0o644)
         # DIR/out holds one disc: building the DVD retires the add-on disc and vice versa.
         other = f"{inputs.cluster}-addon.iso" if info else f"{inputs.cluster}.iso"
         for stale in (out_dir / other, out_dir / (other + ".sha256")):

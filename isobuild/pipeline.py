@@ -11,7 +11,7 @@ from pathlib import Path
 from . import log
 from .errors import IsobuildError
 from .model import Cluster, load_definition
-from .render import STAMP, Rendered, render
+from .render import STAGE as RENDER_STAGE, Rendered, render
 from .repo import indexed_locations, make_repo
 from .stamps import Stamps, code_digest
 from .validate import validate
@@ -56,10 +56,10 @@ class Run:
 
 
 def _validate_once(model: Cluster, rendered: Rendered) -> None:
-    """Validation is pure checking: keyed on the render stamp and the validators' code."""
+    """Validation is pure checking: keyed on the render's stamp (its inputs and outputs) and the validators' code."""
     build = rendered.build_dir
     stamps = Stamps(build)
-    key = {"render": (build / STAMP).read_text().strip(), "code": code_digest("isobuild.validate")}
+    key = {"render": stamps.digest(RENDER_STAGE), "code": code_digest("isobuild.validate")}
     if not stamps.check("validated", key).up_to_date:
         validate(build, model)
         stamps.save("validated", key)

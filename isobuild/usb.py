@@ -38,7 +38,7 @@ from . import isolinux, log
 from .errors import IsobuildError
 from .iso import IsoInputs, build_iso, open_base
 from .model import Cluster
-from .outputs import os_error, publish, sweep, temp_files, temp_prefix
+from .outputs import os_error, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
 from .run import run, which
 from .stamps import Stamps, code_digest, sha256_bytes, sha256_file
@@ -310,14 +310,12 @@ def _build(model: Cluster, inputs: IsoInputs, build_dir: Path, iso_res, work: Pa
     log.info(f"usb: building {image} ({check.reason})")
     stage = work / "stage"
     stage_boot(Path(inputs.base), inputs, label, stage)
-    with temp_files(image, sha_path) as (tmp_img, tmp_sha):  # 0600: the kickstarts hold the root hash
+    # 0600: the kickstarts hold the root hash
+    with stamps.publishing(STAGE, digests) as pub, temp_files(image, sha_path) as (tmp_img, tmp_sha):
         write_disk(tmp_img, _files(stage, ks, iso_res.iso, inputs.iso_name), label, inputs.cluster, epoch)
         sha = sha256_file(tmp_img)
         tmp_sha.write_text(f"{sha}  {image.name}\n")
-        # the stamp is dropped before the swap and saved after it: a half swap is never up to date
-        stamps.forget(STAGE)
-        publish(tmp_img, image, 0o600)
-        publish(tmp_sha, sha_path, 0o644)
-    stamps.save(STAGE, digests, {image: sha, sha_path: None})
+        pub.file(tmp_img, image, 0o600, sha)
+        pub.file(tmp_sha, sha_path, 0o644)
     log.info(f"usb: wrote {image} ({image.stat().st_size / 2**20:.1f} MiB, FAT32 label {label}, sha256 {sha})")
     return UsbResult(image, sha, label, True, check.reason)
