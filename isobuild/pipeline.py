@@ -22,9 +22,34 @@ NEEDS_BASE = "needs --base Fedora-13-x86_64-DVD.iso"
 NEEDS_URL = "--url http://<install server>:<port>"
 
 
+# Definitions loaded by this process, by path and file identity: one `invoke` command line loads each
+# once and warns once, however many tasks it names (`invoke check render`) and stages use it.
+_LOADED: dict[tuple, Cluster] = {}
+
+
+def load(definition: str | Path) -> Cluster:
+    """The checked definition, loaded once per process; its warnings are printed when it is loaded."""
+    path = Path(definition)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None  # load_definition reports it
+    if key in _LOADED:
+        return _LOADED[key]
+    model = load_definition(path)
+    if model.demo_secrets:
+        log.warn(DEMO_WARNING)
+    for w in dict.fromkeys(model.warnings):
+        log.warn(w)
+    if key is not None:
+        _LOADED[key] = model
+    return model
+
+
 class Run:
     """One run of the pipeline (`invoke all`, or one task) on a definition and a build dir: the
-    definition is loaded once and its warnings printed once, however many stages use it."""
+    definition is loaded once (load()) and its warnings printed once, however many stages use it."""
 
     def __init__(self, definition: str | Path | None, build: Path, model: Cluster | None = None):
         self.definition = definition
@@ -34,12 +59,7 @@ class Run:
     @property
     def model(self) -> Cluster:
         if self._model is None:
-            model = load_definition(self.definition)
-            if model.demo_secrets:
-                log.warn(DEMO_WARNING)
-            for w in dict.fromkeys(model.warnings):
-                log.warn(w)
-            self._model = model
+            self._model = load(self.definition)
         return self._model
 
     def at(self, build: Path) -> "Run":

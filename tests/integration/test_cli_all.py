@@ -2,11 +2,14 @@
 warnings printed once (it was loaded by every stage, and a global remembered what had been said)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import invoke
 
 import tasks
 from isobuild import model, pipeline
-from tests.conftest import need_tool
+from tests.conftest import REPO, need_tool
 
 
 def test_invoke_all_loads_the_definition_once_and_warns_once(copy_example, tmp_path, monkeypatch, capsys):
@@ -43,3 +46,12 @@ def test_invoke_all_loads_the_definition_once_and_warns_once(copy_example, tmp_p
     positions = [out.index(s) for s in stages]
     assert positions == sorted(positions), out
     assert (build / "out" / "an-cluster-addon.iso").is_file() and (build / "release").is_dir()
+
+
+def test_tasks_of_one_command_line_share_the_definition(tmp_path):
+    """`invoke check render` loads the definition once: the demo-secrets warning appears once."""
+    res = subprocess.run([sys.executable, "-m", "invoke", "check", "render", "--build-dir", str(tmp_path / "b")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("warning: using DEMO secrets") == 1
+    assert "cluster an-cluster is valid" in res.stdout and (tmp_path / "b" / "model.json").is_file()
