@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import isolinux, log
+from .basedisc import open_base
 from .errors import IsobuildError
-from .iso import IsoInputs, build_iso, open_base
+from .iso import IsoInputs, build_iso
 from .model import Cluster
 from .outputs import os_error, publish, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
