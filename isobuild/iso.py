@@ -412,6 +412,8 @@ def write_image(iso, dest: Path, what: str) -> str:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            progress.close()
         result = writer.finish()
     if result is None:
         log.info(f"{what}: writes were not in image order; checksumming the finished image")
@@ -422,38 +424,36 @@ def write_image(iso, dest: Path, what: str) -> str:
 
 
 class Progress:
-    """Bytes written and ETA on a TTY; a plain line every 25% otherwise; nothing with --quiet."""
+    """pycdlib's progress callback as a tqdm bar (MiB written, ETA) on a terminal; nothing when the
+    stream is not a terminal or with --quiet."""
+
+    FORMAT = "{desc} [{bar}] {n:.1f}/{total:.1f} MiB {percentage:3.0f}% ETA {remaining}"
+    WIDTH = 100  # at most; the bar takes what the text leaves
 
     def __init__(self, what: str, stream=None) -> None:
         self.what = what
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.start = time.monotonic()
-        self.last_step = -1
-        self.last_draw = 0.0
+        self.bar = None
 
     def __call__(self, done: int, total: int, _opaque=None) -> None:
-        if log.is_quiet() or total <= 0:
+        if total <= 0:
             return
-        frac = done / total
-        if self.tty:
-            now = time.monotonic()
-            if now - self.last_draw < 0.2 and done < total:
-                return
-            self.last_draw = now
-            elapsed = now - self.start
-            eta = (elapsed / frac - elapsed) if frac > 0 else 0
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r{self.what} [{bar:<30}] {done / 2**20:8.1f}/{total / 2**20:.1f} MiB"
-                              f" {frac:4.0%} ETA {int(eta) // 60}:{int(eta) % 60:02d} ")
-            if done >= total:
-                self.stream.write("\n")
-            self.stream.flush()
-        else:
-            step = int(frac * 4)
-            if step > self.last_step:
-                self.last_step = step
-                log.info(f"{self.what}: {done / 2**20:.1f}/{total / 2**20:.1f} MiB ({frac:.0%})")
+        if self.bar is None:
+            from tqdm import tqdm
+
+            # disable=None: tqdm draws only when the stream is a terminal. The size is shutil's
+            # (80x24 when a terminal reports 0x0, where tqdm would draw nothing)
+            size = shutil.get_terminal_size()
+            self.bar = tqdm(desc=self.what, total=total, file=self.stream, disable=True if log.is_quiet() else None,
+                            unit_scale=1 / 2**20, bar_format=self.FORMAT, ascii=" #", mininterval=0.2,
+                            ncols=min(size.columns, self.WIDTH), nrows=size.lines)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # `invoke verify-repro` builds its two copies in these: nothing of the host's may reach the image.
