@@ -48,6 +48,12 @@ def read_iso_file(iso, path: str) -> bytes | None:
     return None
 
 
+def file_names(iso, directory: str) -> list[str]:
+    """The Rock Ridge names of the files (not directories) in one directory of the open image, sorted."""
+    _path, _dirs, files = next(iso.walk(rr_path=directory))
+    return sorted(files)
+
+
 def ini_values(text: str, section: str) -> dict[str, str]:
     """key -> value of one [section] of an ini-style file such as .treeinfo (keys lower-cased)."""
     values: dict[str, str] = {}
