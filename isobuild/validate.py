@@ -772,7 +772,7 @@ def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None
     install: the newest cman of the base DVD and our repo (what yum picks). Returns what was checked,
     None when neither has a cman (nothing to check); raises ProblemsError when the schema refuses it."""
     from .cmanschema import CMAN_RNG, _evr_key, repo_packages, rpm_file
-    from .pxe import DirTree, open_install_tree
+    from .installtree import DirTree, open_install_tree
 
     trees = []
     try:
