@@ -53,6 +53,8 @@ ALWAYS_MODULES = ("ldlinux.c32", "libcom32.c32", "libutil.c32", MENU_MODULE)
 MENU_TIMEOUT = 100  # tenths of a second
 SERVE_CONFIG = "serve.json"
 SECRET_MODE = 0o600  # ks/ (root password hash) and private/ (fence passwords): only the serving user
+# The secrets (model.Cluster.secrets) a kickstart carries because anaconda installs them; never a fence password.
+KICKSTART_CARRIES = ("root password hash", "ssh authorized key ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,18 +314,6 @@ def check_url(cluster: Cluster, url: str) -> tuple[str, list[str]]:
     return base, warnings
 
 
-def _secret_values(cluster: Cluster) -> dict[str, str]:
-    """{description: value} of every secret in the definition (to scan outputs; never printed)."""
-    out = {f"fence device {d.name} password": d.password.reveal() for d in cluster.fence_devices}
-    out["root password hash"] = cluster.install.root_password_hash.reveal()
-    return {k: v for k, v in out.items() if v and v.strip()}
-
-
-def fence_passwords(cluster: Cluster) -> dict[str, str]:
-    return {f"fence device {d.name} password": d.password.reveal().strip()
-            for d in cluster.fence_devices if d.password.reveal().strip()}
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     make_dir(dst.parent)
     try:
@@ -449,8 +439,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         return result
     result.reason = check.reason
     stamps.forget("pxe")
-    fence_pw = fence_passwords(cluster)
-    secrets = _secret_values(cluster)
+    secrets = cluster.secrets()
     try:
         with atomic_generation(pxe_dir) as tmp:
             tftp, http = tmp / "tftp", tmp / "http"
@@ -476,8 +465,8 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                 os.symlink(tree.path, http / "os")  # served in place
             for n in nodes:
                 ks = render_kickstart(cluster, n, Media.url(url))
-                for what, value in fence_pw.items():
-                    if value in ks:
+                for what, value in secrets.items():
+                    if value in ks and not what.startswith(KICKSTART_CARRIES):
                         raise IsobuildError(f"the network kickstart of {n.name} contains the {what}",
                                             hint="kickstarts must never carry fence passwords (render templates)")
                 _write(http / "ks" / f"{n.name}.ks", ks, SECRET_MODE)
@@ -532,14 +521,9 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
 def check_kickstarts(cluster: Cluster, paths: list[Path]) -> None:
     """The network kickstarts through the same real validators as the DVD ones (pykickstart F13, bash -n,
     shellcheck); every problem at once. Messages are scrubbed of secrets by the collector."""
-    from .errors import ProblemsError
-    from .validate import Collector, check_kickstart, cluster_secrets
+    from .validate import check_kickstarts as check
 
-    col = Collector(paths[0].parent if paths else Path("."), cluster_secrets(cluster))
-    for p in paths:
-        check_kickstart(col, p)
-    if col.problems:
-        raise ProblemsError("the network-install kickstarts do not validate", col.problems)
+    check(cluster, paths, "the network-install kickstarts do not validate")
 
 
 def check_tftp(tftp: Path) -> None:

@@ -3,7 +3,7 @@
 build/release/<cluster>-<version>/
     iso/<name>.iso                the install DVD (or add-on disc) from build/out/
     rpms/*.rpm, srpms/*.src.rpm   from build/rpms and build/srpms
-    kickstarts/<node>.ks          DVD kickstarts; the root password hash is redacted unless --include-secrets
+    kickstarts/<node>.ks          DVD kickstarts; every secret (model.Cluster.secrets) redacted unless --include-secrets
     manifest.json                 every artifact (path, sha256, size), input digests, tool versions, git state
     SHA256SUMS                    `sha256sum -c` format, every file above including manifest.json
     SHA256SUMS.asc, manifest.json.asc   with --sign KEYID: detached ASCII-armoured GPG signatures
@@ -118,12 +118,6 @@ def default_version(cluster: Cluster) -> str:
 # ---------------------------------------------------------------------------------------------
 # Secrets
 # ---------------------------------------------------------------------------------------------
-
-
-def secret_values(cluster: Cluster) -> dict[str, str]:
-    out = {f"fence device {d.name} password": d.password.reveal().strip() for d in cluster.fence_devices}
-    out["root password hash"] = cluster.install.root_password_hash.reveal().strip()
-    return {k: v for k, v in out.items() if v}
 
 
 def redact(text: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
@@ -261,7 +255,7 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
     found = _collect(build_dir, iso)
     expected = {p: recorded_sha256(build_dir, p) for ps in found.values() for p in ps}
     rendered = render(cluster, build_dir)
-    secrets = secret_values(cluster)
+    secrets = cluster.secrets()
     warnings = []
     kickstarts: dict[str, str] = {}
     redacted: dict[str, list[str]] = {}

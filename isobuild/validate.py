@@ -36,7 +36,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .errors import Problem, ProblemsError, ToolError
 from .cmanschema import SCHEMAS
@@ -68,7 +68,7 @@ def _tool(name: str) -> str:
 
 
 class Collector:
-    def __init__(self, build_dir: Path, secrets: tuple[str, ...] = ()):
+    def __init__(self, build_dir: Path, secrets: Iterable[str] = ()):
         self.build_dir = Path(build_dir)
         self.problems: list[Problem] = []
         self.checked: dict[Path, str] = {}
@@ -150,7 +150,7 @@ def check_kickstart(col: Collector, path: Path, node: bool = True) -> None:
 def check_kickstarts(cluster: Cluster, paths: list[Path], what: str) -> None:
     """Kickstarts rendered outside the build dir (the USB stick's) through the same checks as the
     DVD's: pykickstart F13, the layout checks, bash -n + shellcheck; every problem at once, scrubbed."""
-    col = Collector(paths[0].parent if paths else Path("."), cluster_secrets(cluster))
+    col = Collector(paths[0].parent if paths else Path("."), cluster.secrets().values())
     for p in paths:
         check_kickstart(col, p)
     if col.problems:
@@ -684,18 +684,11 @@ def check_init_order(col: Collector, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_secrets(cluster: Cluster) -> tuple[str, ...]:
-    vals = [d.password.reveal() for d in cluster.fence_devices] + [cluster.install.root_password_hash.reveal()]
-    if cluster.install.ssh_authorized_keys is not None:
-        vals += cluster.install.ssh_authorized_keys.reveal().splitlines()
-    return tuple(v.strip() for v in vals if v.strip())
-
-
 def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     """Validate a render of `cluster` in build_dir. Returns {file: "tool, tool"}; raises ProblemsError
     listing every problem of every file."""
     build_dir = Path(build_dir)
-    col = Collector(build_dir, secrets=cluster_secrets(cluster))
+    col = Collector(build_dir, cluster.secrets().values())
     # Fail early and clearly when a validator is missing, naming its package.
     for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
         _tool(tool)
@@ -784,7 +777,7 @@ def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None
         if not found:
             return None
         pkg, tree = max(found, key=lambda pt: _evr_key(pt[0]))
-        col = Collector(build_dir, secrets=cluster_secrets(cluster))
+        col = Collector(build_dir, cluster.secrets().values())
         with tempfile.TemporaryDirectory() as tmp:
             rpm = tree.read(pkg.href)
             rng = rpm_file(rpm, CMAN_RNG, Path(tmp)) if rpm is not None else None
