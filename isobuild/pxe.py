@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import log
+from . import log, nodefiles
 from .errors import IsobuildError
 from .installtree import PXEBOOT, DirTree, InstallTree, IsoTree, open_install_tree  # noqa: F401 (re-exported)
 from .model import Cluster, Node
@@ -393,7 +393,7 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
     """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written.
 
     A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
-    from .render import Media, is_secret, render, render_kickstart
+    from .render import render
 
     build_dir = Path(build_dir)
     pxe_dir = build_dir.resolve() / "pxe"  # a symlink to the current generation: never resolved here
@@ -406,10 +406,38 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
     modules = syslinux_modules()
     check_base_packages(cluster, Path(base), url, repo_dir, allow_missing_packages)
     rendered = render(cluster, build_dir)  # build/nodes: the per-node files (no-op when up to date)
-    result = PxeResult(pxe_dir, url, warnings=warnings)
+    result = _boot_macs(cluster, PxeResult(pxe_dir, url, warnings=warnings))
+    stamps = Stamps(build_dir)
+    try:
+        sweep_generations(pxe_dir)
+    except OSError as err:
+        raise os_error(err, "pxe: cannot remove the leftovers of an interrupted build", build_dir) from None
+    tree = open_install_tree(base)
+    try:
+        inputs = _stamp_inputs(cluster, tree, repo_dir, url, pxe_dir, [pxelinux, *modules.values()])
+        check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
+        result.built, result.reason = force or not check.up_to_date, check.reason
+        if result.built:
+            stamps.forget("pxe")
+            try:
+                _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
+            except OSError as err:
+                raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
+    finally:
+        tree.close()
+    if result.built:
+        stamps.save("pxe", inputs, [pxe_dir / SERVE_CONFIG])
+    for w in result.warnings:
+        log.warn(w)
+    if result.built:
+        log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")
+    return result
+
+
+def _boot_macs(cluster: Cluster, result: PxeResult) -> PxeResult:
+    """The pxelinux.cfg/01-<mac> name of every node with a bcn MAC; a warning for each without."""
     bcn_if = cluster.networks["bcn"].interface
-    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
-    for n in nodes:
+    for n in sorted(cluster.nodes, key=lambda n: n.nodeid):
         mac = boot_mac(cluster, n)
         if mac is None:
             result.nodes_without_mac.append(n.name)
@@ -419,103 +447,96 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
                 f"menu (entry {install_label(n)}) and add nodes[].mac.{bcn_if} to pin it")
         else:
             result.mac_files[n.name] = mac_file(mac)
-    stamps = Stamps(build_dir)
-    try:
-        sweep_generations(pxe_dir)
-    except OSError as err:
-        raise os_error(err, "pxe: cannot remove the leftovers of an interrupted build", build_dir) from None
-    tree = open_install_tree(base)
-    try:
-        inputs = _stamp_inputs(cluster, tree, repo_dir, url, pxe_dir, [pxelinux, *modules.values()])
-    except BaseException:
-        tree.close()
-        raise
-    check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
-    if check.up_to_date and not force:
-        tree.close()
-        result.built, result.reason = False, check.reason
-        for w in result.warnings:
-            log.warn(w)
-        return result
-    result.reason = check.reason
-    stamps.forget("pxe")
-    secrets = cluster.secrets()
-    try:
-        with atomic_generation(pxe_dir) as tmp:
-            tftp, http = tmp / "tftp", tmp / "http"
-            # --- TFTP
-            make_dir(tftp)
-            shutil.copy(pxelinux, tftp / "pxelinux.0")
-            for name, src in modules.items():
-                shutil.copy(src, tftp / name)
-            for rel in PXEBOOT:
-                _copy_from_tree(tree, rel, tftp / cluster.release / Path(rel).name)
-            cfg_dir = tftp / "pxelinux.cfg"
-            _write(cfg_dir / "default",
-                   pxelinux_config(cluster, nodes, url, f"AN!Cluster {cluster.name}: network install"))
-            for n in nodes:
-                mac = boot_mac(cluster, n)
-                if mac is None:
-                    continue
-                _write(cfg_dir / mac_file(mac),
-                       pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.name} {mac}"))
-            # --- HTTP
-            make_dir(http)
-            if tree.kind == "dir":
-                os.symlink(tree.path, http / "os")  # served in place
-            for n in nodes:
-                ks = render_kickstart(cluster, n, Media.url(url))
-                for what, value in secrets.items():
-                    if value in ks and not what.startswith(KICKSTART_CARRIES):
-                        raise IsobuildError(f"the network kickstart of {n.name} contains the {what}",
-                                            hint="kickstarts must never carry fence passwords (render templates)")
-                _write(http / "ks" / f"{n.name}.ks", ks, SECRET_MODE)
-            for p in sorted(repo_dir.rglob("*")):
-                if p.is_file() and not p.is_symlink():
-                    _link_or_copy(p, http / "an-cluster" / p.relative_to(repo_dir))
-            acl: dict[str, list[str]] = {}
-            for n in nodes:
-                node_src = rendered.nodes_dir / n.name
-                for p in sorted(node_src.rglob("*")):
-                    if not p.is_file():
-                        continue
-                    rel = p.relative_to(node_src).as_posix()
-                    data = p.read_bytes()
-                    if is_secret(rel):
-                        dst = http / "private" / n.name / rel
-                        _write(dst, data, SECRET_MODE)
-                        continue
-                    leaked = [what for what, v in secrets.items() if v.encode() in data]
-                    if leaked:
-                        raise IsobuildError(
-                            f"build/nodes/{n.name}/{rel} holds the {', '.join(leaked)} but is not a secret file",
-                            hint="make render.is_secret() name it, so it is served only from private/<node>/")
-                    _write(http / "an-cluster" / "nodes" / n.name / rel, data, p.stat().st_mode & 0o755 | 0o644)
-                addrs = sorted({str(a) for a in n.ip.values()})
-                acl[f"private/{n.name}/"] = addrs
-                acl[f"ks/{n.name}.ks"] = addrs  # the kickstart holds the root password hash
-            serve_cfg = {
-                "cluster": cluster.name,
-                "url": url,
-                "os": {"kind": tree.kind, "path": str(tree.path)},
-                # path prefix under http/ -> client addresses allowed; anything else under private/ is refused
-                "acl": acl,
-            }
-            _write(tmp / SERVE_CONFIG, json.dumps(serve_cfg, indent=1, sort_keys=True) + "\n")
-            _write(tmp / "dnsmasq.conf", dnsmasq_conf(cluster, pxe_dir / "tftp", url))
-            _write(tmp / "nginx.conf", nginx_conf(cluster, pxe_dir, url, acl,
-                                                  str(tree.path) if tree.kind == "dir" else None))
-            check_tftp(tftp)
-            check_kickstarts(cluster, sorted((http / "ks").glob("*.ks")))
-    except OSError as err:
-        raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
-    finally:
-        tree.close()
-    stamps.save("pxe", inputs, [pxe_dir / SERVE_CONFIG])
-    for w in result.warnings:
-        log.warn(w)
-    log.info(f"pxe: wrote {pxe_dir} (TFTP root {pxe_dir / 'tftp'}, HTTP root {pxe_dir / 'http'}, base URL {url})")
     return result
+
+
+def _write_generation(cluster: Cluster, pxe_dir: Path, tree: InstallTree, url: str, repo_dir: Path,
+                      nodes_dir: Path, pxelinux: Path, modules: dict[str, Path]) -> None:
+    """A complete new generation of build/pxe, checked, then swapped in."""
+    with atomic_generation(pxe_dir) as tmp:
+        tftp, http = tmp / "tftp", tmp / "http"
+        write_tftp(tftp, cluster, tree, url, pxelinux, modules)
+        make_dir(http)
+        if tree.kind == "dir":
+            os.symlink(tree.path, http / "os")  # served in place
+        write_kickstarts(http, cluster, url)
+        for p in sorted(repo_dir.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                _link_or_copy(p, http / "an-cluster" / p.relative_to(repo_dir))
+        acl = publish_node_files(http, cluster, nodes_dir)
+        serve_cfg = {
+            "cluster": cluster.name,
+            "url": url,
+            "os": {"kind": tree.kind, "path": str(tree.path)},
+            # path prefix under http/ -> client addresses allowed; anything else under private/ is refused
+            "acl": acl,
+        }
+        _write(tmp / SERVE_CONFIG, json.dumps(serve_cfg, indent=1, sort_keys=True) + "\n")
+        _write(tmp / "dnsmasq.conf", dnsmasq_conf(cluster, pxe_dir / "tftp", url))
+        _write(tmp / "nginx.conf", nginx_conf(cluster, pxe_dir, url, acl,
+                                              str(tree.path) if tree.kind == "dir" else None))
+        check_tftp(tftp)
+        check_kickstarts(cluster, sorted((http / "ks").glob("*.ks")))
+
+
+def write_tftp(tftp: Path, cluster: Cluster, tree: InstallTree, url: str, pxelinux: Path,
+               modules: dict[str, Path]) -> None:
+    """pxelinux and its modules, the base's install kernel + initrd, the default and per-MAC menus."""
+    make_dir(tftp)
+    shutil.copy(pxelinux, tftp / "pxelinux.0")
+    for name, src in modules.items():
+        shutil.copy(src, tftp / name)
+    for rel in PXEBOOT:
+        _copy_from_tree(tree, rel, tftp / cluster.release / Path(rel).name)
+    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+    cfg_dir = tftp / "pxelinux.cfg"
+    _write(cfg_dir / "default", pxelinux_config(cluster, nodes, url, f"AN!Cluster {cluster.name}: network install"))
+    for n in nodes:
+        mac = boot_mac(cluster, n)
+        if mac is not None:
+            _write(cfg_dir / mac_file(mac), pxelinux_config(cluster, [n], url, f"AN!Cluster {cluster.name}: {n.name} {mac}"))
+
+
+def write_kickstarts(http: Path, cluster: Cluster, url: str) -> None:
+    """http/ks/<node>.ks (0600: the root password hash), refused if one holds a secret it must not."""
+    from .render import Media, render_kickstart
+
+    secrets = cluster.secrets()
+    for n in sorted(cluster.nodes, key=lambda n: n.nodeid):
+        ks = render_kickstart(cluster, n, Media.url(url))
+        for what, value in secrets.items():
+            if value in ks and not what.startswith(KICKSTART_CARRIES):
+                raise IsobuildError(f"the network kickstart of {n.name} contains the {what}",
+                                    hint="kickstarts must never carry fence passwords (render templates)")
+        _write(http / "ks" / f"{n.name}.ks", ks, SECRET_MODE)
+
+
+def publish_node_files(http: Path, cluster: Cluster, nodes_dir: Path) -> dict[str, list[str]]:
+    """Each node's rendered files: the registry's secret ones under private/<node>/, the others under
+    an-cluster/nodes/<node>/ (refused if one holds a secret). Returns the ACL: path -> the node's addresses."""
+    secret = nodefiles.secret_paths(cluster)
+    secrets = cluster.secrets()
+    acl: dict[str, list[str]] = {}
+    for n in sorted(cluster.nodes, key=lambda n: n.nodeid):
+        node_src = nodes_dir / n.name
+        for p in sorted(node_src.rglob("*")):
+            if not p.is_file():
+                continue
+            rel = p.relative_to(node_src).as_posix()
+            data = p.read_bytes()
+            if rel in secret:
+                _write(http / "private" / n.name / rel, data, SECRET_MODE)
+                continue
+            leaked = [what for what, v in secrets.items() if v.encode() in data]
+            if leaked:
+                raise IsobuildError(
+                    f"build/nodes/{n.name}/{rel} holds the {', '.join(leaked)} but is not a secret file",
+                    hint="mark its row secret in isobuild/nodefiles.py, so it is served only from private/<node>/")
+            _write(http / "an-cluster" / "nodes" / n.name / rel, data, p.stat().st_mode & 0o755 | 0o644)
+        addrs = sorted({str(a) for a in n.ip.values()})
+        acl[f"private/{n.name}/"] = addrs
+        acl[f"ks/{n.name}.ks"] = addrs  # the kickstart holds the root password hash
+    return acl
 
 
 def check_kickstarts(cluster: Cluster, paths: list[Path]) -> None:
