@@ -9,7 +9,6 @@ import gzip
 import io
 import os
 import re
-import shlex
 import shutil
 import tarfile
 import tempfile
@@ -21,7 +20,7 @@ from .mockconfig import check_mock_config
 from .repo import make_repo
 from .rpmheader import normalise_rpm_header
 from .rpmplan import BUILDHOST, DRBD_KM, F13_DEFINES, FIRSTBOOT, HOST_MACROS, BuildConfig, Plan, _define_args
-from .run import require, run, tail
+from .run import require, stream, tail
 from .sources import fetch_sources
 
 def firstboot_tarball(src_dir: Path, version: str, epoch: int, dest: Path) -> None:
@@ -79,7 +78,7 @@ def rpmbuild_argv(mode: str, topdir: Path, defines: dict[str, str], target: Path
     return ["rpmbuild", mode, *_define_args(macros), str(target)]
 
 
-def stage_and_build_srpm(cfg: BuildConfig, plan: Plan, cached: dict[str, Path], top: Path, log_fh) -> Path:
+def stage_and_build_srpm(cfg: BuildConfig, plan: Plan, cached: dict[str, Path], top: Path, log_path: Path) -> Path:
     """Fill top/SOURCES, stage the spec, run rpmbuild -bs; returns the SRPM path (inside top)."""
     pkg = plan.pkg
     sources = top / "SOURCES"
@@ -106,7 +105,7 @@ def stage_and_build_srpm(cfg: BuildConfig, plan: Plan, cached: dict[str, Path], 
     rpmbuild = require("rpmbuild", "rpm")
     argv = rpmbuild_argv("-bs", top, defines, staged_spec)
     argv[0] = rpmbuild
-    _logged_run(argv, plan.epoch, log_fh, f"{pkg.name}: SRPM")
+    stream(argv, log_path, what=f"{pkg.name}: SRPM", error=BuildFailed, env=host_env(plan.epoch))
     srpms = sorted((top / "SRPMS").glob("*.src.rpm"))
     if len(srpms) != 1:
         raise IsobuildError(f"{pkg.name}: rpmbuild -bs made {len(srpms)} SRPMs, expected 1")
@@ -115,21 +114,6 @@ def stage_and_build_srpm(cfg: BuildConfig, plan: Plan, cached: dict[str, Path], 
 
 class BuildFailed(IsobuildError):
     pass
-
-
-def _logged_run(argv: list[str], epoch: int, log_fh, what: str, log_path: Path | None = None) -> None:
-    log_fh.write(f"$ {shlex.join(argv)}\n")
-    log_fh.flush()
-    proc = run(argv, check=False, env=host_env(epoch), timeout=None)
-    out = (proc.stdout or "") + (proc.stderr or "")
-    log_fh.write(out)
-    log_fh.flush()
-    if proc.returncode != 0:
-        where = log_path or Path(log_fh.name)
-        raise BuildFailed(
-            f"{what} failed (exit {proc.returncode}); log: {where}\n--- last lines of {where} ---\n{tail(out, 25)}",
-            hint=f"see the full log at {where}",
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,40 +157,38 @@ def mock_argv(cfg: BuildConfig, plan: Plan, srpm: Path, resultdir: Path, localre
     return argv
 
 
-def build_with_rpmbuild(cfg: BuildConfig, plan: Plan, srpm: Path, top: Path, log_fh) -> list[Path]:
+def build_with_rpmbuild(cfg: BuildConfig, plan: Plan, srpm: Path, top: Path, log_path: Path) -> list[Path]:
     rpmbuild = require("rpmbuild", "rpm")
     defines = {k: v for k, v in plan.defines.items() if k != "fb_version"}
     argv = rpmbuild_argv("--rebuild", top, defines, srpm)
     argv[0] = rpmbuild
-    _logged_run(argv, plan.epoch, log_fh, f"{plan.pkg.name}: rpmbuild --rebuild")
+    stream(argv, log_path, what=f"{plan.pkg.name}: rpmbuild --rebuild", error=BuildFailed, env=host_env(plan.epoch))
     return sorted((top / "RPMS").glob("*/*.rpm"))
 
 
-def build_with_mock(cfg: BuildConfig, plan: Plan, srpm: Path, log_fh) -> list[Path]:
+def build_with_mock(cfg: BuildConfig, plan: Plan, srpm: Path, log_path: Path) -> list[Path]:
     mock = require("mock", "mock (Fedora/EPEL; not in Debian 12)")
     problems = check_mock_config(cfg.mock_config)
     if problems:
         raise ProblemsError(f"mock config {cfg.mock_config} is not fit for the Fedora 13 chain", problems)
     localrepo = cfg.build_dir / "mock" / "localrepo"
-    make_repo([cfg.rpms_dir] if cfg.rpms_dir.is_dir() else [], localrepo, allow_empty=True)
+    make_repo([cfg.rpms_dir] if cfg.rpms_dir.is_dir() else [], localrepo, allow_empty=True,
+              log_path=cfg.logs_dir / "localrepo.log")
     resultdir = cfg.build_dir / "mock" / plan.pkg.name
     shutil.rmtree(resultdir, ignore_errors=True)
     resultdir.mkdir(parents=True)
     argv = mock_argv(cfg, plan, srpm, resultdir, localrepo)
     argv[0] = mock
-    log_fh.write(f"$ {shlex.join(argv)}\n")
-    log_fh.flush()
-    proc = run(argv, check=False, env=host_env(plan.epoch))
-    log_fh.write((proc.stdout or "") + (proc.stderr or ""))
-    if proc.returncode != 0:
+    code = stream(argv, log_path, what=f"{plan.pkg.name}: mock", check=False, env=host_env(plan.epoch))
+    if code != 0:  # mock's own logs say more than its output: name the first that has something
         for name in ("build.log", "root.log", "state.log"):
             lp = resultdir / name
             if lp.is_file() and lp.stat().st_size:
                 break
         else:
-            lp = Path(log_fh.name)
+            lp = log_path
         raise BuildFailed(
-            f"{plan.pkg.name}: mock failed (exit {proc.returncode}); log: {lp}\n--- last lines of {lp} ---\n"
+            f"{plan.pkg.name}: mock failed (exit {code}); log: {lp}\n--- last lines of {lp} ---\n"
             f"{tail(lp.read_text(errors='replace'), 25)}",
             hint=f"full logs in {resultdir}",
         )

@@ -151,8 +151,8 @@ def _build_srpms(cfg: BuildConfig, todo: list[Plan], cached: dict[str, Path], st
     srpms: dict[str, Path] = {}
     for plan in todo:
         name = plan.pkg.name
-        with fixed_topdir() as top, open(cfg.logs_dir / f"{name}.srpm.log", "w") as log_fh:
-            srpm = stage_and_build_srpm(cfg, plan, cached, top, log_fh)
+        with log.step(f"rpms: {name}: SRPM"), fixed_topdir() as top:
+            srpm = stage_and_build_srpm(cfg, plan, cached, top, cfg.logs_dir / f"{name}.srpm.log")
             problems = rpm48_problems(srpm)
             if problems:
                 raise IsobuildError(f"{srpm.name} would not install with Fedora 13's rpm 4.8: " + "; ".join(problems))
@@ -168,11 +168,11 @@ def _build_binaries(cfg: BuildConfig, plan: Plan, srpm: Path, stamps: Stamps, re
     log.info(f"rpms: building {name} with {cfg.backend} ({result.reasons[name]})")
     stamps.forget(_stage(cfg, name))
     log_path = cfg.logs_dir / f"{name}.log"
-    with fixed_topdir() as top, open(log_path, "w") as log_fh:
+    with log.step(f"rpms: {name}: {cfg.backend}"), fixed_topdir() as top:
         if cfg.backend == "mock":
-            rpms = build_with_mock(cfg, plan, srpm, log_fh)
+            rpms = build_with_mock(cfg, plan, srpm, log_path)
         else:
-            rpms = build_with_rpmbuild(cfg, plan, srpm, top, log_fh)
+            rpms = build_with_rpmbuild(cfg, plan, srpm, top, log_path)
         if not rpms:
             raise BuildFailed(f"{name}: the build produced no binary RPMs; log: {log_path}")
         bad = {p.name: rpm48_problems(p) for p in rpms}
@@ -191,8 +191,14 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
     """Build the selected packages in chain order; stop at the first failure.
 
     With the rpmbuild backend and no explicit --only, packages it cannot build here are skipped
-    with a warning naming them; asking for one explicitly is an error.
+    with a warning naming them; asking for one explicitly is an error. Everything the stage logs, with
+    each step's duration, is also written to build/logs/rpms/chain.log.
     """
+    with log.step("rpms", cfg.logs_dir / "chain.log"):
+        return _build_chain(cfg, only, force, repo)
+
+
+def _build_chain(cfg: BuildConfig, only: Sequence[str] | None, force: bool, repo: bool) -> ChainResult:
     result = ChainResult()
     plans = _select_plans(cfg, only, result)
     stamps = Stamps(cfg.build_dir)
@@ -213,7 +219,7 @@ def build_chain(cfg: BuildConfig, only: Sequence[str] | None = None, *, force: b
         result.srpms += [cfg.srpms_dir / f for f in m["srpms"]]
     if repo and result.rpms:
         revision = max(p.epoch for p in plans)
-        result.repo = make_repo([cfg.rpms_dir], cfg.repo_dir, revision=revision)
+        result.repo = make_repo([cfg.rpms_dir], cfg.repo_dir, revision=revision, log_path=cfg.logs_dir / "repo.log")
         log.info(f"rpms: repo {result.repo} ({len(list(cfg.rpms_dir.glob('*.rpm')))} packages)")
     if not todo:
         log.info("rpms: nothing to build, every selected package is up to date")
