@@ -1,7 +1,7 @@
 """Log lines on stderr through stdlib logging; --quiet silences info but never warnings or errors.
 
-On a terminal, a long command shows its latest output line as a one-line status (`status`), cleared
-before any log line is written. `step` logs a stage's start, end and duration at debug level, and
+On a terminal, a long command shows its latest output line as a one-line status (`status`, tqdm);
+log lines are printed above it. `step` logs a stage's start, end and duration at debug level, and
 can copy every record of the stage into a log file.
 """
 from __future__ import annotations
@@ -19,13 +19,16 @@ LOGGER = logging.getLogger("isobuild")
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at the time (pytest's capsys swaps it), clearing the status line."""
+    """Writes to whatever sys.stderr is at the time (pytest's capsys swaps it). Once tqdm is in use
+    (our status line, the ISO bar), lines go through tqdm.write, which prints them above a live bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = self.format(record)
-            clear_status()
-            sys.stderr.write(msg + "\n")
+            if "tqdm" in sys.modules:
+                sys.modules["tqdm"].tqdm.write(msg, file=sys.stderr)
+            else:
+                sys.stderr.write(msg + "\n")
             sys.stderr.flush()
         except Exception:  # noqa: BLE001 - logging's contract: never raise from emit
             self.handleError(record)
@@ -66,36 +69,33 @@ def debug(msg: str) -> None:
     LOGGER.debug(msg)
 
 
-# --- the live one-line status of a long command (terminal only) ----------------------------
+# --- the live one-line status of a long command (a tqdm line showing only its text) -----------
 
-_status_shown = False
-_status_at = 0.0
-STATUS_INTERVAL = 0.2  # seconds between redraws: a compiler's output must not flood the terminal
-
-
-def status_enabled() -> bool:
-    return not is_quiet() and sys.stderr.isatty()
+_status_bar = None
 
 
 def status(text: str) -> None:
-    """Show `text` as the status line (truncated to the terminal width); no-op off a terminal."""
-    global _status_shown, _status_at
-    now = time.monotonic()
-    if not status_enabled() or (_status_shown and now - _status_at < STATUS_INTERVAL):
+    """Show `text` as the status line, redrawn at most every 0.2 s; nothing off a terminal or with --quiet."""
+    global _status_bar
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if _status_bar is None:
+        from tqdm import tqdm
+
+        # disable=None: tqdm draws only when the stream is a terminal; leave=False: cleared when done.
+        # The size is shutil's (80x24 where a terminal reports 0x0, where tqdm would draw nothing).
+        size = shutil.get_terminal_size()
+        _status_bar = tqdm(desc=text, file=sys.stderr, bar_format="{desc}", leave=False, mininterval=0.2,
+                           ncols=size.columns, nrows=size.lines, disable=True if is_quiet() else None)
         return
-    width = max(shutil.get_terminal_size().columns - 1, 10)
-    line = "".join(ch if ch.isprintable() else " " for ch in text)[:width]
-    sys.stderr.write("\r\x1b[K" + line)
-    sys.stderr.flush()
-    _status_shown, _status_at = True, now
+    _status_bar.set_description_str(text, refresh=False)
+    _status_bar.update()  # redraws only when mininterval has passed
 
 
 def clear_status() -> None:
-    global _status_shown
-    if _status_shown:
-        _status_shown = False
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+    global _status_bar
+    if _status_bar is not None:
+        _status_bar.close()
+        _status_bar = None
 
 
 # --- steps ----------------------------------------------------------------------------------

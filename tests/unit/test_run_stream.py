@@ -106,30 +106,65 @@ def test_log_lines_quiet_and_no_status_off_a_terminal(tmp_path, capsys):
     assert capsys.readouterr().err == "rpms: one\nwarning: careful\nwarning: still shown\n"
 
 
-def test_status_line_on_a_terminal_is_cleared_before_log_lines(tmp_path, monkeypatch):
+def read_terminal(master: int, until: str) -> str:
+    os.set_blocking(master, False)
+    got = []
+
+    def read_all() -> bool:  # the pty passes the bytes on in its own time
+        with contextlib.suppress(BlockingIOError):
+            got.append(os.read(master, 65536).decode())
+        return until in "".join(got)
+
+    wait_for(read_all, f"{until!r} in {got!r}", limit=10)
+    return "".join(got)
+
+
+@contextlib.contextmanager
+def terminal():
+    """sys.stderr on a pseudo-terminal (set inside the test: pytest's capture resets it between phases);
+    yields the master end to read what was drawn."""
     master, slave = os.openpty()
     term = os.fdopen(slave, "w")
-    monkeypatch.setattr(sys, "stderr", term)
+    saved, sys.stderr = sys.stderr, term
     try:
-        stream(["sh", "-c", "echo compiling foo.c"], tmp_path / "t.log", what="pkg: build")
-        log.info("rpms: done")
-        term.flush()
-        os.set_blocking(master, False)
-        got = []
-
-        def read_all() -> bool:  # the pty passes the bytes on in its own time
-            with contextlib.suppress(BlockingIOError):
-                got.append(os.read(master, 65536).decode())
-            return "rpms: done\r\n" in "".join(got)
-
-        wait_for(read_all, "the log line on the terminal")
-        shown = "".join(got)
+        yield master
     finally:
-        monkeypatch.undo()
+        sys.stderr = saved
         term.close()
         os.close(master)
-    assert "\r\x1b[Kpkg: build: compiling foo.c" in shown
-    assert shown.endswith("\r\x1b[Krpms: done\r\n")  # the status line was cleared, then the log line
+
+
+def test_status_line_on_a_terminal_is_cleared_when_the_command_ends(tmp_path):
+    with terminal() as master:
+        stream(["sh", "-c", "echo compiling foo.c"], tmp_path / "t.log", what="pkg: build")
+        log.info("rpms: done")
+        shown = read_terminal(master, "rpms: done\r\n")
+    status_at = shown.index("pkg: build: compiling foo.c")
+    cleared = shown.rindex("\r", 0, shown.index("rpms: done"))
+    assert status_at < cleared and shown[cleared:].strip() == "rpms: done"  # the line was blanked, then the log line
+
+
+def test_log_lines_print_above_a_live_status_line():
+    with terminal() as master:
+        log.status("working on it")
+        log.info("a log line")
+        log.clear_status()
+        log.info("the end")
+        shown = read_terminal(master, "the end\r\n")
+    first, redrawn = shown.index("working on it"), shown.rindex("working on it")
+    assert first < shown.index("a log line\r\n") < redrawn < shown.index("the end")
+
+
+def test_quiet_draws_no_status_on_a_terminal(tmp_path):
+    with terminal() as master:
+        log.set_quiet(True)
+        try:
+            stream(["sh", "-c", "echo compiling foo.c"], tmp_path / "q.log", what="pkg: build")
+            log.warn("shown")
+        finally:
+            log.set_quiet(False)
+        shown = read_terminal(master, "warning: shown\r\n")
+    assert "compiling" not in shown
 
 
 def test_step_logs_start_end_and_failure_into_its_file(tmp_path, capsys):
