@@ -418,15 +418,15 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
         result.built, result.reason = force or not check.up_to_date, check.reason
         if result.built:
-            stamps.forget("pxe")
-            try:
-                _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
-            except OSError as err:
-                raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
+            with stamps.publishing("pxe", inputs) as pub:
+                pub.replacing()
+                try:
+                    _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
+                except OSError as err:
+                    raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
+                pub.record(pxe_dir / SERVE_CONFIG)
     finally:
         tree.close()
-    if result.built:
-        stamps.save("pxe", inputs, [pxe_dir / SERVE_CONFIG])
     for w in result.warnings:
         log.warn(w)
     if result.built:
