@@ -84,10 +84,9 @@ install_config() {
 }
 
 create_drbd_md() {
-    local dev verdict
+    local dev
     dev="$(fb_path "$AN_DRBD_BACKING")"
-    verdict="$(fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES")"
-    if [ "$verdict" = run ]; then
+    if fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES"; then
         info "creating DRBD metadata on $AN_DRBD_BACKING (the device carried no signature)"
         drbdadm create-md "$RES" </dev/null
     fi
