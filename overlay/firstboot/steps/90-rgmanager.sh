@@ -21,13 +21,6 @@ SIGNAL_DIR="$(fb_path "$AN_GFS2_MOUNT")/.an-cluster/rm-config"
 
 running_version() { cman_tool version 2>/dev/null | awk '{print $NF}'; }
 
-target_version() {
-    local v
-    v="$(fb_config_version_of "$FB_STAGED_CLUSTER_CONF")"
-    [ -n "$v" ] || die "no config_version in $FB_STAGED_CLUSTER_CONF" "restage the node files"
-    echo $((v + 1))
-}
-
 # conf_as_version N: the staged cluster.conf (with <rm>) as config_version N
 conf_as_version() { sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${1}\"/" "$FB_STAGED_CLUSTER_CONF"; }
 
@@ -66,12 +59,15 @@ wait_disk_uptodate() {
 }
 
 main() {
-    local target
+    local staged target
     fb_ensure_cman
     fb_ensure_drbd_primary
     fb_ensure_vg_active
     fb_ensure_mounted
-    target="$(target_version)"
+    # the full configuration goes in one config_version above the one 50-cman started cman with
+    staged="$(fb_config_version_of "$FB_STAGED_CLUSTER_CONF")"
+    [ -n "$staged" ] || die "no config_version in $FB_STAGED_CLUSTER_CONF" "restage the node files"
+    target=$((staged + 1))
     if cluster_runs "$target"; then
         debug "cman already runs config_version $(running_version)"
     else
