@@ -382,6 +382,18 @@ def test_xen_step_edits_grub_yum_xend_and_libvirt_once(tmp_path):
     assert {p: p.read_bytes() for p in before} == before
 
 
+def test_xen_step_adds_kernel_to_an_existing_exclude_line(tmp_path):
+    root, env = _scratch_node(tmp_path, "init")
+    yum = root / "etc/yum.conf"
+    yum.write_text(yum.read_text() + "exclude=firefox*\n")
+    r = _run_step("30-xen", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = yum.read_text().splitlines()
+    assert [ln for ln in lines if ln.startswith("exclude=")] == ["exclude=firefox* kernel*"]
+    assert oct(yum.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in yum.parent.iterdir() if p.name.startswith(".yum.conf")] == []
+
+
 def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
     root, env = _scratch_node(tmp_path, "init")
     grub = root / "boot/grub/grub.conf"

@@ -74,7 +74,7 @@ yum_exclude_kernel() {
     [ -f "$conf" ] || die "$conf not found" "is yum installed?"
     if grep -Eq '^exclude=.*kernel\*' "$conf"; then return 0; fi
     if grep -q '^exclude=' "$conf"; then
-        sed -i 's/^exclude=\(.*\)$/exclude=\1 kernel*/' "$conf"
+        fb_rewrite "$conf" 0644 sed 's/^exclude=\(.*\)$/exclude=\1 kernel*/' "$conf"
     else
         echo 'exclude=kernel*' >>"$conf"
     fi
