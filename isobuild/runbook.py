@@ -69,6 +69,10 @@ class StorageMap:
     nodes: list[str] = field(default_factory=list)
 
 
+def _by_nodeid(cluster: Cluster) -> list[Node]:
+    return sorted(cluster.nodes, key=lambda n: n.nodeid)
+
+
 def storage_map(cluster: Cluster) -> StorageMap:
     from .render import disk_layout
 
@@ -85,81 +89,112 @@ def storage_map(cluster: Cluster) -> StorageMap:
     return StorageMap(
         disks=list(inst.disks), local=local, backing=st.backing_device, drbd_device=st.drbd.device,
         drbd_resource=st.drbd.resource, vg=st.clvm.vg, lvs=lvs, gfs2_lv=st.gfs2.lv, gfs2_mount=st.gfs2.mount,
-        raid=inst.raid, nodes=[n.name for n in sorted(cluster.nodes, key=lambda n: n.nodeid)])
+        raid=inst.raid, nodes=[n.name for n in _by_nodeid(cluster)])
+
+
+# The storage map's geometry: box height, gap between boxes and rows, the narrowest node column.
+_BOX_H, _GAP, _COL_W = 34, 26, 170
+_SVG_STYLE = ("rect{fill:#f4f6fa;stroke:#34495e;stroke-width:1.2}.drbd rect,.pv rect,.vg rect{fill:#e3f0ff}"
+              ".gfs2 rect{fill:#e6f7e6}.backing rect{fill:#fff3d6}line{stroke:#34495e;stroke-width:1.2}"
+              "text{font:13px sans-serif;fill:#111}.node{font-weight:bold;font-size:15px}")
+
+Box = tuple[float, float, float]  # x, y, width
+
+
+class _Canvas:
+    """SVG elements in drawing order: labelled boxes and the lines from one box's bottom to another's top."""
+
+    def __init__(self) -> None:
+        self.elements: list[str] = []
+
+    def box(self, x: float, y: float, w: float, text: str, cls: str) -> Box:
+        self.elements.append(f'<g class="{cls}"><rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{_BOX_H}" rx="5"/>'
+                             f'<text x="{x + w / 2:.0f}" y="{y + _BOX_H / 2 + 5:.0f}" text-anchor="middle">'
+                             f'{escape(text)}</text></g>')
+        return x, y, w
+
+    def line(self, a: Box, b: Box) -> None:
+        ax, ay, aw = a
+        bx, by, bw = b
+        self.elements.append(f'<line x1="{ax + aw / 2:.0f}" y1="{ay + _BOX_H:.0f}" x2="{bx + bw / 2:.0f}" y2="{by:.0f}"/>')
+
+
+def _text_w(texts) -> float:
+    """A width that holds the longest label at 13px sans-serif."""
+    return max([110.0] + [7.6 * len(t) + 16 for t in texts])
+
+
+def _svg_nodes(cv: _Canvas, sm: StorageMap, width: float, node_w: float, local_labels: list[str], y0: float
+               ) -> list[Box]:
+    """Per node (at most two): its name, its disks, and below them the local md/partitions and the
+    backing device, each fed by every disk. Returns the backing devices' boxes."""
+    n_local = len(local_labels)
+    backing_boxes = []
+    for i, node in enumerate(sm.nodes[:2]):
+        x0 = _GAP + i * (node_w + _GAP) if i == 0 else width - _GAP - node_w
+        cv.elements.append(f'<text class="node" x="{x0 + node_w / 2:.0f}" y="{y0 - 14}" text-anchor="middle">'
+                           f'{escape(node)}</text>')
+        dw = (node_w - 10 * (len(sm.disks) - 1)) / max(1, len(sm.disks))
+        disk_boxes = [cv.box(x0 + j * (dw + 10), y0, dw, d, "disk") for j, d in enumerate(sm.disks)]
+        pw = (node_w - 10 * (n_local - 1)) / n_local
+        y1 = y0 + _BOX_H + _GAP
+        parts = [cv.box(x0 + j * (pw + 10), y1, pw, label, "part") for j, label in enumerate(local_labels[:-1])]
+        back = cv.box(x0 + len(sm.local) * (pw + 10), y1, pw, sm.backing, "backing")
+        for d in disk_boxes:
+            for p in parts + [back]:
+                cv.line(d, p)
+        backing_boxes.append(back)
+    return backing_boxes
+
+
+def _svg_shared(cv: _Canvas, sm: StorageMap, width: float, backing_boxes: list[Box], y2: float) -> Box:
+    """Both backing devices -> the DRBD device -> its clustered PV -> the VG, centred. Returns the VG's box."""
+    cw = max(240, _text_w([f"DRBD {sm.drbd_resource}: {sm.drbd_device}", f"VG {sm.vg}"]))
+    cx = (width - cw) / 2
+    drbd = cv.box(cx, y2, cw, f"DRBD {sm.drbd_resource}: {sm.drbd_device}", "drbd")
+    for b in backing_boxes:
+        cv.line(b, drbd)
+    pv = cv.box(cx, y2 + _BOX_H + _GAP, cw, f"clustered PV {sm.drbd_device}", "pv")
+    cv.line(drbd, pv)
+    vg = cv.box(cx, y2 + 2 * (_BOX_H + _GAP), cw, f"VG {sm.vg}", "vg")
+    cv.line(pv, vg)
+    return vg
+
+
+def _svg_lvs(cv: _Canvas, sm: StorageMap, width: float, lv_w: float, vg: Box, y3: float) -> float:
+    """The LVs in a row under the VG, GFS2 under its LV. Returns the drawing's height."""
+    total = len(sm.lvs) * lv_w + (len(sm.lvs) - 1) * 10
+    lx = (width - total) / 2
+    gfs_box = None
+    for k, (lv, size, _use) in enumerate(sm.lvs):
+        b = cv.box(lx + k * (lv_w + 10), y3, lv_w, f"LV {lv} ({size})", "lv")
+        cv.line(vg, b)
+        if lv == sm.gfs2_lv:
+            gfs_box = b
+    height = y3 + _BOX_H + 2 * _GAP
+    if gfs_box is not None:
+        g = cv.box(gfs_box[0], y3 + _BOX_H + _GAP, lv_w, f"GFS2 {sm.gfs2_mount}", "gfs2")
+        cv.line(gfs_box, g)
+        height += _BOX_H + _GAP
+    return height
 
 
 def storage_svg(sm: StorageMap) -> str:
     """The storage stack as SVG: per node disks -> local md/partitions + backing device; both backing
     devices -> one DRBD device -> PV -> VG -> LVs -> GFS2."""
-    box_h, gap, col_w = 34, 26, 170
-    boxes: list[str] = []
-
-    def box(x: float, y: float, w: float, text: str, cls: str) -> tuple[float, float, float]:
-        boxes.append(f'<g class="{cls}"><rect x="{x:.0f}" y="{y:.0f}" width="{w:.0f}" height="{box_h}" rx="5"/>'
-                     f'<text x="{x + w / 2:.0f}" y="{y + box_h / 2 + 5:.0f}" text-anchor="middle">'
-                     f'{escape(text)}</text></g>')
-        return x, y, w
-
-    def line(a, b) -> None:
-        ax, ay, aw = a
-        bx, by, bw = b
-        boxes.append(f'<line x1="{ax + aw / 2:.0f}" y1="{ay + box_h:.0f}" x2="{bx + bw / 2:.0f}" y2="{by:.0f}"/>')
-
-    def text_w(texts) -> float:  # a width that holds the longest label at 13px sans-serif
-        return max([110.0] + [7.6 * len(t) + 16 for t in texts])
-
     local_labels = [f"{dev.split('/')[-1]} {mount}" for dev, mount, _ in sm.local] + [sm.backing]
-    n_local = len(local_labels)
-    node_w = max(2 * col_w, n_local * (text_w(local_labels) + 10) - 10)
-    lv_labels = [f"LV {lv} ({size})" for lv, size, _ in sm.lvs] + [f"GFS2 {sm.gfs2_mount}"]
-    lv_w = text_w(lv_labels)
-    width = max(2 * node_w + 3 * gap, len(sm.lvs) * (lv_w + 10) + 2 * gap)
+    node_w = max(2 * _COL_W, len(local_labels) * (_text_w(local_labels) + 10) - 10)
+    lv_w = _text_w([f"LV {lv} ({size})" for lv, size, _ in sm.lvs] + [f"GFS2 {sm.gfs2_mount}"])
+    width = max(2 * node_w + 3 * _GAP, len(sm.lvs) * (lv_w + 10) + 2 * _GAP)
     y0 = 40
-    backing_boxes = []
-    for i, node in enumerate(sm.nodes[:2]):
-        x0 = gap + i * (node_w + gap) if i == 0 else width - gap - node_w
-        boxes.append(f'<text class="node" x="{x0 + node_w / 2:.0f}" y="{y0 - 14}" text-anchor="middle">'
-                     f'{escape(node)}</text>')
-        dw = (node_w - 10 * (len(sm.disks) - 1)) / max(1, len(sm.disks))
-        disk_boxes = [box(x0 + j * (dw + 10), y0, dw, d, "disk") for j, d in enumerate(sm.disks)]
-        pw = (node_w - 10 * (n_local - 1)) / n_local
-        y1 = y0 + box_h + gap
-        parts = [box(x0 + j * (pw + 10), y1, pw, label, "part") for j, label in enumerate(local_labels[:-1])]
-        back = box(x0 + len(sm.local) * (pw + 10), y1, pw, sm.backing, "backing")
-        for d in disk_boxes:
-            for p in parts + [back]:
-                line(d, p)
-        backing_boxes.append(back)
-    y2 = y0 + 2 * (box_h + gap)
-    cw = max(240, text_w([f"DRBD {sm.drbd_resource}: {sm.drbd_device}", f"VG {sm.vg}"]))
-    cx = (width - cw) / 2
-    drbd = box(cx, y2, cw, f"DRBD {sm.drbd_resource}: {sm.drbd_device}", "drbd")
-    for b in backing_boxes:
-        line(b, drbd)
-    pv = box(cx, y2 + box_h + gap, cw, f"clustered PV {sm.drbd_device}", "pv")
-    line(drbd, pv)
-    vg = box(cx, y2 + 2 * (box_h + gap), cw, f"VG {sm.vg}", "vg")
-    line(pv, vg)
-    y3 = y2 + 3 * (box_h + gap)
-    total = len(sm.lvs) * lv_w + (len(sm.lvs) - 1) * 10
-    lx = (width - total) / 2
-    gfs_box = None
-    for k, (lv, size, _use) in enumerate(sm.lvs):
-        b = box(lx + k * (lv_w + 10), y3, lv_w, f"LV {lv} ({size})", "lv")
-        line(vg, b)
-        if lv == sm.gfs2_lv:
-            gfs_box = b
-    height = y3 + box_h + 2 * gap
-    if gfs_box is not None:
-        g = box(gfs_box[0], y3 + box_h + gap, lv_w, f"GFS2 {sm.gfs2_mount}", "gfs2")
-        line(gfs_box, g)
-        height += box_h + gap
-    style = ("rect{fill:#f4f6fa;stroke:#34495e;stroke-width:1.2}.drbd rect,.pv rect,.vg rect{fill:#e3f0ff}"
-             ".gfs2 rect{fill:#e6f7e6}.backing rect{fill:#fff3d6}line{stroke:#34495e;stroke-width:1.2}"
-             "text{font:13px sans-serif;fill:#111}.node{font-weight:bold;font-size:15px}")
+    y2 = y0 + 2 * (_BOX_H + _GAP)
+    cv = _Canvas()
+    backing_boxes = _svg_nodes(cv, sm, width, node_w, local_labels, y0)
+    vg = _svg_shared(cv, sm, width, backing_boxes, y2)
+    height = _svg_lvs(cv, sm, width, lv_w, vg, y2 + 3 * (_BOX_H + _GAP))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="storage-map" width="{width:.0f}" height="{height:.0f}" '
             f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="storage map">'
-            f"<style>{style}</style>" + "".join(boxes) + "</svg>\n")
+            f"<style>{_SVG_STYLE}</style>" + "".join(cv.elements) + "</svg>\n")
 
 
 def _running_services(cluster: Cluster) -> list[initorder.InitService]:
@@ -184,26 +219,25 @@ def _first_boot(cluster: Cluster, a, b) -> Procedure:
                 f"or power off {a.name} until `drbdadm dstate {res}` on {b.name} says UpToDate/UpToDate.")
 
 
-def procedures(cluster: Cluster) -> list[Procedure]:
-    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
-    a, b = nodes[0], nodes[1]
+def _stop_order(cluster: Cluster) -> list[str]:
+    """The services that run at boot, in the order they stop (the reverse of the start order)."""
+    return [s.name for s in reversed([s for s in _running_services(cluster) if s.enabled])]
+
+
+def _status(cluster: Cluster) -> Procedure:
     st = cluster.storage
     res = st.drbd.resource
-    on = [s for s in _running_services(cluster) if s.enabled]
-    stop_order = [s.name for s in reversed(on)]
-    out: list[Procedure] = []
+    return Procedure("status", "Check the cluster's status",
+                     "Run on either node. Both nodes must be members, DRBD Connected and UpToDate/UpToDate, "
+                     f"Primary/Primary (dual-primary), the VG {st.clvm.vg} visible and {st.gfs2.mount} mounted.",
+                     (Step("any node", ("clustat", "cman_tool nodes", "cat /proc/drbd", f"drbdadm cstate {res}",
+                                        f"drbdadm dstate {res}", f"vgs {st.clvm.vg}", f"lvs {st.clvm.vg}",
+                                        f"df -h {st.gfs2.mount}")),))
 
-    out.append(Procedure("status", "Check the cluster's status",
-                         "Run on either node. Both nodes must be members, DRBD Connected and UpToDate/UpToDate, "
-                         f"Primary/Primary (dual-primary), the VG {st.clvm.vg} visible and {st.gfs2.mount} mounted.",
-                         (Step("any node", ("clustat", "cman_tool nodes", "cat /proc/drbd", f"drbdadm cstate {res}",
-                                            f"drbdadm dstate {res}", f"vgs {st.clvm.vg}", f"lvs {st.clvm.vg}",
-                                            f"df -h {st.gfs2.mount}")),)))
 
-    out.append(_first_boot(cluster, a, b))
-
+def _fencing(cluster: Cluster) -> Procedure:
     fence_steps = []
-    for n in nodes:
+    for n in _by_nodeid(cluster):
         peer = cluster.peer(n)
         devs = ", ".join(f"{cluster.fence_device(f.device).name} ({cluster.fence_device(f.device).agent} at "
                          f"{cluster.fence_device(f.device).ipaddr}{', port ' + f.port if f.port else ''})"
@@ -212,15 +246,22 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                                 f"{peer.name} must power off and reboot via {devs}; watch "
                                 f"`tail -f /var/log/messages` on {n.name}, wait until {peer.name} has rejoined "
                                 f"(clustat) and DRBD is UpToDate/UpToDate before the next step."))
-    out.append(Procedure("fencing", "Test fencing",
-                         "Do this before the cluster carries anything you care about, and after any change to "
-                         "fencing. Each node fences the other once.", tuple(fence_steps),
-                         warning="A failed fence blocks the cluster (DLM, GFS2, clvmd) until it succeeds: "
-                                 "that is intended."))
+    return Procedure("fencing", "Test fencing",
+                     "Do this before the cluster carries anything you care about, and after any change to "
+                     "fencing. Each node fences the other once.", tuple(fence_steps),
+                     warning="A failed fence blocks the cluster (DLM, GFS2, clvmd) until it succeeds: "
+                             "that is intended.")
 
-    # With xend relocation off a migration is refused: a VM moves by stopping here and starting there.
+
+def _move_flag(cluster: Cluster) -> str:
+    """clusvcadm's flag that moves a VM: with xend relocation off a migration is refused, so a VM
+    moves by stopping here and starting there."""
+    return "-M" if cluster.xen.relocation.enabled else "-r"
+
+
+def _migration(cluster: Cluster) -> Procedure:
     relocation = cluster.xen.relocation.enabled
-    flag = "-M" if relocation else "-r"
+    flag = _move_flag(cluster)
     mig_steps = []
     for vm in cluster.vms:
         pref = cluster.node(vm.prefer)
@@ -239,16 +280,19 @@ def procedures(cluster: Cluster) -> list[Procedure]:
         mig_steps.append(Step("any node", (f"clusvcadm {flag} vm:<name> -m <target node fqdn>",),
                               "this cluster defines no VMs yet"))
     if relocation:
-        out.append(Procedure("migration", "Live-migrate a VM", "Migration runs over the BCN "
-                             f"(xend relocation port {cluster.xen.relocation.port}).", tuple(mig_steps)))
-    else:
-        out.append(Procedure("migration", "Move a VM to the other node", "xen.relocation.enabled is false: xend "
-                             "refuses migrations, so rgmanager moves a VM by stopping it and starting it on the other "
-                             "node (clusvcadm -r). Enable relocation in the definition for live migration.",
-                             tuple(mig_steps)))
+        return Procedure("migration", "Live-migrate a VM", "Migration runs over the BCN "
+                         f"(xend relocation port {cluster.xen.relocation.port}).", tuple(mig_steps))
+    return Procedure("migration", "Move a VM to the other node", "xen.relocation.enabled is false: xend "
+                     "refuses migrations, so rgmanager moves a VM by stopping it and starting it on the other "
+                     "node (clusvcadm -r). Enable relocation in the definition for live migration.",
+                     tuple(mig_steps))
 
+
+def _shutdown(cluster: Cluster) -> Procedure:
+    flag = _move_flag(cluster)
+    stop_order = _stop_order(cluster)
     shut = []
-    for n in nodes:
+    for n in _by_nodeid(cluster):
         peer = cluster.peer(n)
         moves = tuple(f"clusvcadm {flag} vm:{vm.name} -m {peer.fqdn}" for vm in cluster.vms)
         shut.append(Step(n.name, ("clustat",) + moves + ("clustat",) + tuple(f"/etc/init.d/{s} stop" for s in stop_order)
@@ -256,12 +300,17 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                          f"to shut down {n.name}: move each VM that clustat shows on {n.name} to {peer.name} "
                          f"(skip the others), then stop the cluster stack in reverse start order. {peer.name} keeps "
                          f"running alone (two-node mode). Start {n.name} again by powering it on; check status."))
-    out.append(Procedure("shutdown", "Planned shutdown of one node", "Never power a node off with the cluster "
-                         "stack running: its peer would fence it.", tuple(shut)))
+    return Procedure("shutdown", "Planned shutdown of one node", "Never power a node off with the cluster "
+                     "stack running: its peer would fence it.", tuple(shut))
 
-    keep, discard = a, b
-    above = [s for s in stop_order if s in ("rgmanager", "xendomains", "gfs2", "clvmd")]
-    out.append(Procedure(
+
+def _split_brain(cluster: Cluster) -> Procedure:
+    """The lowest nodeid is kept, the other's changes are discarded (the text says how to swap them)."""
+    keep, discard = _by_nodeid(cluster)[:2]
+    st = cluster.storage
+    res = st.drbd.resource
+    above = [s for s in _stop_order(cluster) if s in ("rgmanager", "xendomains", "gfs2", "clvmd")]
+    return Procedure(
         "split-brain", "Recover from a DRBD split brain",
         f"Symptom: `cat /proc/drbd` shows {res} StandAlone (or WFConnection) and the nodes will not connect; the "
         f"kernel log says \"Split-Brain detected\". Decide which node holds the data you trust (the one that ran "
@@ -285,14 +334,16 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                  "dual-primary again; bring the stack back up"),
         ),
         warning=f"While the resync runs, {discard.name} has no good copy of its own: if {keep.name} fails or is "
-                f"fenced now, {discard.name} loses access to {st.drbd.device}."))
+                f"fenced now, {discard.name} loses access to {st.drbd.device}.")
 
-    out += [vm_procedure(cluster, vm) for vm in cluster.vms]
 
+def _add_vm(cluster: Cluster) -> Procedure:
+    a = _by_nodeid(cluster)[0]
+    st = cluster.storage
     nxt = cluster.config_version + 1
     vm_example = cluster.vms[0] if cluster.vms else None
     bridge = vm_example.bridge if vm_example else (cluster.xen.bridges[0] if cluster.xen.bridges else "ifn")
-    out.append(Procedure(
+    return Procedure(
         "add-vm", "Add a VM",
         f"VMs are part of the definition ({cluster.source.name}, list vms), so cluster.conf, the failover "
         "domains and the runbook stay in step.",
@@ -309,7 +360,16 @@ def procedures(cluster: Cluster) -> list[Procedure]:
                  f"install the guest with its config in {st.gfs2.mount}/domU_config/, then shut it down"),
             Step(a.name, (f"cman_tool version -r {nxt}", f"clusvcadm -e vm:<vm name> -m {a.fqdn}", "clustat"),
                  f"activate cluster.conf version {nxt} on both nodes, then let rgmanager start the VM"),
-        )))
+        ))
+
+
+def procedures(cluster: Cluster) -> list[Procedure]:
+    """Every procedure of the runbook, in the order it shows them."""
+    a, b = _by_nodeid(cluster)[:2]
+    out = [_status(cluster), _first_boot(cluster, a, b), _fencing(cluster), _migration(cluster),
+           _shutdown(cluster), _split_brain(cluster)]
+    out += [vm_procedure(cluster, vm) for vm in cluster.vms]
+    out.append(_add_vm(cluster))
     provision = provision_vm(cluster)
     if provision:
         out.append(provision)
@@ -423,7 +483,7 @@ def vm_procedure(cluster: Cluster, vm) -> Procedure:
 
 
 def context(cluster: Cluster) -> dict:
-    nodes = sorted(cluster.nodes, key=lambda n: n.nodeid)
+    nodes = _by_nodeid(cluster)
     networks = []
     for name in NETWORK_NAMES:
         nw = cluster.networks[name]

@@ -372,6 +372,15 @@ def run_until_failed(p, name: str, timeout: float = 120):
     return rc
 
 
+def assert_the_refusal_stopped(p, name: str, step: str) -> None:
+    """The destructive-step guard's die stopped STEP in the step's own shell: its ERROR lines are the
+    refusal and what to do, and nothing else (a die in a $(...) subshell ends only the subshell: the
+    step then stopped only because `set -e` took the failed assignment for a failed command)."""
+    errors = [ln.split(" ERROR: ", 1)[1] for ln in p.log(name).splitlines() if f" {step} ERROR: " in ln]
+    assert len(errors) == 2 and errors[0].startswith("refusing to run ") and errors[1].startswith("how to proceed: "), \
+        errors
+
+
 def test_refuses_a_backing_device_with_a_filesystem(make_pair):
     p = make_pair("init", timeout=10)
     node = p.nodes[p.lowest]
@@ -384,6 +393,7 @@ def test_refuses_a_backing_device_with_a_filesystem(make_pair):
     assert st.returncode == 2
     assert re.search(r"^60-drbd\s+failed: refusing to run drbdadm create-md r0: .* already carries data \(signature: ext4",
                      st.stdout, re.M), st.stdout
+    assert_the_refusal_stopped(p, p.lowest, "60-drbd")
     console = p.console(p.lowest)
     assert "step 60-drbd FAILED" in console and "wipefs -a" in console
     assert [n for n, _ in p.destructive()["create-md"]] in ([], [p.other])
@@ -405,6 +415,7 @@ def test_refuses_drbd_metadata_from_an_earlier_install_until_adopted(make_pair):
     before = sha256(image)
     assert run_until_failed(p, p.other) != 0
     assert re.search(r"^60-drbd\s+failed: refusing .*signature: drbd", p.status(p.other).stdout, re.M)
+    assert_the_refusal_stopped(p, p.other, "60-drbd")
     assert p.other not in [n for n, _ in p.destructive()["create-md"]]
     assert sha256(image) == before
     assert "adopt it with 'echo" in p.log(p.other)
@@ -452,6 +463,7 @@ def test_refuses_a_drbd_device_that_holds_another_volume_group(make_pair):
     assert run_until_failed(p, p.lowest) != 0
     assert re.search(r"^70-clvm\s+failed: refusing to run pvcreate /dev/drbd0: .*signature: LVM2_member",
                      p.status(p.lowest).stdout, re.M), p.status(p.lowest).stdout
+    assert_the_refusal_stopped(p, p.lowest, "70-clvm")
     d = p.destructive()
     assert d["pvcreate"] == [] and d["vgcreate"] == [] and d["lvcreate"] == []
     p.reboot(p.other)
@@ -477,6 +489,7 @@ def test_refuses_a_volume_group_it_did_not_create_and_an_lv_with_a_filesystem(ma
     assert p.wait(p.lowest) != 0
     assert re.search(rf"^80-gfs2\s+failed: refusing to run mkfs.gfs2 on /dev/{c_vg}/{lv}: .*signature: ext4",
                      p.status(p.lowest).stdout, re.M), p.status(p.lowest).stdout
+    assert_the_refusal_stopped(p, p.lowest, "80-gfs2")
     d = p.destructive()
     assert d["mkfs.gfs2"] == [] and d["pvcreate"] == [] and d["vgcreate"] == []
     assert [args[args.index("-n") + 1] for _, args in d["lvcreate"]] == ["vm0001_ws1"]  # only the missing LV

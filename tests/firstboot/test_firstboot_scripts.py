@@ -382,6 +382,18 @@ def test_xen_step_edits_grub_yum_xend_and_libvirt_once(tmp_path):
     assert {p: p.read_bytes() for p in before} == before
 
 
+def test_xen_step_adds_kernel_to_an_existing_exclude_line(tmp_path):
+    root, env = _scratch_node(tmp_path, "init")
+    yum = root / "etc/yum.conf"
+    yum.write_text(yum.read_text() + "exclude=firefox*\n")
+    r = _run_step("30-xen", env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = yum.read_text().splitlines()
+    assert [ln for ln in lines if ln.startswith("exclude=")] == ["exclude=firefox* kernel*"]
+    assert oct(yum.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in yum.parent.iterdir() if p.name.startswith(".yum.conf")] == []
+
+
 def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
     root, env = _scratch_node(tmp_path, "init")
     grub = root / "boot/grub/grub.conf"
@@ -394,13 +406,104 @@ def test_xen_step_without_a_dom0_kernel_says_what_is_missing(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
+# the one way the scripts rewrite a file (lib/common.sh fb_rewrite / fb_update)
+
+
+def _sh(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    lib = shlex.quote(str(OVERLAY / "lib/common.sh"))
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; umask 022; . {lib}; FB_STEP=t; {script}"],
+                          env=env or {"PATH": "/usr/bin:/bin", "LANG": "C"}, capture_output=True, text=True)
+
+
+def _conf(tmp_path: Path, text: str, mode: int) -> tuple[Path, Path, int]:
+    """etc/conf holding TEXT with MODE: its directory, the file, its inode."""
+    d = tmp_path / "etc"
+    d.mkdir()
+    f = d / "conf"
+    f.write_text(text)
+    f.chmod(mode)
+    return d, f, f.stat().st_ino
+
+
+def test_rewrite_is_atomic_sets_the_mode_first_and_leaves_no_temp_file(tmp_path):
+    d, f, _ = _conf(tmp_path, "old\n", 0o644)
+    os.link(f, tmp_path / "old-inode")  # the old file, to see it is replaced, not written over
+    # the filter sees FILE still whole and its output going to a temp file beside FILE
+    r = _sh(f"""seen() {{ cat "$1"; ls -a "${{1%/*}}" | grep -c '^\\.conf\\.' >&2; ls -i "${{1%/*}}"/.conf.* >&2; echo new; }}
+               fb_rewrite {f} 0640 seen {f}""")
+    assert r.returncode == 0, r.stderr
+    count, temp = r.stderr.split("\n")[:2]
+    assert count == "1" and int(temp.split()[0]) == f.stat().st_ino  # the temp file became FILE (rename)
+    assert f.read_text() == "old\nnew\n" and oct(f.stat().st_mode & 0o777) == "0o640"
+    assert (tmp_path / "old-inode").read_text() == "old\n"
+    assert sorted(p.name for p in d.iterdir()) == ["conf"]
+    # stdin, a file that does not exist yet, a secret mode whatever the umask
+    r = _sh(f"printf 'k\\n' | fb_write_file {d / 'key'} 0600")
+    assert r.returncode == 0 and (d / "key").read_text() == "k\n"
+    assert oct((d / "key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_failed_rewrite_leaves_the_old_file(tmp_path):
+    d, f, ino = _conf(tmp_path, "old\n", 0o644)
+    # the filter fails half way: its status, FILE as it was, no temp file; under set -e the step stops
+    r = _sh(f"half() {{ echo partial; return 3; }}; rc=0; fb_rewrite {f} 0600 half || rc=$?; echo $rc; fb_rewrite {f} 0600 half; echo after")
+    assert r.stdout == "3\n" and r.returncode == 3
+    assert f.read_text() == "old\n" and f.stat().st_ino == ino and oct(f.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in d.iterdir()) == ["conf"]
+    # a directory that cannot take the temp file: FILE is not touched either
+    r = _sh(f"fb_rewrite {tmp_path / 'no-such-dir' / 'conf'} 0644 echo x")
+    assert r.returncode != 0 and not (tmp_path / "no-such-dir").exists()
+
+
+def test_update_rewrites_only_what_changed_and_stops_the_step_on_failure(tmp_path):
+    d, f, ino = _conf(tmp_path, "same\n", 0o600)
+    r = _sh(f"rc=0; fb_update {f} 0644 echo same || rc=$?; echo $rc")
+    assert r.stdout == "1\n", r.stderr  # unchanged: left alone but for its mode
+    assert f.stat().st_ino == ino and oct(f.stat().st_mode & 0o777) == "0o644"
+    r = _sh(f"rc=0; fb_update {f} 0644 echo other || rc=$?; echo $rc")
+    assert r.stdout == "0\n" and f.read_text() == "other\n" and f.stat().st_ino != ino
+    # FB_CHECK sees the new content and may refuse it: FILE stays, the step stops with the check's die
+    r = _sh(f"""picky() {{ grep -q good "$1" || die "not good: $(cat "$1")"; }}
+               if FB_CHECK=picky fb_update {f} 0644 echo bad; then echo changed; fi; echo after""")
+    assert r.returncode != 0 and "after" not in r.stdout and "ERROR: not good: bad" in r.stderr
+    assert f.read_text() == "other\n"
+    # a failed filter is never read as "unchanged"
+    r = _sh(f"if fb_update {f} 0644 false; then echo changed; else echo unchanged; fi")
+    assert r.returncode != 0 and r.stdout == "" and f"could not write {f} ('false' failed)" in r.stderr
+    # the line for X: replaced, then left alone
+    fstab = d / "fstab"
+    fstab.write_text("a /x ext4\nb /y ext4\n")
+    other = "other() { awk '$2 != \"/y\"' \"$1\"; }; "
+    r = _sh(other + f"fb_replace_line {fstab} 0644 'c /y gfs2' other && echo changed; "
+            f"fb_replace_line {fstab} 0644 'c /y gfs2' other || echo unchanged")
+    assert r.stdout == "changed\nunchanged\n" and fstab.read_text() == "a /x ext4\nc /y gfs2\n"
+    assert sorted(p.name for p in d.iterdir()) == ["conf", "fstab"]
+
+
+def test_a_die_while_rewriting_leaves_no_temp_file(tmp_path):
+    libexec, env = _fake_libexec(tmp_path)
+    etc = Path(env["AN_ROOT"]) / "etc"
+    etc.mkdir(parents=True)
+    (etc / "conf").write_text("old\n")
+    (libexec / "steps/20-second.sh").write_text(
+        '#!/bin/bash\nset -euo pipefail\n. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"\n'
+        'fb_step_init 20-second\nrefuse() { echo partial; die "the filter gave up"; }\n'
+        'fb_update "$AN_ROOT/etc/conf" 0644 refuse\n')
+    r = _runner(libexec, env, "run")
+    assert r.returncode != 0 and "the filter gave up" in r.stderr
+    assert sorted(p.name for p in etc.iterdir()) == ["conf"] and (etc / "conf").read_text() == "old\n"
+
+
+# ------------------------------------------------------------------------------------------------
 # the rule for one-time destructive commands (lib/common.sh), on image files: blkid/wipefs read them
 
 
 def _guard(tmp_path: Path, key: str, dev: Path, expected: str, path_first: Path | None = None
            ) -> subprocess.CompletedProcess:
-    script = (f". {shlex.quote(str(OVERLAY / 'lib/common.sh'))}; FB_STEP=t; "
-              f"fb_guard_destructive {key} {shlex.quote(str(dev))} {expected} 'the command'")
+    # the verdict is the status (0 run, 1 done); a refusal exits: printed here as the steps read it
+    script = (f". {shlex.quote(str(OVERLAY / 'lib/common.sh'))}; FB_STEP=t; rc=0; "
+              f"fb_guard_destructive {key} {shlex.quote(str(dev))} {expected} 'the command' || rc=$?; "
+              "case $rc in 0) echo run ;; 1) echo done ;; *) echo \"unexpected status $rc\"; exit 99 ;; esac")
     path = "/usr/sbin:/usr/bin:/sbin:/bin"
     env = {"PATH": f"{path_first}:{path}" if path_first else path, "AN_ROOT": str(tmp_path / "root"), "LANG": "C"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)

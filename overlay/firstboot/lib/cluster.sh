@@ -6,6 +6,30 @@
 # rgmanager nothing starts DRBD/clvmd/GFS2 at boot, so each step first ensures (idempotently) what
 # it stands on. None of these run a one-time command: they only start, attach, activate and mount.
 
+# The rendered cluster.conf as staged: 50-cman installs it without <rm>, 90-rgmanager with it.
+FB_STAGED_CLUSTER_CONF="${FB_STAGE}/etc/cluster/cluster.conf"
+
+fb_config_version_of() {
+    sed -n 's/.*<cluster[^>]*config_version="\([0-9][0-9]*\)".*/\1/p' "$1" | head -n 1
+}
+
+# fb_install_cluster_conf WHAT FILTER [ARG...]: /etc/cluster/cluster.conf (0640: it holds the fence
+# passwords) becomes what FILTER prints, once ccs_config_validate (when installed) accepts it; WHAT
+# names it in the refusal. Status 1 when the file held exactly that already.
+fb_install_cluster_conf() {
+    FB_CONF_WHAT="$1"
+    shift
+    FB_CHECK=_fb_cluster_conf_valid fb_update "$(fb_path /etc/cluster/cluster.conf)" 0640 "$@"
+}
+
+# cluster 3.0.12 ccs_config_validate: -f FILE checks a file against the schema (-l and -f together
+# are refused, exit 255)
+_fb_cluster_conf_valid() {
+    command -v ccs_config_validate >/dev/null 2>&1 || return 0
+    ccs_config_validate -f "$1" >/dev/null ||
+        die "$FB_CONF_WHAT does not validate" "run 'ccs_config_validate -f $FB_STAGED_CLUSTER_CONF' to see why"
+}
+
 # Our Xen files (the kickstart installed them before xend ever started; 30-xen checks them) are
 # what xend reads at its start: xend-config.sxp and the network script it names.
 FB_XEN_FILES="etc/xen/xend-config.sxp etc/xen/scripts/an-network-script"

@@ -54,12 +54,22 @@ debug() {
 # Exit status of a step that gave up waiting for the peer: the service tries again later (75 = EX_TEMPFAIL).
 FB_EXIT_TEMPFAIL=75
 
-# die MESSAGE [HINT]: log why the step stops (and what to do about it), then exit non-zero
-# (FB_EXIT, default 1).
-die() {
+# fb_report_failure MESSAGE [HINT]: log what went wrong and what to do about it (errors).
+fb_report_failure() {
     error "$1"
     if [ -n "${2:-}" ]; then error "how to proceed: $2"; fi
+}
+
+# fb_stop: end the step, non-zero (FB_EXIT, default 1); the temp file of a rewrite under way goes too.
+fb_stop() {
+    if [ -n "${FB_REWRITE_TMP:-}" ]; then rm -f "$FB_REWRITE_TMP"; fi
     exit "${FB_EXIT:-1}"
+}
+
+# die MESSAGE [HINT]: log why the step stops (and what to do about it), then stop it.
+die() {
+    fb_report_failure "$@"
+    fb_stop
 }
 
 # --- environment ---------------------------------------------------------------------------------
@@ -96,22 +106,72 @@ fb_install_staged() {
     src="${FB_STAGE}/${rel}"
     dst="${AN_ROOT}/${rel}"
     [ -f "$src" ] || return 1
-    if [ -f "$dst" ] && cmp -s "$src" "$dst"; then
-        chmod "$mode" "$dst"
-        return 0
-    fi
     mkdir -p "${dst%/*}"
-    fb_write_file "$dst" "$mode" <"$src"
-    info "installed /${rel} (mode ${mode})"
+    if fb_update "$dst" "$mode" cat "$src"; then info "installed /${rel} (mode ${mode})"; fi
 }
 
-# fb_write_file DEST MODE < content: atomic replace (temp file in the same directory, then rename).
-fb_write_file() {
-    local dst="$1" mode="$2" tmp
-    tmp="$(mktemp "${dst%/*}/.${dst##*/}.XXXXXX")"
-    if ! cat >"$tmp"; then rm -f "$tmp"; return 1; fi
-    chmod "$mode" "$tmp"
-    mv -f "$tmp" "$dst"
+# _fb_rewrite WHEN FILE MODE FILTER [ARG...]: the one temp-file-and-rename every file the scripts
+# write goes through. FILTER prints the new content into a temp file in FILE's directory, which gets
+# MODE and is then renamed over FILE: a reader sees the old FILE or the new one, never a part, and
+# never the new content with the old mode. WHEN=always, or changed: a FILE that already holds
+# exactly that is left alone but for MODE (status 1), and FB_CHECK (a command given the temp file)
+# must accept the new content before it replaces FILE. A failure leaves FILE as it was and removes
+# the temp file (so does a die in FILTER or FB_CHECK); its status is 2 or more with WHEN=changed,
+# the failed command's with always. FILTER runs in this shell, with errexit off.
+_fb_rewrite() {
+    local when="$1" dst="$2" mode="$3" tmp rc=0
+    shift 3
+    tmp="$(mktemp "${dst%/*}/.${dst##*/}.XXXXXX")" || return 2
+    FB_REWRITE_TMP="$tmp"
+    "$@" >"$tmp" || rc=$?
+    if [ "$rc" -eq 0 ] && [ "$when" = changed ] && [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then
+        rm -f "$tmp"
+        FB_REWRITE_TMP=""
+        chmod "$mode" "$dst" || return 2
+        return 1
+    fi
+    if [ "$rc" -eq 0 ] && [ "$when" = changed ] && [ -n "${FB_CHECK:-}" ]; then "$FB_CHECK" "$tmp" || rc=$?; fi
+    if [ "$rc" -eq 0 ]; then { chmod "$mode" "$tmp" && mv -f "$tmp" "$dst"; } || rc=$?; fi
+    if [ "$rc" -ne 0 ]; then rm -f "$tmp"; fi
+    FB_REWRITE_TMP=""
+    if [ "$when" = changed ] && [ "$rc" -eq 1 ]; then rc=2; fi
+    return "$rc"
+}
+
+# fb_rewrite FILE MODE FILTER [ARG...]: FILE becomes what FILTER prints, with MODE, atomically (see
+# _fb_rewrite). On failure FILE is as it was and the status is the failed command's.
+fb_rewrite() { _fb_rewrite always "$@"; }
+
+# fb_update FILE MODE FILTER [ARG...]: fb_rewrite only when FILTER's output differs from FILE:
+# status 0 when FILE was rewritten, 1 when it already held exactly that (its MODE is still set).
+# With FB_CHECK=CMD, `CMD TEMPFILE` must accept the new content first. A failure stops the step,
+# so that `if fb_update ...` never takes one for "unchanged".
+fb_update() {
+    local rc=0
+    _fb_rewrite changed "$@" || rc=$?
+    [ "$rc" -le 1 ] || die "could not write $1 ('${*:3}' failed)"
+    return "$rc"
+}
+
+# fb_write_file DEST MODE < content: DEST becomes stdin, with MODE, atomically.
+fb_write_file() { fb_rewrite "$1" "$2" cat; }
+
+# _fb_kept_then LINE KEEP [ARG...]: what KEEP prints, then LINE.
+_fb_kept_then() {
+    local line="$1"
+    shift
+    "$@" && printf '%s\n' "$line"
+}
+
+# fb_replace_line FILE MODE LINE KEEP [ARG...]: "the line for X in FILE is LINE": FILE (created when
+# missing) becomes the lines of it that `KEEP ARG... FILE` prints (all but the one for X), then LINE.
+# Status 1 when LINE is in FILE already (nothing changed).
+fb_replace_line() {
+    local file="$1" mode="$2" line="$3"
+    shift 3
+    touch "$file"
+    if grep -qxF -- "$line" "$file"; then return 1; fi
+    fb_update "$file" "$mode" _fb_kept_then "$line" "$@" "$file"
 }
 
 # --- markers -------------------------------------------------------------------------------------
@@ -213,35 +273,51 @@ fb_signatures() {
     printf '%s\n' "$types"
 }
 
-# fb_probe_failed WHAT DEV MESSAGE: stop the step because DEV could not be probed (nothing written).
-fb_probe_failed() {
-    die "refusing to run $1: cannot tell whether $2 is blank: $3" \
+# _fb_probe_refusal WHAT DEV MESSAGE: log that WHAT may not run because DEV could not be probed.
+_fb_probe_refusal() {
+    fb_report_failure "refusing to run $1: cannot tell whether $2 is blank: $3" \
         "nothing was written. Fix what keeps the probe from reading $2 (is the device there and readable?), then rerun 'an-cluster-firstboot run'"
 }
 
-# fb_guard_destructive KEY DEV EXPECTED WHAT [ADOPT]: decide whether the one-time command KEY may run on
-# DEV. Prints "run" (device blank: intent recorded, go ahead) or "done" (our own EXPECTED signature is
-# there from an earlier, interrupted run). Anything else stops the step and explains how to proceed;
+# fb_probe_failed WHAT DEV MESSAGE: stop the step because DEV could not be probed (nothing written).
+fb_probe_failed() {
+    _fb_probe_refusal "$@"
+    fb_stop
+}
+
+# fb_destructive_verdict KEY DEV EXPECTED WHAT [ADOPT]: may the one-time command KEY run on DEV?
+#   0  run: the device is blank (the intent is recorded: go ahead);
+#   1  done: our own EXPECTED signature is there from an earlier, interrupted run;
+#   2  refused: anything else, or a probe failed; the reason and how to proceed are logged as errors.
 # ADOPT is the command that makes a foreign EXPECTED signature ours (default: record the intent).
-fb_guard_destructive() {
+fb_destructive_verdict() {
     local key="$1" dev="$2" expected="$3" what="$4" adopt="${5:-}" sigs
-    sigs="$(fb_signatures "$dev")" || fb_probe_failed "$what" "$dev" "$sigs"
+    sigs="$(fb_signatures "$dev")" || { _fb_probe_refusal "$what" "$dev" "$sigs"; return 2; }
     if [ -z "$sigs" ]; then
         fb_intent_set "$key" "$dev"
-        echo run
         return 0
     fi
     if fb_intent_has "$key" && [ "$sigs" = "$expected" ]; then
         info "$dev already carries the $expected signature this node created earlier: not running $what again"
-        echo "done"
-        return 0
+        return 1
     fi
     local keep=""
     if [ "$sigs" = "$expected" ]; then
         keep="; if it is the $expected you mean to keep, adopt it with '${adopt:-echo $dev > $FB_INTENT_DIR/$key}' and rerun"
     fi
-    die "refusing to run $what: $dev already carries data (signature: $sigs)" \
+    fb_report_failure "refusing to run $what: $dev already carries data (signature: $sigs)" \
         "nothing was written. If that data is expendable, wipe it yourself ('wipefs -a $dev') and rerun 'an-cluster-firstboot run'${keep}"
+    return 2
+}
+
+# fb_guard_destructive KEY DEV EXPECTED WHAT [ADOPT]: fb_destructive_verdict, where a refusal stops
+# the step: status 0 run, 1 done. Call it as a condition (`if fb_guard_destructive ...; then`), in
+# the step's own shell: never in $(...), where the exit would stop only the subshell.
+fb_guard_destructive() {
+    local rc=0
+    fb_destructive_verdict "$@" || rc=$?
+    [ "$rc" -le 1 ] || fb_stop
+    return "$rc"
 }
 
 # --- services ------------------------------------------------------------------------------------
@@ -277,6 +353,7 @@ fb_mktemp() { mktemp "$FB_TMPDIR/tmp.XXXXXX"; }
 
 _fb_step_cleanup() {
     if [ -n "${FB_TMPDIR:-}" ]; then rm -rf "$FB_TMPDIR"; fi
+    if [ -n "${FB_REWRITE_TMP:-}" ]; then rm -f "$FB_REWRITE_TMP"; fi
 }
 
 fb_step_init() {

@@ -29,20 +29,16 @@ hwaddr_of() {
 # HWADDR for every NIC it saw, write() writes it), so the ethN names anaconda configured stay on
 # the same NICs. Without any HWADDR the name follows udev's guess at this boot: say so.
 install_ifcfg() {
-    local rel="$1" src dst hw tmp
+    local rel="$1" src dst hw
     src="$FB_STAGE/$rel"
     dst="$(fb_path "/$rel")"
     hw="$(hwaddr_of "$src")"
     if [ -z "$hw" ] && ! grep -q '^VLAN=yes' "$src"; then
         hw="$(hwaddr_of "$dst")"
         if [ -n "$hw" ]; then
-            tmp="$(fb_mktemp)"
-            awk -v hw="HWADDR=$hw" '{ print } /^DEVICE=/ && !done { print hw; done = 1 }' "$src" >"$tmp"
-            if ! cmp -s "$tmp" "$dst"; then
-                fb_write_file "$dst" 0644 <"$tmp"
+            if fb_update "$dst" 0644 awk -v hw="HWADDR=$hw" '{ print } /^DEVICE=/ && !done { print hw; done = 1 }' "$src"; then
                 info "installed /$rel (keeping HWADDR=$hw that anaconda saw)"
             fi
-            rm -f "$tmp"
             return 0
         fi
         warn "/$rel: no MAC in the definition and none from anaconda: the name ${rel##*ifcfg-} is not pinned to a NIC"

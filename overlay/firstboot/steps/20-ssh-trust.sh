@@ -11,6 +11,19 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 fb_step_init 20-ssh-trust
 
+# ssh_config CFG: root's ssh client config CFG (when there is one) with our block for the peer's names
+# in place of an earlier one.
+ssh_config() {
+    [ -f "$1" ] && awk '/^# an-cluster-firstboot begin$/ {skip=1} !skip {print} /^# an-cluster-firstboot end$/ {skip=0}' "$1"
+    echo "# an-cluster-firstboot begin"
+    echo "Host $AN_PEER_NAME $AN_PEER_FQDN $AN_PEER_BCN_IP $AN_PEER_SN_IP"
+    echo "    StrictHostKeyChecking yes"
+    echo "    HashKnownHosts no"
+    echo "    BatchMode yes"
+    echo "    ConnectTimeout 10"
+    echo "# an-cluster-firstboot end"
+}
+
 main() {
     local ssh_dir key auth
     ssh_dir="$(fb_path /root/.ssh)"
@@ -41,20 +54,7 @@ main() {
         ssh-keygen -q -t rsa -b 2048 -N "" -C "" -f "$hostkey"
         chmod 0600 "$hostkey"
     fi
-    local cfg="$ssh_dir/config" tmp
-    tmp="$(fb_mktemp)"
-    {
-        [ -f "$cfg" ] && awk '/^# an-cluster-firstboot begin$/ {skip=1} !skip {print} /^# an-cluster-firstboot end$/ {skip=0}' "$cfg"
-        echo "# an-cluster-firstboot begin"
-        echo "Host $AN_PEER_NAME $AN_PEER_FQDN $AN_PEER_BCN_IP $AN_PEER_SN_IP"
-        echo "    StrictHostKeyChecking yes"
-        echo "    HashKnownHosts no"
-        echo "    BatchMode yes"
-        echo "    ConnectTimeout 10"
-        echo "# an-cluster-firstboot end"
-    } >"$tmp"
-    fb_write_file "$cfg" 0600 <"$tmp"
-    rm -f "$tmp"
+    fb_rewrite "$ssh_dir/config" 0600 ssh_config "$ssh_dir/config"
 }
 
 main "$@"

@@ -15,12 +15,12 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 30-xen
 
-# grub_xen_entry GRUB_CONF: add the Xen entry if missing (built from the dom0 kernel's own entry, so
-# root= and rd_MD_UUID= stay this install's), then make it the default.
-grub_xen_entry() {
-    local conf="$1" tmp
-    [ -f "$conf" ] || die "$conf not found" "is grub installed? the Xen entry needs /boot/grub/grub.conf"
-    tmp="$(fb_mktemp)"
+# grub_with_xen GRUB_CONF: GRUB_CONF with a Xen entry (added if missing: built from the dom0 kernel's
+# own entry, so root= and rd_MD_UUID= stay this install's) as the default.
+grub_with_xen() {
+    local body err
+    body="$(fb_mktemp)"
+    err="$(fb_mktemp)"
     if ! awk -v kver="$AN_XEN_DOM0_KERNEL" -v mem="$AN_XEN_DOM0_MEM" -v xver="$AN_XEN_VERSION" '
         function flush() { if (ntitle > 0) { has_xen[ntitle] = cur_xen } }
         { lines[NR] = $0 }
@@ -53,22 +53,17 @@ grub_xen_entry() {
                 if (initrd[dom0] != "") print "\tmodule " initrd[dom0]
             }
             if (!defline) print "default=" (xen - 1) > "/dev/stderr"
-        }' "$conf" >"$tmp" 2>"$tmp.err"; then
-        local why
-        why="$(cat "$tmp.err")"
-        rm -f "$tmp" "$tmp.err"
-        die "cannot set up grub's Xen entry: $why" "install the dom0 kernel ${AN_XEN_DOM0_KERNEL} and xen-hypervisor, then rerun"
+        }' "$1" >"$body" 2>"$err"; then
+        die "cannot set up grub's Xen entry: $(cat "$err")" "install the dom0 kernel ${AN_XEN_DOM0_KERNEL} and xen-hypervisor, then rerun"
     fi
-    if [ -s "$tmp.err" ]; then
-        # grub.conf had no default= line: put one at the top
-        { cat "$tmp.err"; cat "$tmp"; } >"$tmp.new" && mv "$tmp.new" "$tmp"
-    fi
-    rm -f "$tmp.err"
-    if cmp -s "$tmp" "$conf"; then
-        rm -f "$tmp"
-    else
-        fb_write_file "$conf" 0600 <"$tmp"
-        rm -f "$tmp"
+    # grub.conf had no default= line: awk printed one (to stderr) to put at the top
+    cat "$err" "$body"
+}
+
+grub_xen_entry() {
+    local conf="$1"
+    [ -f "$conf" ] || die "$conf not found" "is grub installed? the Xen entry needs /boot/grub/grub.conf"
+    if fb_update "$conf" 0600 grub_with_xen "$conf"; then
         info "grub: the Xen $AN_XEN_VERSION entry with dom0 kernel $AN_XEN_DOM0_KERNEL is the default"
     fi
 }
@@ -79,7 +74,7 @@ yum_exclude_kernel() {
     [ -f "$conf" ] || die "$conf not found" "is yum installed?"
     if grep -Eq '^exclude=.*kernel\*' "$conf"; then return 0; fi
     if grep -q '^exclude=' "$conf"; then
-        sed -i 's/^exclude=\(.*\)$/exclude=\1 kernel*/' "$conf"
+        fb_rewrite "$conf" 0644 sed 's/^exclude=\(.*\)$/exclude=\1 kernel*/' "$conf"
     else
         echo 'exclude=kernel*' >>"$conf"
     fi

@@ -20,28 +20,28 @@ fb_step_init 40-init-order
 
 TABLE="${FB_STAGE}/etc/an-cluster/init-order"
 
-# write_override NAME LEVELS START STOP REQ_START REQ_STOP: /etc/chkconfig.d/NAME. No description
-# line in it: chkconfig's parser stops reading a file once it has levels and a description, and
-# the LSB block must be read.
+# override NAME LEVELS START STOP REQ_START REQ_STOP: the text of /etc/chkconfig.d/NAME. No
+# description line in it: chkconfig's parser stops reading a file once it has levels and a
+# description, and the LSB block must be read.
+override() {
+    echo "# AN!Cluster start order of $1 (isobuild/initorder.py; an-cluster-firstboot 40-init-order)."
+    echo "# chkconfig merges this over /etc/init.d/$1; package updates leave it alone."
+    echo "# chkconfig: $2 $3 $4"
+    echo "### BEGIN INIT INFO"
+    echo "# Provides: $1"
+    echo "# Required-Start: $5"
+    echo "# Required-Stop: $6"
+    echo "### END INIT INFO"
+}
+
+# write_override NAME LEVELS START STOP REQ_START REQ_STOP: /etc/chkconfig.d/NAME, when it differs.
 write_override() {
-    local name="$1" dir tmp
+    local dir
     dir="$(fb_path /etc/chkconfig.d)"
     mkdir -p "$dir"
-    tmp="$(fb_mktemp)"
-    {
-        echo "# AN!Cluster start order of $name (isobuild/initorder.py; an-cluster-firstboot 40-init-order)."
-        echo "# chkconfig merges this over /etc/init.d/$name; package updates leave it alone."
-        echo "# chkconfig: $2 $3 $4"
-        echo "### BEGIN INIT INFO"
-        echo "# Provides: $name"
-        echo "# Required-Start: $5"
-        echo "# Required-Stop: $6"
-        echo "### END INIT INFO"
-    } >"$tmp"
-    if [ -f "$dir/$name" ] && cmp -s "$tmp" "$dir/$name"; then rm -f "$tmp"; return 0; fi
-    fb_write_file "$dir/$name" 0644 <"$tmp"
-    rm -f "$tmp"
-    info "chkconfig override for $name: chkconfig $2 $3 $4; Required-Start: $5"
+    if fb_update "$dir/$1" 0644 override "$@"; then
+        info "chkconfig override for $1: chkconfig $2 $3 $4; Required-Start: $5"
+    fi
 }
 
 main() {

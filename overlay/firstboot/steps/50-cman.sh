@@ -21,36 +21,19 @@ strip_rm() {
         { print }' "$1"
 }
 
-config_version_of() {
-    sed -n 's/.*<cluster[^>]*config_version="\([0-9][0-9]*\)".*/\1/p' "$1" | head -n 1
-}
-
 install_cluster_conf() {
-    local src dst tmp
-    src="${FB_STAGE}/etc/cluster/cluster.conf"
+    local src="$FB_STAGED_CLUSTER_CONF" dst
     dst="$(fb_path /etc/cluster/cluster.conf)"
     [ -f "$src" ] || die "$src is missing" "restage the node files (the install media has them under an-cluster/nodes/$AN_NODE_NAME/)"
     mkdir -p "${dst%/*}"
     # Once 90-rgmanager pushed the full configuration (higher config_version), never go back.
-    if [ -f "$dst" ] && [ "$(config_version_of "$dst")" -gt "$(config_version_of "$src")" ] 2>/dev/null; then
+    if [ -f "$dst" ] && [ "$(fb_config_version_of "$dst")" -gt "$(fb_config_version_of "$src")" ] 2>/dev/null; then
         chmod 0640 "$dst"
         return 0
     fi
-    tmp="$(fb_mktemp)"
-    strip_rm "$src" >"$tmp"
-    if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then
-        rm -f "$tmp"
-        chmod 0640 "$dst"
-        return 0
+    if fb_install_cluster_conf "the staged cluster.conf" strip_rm "$src"; then
+        info "installed /etc/cluster/cluster.conf (config_version $(fb_config_version_of "$dst"), without <rm> for now)"
     fi
-    if command -v ccs_config_validate >/dev/null 2>&1; then
-        # cluster 3.0.12 ccs_config_validate: -f FILE checks a file against the schema (-l and -f
-        # together are refused, exit 255)
-        ccs_config_validate -f "$tmp" >/dev/null || { rm -f "$tmp"; die "the staged cluster.conf does not validate" "run 'ccs_config_validate -f $src' to see why"; }
-    fi
-    fb_write_file "$dst" 0640 <"$tmp"
-    rm -f "$tmp"
-    info "installed /etc/cluster/cluster.conf (config_version $(config_version_of "$dst"), without <rm> for now)"
 }
 
 # Both nodes listed as members (cman_tool nodes: "Sts" column M) and the cluster quorate.
@@ -73,7 +56,7 @@ both_members_quorate() {
 rendezvous() {
     local marker="$FB_STATE_DIR/cman-rendezvous.done" key rc=0
     if fb_service_running cman || [ -f "$marker" ]; then return 0; fi
-    key="${FB_STAGE}/etc/cluster/cluster.conf"
+    key="$FB_STAGED_CLUSTER_CONF"
     info "waiting (up to ${FB_TIMEOUT}s) for $AN_PEER_NAME to reach the cman rendezvous (tcp $AN_RENDEZVOUS_PORT on the BCN, $AN_PEER_BCN_IP): cman starts on both nodes together"
     python "$AN_FIRSTBOOT_LIBEXEC/lib/rendezvous" "$AN_NODE_NAME" "$AN_PEER_NAME" "$AN_NODE_BCN_IP" "$AN_PEER_BCN_IP" \
         "$AN_RENDEZVOUS_PORT" "$key" "$FB_TIMEOUT" "$FB_TIMEOUT" || rc=$?

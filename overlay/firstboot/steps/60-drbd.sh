@@ -23,10 +23,13 @@ RES="$AN_DRBD_RESOURCE"
 
 backing_present() { [ -b "$(fb_path "$AN_DRBD_BACKING")" ]; }
 
-# The unused partition of DISK the backing RAID1 is made of: the largest one that carries no signature
-# at all and is not an md member (the kickstart leaves it unformatted: the same rule as its %post).
+# backing_member DISK: MEMBER becomes the unused partition of DISK the backing RAID1 is made of (empty
+# when there is none): the largest one that carries no signature at all and is not an md member (the
+# kickstart leaves it unformatted: the same rule as its %post). A failed probe stops the step, so
+# this runs in the step's shell, not in $(...).
 backing_member() {
-    local disk="$1" part dev size sigs best="" best_size=0
+    local disk="$1" part dev size sigs best_size=0
+    MEMBER=""
     for part in "$(fb_path "/sys/block/$disk")/$disk"*; do
         [ -e "$part/size" ] || continue
         dev="/dev/${part##*/}"
@@ -35,18 +38,17 @@ backing_member() {
         sigs="$(fb_signatures "$(fb_path "$dev")")" || fb_probe_failed "mdadm --create $AN_DRBD_BACKING" "$dev" "$sigs"
         [ -z "$sigs" ] || continue
         if mdadm --examine "$(fb_path "$dev")" >/dev/null 2>&1; then continue; fi
-        if [ "$size" -gt "$best_size" ]; then best="$dev"; best_size="$size"; fi
+        if [ "$size" -gt "$best_size" ]; then MEMBER="$dev"; best_size="$size"; fi
     done
-    echo "$best"
 }
 
 create_md() {
-    local disk member members="" n=0
+    local disk members="" n=0
     for disk in $AN_INSTALL_DISKS; do
-        member="$(backing_member "$disk")"
-        [ -n "$member" ] || die "no unused partition on $disk for the RAID1 $AN_DRBD_BACKING" \
+        backing_member "$disk"
+        [ -n "$MEMBER" ] || die "no unused partition on $disk for the RAID1 $AN_DRBD_BACKING" \
             "every partition of $disk carries a signature or belongs to an array; create $AN_DRBD_BACKING yourself and rerun"
-        members="$members $member"
+        members="$members $MEMBER"
         n=$((n + 1))
     done
     fb_intent_set md-create "$AN_DRBD_BACKING:$members"
@@ -84,10 +86,9 @@ install_config() {
 }
 
 create_drbd_md() {
-    local dev verdict
+    local dev
     dev="$(fb_path "$AN_DRBD_BACKING")"
-    verdict="$(fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES")"
-    if [ "$verdict" = run ]; then
+    if fb_guard_destructive drbd-create-md "$dev" drbd "drbdadm create-md $RES"; then
         info "creating DRBD metadata on $AN_DRBD_BACKING (the device carried no signature)"
         drbdadm create-md "$RES" </dev/null
     fi

@@ -17,6 +17,16 @@ fb_step_init 70-clvm
 
 VGCREATE_OPTS="${AN_VGCREATE_OPTS--c y}"
 
+# drbd_only_filter LVM_CONF: LVM_CONF with the active filter line(s) of the devices section commented
+# out and ours after the first
+drbd_only_filter() {
+    awk '
+        /^[ \t]*filter[ \t]*=/ { print "    #" $0; if (!done) { print "    filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]"; done = 1 }; next }
+        /^[ \t]*devices[ \t]*\{/ { indev = 1 }
+        indev && /^[ \t]*\}/ && !done { print "    filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]"; done = 1; indev = 0 }
+        { print }' "$1"
+}
+
 lvm_config() {
     local conf
     conf="$(fb_path /etc/lvm/lvm.conf)"
@@ -26,16 +36,7 @@ lvm_config() {
         [ -f "$conf" ] || die "$conf not found" "is lvm2 installed?"
         lvmconf --enable-cluster
         if [ "${AN_LVM_FILTER:-drbd-only}" = drbd-only ] && ! grep -q '^[[:space:]]*filter = \[ "a|/dev/drbd\*|", "r/\.\*/" \]' "$conf"; then
-            local tmp
-            tmp="$(fb_mktemp)"
-            # comment out the active filter line(s) of the devices section, add ours after the first
-            awk '
-                /^[ \t]*filter[ \t]*=/ { print "    #" $0; if (!done) { print "    filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]"; done = 1 }; next }
-                /^[ \t]*devices[ \t]*\{/ { indev = 1 }
-                indev && /^[ \t]*\}/ && !done { print "    filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]"; done = 1; indev = 0 }
-                { print }' "$conf" >"$tmp"
-            fb_write_file "$conf" 0644 <"$tmp"
-            rm -f "$tmp"
+            fb_rewrite "$conf" 0644 drbd_only_filter "$conf"
             info "lvm.conf: filter accepts DRBD devices only"
         fi
     fi
@@ -61,15 +62,14 @@ all_lvs_visible() {
 }
 
 create_storage() {
-    local pv verdict pair name mib
+    local pv pair name mib
     pv="$(fb_path "$AN_DRBD_DEVICE")"
     if vg_exists && ! fb_intent_has lvm-vgcreate; then
         die "refusing to use volume group $AN_VG: it exists already and this firstboot did not create it" \
             "nothing was changed. If it holds data from an earlier install you mean to keep, adopt it with 'echo $AN_VG > $FB_INTENT_DIR/lvm-vgcreate' and rerun; otherwise remove it yourself (vgremove $AN_VG)"
     fi
     if ! vg_exists; then
-        verdict="$(fb_guard_destructive lvm-pvcreate "$pv" LVM2_member "pvcreate $AN_DRBD_DEVICE")"
-        if [ "$verdict" = run ]; then
+        if fb_guard_destructive lvm-pvcreate "$pv" LVM2_member "pvcreate $AN_DRBD_DEVICE"; then
             info "pvcreate $AN_DRBD_DEVICE"
             pvcreate "$pv"
         fi

@@ -36,17 +36,17 @@ mkfs_done() {
 }
 gfs2_ready() { mkfs_done && is_our_gfs2; }
 
-# mkfs_verdict: "run" or "done". An intent without the completion tag is a mkfs.gfs2 cut short (a power
-# cut): on our own LV, still blank or carrying only our own GFS2 superblock, it runs again.
-mkfs_verdict() {
+# mkfs_must_run: status 0 (run mkfs.gfs2) or 1 (done already); a refusal stops the step. An intent
+# without the completion tag is a mkfs.gfs2 cut short (a power cut): on our own LV, still blank or
+# carrying only our own GFS2 superblock, it runs again.
+mkfs_must_run() {
     local sigs
-    if mkfs_done; then echo "done"; return 0; fi
+    if mkfs_done; then return 1; fi
     # the intent is recorded only when the LV was blank: what is on it now is that earlier mkfs's
     if fb_intent_has mkfs-gfs2; then
         sigs="$(fb_signatures "$(lv_path)")" || fb_probe_failed "mkfs.gfs2 on $LV_DEV" "$LV_DEV" "$sigs"
         if [ -z "$sigs" ] || { [ "$sigs" = gfs2 ] && is_our_gfs2; }; then
             info "mkfs.gfs2 on $LV_DEV did not finish in an earlier run (no '$DONE_TAG' tag): running it again"
-            echo run
             return 0
         fi
     fi
@@ -55,9 +55,7 @@ mkfs_verdict() {
 }
 
 make_fs() {
-    local verdict
-    verdict="$(mkfs_verdict)"
-    if [ "$verdict" = run ]; then
+    if mkfs_must_run; then
         info "mkfs.gfs2 -p lock_dlm -j $AN_GFS2_JOURNALS -t $AN_GFS2_LOCK_TABLE $LV_DEV"
         # -O: no interactive question; the device was checked just above.
         # shellcheck disable=SC2086 # AN_MKFS_GFS2_OPTS: extra options (e.g. a small journal size)
@@ -83,26 +81,24 @@ install_domu_configs() {
     done
 }
 
+# other_mounts FSTAB, other_keys KNOWN_HOSTS: the lines that are not for our mount, our peer
+other_mounts() { awk -v m="$MNT" '$2 != m || /^[ \t]*#/' "$1"; }
+other_keys() { awk -v n="$AN_PEER_NAME," 'index($1, n) != 1' "$1"; }
+
 fstab_line() {
-    local fstab uuid line tmp
-    fstab="$(fb_path /etc/fstab)"
+    local uuid line
     uuid="$(blkid -p -o value -s UUID "$(lv_path)" | tr 'A-F' 'a-f')"   # findfs/mount want lower case
     [ -n "$uuid" ] || die "no UUID on $LV_DEV" "check it with 'blkid -p $LV_DEV'"
     line="UUID=$uuid $MNT gfs2 $FSTAB_OPTS 0 0"
-    touch "$fstab"
-    if grep -qxF "$line" "$fstab"; then return 0; fi
-    tmp="$(fb_mktemp)"
-    awk -v m="$MNT" '$2 != m || /^[ \t]*#/' "$fstab" >"$tmp"
-    echo "$line" >>"$tmp"
-    fb_write_file "$fstab" 0644 <"$tmp"
-    rm -f "$tmp"
-    info "fstab: $line"
+    if fb_replace_line "$(fb_path /etc/fstab)" 0644 "$line" other_mounts; then
+        info "fstab: $line"
+    fi
 }
 
 # Keys through the shared filesystem (only the two nodes can write it): publish our root key and host
 # key, then trust the peer's root key and record its host key under all of its names.
 exchange_ssh_keys() {
-    local dir pub hostpub auth known peer_pub peer_host line tmp
+    local dir pub hostpub auth known peer_pub peer_host line
     dir="$(fb_path "$MNT")/.an-cluster/ssh"
     pub="$(fb_path /root/.ssh/id_rsa.pub)"
     hostpub="$(fb_path /etc/ssh/ssh_host_rsa_key.pub)"
@@ -124,13 +120,7 @@ exchange_ssh_keys() {
         info "root trusts $AN_PEER_NAME's key: ssh between the nodes needs no password"
     fi
     line="$AN_PEER_NAME,$AN_PEER_FQDN,$AN_PEER_BCN_IP,$AN_PEER_SN_IP $(awk '{print $1, $2}' "$peer_host")"
-    touch "$known"
-    if ! grep -qxF "$line" "$known"; then
-        tmp="$(fb_mktemp)"
-        awk -v n="$AN_PEER_NAME," 'index($1, n) != 1' "$known" >"$tmp"
-        echo "$line" >>"$tmp"
-        fb_write_file "$known" 0644 <"$tmp"
-        rm -f "$tmp"
+    if fb_replace_line "$known" 0644 "$line" other_keys; then
         info "known_hosts: $AN_PEER_NAME's host key (ssh to the peer checks it strictly)"
     fi
 }

@@ -17,35 +17,19 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 fb_step_init 90-rgmanager
 
-SRC="${FB_STAGE}/etc/cluster/cluster.conf"
 SIGNAL_DIR="$(fb_path "$AN_GFS2_MOUNT")/.an-cluster/rm-config"
 
-config_version_of() {
-    sed -n 's/.*<cluster[^>]*config_version="\([0-9][0-9]*\)".*/\1/p' "$1" | head -n 1
-}
 running_version() { cman_tool version 2>/dev/null | awk '{print $NF}'; }
 
-target_version() {
-    local v
-    v="$(config_version_of "$SRC")"
-    [ -n "$v" ] || die "no config_version in $SRC" "restage the node files"
-    echo $((v + 1))
-}
+# conf_as_version N: the staged cluster.conf (with <rm>) as config_version N
+conf_as_version() { sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${1}\"/" "$FB_STAGED_CLUSTER_CONF"; }
 
 install_full_conf() {
-    local target="$1" dst tmp
-    dst="$(fb_path /etc/cluster/cluster.conf)"
-    grep -q '<rm[ >/]' "$SRC" || die "$SRC has no <rm> section" "re-render the node files: cluster.conf carries the rgmanager configuration"
-    tmp="$(fb_mktemp)"
-    sed "s/\(<cluster[^>]*config_version=\"\)[0-9][0-9]*\"/\1${target}\"/" "$SRC" >"$tmp"
-    if [ -f "$dst" ] && cmp -s "$tmp" "$dst"; then rm -f "$tmp"; chmod 0640 "$dst"; return 0; fi
-    if command -v ccs_config_validate >/dev/null 2>&1; then
-        # cluster 3.0.12 ccs_config_validate refuses -l with -f (exit 255): -f FILE checks the file
-        ccs_config_validate -f "$tmp" >/dev/null || { rm -f "$tmp"; die "cluster.conf with <rm> does not validate" "run 'ccs_config_validate -f $SRC' to see why"; }
+    local target="$1"
+    grep -q '<rm[ >/]' "$FB_STAGED_CLUSTER_CONF" || die "$FB_STAGED_CLUSTER_CONF has no <rm> section" "re-render the node files: cluster.conf carries the rgmanager configuration"
+    if fb_install_cluster_conf "cluster.conf with <rm>" conf_as_version "$target"; then
+        info "installed /etc/cluster/cluster.conf with <rm> as config_version $target"
     fi
-    fb_write_file "$dst" 0640 <"$tmp"
-    rm -f "$tmp"
-    info "installed /etc/cluster/cluster.conf with <rm> as config_version $target"
 }
 
 peer_has_conf() { [ "$(cat "$SIGNAL_DIR/$AN_PEER_NAME" 2>/dev/null)" = "$1" ]; }
@@ -75,12 +59,15 @@ wait_disk_uptodate() {
 }
 
 main() {
-    local target
+    local staged target
     fb_ensure_cman
     fb_ensure_drbd_primary
     fb_ensure_vg_active
     fb_ensure_mounted
-    target="$(target_version)"
+    # the full configuration goes in one config_version above the one 50-cman started cman with
+    staged="$(fb_config_version_of "$FB_STAGED_CLUSTER_CONF")"
+    [ -n "$staged" ] || die "no config_version in $FB_STAGED_CLUSTER_CONF" "restage the node files"
+    target=$((staged + 1))
     if cluster_runs "$target"; then
         debug "cman already runs config_version $(running_version)"
     else

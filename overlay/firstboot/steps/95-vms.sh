@@ -53,27 +53,19 @@ arg_after() {  # option -> its value in ARGS
     return 1
 }
 
-# guard VM LV: the destructive-step guard in a subshell (its die stops only that): run | done | refused
-guard() {
-    local verdict
-    if verdict="$(fb_guard_destructive "vm-$1" "$(fb_path "$2")" "$INSTALLED_SIG" "the install of VM $1")"; then
-        echo "$verdict"
-    else
-        echo refused
-    fi
-}
+# guard VM LV: the destructive-step guard, whose refusal (logged) does not stop the step: status 0
+# run, 1 done, 2 refused
+guard() { fb_destructive_verdict "vm-$1" "$(fb_path "$2")" "$INSTALLED_SIG" "the install of VM $1"; }
 
 save_pv_config() {
-    local vm="$1" tmp
-    tmp="$(fb_mktemp)"
-    virsh -c xen:/// dumpxml "$vm" >"$tmp" || { set_status "$vm" "failed: 'virsh dumpxml $vm' failed"; return 1; }
+    local vm="$1"
     mkdir -p "$CONF_DIR"
-    fb_write_file "$CONF_DIR/$vm.xml" 0644 <"$tmp"
+    fb_rewrite "$CONF_DIR/$vm.xml" 0644 virsh -c xen:/// dumpxml "$vm" || { set_status "$vm" "failed: 'virsh dumpxml $vm' failed"; return 1; }
     info "VM $vm: config saved to $AN_GFS2_MOUNT/domU_config/$vm.xml"
 }
 
 provision_pv() {
-    local vm="$1" lv location out rc=0
+    local vm="$1" lv location out rc=0 verdict=0
     read_args "$VM_STAGE/$vm.virt-install"
     lv="/dev/$AN_VG/$vm"
     out="$FB_STATE_DIR/virt-install.$vm.out"
@@ -91,9 +83,10 @@ provision_pv() {
             "(make the tree reachable, then 'an-cluster-firstboot reset 95-vms; an-cluster-firstboot run')"
         return 0
     fi
-    case "$(guard "$vm" "$lv")" in
-        run) ;;
-        done)
+    guard "$vm" "$lv" || verdict=$?
+    case "$verdict" in
+        0) ;;
+        1)
             set_status "$vm" "interrupted: an earlier virt-install of $vm did not finish; $lv holds a partial install"
             warn "VM $vm: its install was interrupted: not running virt-install over it again" \
                 "(Reprovision it: the runbook's procedure 'VM $vm', backup first)"
@@ -120,7 +113,7 @@ provision_pv() {
 }
 
 provision_hvm() {
-    local vm="$1" lv iso
+    local vm="$1" lv iso verdict=0
     lv="/dev/$AN_VG/$vm"
     iso="$(sed -n "s/^disk = .*'file:\([^,']*\),hdc:cdrom,r'.*/\1/p" "$VM_STAGE/$vm.cfg")"
     if [ ! -r "$(fb_path "$iso")" ]; then
@@ -128,8 +121,9 @@ provision_hvm() {
         warn "VM $vm not provisioned: $iso is missing; copy it there, then 'an-cluster-firstboot reset 95-vms; an-cluster-firstboot run'"
         return 0
     fi
-    case "$(guard "$vm" "$lv")" in
-        run | done) ;;
+    guard "$vm" "$lv" || verdict=$?
+    case "$verdict" in
+        0 | 1) ;;
         *) set_status "$vm" "refused: $lv already carries data: not booting an installer over it"; return 0 ;;
     esac
     mkdir -p "$CONF_DIR"
