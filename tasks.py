@@ -111,7 +111,6 @@ def _check(run):
 def definition_doc(c):
     """Rewrite docs/definition.md (every definition key) from isobuild/model.py and isobuild/definition_doc.py."""
     from isobuild import definition_doc as doc
-
     from isobuild.paths import DOCS
 
     path = DOCS / "definition.md"
