@@ -20,13 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-
 from . import log
 from .errors import IsobuildError, Problem, ProblemsError
 from .f13virt import VIRTINST_OS_VARIANTS
+from .yamlsource import Lines, item_line, key_line, read_yaml
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
 SUPPORTED_RELEASE = "fedora-13-x86_64"
@@ -420,9 +417,10 @@ def _unknown(what: str, key: Any) -> str:
     return f"unknown {what}" if _plain_key(key) else f"unknown {what} {key!r}"
 
 
-def _suggest(word: str, choices) -> str | None:
+def _suggest(word: str, choices, listed: str = "allowed keys") -> str | None:
+    """The closest choice, else all of them after `listed` ("networks are", ...)."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(sorted(choices))}"
+    return f"did you mean '{close[0]}'?" if close else f"{listed}: {', '.join(sorted(choices))}"
 
 
 # A spec of the keys a mapping takes: key -> (required, expected python type(s), type name for messages)
@@ -499,13 +497,41 @@ SPECS: dict[str, Spec] = {
 }
 
 
+@dataclass(frozen=True)
+class FenceRef:
+    """A nodes[].fence[] entry that names a device, also when its node did not load."""
+    path: str
+    device: str
+    port: str | None  # as cluster.conf gets it; None when absent or of the wrong type
+    port_given: bool  # a non-null port is written, even one of the wrong type
+
+
+@dataclass
+class _Seen:
+    """What the parts of the definition said, also where they did not load (a node without a name still
+    uses its fence device and its addresses): the cross rules read this and the model, not the YAML."""
+    node_count: int = 0  # items under nodes, loaded or not
+    node_names: list[str] = field(default_factory=list)
+    node_addresses: list[tuple[str, str, int | None]] = field(default_factory=list)  # (address, path, line)
+    node_macs: list[tuple[str, str]] = field(default_factory=list)  # (mac as written, lower case; path)
+    fence_refs: list[FenceRef] = field(default_factory=list)
+    device_names: list[tuple[str, str]] = field(default_factory=list)  # (path of the item, name)
+    gfs2_mount: str = ""  # storage.gfs2.mount as written, without a trailing /
+
+
 class _Checker:
     """Walks the YAML tree, collecting Problems with file:line and dotted paths."""
 
-    def __init__(self, file: Path):
+    def __init__(self, file: Path, lines: Lines):
         self.file = file
+        self.lines = lines
+        self.seen = _Seen()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+
+    def line(self, path: str) -> int | None:
+        """The line of a dotted path (see yamlsource.Lines.at)."""
+        return self.lines.at(path)
 
     def add(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.problems.append(Problem(str(self.file), line, path, reason, hint))
@@ -513,20 +539,9 @@ class _Checker:
     def warn(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.warnings.append(Problem(str(self.file), line, path, reason, hint))
 
-    # Line numbers: ruamel keeps 0-based positions on every mapping/sequence.
-    @staticmethod
-    def key_line(m: Any, key: Any) -> int | None:
-        try:
-            return m.lc.key(key)[0] + 1
-        except Exception:
-            return getattr(getattr(m, "lc", None), "line", -1) + 1 or None
-
-    @staticmethod
-    def item_line(seq: Any, i: int) -> int | None:
-        try:
-            return seq.lc.item(i)[0] + 1
-        except Exception:
-            return getattr(getattr(seq, "lc", None), "line", -1) + 1 or None
+    # Line numbers of raw nodes still being walked (rules over the model use self.line(path)).
+    key_line = staticmethod(key_line)
+    item_line = staticmethod(item_line)
 
     @staticmethod
     def own_line(node: Any) -> int | None:
@@ -587,37 +602,6 @@ def _typename(value: Any) -> str:
     return type(value).__name__
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IsobuildError(f"{path}: cluster definition not found", hint="pass --cluster PATH") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise IsobuildError(f"{path}: cannot read the cluster definition: {err}") from None
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        reason = (err.problem or err.context or "YAML syntax error").strip()
-        where = f"{path}:{line}:{col}" if line else str(path)
-        raise ProblemsError(
-            "cluster definition is not valid YAML",
-            [Problem(where, None, "", f"YAML syntax error: {reason}", "check indentation and quoting near that line")],
-        ) from None
-    except RecursionError:
-        raise ProblemsError("cluster definition is not valid YAML",
-                            [Problem(str(path), None, "", "the document is nested too deeply")]) from None
-    except Exception as err:  # ruamel raises a few non-marked errors (duplicate keys in some versions)
-        reason = str(err)
-        if isinstance(err, ValueError) and "integer string conversion" in reason:
-            reason = "a number has more than 4300 digits"  # not Python's advice to raise the limit
-        raise ProblemsError("cluster definition is not valid YAML", [Problem(str(path), None, "", reason)]) from None
-
-
 # ---------------------------------------------------------------------------------------------
 # The loader: every rule of cluster-definition.md
 # ---------------------------------------------------------------------------------------------
@@ -675,8 +659,8 @@ def _read_secret_file(full: Path, rel: str, kind: str, multiline: bool) -> tuple
 def load_definition(path: str | os.PathLike) -> Cluster:
     """Load, check completely, and return the frozen model. Raises ProblemsError listing every problem."""
     path = Path(path)
-    raw = _read_yaml(path)
-    ck = _Checker(path)
+    raw = read_yaml(path)
+    ck = _Checker(path, Lines(raw))
     base_dir = path.resolve().parent
     digest = hashlib.sha256(path.read_bytes())
 
@@ -714,9 +698,9 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     install = _load_install(ck, raw, top, read_secret)
     storage = _load_storage(ck, raw, top)
     xen = _load_xen(ck, raw, top)
-    vms = _load_vms(ck, raw, top, base_dir, secret_digests)
+    vms = _load_vms(ck, raw, top, cluster, base_dir, secret_digests)
 
-    _cross_checks(ck, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install)
+    _cross_checks(ck, cluster, networks, nodes, devices, storage, xen, vms, install)
 
     if ck.problems:
         ordered = sorted(ck.problems, key=lambda p: p.line or 0)  # stable: same-line problems keep rule order
@@ -727,8 +711,8 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     return Cluster(
         name=cluster["name"], config_version=cluster["config_version"], domain=cluster["domain"],
         timezone=cluster["timezone"], release=cluster["release"], networks=networks, totem=totem,
-        nodes=tuple(nodes), fence_devices=tuple(devices), install=install, storage=storage, xen=xen,
-        vms=tuple(vms), source=path, digest=digest.hexdigest(), demo_secrets=demo[0],
+        nodes=tuple(nodes.values()), fence_devices=tuple(devices.values()), install=install, storage=storage,
+        xen=xen, vms=tuple(vms.values()), source=path, digest=digest.hexdigest(), demo_secrets=demo[0],
         warnings=tuple(str(w) for w in ck.warnings),
     )
 
@@ -801,7 +785,7 @@ def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
     for name in nets:
         if name not in NETWORK_NAMES:
             ck.add(_key_path("networks", name), _unknown("network", name), ck.key_line(nets, name),
-                   _suggest(str(name), NETWORK_NAMES).replace("allowed keys", "networks are"))
+                   _suggest(str(name), NETWORK_NAMES, "networks are"))
     for name in NETWORK_NAMES:
         path = f"networks.{name}"
         if name not in nets:
@@ -872,8 +856,9 @@ def _load_totem(ck: _Checker, raw, top) -> Totem:
     return Totem(rrp, m.get("secauth", False))
 
 
-def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice]:
-    devices: list[FenceDevice] = []
+def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> dict[str, FenceDevice]:
+    """The devices that loaded, by their path (fence_devices[i])."""
+    devices: dict[str, FenceDevice] = {}
     seq = top.get("fence_devices", [])
     names: set[str] = set()
     for i, item in enumerate(seq):
@@ -883,6 +868,8 @@ def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice
         if m is None:
             continue
         name = m.get("name", "")
+        if "name" in m:
+            ck.seen.device_names.append((path, name))
         if name:
             if name in names:
                 ck.add(f"{path}.name", f"fence device {name!r} is defined twice", ck.line_of(item, "name"))
@@ -901,9 +888,9 @@ def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice
         address = _fence_address(ck, item, m, path)
         options = _fence_options(ck, item, m, path, agent)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
-            devices.append(FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
-                                       options))
-    _check_fence_na_credentials(ck, seq, devices)
+            devices[path] = FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
+                                        options)
+    _check_fence_na_credentials(ck, devices)
     return devices
 
 
@@ -935,15 +922,15 @@ def _fence_address(ck: _Checker, item: Any, m: dict[str, Any], path: str) -> str
     return None
 
 
-def _check_fence_na_credentials(ck: _Checker, seq: Any, devices: list[FenceDevice]) -> None:
+def _check_fence_na_credentials(ck: _Checker, devices: dict[str, FenceDevice]) -> None:
     """fence_na.conf has one system::username/system::password, which fence_na compares with every
     device's login/passwd (fence-agents v3.1.0 fence/agents/node_assassin/fence_na.pl)."""
-    na = [d for d in devices if d.agent == "fence_na"]
-    for d in na[1:]:
-        if (d.login, d.password.reveal()) != (na[0].login, na[0].password.reveal()):
-            i = next(j for j, it in enumerate(seq) if isinstance(it, dict) and it.get("name") == d.name)
-            ck.add(f"fence_devices[{i}].login", f"fence_na device {d.name!r} has another login or password than "
-                   f"{na[0].name!r}", ck.line_of(seq[i], "login"),
+    na = [(path, d) for path, d in devices.items() if d.agent == "fence_na"]
+    first = na[0][1] if na else None
+    for path, d in na[1:]:
+        if (d.login, d.password.reveal()) != (first.login, first.password.reveal()):
+            ck.add(f"{path}.login", f"fence_na device {d.name!r} has another login or password than "
+                   f"{first.name!r}", ck.line(f"{path}.login"),
                    "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
 
 
@@ -990,9 +977,11 @@ def _fence_options(ck: _Checker, item, m: dict, path: str, agent: str) -> dict[s
     return out
 
 
-def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
-    nodes: list[Node] = []
+def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> dict[str, Node]:
+    """The nodes that loaded, by their path (nodes[i])."""
+    nodes: dict[str, Node] = {}
     seq = top.get("nodes", [])
+    ck.seen.node_count = len(seq)
     if "nodes" in top and len(seq) != 2:
         ck.add("nodes", f"a two_node cluster needs exactly two nodes, got {len(seq)}", ck.line_of(raw, "nodes"))
     names: dict[str, int] = {}
@@ -1003,6 +992,7 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
         if m is None:
             continue
         name = m.get("name", "")
+        ck.seen.node_names.append(m.get("name"))
         if name:
             if not HOST_LABEL_RE.match(name):
                 ck.add(f"{path}.name", f"{name!r} is not a valid host name", ck.line_of(item, "name"),
@@ -1024,6 +1014,7 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
             for net in ipmap:
                 npath = _key_path(f"{path}.ip", net)
                 nline = ck.key_line(ipmap, net)
+                ck.seen.node_addresses.append((str(ipmap[net]).strip(), npath, nline))
                 if net not in NETWORK_NAMES:
                     ck.add(npath, _unknown("network", net), nline, _suggest(str(net), NETWORK_NAMES))
                     continue
@@ -1045,6 +1036,7 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
         for iface, mac in (m.get("mac") or {}).items():
             mpath = _key_path(f"{path}.mac", iface)
             mline = ck.key_line(m["mac"], iface)
+            ck.seen.node_macs.append((str(mac).lower(), f"{path}.mac.{iface}"))
             known = [n.interface for n in networks.values()]
             if iface not in known:
                 ck.add(mpath, f"{iface!r} is not the interface of any network", mline,
@@ -1069,6 +1061,10 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
         for j, f in enumerate(fseq):
             fpath = f"{path}.fence[{j}]"
             fm = ck.mapping(f, fpath, "fence_method", ck.item_line(fseq, j))
+            if fm is not None and "device" in fm:
+                port = fm.get("port")
+                ck.seen.fence_refs.append(FenceRef(fpath, fm["device"], None if port is None else str(port),
+                                                   f.get("port") is not None))
             if fm is None or "method" not in fm or "device" not in fm:
                 continue
             if fm["method"] in mnames:
@@ -1077,7 +1073,7 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
             port = fm.get("port")
             methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
         if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
-            nodes.append(Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods)))
+            nodes[path] = Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods))
     return nodes
 
 
@@ -1242,6 +1238,7 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
     g = ck.mapping(gn, "storage.gfs2", "gfs2", ck.line_of(node, "gfs2")) if gn is not None else None
     gfs2 = None
     if g is not None:
+        ck.seen.gfs2_mount = str(gn.get("mount", "")).rstrip("/")  # the hvm ISOs must be under it
         lv = g.get("lv", "")
         if lv:
             _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
@@ -1321,7 +1318,7 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     for i, b in enumerate(bseq or []):
         if b not in NETWORK_NAMES:
             ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
-                   _suggest(str(b), NETWORK_NAMES).replace("allowed keys", "networks are"))
+                   _suggest(str(b), NETWORK_NAMES, "networks are"))
         elif b in bridges:
             ck.add(f"xen.bridges[{i}]", f"{b!r} is listed twice", ck.item_line(m["bridges"], i))
         else:
@@ -1361,12 +1358,11 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     return None
 
 
-def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> list[Vm]:
-    vms: list[Vm] = []
+def _load_vms(ck: _Checker, raw, top, cluster, base_dir: Path, digests: list[str]) -> dict[str, Vm]:
+    """The VMs that loaded, by their path (vms[i])."""
+    vms: dict[str, Vm] = {}
     seq = top.get("vms", []) or []
     names: dict[str, int] = {}
-    macs: dict[str, str] = {}
-    cname = top.get("cluster", {}).get("name", "") if isinstance(top.get("cluster"), dict) else ""
     for i, item in enumerate(seq):
         path = f"vms[{i}]"
         m = ck.mapping(item, path, "vm", ck.item_line(seq, i))
@@ -1396,7 +1392,7 @@ def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> lis
         if migrate not in ("live", "pause"):
             ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
         cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
-        extra = _vm_extras(ck, item, m, path, top)
+        extra = _vm_extras(ck, item, m, path)
         if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()) \
                 and extra is not None:
             vm = Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
@@ -1405,8 +1401,8 @@ def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> lis
                 ck.add(f"{path}.disk", f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
                        f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
                        f"({vm.min_disk_mib} MiB)", ck.line_of(item, "disk"), f"make it at least {vm.min_disk_mib}M")
-            vms.append(vm)
-    _assign_macs(ck, seq, vms, cname, top)
+            vms[path] = vm
+    _assign_macs(ck, vms, cluster["name"])
     return vms
 
 
@@ -1450,7 +1446,7 @@ def domu_config_problem(text: str, vm_name: str) -> str | None:
     return None
 
 
-def _vm_extras(ck: _Checker, item, m: dict, path: str, top) -> dict | None:
+def _vm_extras(ck: _Checker, item, m: dict, path: str) -> dict | None:
     """mac, cpuset, os_variant and install of one VM (None when one of them is bad)."""
     ok = True
     mac = str(m.get("mac", "")).lower()
@@ -1467,16 +1463,16 @@ def _vm_extras(ck: _Checker, item, m: dict, path: str, top) -> dict | None:
     if variant is not None and variant not in known:
         ck.add(f"{path}.os_variant", f"{variant!r} is not an --os-variant of Fedora 13's virt-install "
                "(python-virtinst 0.500.3)", ck.line_of(item, "os_variant"),
-               _suggest(variant, known).replace("allowed keys", "variants are"))
+               _suggest(variant, known, "variants are"))
         ok = False
-    install = _vm_install(ck, item, path, top)
+    install = _vm_install(ck, item, path)
     if install is False:
         return None
     return {"mac": mac, "mac_derived": "mac" not in m, "cpuset": cpuset, "os_variant": variant,
             "install": install} if ok else None
 
 
-def _vm_install(ck: _Checker, item, path: str, top) -> VmInstall | None | bool:
+def _vm_install(ck: _Checker, item, path: str) -> VmInstall | None | bool:
     """vms[].install; None when absent (the VM is provisioned by hand), False when bad."""
     if "install" not in item:
         return None
@@ -1509,8 +1505,7 @@ def _vm_install(ck: _Checker, item, path: str, top) -> VmInstall | None | bool:
                "set kickstart: true so the pipeline renders the kickstart to publish there")
         bad = True
     if method == "hvm":
-        gfs2 = top.get("storage", {}).get("gfs2", {}) if isinstance(top.get("storage"), dict) else {}
-        mount = str(gfs2.get("mount", "")).rstrip("/") if isinstance(gfs2, dict) else ""
+        mount = ck.seen.gfs2_mount
         iso = m["iso"]
         if not mount or not iso.startswith(mount + "/") or ".." in iso.split("/") or any(c in iso for c in "',\" \n"):
             ck.add(f"{ipath}.iso", f"{iso!r} is not a file on the shared GFS2 mount {mount or '(unset)'}",
@@ -1529,23 +1524,19 @@ def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
     return f"{XEN_OUI}:{b[0] & 0x7f:02x}:{b[1]:02x}:{b[2]:02x}"
 
 
-def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
+def _assign_macs(ck: _Checker, vms: dict[str, Vm], cname: str) -> None:
     """Explicit MACs must be unique; derived ones skip every MAC already taken (so never collide)."""
     taken: dict[str, str] = {}
-    for i, node in enumerate(top.get("nodes") or []):  # the nodes' own NICs (nodes[].mac)
-        macs = node.get("mac") if isinstance(node, dict) else None
-        for iface, mac in (macs.items() if isinstance(macs, dict) else ()):
-            taken.setdefault(str(mac).lower(), f"nodes[{i}].mac.{iface}")
-    idx = {item["name"]: i for i, item in enumerate(seq) if isinstance(item, dict) and isinstance(item.get("name"), str)}
-    for vm in vms:
+    for mac, path in ck.seen.node_macs:  # the nodes' own NICs (nodes[].mac)
+        taken.setdefault(mac, path)
+    for path, vm in vms.items():
         if vm.mac_derived:
             continue
-        i = idx.get(vm.name, 0)
         if vm.mac in taken:
-            ck.add(f"vms[{i}].mac", f"{vm.mac} is already used by {taken[vm.mac]}", ck.line_of(seq[i], "mac"),
+            ck.add(f"{path}.mac", f"{vm.mac} is already used by {taken[vm.mac]}", ck.line(f"{path}.mac"),
                    "every VM needs its own MAC (leave mac out for a derived one)")
-        taken.setdefault(vm.mac, f"vms[{i}] ({vm.name})")
-    for j, vm in enumerate(vms):
+        taken.setdefault(vm.mac, f"{path} ({vm.name})")
+    for path, vm in vms.items():
         if not vm.mac_derived:
             continue
         attempt, mac = 0, derived_mac(cname, vm.name)
@@ -1553,154 +1544,165 @@ def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
             attempt += 1
             mac = derived_mac(cname, vm.name, attempt)
         taken[mac] = vm.name
-        vms[j] = dataclasses.replace(vm, mac=mac)
+        vms[path] = dataclasses.replace(vm, mac=mac)
 
 
-def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
-    """Rules that relate several parts of the definition."""
-    # No address used twice anywhere (nodes, gateway, fence devices; dns excepted).
-    owners: dict[str, tuple[str, int | None]] = {}
+def _cross_checks(ck: _Checker, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
+    """Rules that relate several parts of the definition, over what loaded (nodes, devices and vms by
+    path) and what ck.seen recorded of the parts that did not."""
+    _unique_addresses(ck, networks, devices)
+    _unique_node_macs(ck, nodes)
+    _fence_references(ck, devices)
+    _unique_fence_ports(ck, nodes)
+    if storage is not None:
+        _storage_fits_nodes(ck, cluster, nodes, storage, xen)
+        _backing_device_matches_install(ck, storage, install)
+        _storage_holds_vms(ck, storage, vms)
+    _vms_fit_cluster(ck, nodes, storage, xen, vms)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _unique_addresses(ck: _Checker, networks: dict[str, Network], devices: dict[str, FenceDevice]) -> None:
+    """No address used twice anywhere (nodes, gateway, fence devices; dns excepted)."""
+    owners: dict[str, str] = {}
 
     def claim(addr: str, path: str, line: int | None) -> None:
         if addr in owners:
-            ck.add(path, f"{addr} is already used by {owners[addr][0]}", line, "every address must be unique")
+            ck.add(path, f"{addr} is already used by {owners[addr]}", line, "every address must be unique")
         else:
-            owners[addr] = (path, line)
+            owners[addr] = path
 
-    nseq = top.get("nodes", [])
-    for i, item in enumerate(nseq):
-        ipmap = item.get("ip") if isinstance(item, dict) else None
-        if isinstance(ipmap, dict):
-            for net in ipmap:
-                claim(str(ipmap[net]).strip(), _key_path(f"nodes[{i}].ip", net), ck.key_line(ipmap, net))
-    nets = top.get("networks", {})
+    for addr, path, line in ck.seen.node_addresses:
+        claim(addr, path, line)
     for name, net in networks.items():
         if net.gateway is not None:
-            claim(str(net.gateway), f"networks.{name}.gateway", ck.line_of(nets[name], "gateway"))
+            claim(str(net.gateway), f"networks.{name}.gateway", ck.line(f"networks.{name}.gateway"))
     if "ifn" in networks and networks["ifn"].gateway is None:
-        ck.add("networks.ifn.gateway", "the ifn needs a default gateway", ck.line_of(nets, "ifn"))
-    dseq = top.get("fence_devices", [])
-    for i, item in enumerate(dseq):
-        if isinstance(item, dict) and isinstance(item.get("ipaddr"), str):
-            addr = item["ipaddr"].strip()
-            try:
-                ipaddress.IPv4Address(addr)
-            except ValueError:
-                if not valid_dns_name(addr) and not HOST_LABEL_RE.match(addr):
-                    ck.add(f"fence_devices[{i}].ipaddr", f"{addr!r} is neither an IPv4 address nor a host name",
-                           ck.line_of(item, "ipaddr"))
-                elif isinstance(item.get("address"), str):
-                    claim(item["address"].strip(), f"fence_devices[{i}].address", ck.line_of(item, "address"))
-                continue
-            claim(addr, f"fence_devices[{i}].ipaddr", ck.line_of(item, "ipaddr"))
+        ck.add("networks.ifn.gateway", "the ifn needs a default gateway", ck.line("networks.ifn"))
+    for path, dev in devices.items():
+        if _is_ipv4(dev.ipaddr):
+            claim(dev.ipaddr, f"{path}.ipaddr", ck.line(f"{path}.ipaddr"))
+        elif not valid_dns_name(dev.ipaddr) and not HOST_LABEL_RE.match(dev.ipaddr):
+            ck.add(f"{path}.ipaddr", f"{dev.ipaddr!r} is neither an IPv4 address nor a host name",
+                   ck.line(f"{path}.ipaddr"))
+        elif dev.address is not None:
+            claim(dev.address, f"{path}.address", ck.line(f"{path}.address"))
 
-    # MACs unique across the cluster
-    macs: dict[str, str] = {}
-    for i, n in enumerate(nodes):
+
+def _unique_node_macs(ck: _Checker, nodes: dict[str, Node]) -> None:
+    owners: dict[str, str] = {}
+    for path, n in nodes.items():
         for iface, mac in n.mac.items():
-            if mac in macs:
-                idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
-                mline = ck.key_line(nseq[idx]["mac"], iface) if isinstance(nseq[idx].get("mac"), dict) else None
-                ck.add(f"nodes[{idx}].mac.{iface}", f"{mac} is already used by {macs[mac]}", mline)
+            if mac in owners:
+                mpath = f"{path}.mac.{iface}"
+                ck.add(mpath, f"{mac} is already used by {owners[mac]}", ck.line(mpath))
             else:
-                macs[mac] = f"{n.name}.mac.{iface}"
+                owners[mac] = f"{n.name}.mac.{iface}"
 
-    # Fencing: methods name defined devices, agent-specific port rules, every device used.
-    dev_by_name = {d.name: d for d in devices}
-    dev_names = {item["name"] for item in dseq if isinstance(item, dict) and isinstance(item.get("name"), str)}
+
+def _fence_references(ck: _Checker, devices: dict[str, FenceDevice]) -> None:
+    """Methods name defined devices, agent-specific port rules, every device used."""
+    by_name = {d.name: d for d in devices.values()}
+    defined = {name for _, name in ck.seen.device_names}
     used: set[str] = set()
-    for i, item in enumerate(nseq):
-        if not isinstance(item, dict) or not isinstance(item.get("fence"), list):
+    for ref in ck.seen.fence_refs:
+        used.add(ref.device)
+        if ref.device not in defined:
+            ck.add(f"{ref.path}.device", f"{ref.device!r} is not defined in fence_devices", ck.line(f"{ref.path}.device"),
+                   _suggest(str(ref.device), [n for n in defined if n], "devices are"))
             continue
-        for j, f in enumerate(item["fence"]):
-            if not isinstance(f, dict) or not isinstance(f.get("device"), str):
-                continue  # missing or mistyped: reported by ck.mapping
-            fpath = f"nodes[{i}].fence[{j}]"
-            dname = f["device"]
-            used.add(dname)
-            if dname not in dev_names:
-                ck.add(f"{fpath}.device", f"{dname!r} is not defined in fence_devices", ck.line_of(f, "device"),
-                       _suggest(str(dname), [n for n in dev_names if n]).replace("allowed keys", "devices are"))
-                continue
-            dev = dev_by_name.get(dname)
-            if dev is None:
-                continue
-            if dev.agent == "fence_na" and f.get("port") in (None, ""):
-                ck.add(f"{fpath}.port", f"fence_na device {dname!r} needs a port", ck.line_of(f, "device"),
-                       "the Node Assassin port this node's power/reset leads are wired to")
-            if dev.agent == "fence_ipmilan" and f.get("port") is not None:
-                ck.add(f"{fpath}.port", f"fence_ipmilan device {dname!r} takes no port", ck.line_of(f, "port"),
-                       "an IPMI BMC controls only its own node: define one device per node and drop the port")
-    for i, item in enumerate(dseq):
-        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"] and item["name"] not in used:
-            ck.add(f"fence_devices[{i}]", f"fence device {item['name']!r} is not used by any node",
-                   ck.item_line(dseq, i), "reference it from a node's fence list or remove it")
-    # fence_na ports unique per device
-    ports: dict[tuple[str, str], str] = {}
-    for n in nodes:
+        dev = by_name.get(ref.device)
+        if dev is None:
+            continue
+        if dev.agent == "fence_na" and (not ref.port_given or ref.port == ""):
+            ck.add(f"{ref.path}.port", f"fence_na device {ref.device!r} needs a port", ck.line(f"{ref.path}.device"),
+                   "the Node Assassin port this node's power/reset leads are wired to")
+        if dev.agent == "fence_ipmilan" and ref.port_given:
+            ck.add(f"{ref.path}.port", f"fence_ipmilan device {ref.device!r} takes no port", ck.line(f"{ref.path}.port"),
+                   "an IPMI BMC controls only its own node: define one device per node and drop the port")
+    for path, name in ck.seen.device_names:
+        if name and name not in used:
+            ck.add(path, f"fence device {name!r} is not used by any node", ck.line(path),
+                   "reference it from a node's fence list or remove it")
+
+
+def _unique_fence_ports(ck: _Checker, nodes: dict[str, Node]) -> None:
+    """Two nodes on one port of a device (fence_na: port 01 is port 1) would fence each other."""
+    owners: dict[tuple[str, str], str] = {}
+    for path, n in nodes.items():
         for f in n.fence:
             if f.port is not None:
                 key = (f.device, f.port.lstrip("0") or "0")
-                if key in ports and ports[key] != n.name:
-                    idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
-                    ck.add(f"nodes[{idx}].fence", f"port {f.port} of {f.device} is already used by {ports[key]}",
-                           ck.line_of(nseq[idx], "fence"))
-                ports[key] = n.name
+                if key in owners and owners[key] != n.name:
+                    ck.add(f"{path}.fence", f"port {f.port} of {f.device} is already used by {owners[key]}",
+                           ck.line(f"{path}.fence"))
+                owners[key] = n.name
 
-    # Storage rules that need the nodes / cluster name
-    snode = raw.get("storage") if isinstance(raw, dict) else None
-    if storage is not None:
-        gnode = snode.get("gfs2")
-        if nodes and storage.gfs2.journals < len(nseq):
-            ck.add("storage.gfs2.journals", f"{storage.gfs2.journals} journals for {len(nseq)} nodes",
-                   ck.line_of(gnode, "journals"), "GFS2 needs one journal per node that mounts it")
-        if len(cluster.get("name", "")) > 16:
-            ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
-        if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes]):
-            ck.add("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name",
-                   ck.line_of(snode.get("drbd"), "become_primary_on"))
-        if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
-            ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
-                   ck.line_of(raw["xen"].get("relocation"), "port"))
-        if install.raid and install.partitions:
-            want = f"/dev/md{len(install.partitions)}"
-            if storage.backing_device != want:
-                ck.add("storage.backing_device", f"{storage.backing_device} is not the RAID1 device the kickstart creates",
-                       ck.line_of(snode, "backing_device"),
-                       f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
-                       f"backing device is {want}")
-        elif install.disks and install.partitions and DISK_RE.match(install.disks[0]):  # a bad disk is reported already
-            # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
-            count = len(install.partitions) + 1
-            disk = install.disks[0]
-            want = f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{count if count <= 4 else count + 1}"
-            if storage.backing_device != want:
-                ck.add("storage.backing_device", f"{storage.backing_device} is not the partition the kickstart leaves "
-                       "for DRBD", ck.line_of(snode, "backing_device"),
-                       f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
-        if storage.size_mib is not None:
-            total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms)
-            if total > storage.size_mib:
-                ck.add("storage.size", f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
-                       f"({', '.join(v.disk for v in vms) or 'none'}): {total} MiB needed",
-                       ck.line_of(snode, "size"), "grow storage.size or shrink the disks")
-    # VMs
-    vseq = top.get("vms", []) or []
-    node_names = [n.name for n in nodes] or [it.get("name") for it in nseq if isinstance(it, dict)]
-    for i, item in enumerate(vseq):
-        if not isinstance(item, dict):
-            continue
-        bridge = item.get("bridge")
-        if isinstance(bridge, str):
-            if bridge not in NETWORK_NAMES:
-                ck.add(f"vms[{i}].bridge", f"{bridge!r} is not a defined network", ck.line_of(item, "bridge"),
-                       _suggest(bridge, NETWORK_NAMES).replace("allowed keys", "networks are"))
-            elif xen is not None and bridge not in xen.bridges:
-                ck.add(f"vms[{i}].bridge", f"network {bridge!r} has no Xen bridge", ck.line_of(item, "bridge"),
-                       f"add {bridge} to xen.bridges")
-        prefer = item.get("prefer")
-        if isinstance(prefer, str) and prefer not in node_names:
-            ck.add(f"vms[{i}].prefer", f"{prefer!r} is not a node", ck.line_of(item, "prefer"),
-                   _suggest(prefer, [n for n in node_names if n]).replace("allowed keys", "nodes are"))
-        if storage is not None and item.get("name") in (storage.gfs2.lv,):
-            ck.add(f"vms[{i}].name", f"{item['name']!r} clashes with the GFS2 LV name", ck.line_of(item, "name"))
+
+def _storage_fits_nodes(ck: _Checker, cluster: dict, nodes: dict[str, Node], storage: Storage, xen: Xen | None) -> None:
+    """Storage rules that need the nodes, the cluster name or xen."""
+    if nodes and storage.gfs2.journals < ck.seen.node_count:
+        ck.add("storage.gfs2.journals", f"{storage.gfs2.journals} journals for {ck.seen.node_count} nodes",
+               ck.line("storage.gfs2.journals"), "GFS2 needs one journal per node that mounts it")
+    if len(cluster.get("name", "")) > 16:
+        ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
+    if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes.values()]):
+        ck.add("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name",
+               ck.line("storage.drbd.become_primary_on"))
+    if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
+        ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
+               ck.line("xen.relocation.port"))
+
+
+def _backing_device_matches_install(ck: _Checker, storage: Storage, install: Install) -> None:
+    """storage.backing_device is what the kickstart's partitioning leaves for DRBD."""
+    if install.raid and install.partitions:
+        want = f"/dev/md{len(install.partitions)}"
+        if storage.backing_device != want:
+            ck.add("storage.backing_device", f"{storage.backing_device} is not the RAID1 device the kickstart creates",
+                   ck.line("storage.backing_device"),
+                   f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
+                   f"backing device is {want}")
+    elif install.disks and install.partitions and DISK_RE.match(install.disks[0]):  # a bad disk is reported already
+        # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
+        count = len(install.partitions) + 1
+        disk = install.disks[0]
+        want = f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{count if count <= 4 else count + 1}"
+        if storage.backing_device != want:
+            ck.add("storage.backing_device", f"{storage.backing_device} is not the partition the kickstart leaves "
+                   "for DRBD", ck.line("storage.backing_device"),
+                   f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
+
+
+def _storage_holds_vms(ck: _Checker, storage: Storage, vms: dict[str, Vm]) -> None:
+    if storage.size_mib is not None:
+        total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms.values())
+        if total > storage.size_mib:
+            ck.add("storage.size", f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
+                   f"({', '.join(v.disk for v in vms.values()) or 'none'}): {total} MiB needed",
+                   ck.line("storage.size"), "grow storage.size or shrink the disks")
+
+
+def _vms_fit_cluster(ck: _Checker, nodes: dict[str, Node], storage: Storage | None, xen: Xen | None,
+                     vms: dict[str, Vm]) -> None:
+    """Each VM's bridge is a bridged network, it prefers a node, and its LV does not clash with GFS2's."""
+    node_names = [n.name for n in nodes.values()] or ck.seen.node_names
+    for path, vm in vms.items():
+        if vm.bridge not in NETWORK_NAMES:
+            ck.add(f"{path}.bridge", f"{vm.bridge!r} is not a defined network", ck.line(f"{path}.bridge"),
+                   _suggest(vm.bridge, NETWORK_NAMES, "networks are"))
+        elif xen is not None and vm.bridge not in xen.bridges:
+            ck.add(f"{path}.bridge", f"network {vm.bridge!r} has no Xen bridge", ck.line(f"{path}.bridge"),
+                   f"add {vm.bridge} to xen.bridges")
+        if vm.prefer not in node_names:
+            ck.add(f"{path}.prefer", f"{vm.prefer!r} is not a node", ck.line(f"{path}.prefer"),
+                   _suggest(vm.prefer, [n for n in node_names if n], "nodes are"))
+        if storage is not None and vm.name == storage.gfs2.lv:
+            ck.add(f"{path}.name", f"{vm.name!r} clashes with the GFS2 LV name", ck.line(f"{path}.name"))
