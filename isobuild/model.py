@@ -23,6 +23,8 @@ from typing import Any, Callable
 from . import log
 from .errors import IsobuildError, Problem, ProblemsError
 from .f13virt import VIRTINST_OS_VARIANTS
+from .settings import (BOOL, INT, LIST, MAP, SCALAR, STR, STR_OR_LIST, Setting, default, given_or_default, setting,
+                       settings_of)
 from .yamlsource import Lines, item_line, key_line, read_yaml
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
@@ -78,11 +80,14 @@ class Secret:
 @dataclass(frozen=True)
 class Network:
     name: str
-    interface: str
-    subnet: ipaddress.IPv4Network
-    mtu: int | None = None
-    gateway: ipaddress.IPv4Address | None = None
-    dns: tuple[ipaddress.IPv4Address, ...] = ()
+    interface: str = setting(STR, "the node NIC on this network (`eth0`, `em1`, a VLAN `eth3.100`); unique per node",
+                             required=True)
+    subnet: ipaddress.IPv4Network = setting(STR, "an IPv4 network in CIDR form; every node address lies inside it",
+                                            required=True)
+    mtu: int | None = setting(INT, "optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)", default=None)
+    gateway: ipaddress.IPv4Address | None = setting(STR, "the default route; only on the ifn, inside its subnet",
+                                                    default=None)
+    dns: tuple[ipaddress.IPv4Address, ...] = setting(LIST, "name servers (IPv4 addresses), only on the ifn", default=())
 
     @property
     def netmask(self) -> str:
@@ -98,127 +103,164 @@ class Network:
 
 @dataclass(frozen=True)
 class FenceMethod:
-    method: str
-    device: str
-    port: str | None = None
+    method: str = setting(STR, "the method's name in cluster.conf", required=True)
+    device: str = setting(STR, "a `fence_devices[].name`", required=True)
+    port: str | None = setting(SCALAR, "the outlet/port on the device: needed by fence_na and other multi-port "
+                                       "devices, refused by fence_ipmilan", default=None)
 
 
 @dataclass(frozen=True)
 class Node:
-    name: str
-    nodeid: int
+    name: str = setting(STR, "short host name, a valid DNS label, unique", required=True)
+    nodeid: int = setting(INT, "cman nodeid >= 1, unique; the lowest nodeid runs the one-node first-boot steps",
+                          required=True)
     fqdn: str
-    ip: dict[str, ipaddress.IPv4Address]
-    mac: dict[str, str]
-    fence: tuple[FenceMethod, ...]
+    ip: dict[str, ipaddress.IPv4Address] = setting(
+        MAP, "`{bcn: ..., sn: ..., ifn: ...}`: one address per network, inside its subnet, none used twice",
+        required=True)
+    mac: dict[str, str] = setting(MAP, "optional `{<nic>: <MAC>}`: pins HWADDR in ifcfg; unicast, unique in the "
+                                  "cluster; without it the HWADDR anaconda saw is kept")
+    fence: tuple[FenceMethod, ...] = setting(LIST, "at least one method, tried in order", required=True)
 
 
 @dataclass(frozen=True)
 class FenceDevice:
-    name: str
-    agent: str
-    ipaddr: str
-    login: str
-    password_file: Path
+    name: str = setting(STR, "unique device name, referenced by `nodes[].fence[].device`", required=True)
+    agent: str = setting(STR, "`fence_na` (Node Assassin, our `fence-na` package), `fence_ipmilan`, or another "
+                               "`fence_*` agent of F13's fence-agents", required=True)
+    ipaddr: str = setting(STR, "the device's address as cluster.conf passes it to the agent: an IPv4 address, "
+                                "or a host name that `address` resolves", required=True)
+    login: str = setting(STR, "the device login (fence_na: the same on every Node Assassin)", required=True)
+    password_file: Path = setting(STR, "file holding the password (one line, <= 4 KiB, no control characters; "
+                                        "never printed; warned about when group/other-readable)", required=True)
     password: Secret = field(repr=False)
     # where ipaddr resolves on the node: ipaddr itself, or the `address` given for a host name
     # (rendered into /etc/hosts); fenced passes ipaddr to the agent as written.
-    address: str | None = None
-    options: dict[str, str] = field(default_factory=dict)  # extra <fencedevice> attributes (lanplus, auth, ...)
+    address: str | None = setting(STR, "IPv4 address of a host-name `ipaddr`, written to the nodes' /etc/hosts "
+                                        "(fencing must not depend on DNS); an error when ipaddr is already an address",
+                                  default=None)
+    options: dict[str, str] = setting(  # extra <fencedevice> attributes (lanplus, auth, ...)
+        MAP, "extra `<fencedevice>` attributes (`lanplus: true`, `auth: md5`, ...), each accepted for the agent by "
+             "every cman schema a node may run; `false` is refused", default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Partition:
-    mount: str
-    size: str
+    mount: str = setting(STR, "mount point (`/boot`, `/`, ...) or `swap`; unique", required=True)
+    size: str = setting(STR, "a size like `256M` or `40G`", required=True)
     size_mib: int
 
 
 @dataclass(frozen=True)
 class Install:
-    disks: tuple[str, ...]
-    partitions: tuple[Partition, ...]
-    root_password_hash_file: Path
+    disks: tuple[str, ...] = setting(LIST, "one disk (plain partitions) or two (software RAID1 for every partition)",
+                                     required=True)
+    partitions: tuple[Partition, ...] = setting(
+        LIST, "partitions in order; the last, DRBD's backing, takes the rest of the disk", required=True)
+    root_password_hash_file: Path = setting(
+        STR, "file holding root's crypt(3) hash (SHA-512 `$6$`), never a plain password", required=True)
     root_password_hash: Secret = field(repr=False)
-    ssh_authorized_keys_file: Path | None = None
+    ssh_authorized_keys_file: Path | None = setting(
+        STR, "optional file of root's authorized keys (the admins' keys)", default=None)
     ssh_authorized_keys: Secret | None = field(default=None, repr=False)
-    selinux: str = "permissive"
-    firewall: str = "cluster"
-    runlevel: int = 3
-    packages: tuple[str, ...] = ()
-    console: str | None = None
+    selinux: str = setting(STR, "`permissive` (the seed), `enforcing` or `disabled`", default="permissive")
+    firewall: str = setting(STR, "`cluster` (open only this cluster's ports) or `off` (the seed)", default="cluster")
+    runlevel: int = setting(INT, "default runlevel, 3 or 5", default=3)
+    packages: tuple[str, ...] = setting(
+        LIST, "extra packages on top of the cluster set; each must be on the DVD or in our repo", default=())
+    console: str | None = setting(STR, "optional serial console for installer, Xen and dom0 (`ttyS0,115200`)",
+                                  default=None)
 
     @property
     def raid(self) -> bool:
         return len(self.disks) == 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keyword-only: optional keys sit between required ones
 class Drbd:
-    resource: str
-    device: str
-    port: int
-    protocol: str
-    sync_rate: str
-    allow_two_primaries: bool
-    become_primary_on: str
-    wfc_timeout: int = 300  # seconds drbd's start-up waits for the peer (0, DRBD's default, is forever)
-    degr_wfc_timeout: int = 120  # the same when the node was degraded (peer already gone) before it went down
+    resource: str = setting(STR, "DRBD resource name (`r0`)", required=True)
+    device: str = setting(STR, "DRBD device (`/dev/drbd0`)", required=True)
+    port: int = setting(INT, "TCP port on the sn, 1-65535, not a port the cluster already uses", required=True)
+    protocol: str = setting(STR, "`C` (dual-primary needs it), `B` or `A`", default="C")
+    sync_rate: str = setting(STR, "`syncer { rate }`, like `40M`", required=True)
+    allow_two_primaries: bool = setting(BOOL, "dual-primary for GFS2", default=True)
+    become_primary_on: str = setting(STR, "`both` or a node name", default="both")
+    wfc_timeout: int = setting(INT, "seconds DRBD's start-up waits for the peer, 1-300000 (DRBD's own default 0 "
+                                      "waits forever and hangs the boot)", default=300)
+    degr_wfc_timeout: int = setting(INT, "the same wait after a degraded shutdown (and for an outdated peer); at "
+                                           "most wfc_timeout", default=120)
 
 
 @dataclass(frozen=True)
 class Clvm:
-    vg: str
-    filter: str
+    vg: str = setting(STR, "volume group name, a valid LVM name", required=True)
+    filter: str = setting(STR, "`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`", default="drbd-only")
 
 
 @dataclass(frozen=True)
 class Gfs2:
-    lv: str
-    size: str
+    lv: str = setting(STR, "logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits",
+                      required=True)
+    size: str = setting(STR, "LV size like `20G`", required=True)
     size_mib: int
-    mount: str
-    journals: int
+    mount: str = setting(STR, "mount point on both nodes (`/xen_shared`; VM configs live in `domU_config/` there)",
+                         required=True)
+    journals: int = setting(INT, "journals, at least the number of nodes", required=True)
 
 
 @dataclass(frozen=True)
 class Storage:
-    backing_device: str
-    drbd: Drbd
-    clvm: Clvm
-    gfs2: Gfs2
-    managed_by: str
-    size: str | None = None
+    backing_device: str = setting(
+        STR, "DRBD's backing device: `/dev/md<N>` over the last partitions (two disks) or the partition the kickstart "
+             "leaves for DRBD (one disk)", required=True)
+    drbd: Drbd = setting(MAP, "the DRBD 8.3.7 resource", required=True)
+    clvm: Clvm = setting(MAP, "the clustered volume group on the DRBD device", required=True)
+    gfs2: Gfs2 = setting(MAP, "the GFS2 file system on its LV", required=True)
+    managed_by: str = setting(STR, "`rgmanager` (storage as per-node rgmanager services, the seed's last word) "
+                                      "or `init` (SysV start order)", default="rgmanager")
+    size: str | None = setting(
+        STR, "optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit", default=None)
     size_mib: int | None = None
 
 
 @dataclass(frozen=True)
 class Relocation:
-    enabled: bool
-    port: int
-    hosts_allow: tuple[str, ...] | str  # "peers" or explicit list
+    enabled: bool = setting(BOOL, "xend relocation server on", default=False)
+    port: int = setting(INT, "relocation port", default=8002)
+    hosts_allow: tuple[str, ...] | str = setting(  # "peers" or explicit list
+        STR_OR_LIST, "`peers` (only the other node's bcn address) or a list of regexes; never empty (empty allows "
+                     "everyone)", default="peers")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Xen:
-    version: str
-    hypervisor_rpm: str
-    dom0_kernel: str
-    dom0_mem: str
+    version: str = setting(STR, "`4.0.1`", required=True)
+    hypervisor_rpm: str = setting(STR, "the xen NVR the kickstart installs; must name xen.version "
+                                        "(`xen-4.0.1-1.an1.fc13`, what rpmspecs/xen builds)", required=True)
+    dom0_kernel: str = setting(
+        STR, "the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)", required=True)
+    dom0_mem: str = setting(STR, "dom0 memory like `1024M` (`dom0_mem=` on the Xen line)", required=True)
     dom0_mem_mib: int
-    bridges: tuple[str, ...]
-    relocation: Relocation
+    bridges: tuple[str, ...] = setting(
+        LIST, "networks that get a Xen bridge (the seed: never the storage network); bridging `sn` is allowed but "
+              "warned about (a xend restart would drop DRBD)", default=("bcn", "ifn"))
+    relocation: Relocation = setting(MAP, "xend live-migration settings")
 
 
 @dataclass(frozen=True)
 class VmInstall:
     """How the VM is provisioned: pv = virt-install --paravirt from an install tree URL (optionally with
     a guest kickstart the pipeline renders); hvm = an xm config booting an ISO on the shared GFS2."""
-    method: str                      # pv | hvm
-    location: str | None = None      # pv: install tree URL (http://, ftp://, nfs:)
-    kickstart: bool = False          # pv: render a guest kickstart
-    kickstart_url: str | None = None  # pv: where the guest fetches it (ks= on the installer's command line)
-    iso: str | None = None           # hvm: ISO path on the GFS2 mount
+    method: str = setting(  # pv | hvm
+        STR, "`pv` (virt-install --paravirt from an install tree) or `hvm` (an xm config booting an ISO on the shared "
+             "file system)", required=True)
+    location: str | None = setting(  # pv: install tree URL (http://, ftp://, nfs:)
+        STR, "pv: the install tree, an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no https)", default=None)
+    kickstart: bool = setting(BOOL, "pv: render a guest kickstart (mode 0600: it holds the root hash)", default=False)
+    kickstart_url: str | None = setting(  # ks= on the installer's command line
+        STR, "pv: where you publish that kickstart for the guest installer to fetch (needs kickstart: true)",
+        default=None)
+    iso: str | None = setting(STR, "hvm: the installer ISO, a path on the GFS2 mount", default=None)
 
 
 XEN_OUI = "00:16:3e"   # Xen's randomMAC (xend/server/netif.py): 00:16:3e, then 3 bytes, the first < 0x80
@@ -235,22 +277,29 @@ GUEST_SWAP_MAX_MIB = 2048
 
 @dataclass(frozen=True)
 class Vm:
-    name: str
-    memory: str
+    name: str = setting(STR, "VM name: a valid libvirt and LVM name, unique", required=True)
+    memory: str = setting(STR, "guest memory like `1024M`", required=True)
     memory_mib: int
-    vcpus: int
-    disk: str
+    vcpus: int = setting(INT, "virtual CPUs, >= 1", required=True)
+    disk: str = setting(STR, "size of the VM's LV on the clustered VG, like `50G`", required=True)
     disk_mib: int
-    bridge: str
-    prefer: str
-    migrate: str
-    config_file: Path | None = None  # an xm domU config shipped with the definition
+    bridge: str = setting(STR, "the network whose Xen bridge the VM's NIC joins; must be in xen.bridges",
+                          required=True)
+    prefer: str = setting(STR, "the node the VM's failover domain prefers", required=True)
+    migrate: str = setting(STR, "`live` or `pause`: how rgmanager moves the VM", default="live")
+    config_file: Path | None = setting(  # an xm domU config shipped with the definition
+        STR, "optional xm domain config (Python assignments whose `name` is the VM's) shipped to "
+             "`<gfs2 mount>/domU_config/<vm>`; only then does the VM autostart", default=None)
     config: str | None = field(default=None, repr=False)
-    mac: str = ""
+    mac: str = setting(STR, "optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); "
+                            "default: stable, derived from the cluster and VM name in Xen's 00:16:3e range",
+                       default="")
     mac_derived: bool = True
-    cpuset: str | None = None
-    os_variant: str | None = None
-    install: VmInstall | None = None
+    cpuset: str | None = setting(SCALAR, "optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)", default=None)
+    os_variant: str | None = setting(STR, "optional `--os-variant` of Fedora 13's virt-install (python-virtinst "
+                                             "0.500.3), e.g. `fedora13`", default=None)
+    install: VmInstall | None = setting(
+        MAP, "optional: how first boot provisions the VM (lowest nodeid, only while it has no config)", default=None)
 
     @property
     def autostart(self) -> bool:
@@ -276,25 +325,33 @@ class Vm:
 
 @dataclass(frozen=True)
 class Totem:
-    rrp_mode: str
-    secauth: bool
+    rrp_mode: str = setting(STR, "`none`, `active` or `passive`; not none adds ring 1 on the sn (`altname`) and makes "
+                                  "dlm_controld use SCTP", default="none")
+    secauth: bool = setting(BOOL, "corosync `secauth`", default=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Cluster:
-    name: str
-    config_version: int
-    domain: str
-    timezone: str
-    release: str
-    networks: dict[str, Network]
-    totem: Totem
-    nodes: tuple[Node, ...]
-    fence_devices: tuple[FenceDevice, ...]
-    install: Install
-    storage: Storage
-    xen: Xen
-    vms: tuple[Vm, ...]
+    name: str = setting(STR, "cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`",
+                      required=True, section="cluster")
+    config_version: int = setting(
+        INT, "cluster.conf config_version, a positive integer; bump it to push a change", required=True,
+        section="cluster")
+    domain: str = setting(STR, "a valid DNS name; node FQDN = `<node name>.<domain>`", required=True, section="cluster")
+    timezone: str = setting(STR, "an Olson time zone name (`America/Toronto`), for the kickstart's `timezone --utc`",
+                          required=True, section="cluster")
+    release: str = setting(STR, "the target; only `fedora-13-x86_64`", default=SUPPORTED_RELEASE, section="cluster")
+    networks: dict[str, Network] = setting(
+        MAP, "the three networks: bcn (back-channel, totem ring 0, fencing, migration), sn (storage: DRBD, ring 1 with "
+             "rrp), ifn (internet-facing: VM bridge, default route)", required=True)
+    totem: Totem = setting(MAP, "corosync ring settings")
+    nodes: tuple[Node, ...] = setting(LIST, "the two nodes (a two_node cman cluster)", required=True)
+    fence_devices: tuple[FenceDevice, ...] = setting(
+        LIST, "every fence device the nodes' methods name; each must be used", required=True)
+    install: Install = setting(MAP, "what the kickstart lays down on each node", required=True)
+    storage: Storage = setting(MAP, "DRBD + clustered LVM + GFS2 on the backing device", required=True)
+    xen: Xen = setting(MAP, "the Xen 4.0.1 dom0", required=True)
+    vms: tuple[Vm, ...] = setting(LIST, "rgmanager `<vm>` services; default none")
     source: Path
     digest: str
     demo_secrets: bool = False
@@ -423,77 +480,28 @@ def _suggest(word: str, choices, listed: str = "allowed keys") -> str | None:
     return f"did you mean '{close[0]}'?" if close else f"{listed}: {', '.join(sorted(choices))}"
 
 
-# A spec of the keys a mapping takes: key -> (required, expected python type(s), type name for messages)
-Spec = dict[str, tuple[bool, tuple[type, ...], str]]
-STR = ((str,), "a string")
-INT = ((int,), "an integer")
-BOOL = ((bool,), "true or false")
-MAP = ((dict,), "a mapping")
-LIST = ((list,), "a list")
-SCALAR = ((str, int), "a string or number")
-STR_OR_LIST = ((str, list), "a string or a list")
-
-
-def _k(required: bool, kind: tuple) -> tuple[bool, tuple[type, ...], str]:
-    return (required, kind[0], kind[1])
-
+# The keys each kind of mapping takes, from the settings declared on the model's fields (isobuild/settings.py).
+Spec = dict[str, Setting]
+CLUSTER_KEY = Setting(MAP, "the cluster's identity", required=True)  # `cluster:` holds Cluster's identity keys
 
 SPECS: dict[str, Spec] = {
-    "": {
-        "cluster": _k(True, MAP), "networks": _k(True, MAP), "totem": _k(False, MAP), "nodes": _k(True, LIST),
-        "fence_devices": _k(True, LIST), "install": _k(True, MAP), "storage": _k(True, MAP),
-        "xen": _k(True, MAP), "vms": _k(False, LIST),
-    },
-    "cluster": {
-        "name": _k(True, STR), "config_version": _k(True, INT), "domain": _k(True, STR),
-        "timezone": _k(True, STR), "release": _k(False, STR),
-    },
-    "network": {
-        "interface": _k(True, STR), "subnet": _k(True, STR), "mtu": _k(False, INT),
-        "gateway": _k(False, STR), "dns": _k(False, LIST),
-    },
-    "totem": {"rrp_mode": _k(False, STR), "secauth": _k(False, BOOL)},
-    "node": {
-        "name": _k(True, STR), "nodeid": _k(True, INT), "ip": _k(True, MAP), "mac": _k(False, MAP),
-        "fence": _k(True, LIST),
-    },
-    "fence_method": {"method": _k(True, STR), "device": _k(True, STR), "port": _k(False, SCALAR)},
-    "fence_device": {
-        "name": _k(True, STR), "agent": _k(True, STR), "ipaddr": _k(True, STR), "login": _k(True, STR),
-        "password_file": _k(True, STR), "address": _k(False, STR), "options": _k(False, MAP),
-    },
-    "install": {
-        "disks": _k(True, LIST), "partitions": _k(True, LIST), "root_password_hash_file": _k(True, STR),
-        "ssh_authorized_keys_file": _k(False, STR), "selinux": _k(False, STR), "firewall": _k(False, STR),
-        "runlevel": _k(False, INT), "packages": _k(False, LIST), "console": _k(False, STR),
-    },
-    "partition": {"mount": _k(True, STR), "size": _k(True, STR)},
-    "storage": {
-        "backing_device": _k(True, STR), "drbd": _k(True, MAP), "clvm": _k(True, MAP), "gfs2": _k(True, MAP),
-        "managed_by": _k(False, STR), "size": _k(False, STR),
-    },
-    "drbd": {
-        "resource": _k(True, STR), "device": _k(True, STR), "port": _k(True, INT), "protocol": _k(False, STR),
-        "sync_rate": _k(True, STR), "allow_two_primaries": _k(False, BOOL), "become_primary_on": _k(False, STR),
-        "wfc_timeout": _k(False, INT), "degr_wfc_timeout": _k(False, INT),
-    },
-    "clvm": {"vg": _k(True, STR), "filter": _k(False, STR)},
-    "gfs2": {"lv": _k(True, STR), "size": _k(True, STR), "mount": _k(True, STR), "journals": _k(True, INT)},
-    "xen": {
-        "version": _k(True, STR), "hypervisor_rpm": _k(True, STR), "dom0_kernel": _k(True, STR),
-        "dom0_mem": _k(True, STR), "bridges": _k(False, LIST), "relocation": _k(False, MAP),
-    },
-    "relocation": {"enabled": _k(False, BOOL), "port": _k(False, INT), "hosts_allow": _k(False, STR_OR_LIST)},
-    "vm": {
-        "name": _k(True, STR), "memory": _k(True, STR), "vcpus": _k(True, INT), "disk": _k(True, STR),
-        "bridge": _k(True, STR), "prefer": _k(True, STR), "migrate": _k(False, STR),
-        "config_file": _k(False, STR),
-        "mac": _k(False, STR), "cpuset": _k(False, SCALAR), "os_variant": _k(False, STR), "install": _k(False, MAP),
-    },
-    "vm_install": {
-        "method": _k(True, STR), "location": _k(False, STR), "kickstart": _k(False, BOOL),
-        "kickstart_url": _k(False, STR), "iso": _k(False, STR),
-    },
+    "": {"cluster": CLUSTER_KEY, **settings_of(Cluster)},
+    "cluster": settings_of(Cluster, "cluster"),
+    "network": settings_of(Network),
+    "totem": settings_of(Totem),
+    "node": settings_of(Node),
+    "fence_method": settings_of(FenceMethod),
+    "fence_device": settings_of(FenceDevice),
+    "install": settings_of(Install),
+    "partition": settings_of(Partition),
+    "storage": settings_of(Storage),
+    "drbd": settings_of(Drbd),
+    "clvm": settings_of(Clvm),
+    "gfs2": settings_of(Gfs2),
+    "xen": settings_of(Xen),
+    "relocation": settings_of(Relocation),
+    "vm": settings_of(Vm),
+    "vm_install": settings_of(VmInstall),
 }
 
 
@@ -561,16 +569,15 @@ class _Checker:
             if key not in spec:
                 self.add(kpath, _unknown("key", key), kline, _suggest(str(key), spec))
                 continue
-            _, types, tname = spec[key]
             value = m[key]
-            if value is None and not spec[key][0]:
+            if value is None and not spec[key].required:
                 continue
-            if not _isinstance(value, types):
-                self.add(kpath, f"must be {tname}, got {_typename(value)}", kline)
+            if not _isinstance(value, spec[key].types):
+                self.add(kpath, f"must be {spec[key].kind.name}, got {_typename(value)}", kline)
                 continue
             out[key] = value
-        for key, (required, _, _) in spec.items():
-            if required and key not in m:
+        for key, s in spec.items():
+            if s.required and key not in m:
                 self.add(f"{path}.{key}" if path else key, "required key is missing", line)
         return out
 
@@ -750,7 +757,7 @@ def _load_cluster(ck: _Checker, raw, top) -> dict[str, Any]:
             ck.add("cluster.timezone", f"{tz!r} is not a known time zone", ck.line_of(node, "timezone"),
                    "use an Olson name such as America/Toronto or UTC")
         out["timezone"] = tz
-    rel = m.get("release", SUPPORTED_RELEASE)
+    rel = given_or_default(m, Cluster, "release")
     if rel != SUPPORTED_RELEASE:
         ck.add("cluster.release", f"{rel!r} is not supported", ck.line_of(node, "release"),
                f"the only supported release is {SUPPORTED_RELEASE}")
@@ -850,10 +857,10 @@ def _ip(ck: _Checker, value: Any, path: str, line: int | None) -> ipaddress.IPv4
 
 def _load_totem(ck: _Checker, raw, top) -> Totem:
     m = _sub(ck, raw, top, "totem", "totem")
-    rrp = m.get("rrp_mode", "none")
+    rrp = given_or_default(m, Totem, "rrp_mode")
     if rrp not in ("none", "active", "passive"):
         ck.add("totem.rrp_mode", f"{rrp!r} is not one of none, active, passive", ck.line_of(raw.get("totem"), "rrp_mode"))
-    return Totem(rrp, m.get("secauth", False))
+    return Totem(rrp, given_or_default(m, Totem, "secauth"))
 
 
 def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> dict[str, FenceDevice]:
@@ -1143,14 +1150,14 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
                            ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
                     keys = None
                     break
-    selinux = m.get("selinux", "permissive")
+    selinux = given_or_default(m, Install, "selinux")
     if selinux not in ("enforcing", "permissive", "disabled"):
         ck.add("install.selinux", f"{selinux!r} is not enforcing, permissive or disabled", ck.line_of(node, "selinux"))
-    firewall = m.get("firewall", "cluster")
+    firewall = given_or_default(m, Install, "firewall")
     if firewall not in ("cluster", "off"):
         ck.add("install.firewall", f"{firewall!r} is not 'cluster' or 'off'", ck.line_of(node, "firewall"),
                "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)")
-    runlevel = m.get("runlevel", 3)
+    runlevel = given_or_default(m, Install, "runlevel")
     if runlevel not in (3, 5):
         ck.add("install.runlevel", f"{runlevel} is not 3 or 5", ck.line_of(node, "runlevel"))
     packages = []
@@ -1175,7 +1182,7 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
     bd = m.get("backing_device", "")
     if bd and not re.match(r"^/dev/[A-Za-z0-9/_.-]+$", bd):
         ck.add("storage.backing_device", f"{bd!r} is not a /dev path", ck.line_of(node, "backing_device"))
-    managed = m.get("managed_by", "rgmanager")
+    managed = given_or_default(m, Storage, "managed_by")
     if managed not in ("init", "rgmanager"):
         ck.add("storage.managed_by", f"{managed!r} is not 'init' or 'rgmanager'", ck.line_of(node, "managed_by"))
     size = m.get("size")
@@ -1201,7 +1208,7 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
         elif port in CLUSTER_PORTS:
             ck.add("storage.drbd.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(dn, "port"),
                    "DRBD's customary port is 7789")
-        proto = d.get("protocol", "C")
+        proto = given_or_default(d, Drbd, "protocol")
         if proto not in ("A", "B", "C"):
             ck.add("storage.drbd.protocol", f"{proto!r} is not A, B or C", ck.line_of(dn, "protocol"),
                    "dual-primary with GFS2 needs protocol C")
@@ -1209,8 +1216,8 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
         if rate and not RATE_RE.match(rate):
             ck.add("storage.drbd.sync_rate", f"{rate!r} is not a DRBD rate", ck.line_of(dn, "sync_rate"),
                    "a number with K, M or G (bytes per second), e.g. 40M")
-        two = d.get("allow_two_primaries", True)
-        bpo = d.get("become_primary_on", "both")
+        two = given_or_default(d, Drbd, "allow_two_primaries")
+        bpo = given_or_default(d, Drbd, "become_primary_on")
         if bpo == "both" and not two:
             ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
                    ck.line_of(dn, "become_primary_on"))
@@ -1218,7 +1225,8 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
             ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
         wfc, degr = _drbd_timeouts(ck, dn, d)
         if all(k in d for k in ("resource", "device", "port", "sync_rate")):
-            drbd = Drbd(res, dev, port, proto, rate, two, bpo, wfc, degr)
+            drbd = Drbd(resource=res, device=dev, port=port, protocol=proto, sync_rate=rate, allow_two_primaries=two,
+                        become_primary_on=bpo, wfc_timeout=wfc, degr_wfc_timeout=degr)
 
     cn = node.get("clvm") if "clvm" in m else None
     c = ck.mapping(cn, "storage.clvm", "clvm", ck.line_of(node, "clvm")) if cn is not None else None
@@ -1227,7 +1235,7 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
         vg = c.get("vg", "")
         if vg:
             _check_lvm_name(ck, vg, "storage.clvm.vg", ck.line_of(cn, "vg"))
-        flt = c.get("filter", "drbd-only")
+        flt = given_or_default(c, Clvm, "filter")
         if flt != "drbd-only":
             ck.add("storage.clvm.filter", f"{flt!r} is not supported", ck.line_of(cn, "filter"),
                    "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD")
@@ -1268,14 +1276,13 @@ DRBD_WFC_MAX = 300000
 
 def _drbd_timeouts(ck: _Checker, dn, d: dict) -> tuple[int, int]:
     """wfc-timeout / degr-wfc-timeout: bounded, never 0 (DRBD's default: wait forever, the boot hangs)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Drbd)}
     out = {}
     for key in ("wfc_timeout", "degr_wfc_timeout"):
-        value = d.get(key, defaults[key])
+        value = given_or_default(d, Drbd, key)
         if not 1 <= value <= DRBD_WFC_MAX:
             ck.add(f"storage.drbd.{key}", f"{value} is not 1-{DRBD_WFC_MAX} seconds", ck.line_of(dn, key),
                    "0 means wait forever: a node whose peer is away would never finish booting")
-            value = defaults[key]
+            value = default(Drbd, key)
         out[key] = value
     if out["degr_wfc_timeout"] > out["wfc_timeout"]:
         ck.add("storage.drbd.degr_wfc_timeout", f"{out['degr_wfc_timeout']} is longer than wfc_timeout "
@@ -1290,9 +1297,6 @@ def _check_lvm_name(ck: _Checker, name: str, path: str, line: int | None) -> Non
     if bad:
         ck.add(path, f"{name!r} is not a valid LVM name", line,
                "letters, digits and + _ . -, not starting with '-', no reserved prefixes/suffixes")
-
-
-DEFAULT_BRIDGES = ("bcn", "ifn")  # the seed: never the storage network
 
 
 def _load_xen(ck: _Checker, raw, top) -> Xen | None:
@@ -1314,7 +1318,7 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
                ck.line_of(node, "hypervisor_rpm"),
                f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
     bridges = []
-    bseq = m.get("bridges", list(DEFAULT_BRIDGES))
+    bseq = given_or_default(m, Xen, "bridges")
     for i, b in enumerate(bseq or []):
         if b not in NETWORK_NAMES:
             ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
@@ -1330,13 +1334,13 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     rn = node.get("relocation") if "relocation" in m else None
     r = ck.mapping(rn, "xen.relocation", "relocation", ck.line_of(node, "relocation")) if rn is not None else {}
     r = r or {}
-    enabled = r.get("enabled", False)
-    port = r.get("port", 8002)
+    enabled = given_or_default(r, Relocation, "enabled")
+    port = given_or_default(r, Relocation, "port")
     if not 1 <= port <= 65535:
         ck.add("xen.relocation.port", f"{port} is not a port number (1-65535)", ck.line_of(rn, "port"))
     elif enabled and port in CLUSTER_PORTS:
         ck.add("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(rn, "port"))
-    allow: tuple[str, ...] | str = "peers"
+    allow: tuple[str, ...] | str = default(Relocation, "hosts_allow")
     if "hosts_allow" in r:
         ha = r["hosts_allow"]
         if isinstance(ha, str):
@@ -1353,8 +1357,8 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
         ck.add("xen.relocation.hosts_allow", "empty: that would let every host migrate VMs in",
                ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
     if mem_mib and kernel and all(k in m for k in ("version", "hypervisor_rpm")):
-        return Xen(m["version"], m["hypervisor_rpm"], kernel, mem, mem_mib, tuple(bridges),
-                   Relocation(enabled, port, allow))
+        return Xen(version=m["version"], hypervisor_rpm=m["hypervisor_rpm"], dom0_kernel=kernel, dom0_mem=mem,
+                   dom0_mem_mib=mem_mib, bridges=tuple(bridges), relocation=Relocation(enabled, port, allow))
     return None
 
 
@@ -1388,7 +1392,7 @@ def _load_vms(ck: _Checker, raw, top, cluster, base_dir: Path, digests: list[str
         vcpus = m.get("vcpus")
         if vcpus is not None and vcpus < 1:
             ck.add(f"{path}.vcpus", f"must be >= 1, got {vcpus}", ck.line_of(item, "vcpus"))
-        migrate = m.get("migrate", "live")
+        migrate = given_or_default(m, Vm, "migrate")
         if migrate not in ("live", "pause"):
             ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
         cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
@@ -1514,7 +1518,7 @@ def _vm_install(ck: _Checker, item, path: str) -> VmInstall | None | bool:
             bad = True
     if bad:
         return False
-    return VmInstall(method, m.get("location"), bool(m.get("kickstart", False)), m.get("kickstart_url"), m.get("iso"))
+    return VmInstall(method, m.get("location"), given_or_default(m, VmInstall, "kickstart"), m.get("kickstart_url"), m.get("iso"))
 
 
 def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
