@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import hashlib
 import ipaddress
 import json
@@ -18,31 +17,22 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import log
-from .errors import IsobuildError, Problem, ProblemsError
+from .errors import Problem, ProblemsError
 from .f13virt import VIRTINST_OS_VARIANTS
-from .settings import (BOOL, INT, LIST, MAP, SCALAR, STR, STR_OR_LIST, Setting, default, given_or_default, setting,
+from .settings import (BOOL, INT, LIST, MAP, SCALAR, STR, STR_OR_LIST, Setting, default, fill, given_or_default, setting,
                        settings_of)
+from .values import (AT_LEAST_ONE, CLUSTER_PORTS, CONSOLE_RE, CRYPT_RE, DISK_RE, FENCE_AGENT_RE, HOST_LABEL_RE,
+                     IFACE_RE, INSTALL_URL_RE, KERNEL_VR_RE, MAC_RE, NAME_RE, PKG_RE, PORT, RATE_RE, SUPPORTED_RELEASE,
+                     XEN_OUI, cpuset, drbd_port, lvm_name, lvm_name_problem, one_of, parse_size_mib, rule, size,
+                     unless_empty, valid_dns_name, valid_timezone, vm_mac, vm_name)
+from .values import RENDEZVOUS_PORT  # noqa: F401 -- imported from here by render and the tests
 from .yamlsource import Lines, item_line, key_line, read_yaml
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
-SUPPORTED_RELEASE = "fedora-13-x86_64"
 REDACTED = "<redacted>"
-
-# tcp port where the firstboot steps of the two nodes meet before the first cman start (50-cman)
-RENDEZVOUS_PORT = 7700
-# Ports the cluster stack itself listens on (the firewall opens exactly these plus drbd/xend relocation).
-CLUSTER_PORTS = {
-    5404: "corosync/cman (udp)",
-    5405: "corosync/cman (udp)",
-    21064: "dlm",
-    11111: "ricci",
-    16851: "modclusterd",
-    22: "ssh",
-    RENDEZVOUS_PORT: "an-cluster-firstboot rendezvous (before cman starts)",
-}
 
 # A file named DEMO inside a secrets directory marks its contents as demo values (tasks warn).
 DEMO_MARKER = "DEMO"
@@ -81,10 +71,12 @@ class Secret:
 class Network:
     name: str
     interface: str = setting(STR, "the node NIC on this network (`eth0`, `em1`, a VLAN `eth3.100`); unique per node",
-                             required=True)
+                             required=True,
+        rule=unless_empty(IFACE_RE, "{0!r} is not a valid interface name"))
     subnet: ipaddress.IPv4Network = setting(STR, "an IPv4 network in CIDR form; every node address lies inside it",
                                             required=True)
-    mtu: int | None = setting(INT, "optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)", default=None)
+    mtu: int | None = setting(INT, "optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)", default=None,
+        rule=rule(lambda v: 576 <= v <= 9216, "{0} is outside 576-9216"))
     gateway: ipaddress.IPv4Address | None = setting(STR, "the default route; only on the ifn, inside its subnet",
                                                     default=None)
     dns: tuple[ipaddress.IPv4Address, ...] = setting(LIST, "name servers (IPv4 addresses), only on the ifn", default=())
@@ -111,9 +103,12 @@ class FenceMethod:
 
 @dataclass(frozen=True)
 class Node:
-    name: str = setting(STR, "short host name, a valid DNS label, unique", required=True)
+    name: str = setting(STR, "short host name, a valid DNS label, unique", required=True,
+        rule=unless_empty(HOST_LABEL_RE, "{0!r} is not a valid host name",
+                          "letters, digits and '-', no dots (the domain comes from cluster.domain)"))
     nodeid: int = setting(INT, "cman nodeid >= 1, unique; the lowest nodeid runs the one-node first-boot steps",
-                          required=True)
+                          required=True,
+        rule=AT_LEAST_ONE)
     fqdn: str
     ip: dict[str, ipaddress.IPv4Address] = setting(
         MAP, "`{bcn: ..., sn: ..., ifn: ...}`: one address per network, inside its subnet, none used twice",
@@ -127,7 +122,9 @@ class Node:
 class FenceDevice:
     name: str = setting(STR, "unique device name, referenced by `nodes[].fence[].device`", required=True)
     agent: str = setting(STR, "`fence_na` (Node Assassin, our `fence-na` package), `fence_ipmilan`, or another "
-                               "`fence_*` agent of F13's fence-agents", required=True)
+                               "`fence_*` agent of F13's fence-agents", required=True,
+        rule=unless_empty(FENCE_AGENT_RE, "{0!r} is not a fence agent name",
+                          "fence_na, fence_ipmilan or another fence_* agent"))
     ipaddr: str = setting(STR, "the device's address as cluster.conf passes it to the agent: an IPv4 address, "
                                 "or a host name that `address` resolves", required=True)
     login: str = setting(STR, "the device login (fence_na: the same on every Node Assassin)", required=True)
@@ -163,13 +160,19 @@ class Install:
     ssh_authorized_keys_file: Path | None = setting(
         STR, "optional file of root's authorized keys (the admins' keys)", default=None)
     ssh_authorized_keys: Secret | None = field(default=None, repr=False)
-    selinux: str = setting(STR, "`permissive` (the seed), `enforcing` or `disabled`", default="permissive")
-    firewall: str = setting(STR, "`cluster` (open only this cluster's ports) or `off` (the seed)", default="cluster")
-    runlevel: int = setting(INT, "default runlevel, 3 or 5", default=3)
+    selinux: str = setting(STR, "`permissive` (the seed), `enforcing` or `disabled`", default="permissive",
+        rule=one_of(("enforcing", "permissive", "disabled"), "{0!r} is not enforcing, permissive or disabled"))
+    firewall: str = setting(STR, "`cluster` (open only this cluster's ports) or `off` (the seed)", default="cluster",
+        rule=one_of(("cluster", "off"), "{0!r} is not 'cluster' or 'off'",
+                    "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)"))
+    runlevel: int = setting(INT, "default runlevel, 3 or 5", default=3,
+        rule=one_of((3, 5), "{0} is not 3 or 5"))
     packages: tuple[str, ...] = setting(
         LIST, "extra packages on top of the cluster set; each must be on the DVD or in our repo", default=())
     console: str | None = setting(STR, "optional serial console for installer, Xen and dom0 (`ttyS0,115200`)",
-                                  default=None)
+                                  default=None,
+        rule=rule(CONSOLE_RE.match, "{0!r} is not a console setting",
+                  "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0"))
 
     @property
     def raid(self) -> bool:
@@ -178,11 +181,16 @@ class Install:
 
 @dataclass(frozen=True, kw_only=True)  # keyword-only: optional keys sit between required ones
 class Drbd:
-    resource: str = setting(STR, "DRBD resource name (`r0`)", required=True)
-    device: str = setting(STR, "DRBD device (`/dev/drbd0`)", required=True)
-    port: int = setting(INT, "TCP port on the sn, 1-65535, not a port the cluster already uses", required=True)
-    protocol: str = setting(STR, "`C` (dual-primary needs it), `B` or `A`", default="C")
-    sync_rate: str = setting(STR, "`syncer { rate }`, like `40M`", required=True)
+    resource: str = setting(STR, "DRBD resource name (`r0`)", required=True,
+        rule=unless_empty(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "{0!r} is not a valid DRBD resource name"))
+    device: str = setting(STR, "DRBD device (`/dev/drbd0`)", required=True,
+        rule=unless_empty(r"^/dev/drbd\d+$", "{0!r} is not a DRBD device", "e.g. /dev/drbd0"))
+    port: int = setting(INT, "TCP port on the sn, 1-65535, not a port the cluster already uses", required=True,
+        rule=drbd_port)
+    protocol: str = setting(STR, "`C` (dual-primary needs it), `B` or `A`", default="C",
+        rule=one_of(("A", "B", "C"), "{0!r} is not A, B or C", "dual-primary with GFS2 needs protocol C"))
+    sync_rate: str = setting(STR, "`syncer { rate }`, like `40M`", required=True,
+        rule=unless_empty(RATE_RE, "{0!r} is not a DRBD rate", "a number with K, M or G (bytes per second), e.g. 40M"))
     allow_two_primaries: bool = setting(BOOL, "dual-primary for GFS2", default=True)
     become_primary_on: str = setting(STR, "`both` or a node name", default="both")
     wfc_timeout: int = setting(INT, "seconds DRBD's start-up waits for the peer, 1-300000 (DRBD's own default 0 "
@@ -193,40 +201,50 @@ class Drbd:
 
 @dataclass(frozen=True)
 class Clvm:
-    vg: str = setting(STR, "volume group name, a valid LVM name", required=True)
-    filter: str = setting(STR, "`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`", default="drbd-only")
+    vg: str = setting(STR, "volume group name, a valid LVM name", required=True,
+        rule=lvm_name)
+    filter: str = setting(STR, "`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`", default="drbd-only",
+        rule=one_of(("drbd-only",), "{0!r} is not supported",
+                    "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD"))
 
 
 @dataclass(frozen=True)
 class Gfs2:
     lv: str = setting(STR, "logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits",
                       required=True)
-    size: str = setting(STR, "LV size like `20G`", required=True)
+    size: str = setting(STR, "LV size like `20G`", required=True,
+        rule=size("e.g. 20G"))
     size_mib: int
     mount: str = setting(STR, "mount point on both nodes (`/xen_shared`; VM configs live in `domU_config/` there)",
-                         required=True)
-    journals: int = setting(INT, "journals, at least the number of nodes", required=True)
+                         required=True,
+        rule=unless_empty(r"^/[A-Za-z0-9._/-]+$", "{0!r} is not an absolute path"))
+    journals: int = setting(INT, "journals, at least the number of nodes", required=True,
+        rule=AT_LEAST_ONE)
 
 
 @dataclass(frozen=True)
 class Storage:
     backing_device: str = setting(
         STR, "DRBD's backing device: `/dev/md<N>` over the last partitions (two disks) or the partition the kickstart "
-             "leaves for DRBD (one disk)", required=True)
+             "leaves for DRBD (one disk)", required=True,
+        rule=unless_empty(r"^/dev/[A-Za-z0-9/_.-]+$", "{0!r} is not a /dev path"))
     drbd: Drbd = setting(MAP, "the DRBD 8.3.7 resource", required=True)
     clvm: Clvm = setting(MAP, "the clustered volume group on the DRBD device", required=True)
     gfs2: Gfs2 = setting(MAP, "the GFS2 file system on its LV", required=True)
     managed_by: str = setting(STR, "`rgmanager` (storage as per-node rgmanager services, the seed's last word) "
-                                      "or `init` (SysV start order)", default="rgmanager")
+                                      "or `init` (SysV start order)", default="rgmanager",
+        rule=one_of(("init", "rgmanager"), "{0!r} is not 'init' or 'rgmanager'"))
     size: str | None = setting(
-        STR, "optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit", default=None)
+        STR, "optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit", default=None,
+        rule=size("e.g. 400G"))
     size_mib: int | None = None
 
 
 @dataclass(frozen=True)
 class Relocation:
     enabled: bool = setting(BOOL, "xend relocation server on", default=False)
-    port: int = setting(INT, "relocation port", default=8002)
+    port: int = setting(INT, "relocation port", default=8002,
+        rule=PORT)
     hosts_allow: tuple[str, ...] | str = setting(  # "peers" or explicit list
         STR_OR_LIST, "`peers` (only the other node's bcn address) or a list of regexes; never empty (empty allows "
                      "everyone)", default="peers")
@@ -238,8 +256,10 @@ class Xen:
     hypervisor_rpm: str = setting(STR, "the xen NVR the kickstart installs; must name xen.version "
                                         "(`xen-4.0.1-1.an1.fc13`, what rpmspecs/xen builds)", required=True)
     dom0_kernel: str = setting(
-        STR, "the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)", required=True)
-    dom0_mem: str = setting(STR, "dom0 memory like `1024M` (`dom0_mem=` on the Xen line)", required=True)
+        STR, "the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)", required=True,
+        rule=unless_empty(KERNEL_VR_RE, "{0!r} is not a kernel version-release", "e.g. 2.6.32.23-170.dom0_an1.fc13"))
+    dom0_mem: str = setting(STR, "dom0 memory like `1024M` (`dom0_mem=` on the Xen line)", required=True,
+        rule=size("e.g. 1024M"))
     dom0_mem_mib: int
     bridges: tuple[str, ...] = setting(
         LIST, "networks that get a Xen bridge (the seed: never the storage network); bridging `sn` is allowed but "
@@ -263,9 +283,6 @@ class VmInstall:
     iso: str | None = setting(STR, "hvm: the installer ISO, a path on the GFS2 mount", default=None)
 
 
-XEN_OUI = "00:16:3e"   # Xen's randomMAC (xend/server/netif.py): 00:16:3e, then 3 bytes, the first < 0x80
-CPUSET_RE = re.compile(r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$")
-INSTALL_URL_RE = re.compile(r"^(http://|ftp://|nfs:)[^\s,'\"]+$")
 
 
 # The guest kickstart's partitions (kickstart/files/vm-guest.ks.j2): /boot, swap, / (grows): the LV
@@ -277,25 +294,32 @@ GUEST_SWAP_MAX_MIB = 2048
 
 @dataclass(frozen=True)
 class Vm:
-    name: str = setting(STR, "VM name: a valid libvirt and LVM name, unique", required=True)
-    memory: str = setting(STR, "guest memory like `1024M`", required=True)
+    name: str = setting(STR, "VM name: a valid libvirt and LVM name, unique", required=True,
+        rule=vm_name)
+    memory: str = setting(STR, "guest memory like `1024M`", required=True,
+        rule=size("e.g. 1024M or 50G"))
     memory_mib: int
-    vcpus: int = setting(INT, "virtual CPUs, >= 1", required=True)
-    disk: str = setting(STR, "size of the VM's LV on the clustered VG, like `50G`", required=True)
+    vcpus: int = setting(INT, "virtual CPUs, >= 1", required=True,
+        rule=AT_LEAST_ONE)
+    disk: str = setting(STR, "size of the VM's LV on the clustered VG, like `50G`", required=True,
+        rule=size("e.g. 1024M or 50G"))
     disk_mib: int
     bridge: str = setting(STR, "the network whose Xen bridge the VM's NIC joins; must be in xen.bridges",
                           required=True)
     prefer: str = setting(STR, "the node the VM's failover domain prefers", required=True)
-    migrate: str = setting(STR, "`live` or `pause`: how rgmanager moves the VM", default="live")
+    migrate: str = setting(STR, "`live` or `pause`: how rgmanager moves the VM", default="live",
+        rule=one_of(("live", "pause"), "{0!r} is not 'live' or 'pause'"))
     config_file: Path | None = setting(  # an xm domU config shipped with the definition
         STR, "optional xm domain config (Python assignments whose `name` is the VM's) shipped to "
              "`<gfs2 mount>/domU_config/<vm>`; only then does the VM autostart", default=None)
     config: str | None = field(default=None, repr=False)
     mac: str = setting(STR, "optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); "
                             "default: stable, derived from the cluster and VM name in Xen's 00:16:3e range",
-                       default="")
+                       default="",
+        rule=vm_mac)
     mac_derived: bool = True
-    cpuset: str | None = setting(SCALAR, "optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)", default=None)
+    cpuset: str | None = setting(SCALAR, "optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)", default=None,
+        rule=cpuset)
     os_variant: str | None = setting(STR, "optional `--os-variant` of Fedora 13's virt-install (python-virtinst "
                                              "0.500.3), e.g. `fedora13`", default=None)
     install: VmInstall | None = setting(
@@ -326,21 +350,29 @@ class Vm:
 @dataclass(frozen=True)
 class Totem:
     rrp_mode: str = setting(STR, "`none`, `active` or `passive`; not none adds ring 1 on the sn (`altname`) and makes "
-                                  "dlm_controld use SCTP", default="none")
+                                  "dlm_controld use SCTP", default="none",
+        rule=one_of(("none", "active", "passive"), "{0!r} is not one of none, active, passive"))
     secauth: bool = setting(BOOL, "corosync `secauth`", default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Cluster:
     name: str = setting(STR, "cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`",
-                      required=True, section="cluster")
+                      required=True, section="cluster",
+        rule=rule(NAME_RE.match, "{0!r} is not 1-15 characters of [A-Za-z0-9_-]",
+                  "cman limits cluster names to 15 characters"))
     config_version: int = setting(
         INT, "cluster.conf config_version, a positive integer; bump it to push a change", required=True,
-        section="cluster")
-    domain: str = setting(STR, "a valid DNS name; node FQDN = `<node name>.<domain>`", required=True, section="cluster")
+        section="cluster",
+        rule=rule(lambda v: v >= 1, "must be a positive integer, got {0}"))
+    domain: str = setting(STR, "a valid DNS name; node FQDN = `<node name>.<domain>`", required=True, section="cluster",
+        rule=rule(valid_dns_name, "{0!r} is not a valid DNS domain name", "for example example.com"))
     timezone: str = setting(STR, "an Olson time zone name (`America/Toronto`), for the kickstart's `timezone --utc`",
-                          required=True, section="cluster")
-    release: str = setting(STR, "the target; only `fedora-13-x86_64`", default=SUPPORTED_RELEASE, section="cluster")
+                          required=True, section="cluster",
+        rule=rule(valid_timezone, "{0!r} is not a known time zone", "use an Olson name such as America/Toronto or UTC"))
+    release: str = setting(STR, "the target; only `fedora-13-x86_64`", default=SUPPORTED_RELEASE, section="cluster",
+        rule=rule(lambda v: v == SUPPORTED_RELEASE, "{0!r} is not supported",
+                  f"the only supported release is {SUPPORTED_RELEASE}"))
     networks: dict[str, Network] = setting(
         MAP, "the three networks: bcn (back-channel, totem ring 0, fencing, migration), sn (storage: DRBD, ring 1 with "
              "rrp), ifn (internet-facing: VM bridge, default route)", required=True)
@@ -425,39 +457,6 @@ def model_json(cluster: Cluster) -> str:
 # Parsing helpers
 # ---------------------------------------------------------------------------------------------
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
-HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-SIZE_RE = re.compile(r"^(\d+)\s*([KMGT])(?:i?B)?$", re.I)
-RATE_RE = re.compile(r"^\d+[KMG]$")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-LVM_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
-CRYPT_RE = re.compile(r"^\$(1|5|6)\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}$")
-CONSOLE_RE = re.compile(r"^(tty\d+|ttyS\d+(,\d+(n8)?)?)$")
-FENCE_AGENT_RE = re.compile(r"^fence_[a-z0-9_]+$")
-PKG_RE = re.compile(r"^[@A-Za-z0-9][A-Za-z0-9._+*-]*$")
-IFACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,14}$")
-DISK_RE = re.compile(r"^(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|cciss/c\d+d\d+|nvme\d+n\d+)$")
-KERNEL_VR_RE = re.compile(r"^\d+(\.\d+)+-[A-Za-z0-9_.]+$")
-UNITS_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
-
-
-def parse_size_mib(text: str) -> int | None:
-    """'256M' -> 256, '4G' -> 4096. None when it does not parse or is zero."""
-    m = SIZE_RE.match(str(text).strip())
-    # integer arithmetic: 400 digits of K overflowed a float; int() refuses more than 4300 digits
-    if not m or len(m.group(1)) > 18:
-        return None
-    mib = int(m.group(1)) * UNITS_KIB[m.group(2).upper()] // 1024
-    return mib if mib > 0 else None
-
-
-def valid_dns_name(name: str) -> bool:
-    if not name or len(name) > 253 or name.endswith("."):
-        return False
-    labels = name.split(".")
-    return len(labels) >= 2 and all(HOST_LABEL_RE.match(lb) for lb in labels) and not labels[-1].isdigit()
-
-
 def _key_path(path: str, key: Any) -> str:
     """`path.key`; a key that cannot be a path segment (not a string, empty, spaces or brackets in it) is
     reported at its mapping instead, and the reason names it (see _unknown)."""
@@ -527,6 +526,14 @@ class _Seen:
     gfs2_mount: str = ""  # storage.gfs2.mount as written, without a trailing /
 
 
+class Values(dict):
+    """A mapping's well-typed values; `bad` holds the keys whose value broke its rule (reported already)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad: set[str] = set()
+
+
 class _Checker:
     """Walks the YAML tree, collecting Problems with file:line and dotted paths."""
 
@@ -556,13 +563,14 @@ class _Checker:
         lc = getattr(node, "lc", None)
         return lc.line + 1 if lc is not None else None
 
-    def mapping(self, m: Any, path: str, spec_name: str, line: int | None) -> dict[str, Any] | None:
-        """Check a mapping's keys and value types; return {key: value} of the well-typed keys."""
+    def mapping(self, m: Any, path: str, spec_name: str, line: int | None) -> Values | None:
+        """Check a mapping's keys, value types and each value's rule (model.SPECS, from the settings on
+        the model's fields); return the well-typed values."""
         if not isinstance(m, dict):
             self.add(path or "(top level)", f"must be a mapping, got {_typename(m)}", line)
             return None
         spec = SPECS[spec_name]
-        out: dict[str, Any] = {}
+        out = Values()
         for key in m:
             kpath = _key_path(path, key)
             kline = self.key_line(m, key)
@@ -579,6 +587,11 @@ class _Checker:
         for key, s in spec.items():
             if s.required and key not in m:
                 self.add(f"{path}.{key}" if path else key, "required key is missing", line)
+        for key, s in spec.items():
+            problem = s.rule(out[key]) if s.rule is not None and key in out else None
+            if problem:
+                self.add(f"{path}.{key}", problem[0], self.key_line(m, key), problem[1])
+                out.bad.add(key)
         return out
 
     def line_of(self, m: Any, key: str) -> int | None:
@@ -731,57 +744,11 @@ def _sub(ck: _Checker, raw: Any, top: dict, key: str, spec: str, path: str | Non
 
 
 def _load_cluster(ck: _Checker, raw, top) -> dict[str, Any]:
+    """cluster: its keys' rules are the settings' (Cluster); placeholders where one is missing."""
     m = _sub(ck, raw, top, "cluster", "cluster")
-    node = raw.get("cluster") if isinstance(raw, dict) else None
-    out = {"name": "", "config_version": 1, "domain": "", "timezone": "", "release": SUPPORTED_RELEASE}
-    name = m.get("name")
-    if name is not None:
-        if not NAME_RE.match(name):
-            ck.add("cluster.name", f"{name!r} is not 1-15 characters of [A-Za-z0-9_-]", ck.line_of(node, "name"),
-                   "cman limits cluster names to 15 characters")
-        out["name"] = name
-    cv = m.get("config_version")
-    if cv is not None:
-        if cv < 1:
-            ck.add("cluster.config_version", f"must be a positive integer, got {cv}", ck.line_of(node, "config_version"))
-        out["config_version"] = cv
-    domain = m.get("domain")
-    if domain is not None:
-        if not valid_dns_name(domain):
-            ck.add("cluster.domain", f"{domain!r} is not a valid DNS domain name", ck.line_of(node, "domain"),
-                   "for example example.com")
-        out["domain"] = domain.lower()
-    tz = m.get("timezone")
-    if tz is not None:
-        if not _valid_timezone(tz):
-            ck.add("cluster.timezone", f"{tz!r} is not a known time zone", ck.line_of(node, "timezone"),
-                   "use an Olson name such as America/Toronto or UTC")
-        out["timezone"] = tz
-    rel = given_or_default(m, Cluster, "release")
-    if rel != SUPPORTED_RELEASE:
-        ck.add("cluster.release", f"{rel!r} is not supported", ck.line_of(node, "release"),
-               f"the only supported release is {SUPPORTED_RELEASE}")
+    out = {"name": "", "config_version": 1, "domain": "", "timezone": "", **m, "release": SUPPORTED_RELEASE}
+    out["domain"] = out["domain"].lower()
     return out
-
-
-def _valid_timezone(tz: str) -> bool:
-    if tz in ("UTC", "GMT"):
-        return True
-    if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", tz):
-        return False
-    zones = _known_timezones()
-    return tz in zones if zones else True
-
-
-@functools.lru_cache(maxsize=1)
-def _known_timezones() -> frozenset[str]:
-    """The host's Olson names, read once (scanning the tz database takes milliseconds per call)."""
-    try:
-        import zoneinfo
-
-        return frozenset(zoneinfo.available_timezones())
-    except Exception:
-        return frozenset()
 
 
 def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
@@ -804,8 +771,6 @@ def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
             continue
         node = nets[name]
         iface = m.get("interface", "")
-        if iface and not IFACE_RE.match(iface):
-            ck.add(f"{path}.interface", f"{iface!r} is not a valid interface name", ck.line_of(node, "interface"))
         subnet = None
         if "subnet" in m:
             try:
@@ -816,8 +781,6 @@ def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
                 ck.add(f"{path}.subnet", f"{m['subnet']!r} is not an IPv4 network: {err}", ck.line_of(node, "subnet"),
                        "write it as address/prefix with host bits zero, e.g. 192.168.1.0/24")
         mtu = m.get("mtu")
-        if mtu is not None and not 576 <= mtu <= 9216:
-            ck.add(f"{path}.mtu", f"{mtu} is outside 576-9216", ck.line_of(node, "mtu"))
         gateway = None
         if "gateway" in m:
             if name != "ifn":
@@ -856,11 +819,7 @@ def _ip(ck: _Checker, value: Any, path: str, line: int | None) -> ipaddress.IPv4
 
 
 def _load_totem(ck: _Checker, raw, top) -> Totem:
-    m = _sub(ck, raw, top, "totem", "totem")
-    rrp = given_or_default(m, Totem, "rrp_mode")
-    if rrp not in ("none", "active", "passive"):
-        ck.add("totem.rrp_mode", f"{rrp!r} is not one of none, active, passive", ck.line_of(raw.get("totem"), "rrp_mode"))
-    return Totem(rrp, given_or_default(m, Totem, "secauth"))
+    return fill(Totem, _sub(ck, raw, top, "totem", "totem"))
 
 
 def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> dict[str, FenceDevice]:
@@ -882,9 +841,6 @@ def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> dict[str, FenceD
                 ck.add(f"{path}.name", f"fence device {name!r} is defined twice", ck.line_of(item, "name"))
             names.add(name)
         agent = m.get("agent", "")
-        if agent and not FENCE_AGENT_RE.match(agent):
-            ck.add(f"{path}.agent", f"{agent!r} is not a fence agent name", ck.line_of(item, "agent"),
-                   "fence_na, fence_ipmilan or another fence_* agent")
         pw_file, secret = (Path(""), None)
         if "password_file" in m:
             pw_file, secret = read_secret(m["password_file"], f"{path}.password_file",
@@ -1001,18 +957,13 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> dict[str, Node]:
         name = m.get("name", "")
         ck.seen.node_names.append(m.get("name"))
         if name:
-            if not HOST_LABEL_RE.match(name):
-                ck.add(f"{path}.name", f"{name!r} is not a valid host name", ck.line_of(item, "name"),
-                       "letters, digits and '-', no dots (the domain comes from cluster.domain)")
-            elif name.lower() in names:
+            if "name" not in m.bad and name.lower() in names:
                 ck.add(f"{path}.name", f"{name!r} is already used by nodes[{names[name.lower()]}]",
                        ck.line_of(item, "name"))
             names.setdefault(name.lower(), i)
         nodeid = m.get("nodeid")
         if nodeid is not None:
-            if nodeid < 1:
-                ck.add(f"{path}.nodeid", f"must be >= 1, got {nodeid}", ck.line_of(item, "nodeid"))
-            elif nodeid in ids:
+            if "nodeid" not in m.bad and nodeid in ids:
                 ck.add(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]", ck.line_of(item, "nodeid"))
             ids.setdefault(nodeid, i)
         ips: dict[str, ipaddress.IPv4Address] = {}
@@ -1150,28 +1101,15 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
                            ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
                     keys = None
                     break
-    selinux = given_or_default(m, Install, "selinux")
-    if selinux not in ("enforcing", "permissive", "disabled"):
-        ck.add("install.selinux", f"{selinux!r} is not enforcing, permissive or disabled", ck.line_of(node, "selinux"))
-    firewall = given_or_default(m, Install, "firewall")
-    if firewall not in ("cluster", "off"):
-        ck.add("install.firewall", f"{firewall!r} is not 'cluster' or 'off'", ck.line_of(node, "firewall"),
-               "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)")
-    runlevel = given_or_default(m, Install, "runlevel")
-    if runlevel not in (3, 5):
-        ck.add("install.runlevel", f"{runlevel} is not 3 or 5", ck.line_of(node, "runlevel"))
     packages = []
     for i, p in enumerate(m.get("packages", []) or []):
         if not isinstance(p, str) or not PKG_RE.match(p):
             ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
         else:
             packages.append(p)
-    console = m.get("console")
-    if console is not None and not CONSOLE_RE.match(console):
-        ck.add("install.console", f"{console!r} is not a console setting", ck.line_of(node, "console"),
-               "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0")
-    return Install(tuple(disks), tuple(parts), hash_file, root_hash, keys_file, keys, selinux, firewall, runlevel,
-                   tuple(packages), console)
+    return fill(Install, m, disks=tuple(disks), partitions=tuple(parts), root_password_hash_file=hash_file,
+                root_password_hash=root_hash, ssh_authorized_keys_file=keys_file, ssh_authorized_keys=keys,
+                packages=tuple(packages))
 
 
 def _load_storage(ck: _Checker, raw, top) -> Storage | None:
@@ -1179,94 +1117,56 @@ def _load_storage(ck: _Checker, raw, top) -> Storage | None:
     node = raw.get("storage") if isinstance(raw, dict) else None
     if not m:
         return None
-    bd = m.get("backing_device", "")
-    if bd and not re.match(r"^/dev/[A-Za-z0-9/_.-]+$", bd):
-        ck.add("storage.backing_device", f"{bd!r} is not a /dev path", ck.line_of(node, "backing_device"))
-    managed = given_or_default(m, Storage, "managed_by")
-    if managed not in ("init", "rgmanager"):
-        ck.add("storage.managed_by", f"{managed!r} is not 'init' or 'rgmanager'", ck.line_of(node, "managed_by"))
     size = m.get("size")
-    size_mib = None
-    if size is not None:
-        size_mib = parse_size_mib(size)
-        if size_mib is None:
-            ck.add("storage.size", f"{size!r} is not a size", ck.line_of(node, "size"), "e.g. 400G")
+    size_mib = parse_size_mib(size) if size is not None else None
 
-    dn = node.get("drbd") if "drbd" in m else None
-    d = ck.mapping(dn, "storage.drbd", "drbd", ck.line_of(node, "drbd")) if dn is not None else None
-    drbd = None
-    if d is not None:
-        res = d.get("resource", "")
-        if res and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", res):
-            ck.add("storage.drbd.resource", f"{res!r} is not a valid DRBD resource name", ck.line_of(dn, "resource"))
-        dev = d.get("device", "")
-        if dev and not re.match(r"^/dev/drbd\d+$", dev):
-            ck.add("storage.drbd.device", f"{dev!r} is not a DRBD device", ck.line_of(dn, "device"), "e.g. /dev/drbd0")
-        port = d.get("port")
-        if port is not None and not 1 <= port <= 65535:
-            ck.add("storage.drbd.port", f"{port} is not a port number (1-65535)", ck.line_of(dn, "port"))
-        elif port in CLUSTER_PORTS:
-            ck.add("storage.drbd.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(dn, "port"),
-                   "DRBD's customary port is 7789")
-        proto = given_or_default(d, Drbd, "protocol")
-        if proto not in ("A", "B", "C"):
-            ck.add("storage.drbd.protocol", f"{proto!r} is not A, B or C", ck.line_of(dn, "protocol"),
-                   "dual-primary with GFS2 needs protocol C")
-        rate = d.get("sync_rate", "")
-        if rate and not RATE_RE.match(rate):
-            ck.add("storage.drbd.sync_rate", f"{rate!r} is not a DRBD rate", ck.line_of(dn, "sync_rate"),
-                   "a number with K, M or G (bytes per second), e.g. 40M")
-        two = given_or_default(d, Drbd, "allow_two_primaries")
-        bpo = given_or_default(d, Drbd, "become_primary_on")
-        if bpo == "both" and not two:
-            ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
-                   ck.line_of(dn, "become_primary_on"))
-        if two and proto != "C":
-            ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
-        wfc, degr = _drbd_timeouts(ck, dn, d)
-        if all(k in d for k in ("resource", "device", "port", "sync_rate")):
-            drbd = Drbd(resource=res, device=dev, port=port, protocol=proto, sync_rate=rate, allow_two_primaries=two,
-                        become_primary_on=bpo, wfc_timeout=wfc, degr_wfc_timeout=degr)
+    def part(key: str) -> tuple[Any, Values | None]:
+        sub = node.get(key) if key in m else None
+        return sub, (ck.mapping(sub, f"storage.{key}", key, ck.line_of(node, key)) if sub is not None else None)
 
-    cn = node.get("clvm") if "clvm" in m else None
-    c = ck.mapping(cn, "storage.clvm", "clvm", ck.line_of(node, "clvm")) if cn is not None else None
-    clvm = None
-    if c is not None:
-        vg = c.get("vg", "")
-        if vg:
-            _check_lvm_name(ck, vg, "storage.clvm.vg", ck.line_of(cn, "vg"))
-        flt = given_or_default(c, Clvm, "filter")
-        if flt != "drbd-only":
-            ck.add("storage.clvm.filter", f"{flt!r} is not supported", ck.line_of(cn, "filter"),
-                   "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD")
-        if vg:
-            clvm = Clvm(vg, flt)
-
-    gn = node.get("gfs2") if "gfs2" in m else None
-    g = ck.mapping(gn, "storage.gfs2", "gfs2", ck.line_of(node, "gfs2")) if gn is not None else None
-    gfs2 = None
-    if g is not None:
-        ck.seen.gfs2_mount = str(gn.get("mount", "")).rstrip("/")  # the hvm ISOs must be under it
-        lv = g.get("lv", "")
-        if lv:
-            _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
-            if len(lv) > 30:
-                ck.add("storage.gfs2.lv", f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
-                       ck.line_of(gn, "lv"), "shorten the LV name to 30 characters or fewer")
-        gsize = str(g.get("size", ""))
-        gmib = parse_size_mib(gsize) if gsize else None
-        if "size" in g and gmib is None:
-            ck.add("storage.gfs2.size", f"{gsize!r} is not a size", ck.line_of(gn, "size"), "e.g. 20G")
-        mount = g.get("mount", "")
-        if mount and not re.match(r"^/[A-Za-z0-9._/-]+$", mount):
-            ck.add("storage.gfs2.mount", f"{mount!r} is not an absolute path", ck.line_of(gn, "mount"))
-        journals = g.get("journals")
-        if journals is not None and journals < 1:
-            ck.add("storage.gfs2.journals", f"must be >= 1, got {journals}", ck.line_of(gn, "journals"))
-        if lv and gmib and mount and journals is not None:
-            gfs2 = Gfs2(lv, gsize, gmib, mount, journals)
+    drbd = _load_drbd(ck, *part("drbd"))
+    clvm = _load_clvm(part("clvm")[1])
+    gfs2 = _load_gfs2(ck, *part("gfs2"))
+    bd = m.get("backing_device", "")
     if drbd and clvm and gfs2 and bd:
-        return Storage(bd, drbd, clvm, gfs2, managed, size, size_mib)
+        return fill(Storage, m, drbd=drbd, clvm=clvm, gfs2=gfs2, size_mib=size_mib)
+    return None
+
+
+def _load_drbd(ck: _Checker, dn, d: Values | None) -> Drbd | None:
+    """storage.drbd: dual-primary needs protocol C, 'both' needs two primaries; bounded timeouts."""
+    if d is None:
+        return None
+    proto = given_or_default(d, Drbd, "protocol")
+    two = given_or_default(d, Drbd, "allow_two_primaries")
+    if given_or_default(d, Drbd, "become_primary_on") == "both" and not two:
+        ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
+               ck.line_of(dn, "become_primary_on"))
+    if two and proto != "C":
+        ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
+    wfc, degr = _drbd_timeouts(ck, dn, d)
+    if all(k in d for k in ("resource", "device", "port", "sync_rate")):
+        return fill(Drbd, d, wfc_timeout=wfc, degr_wfc_timeout=degr)
+    return None
+
+
+def _load_clvm(c: Values | None) -> Clvm | None:
+    return fill(Clvm, c) if c is not None and c.get("vg") else None
+
+
+def _load_gfs2(ck: _Checker, gn, g: Values | None) -> Gfs2 | None:
+    if g is None:
+        return None
+    ck.seen.gfs2_mount = str(gn.get("mount", "")).rstrip("/")  # the hvm ISOs must be under it
+    lv = g.get("lv", "")
+    if lv:
+        _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
+        if len(lv) > 30:
+            ck.add("storage.gfs2.lv", f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
+                   ck.line_of(gn, "lv"), "shorten the LV name to 30 characters or fewer")
+    gmib = parse_size_mib(g["size"]) if g.get("size") else None
+    if lv and gmib and g.get("mount") and g.get("journals") is not None:
+        return fill(Gfs2, g, size_mib=gmib)
     return None
 
 
@@ -1292,11 +1192,9 @@ def _drbd_timeouts(ck: _Checker, dn, d: dict) -> tuple[int, int]:
 
 
 def _check_lvm_name(ck: _Checker, name: str, path: str, line: int | None) -> None:
-    bad = (not LVM_NAME_RE.match(name) or name in (".", "..") or len(name) > 127
-           or name.startswith(("snapshot", "pvmove")) or any(s in name for s in ("_mlog", "_mimage", "_rimage", "_tdata")))
-    if bad:
-        ck.add(path, f"{name!r} is not a valid LVM name", line,
-               "letters, digits and + _ . -, not starting with '-', no reserved prefixes/suffixes")
+    problem = lvm_name_problem(name)
+    if problem:
+        ck.add(path, problem[0], line, problem[1])
 
 
 def _load_xen(ck: _Checker, raw, top) -> Xen | None:
@@ -1304,20 +1202,22 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     node = raw.get("xen") if isinstance(raw, dict) else None
     if not m:
         return None
-    mem = str(m.get("dom0_mem", ""))
-    mem_mib = parse_size_mib(mem) if mem else None
-    if "dom0_mem" in m and mem_mib is None:
-        ck.add("xen.dom0_mem", f"{mem!r} is not a size", ck.line_of(node, "dom0_mem"), "e.g. 1024M")
-    kernel = m.get("dom0_kernel", "")
-    if kernel and not KERNEL_VR_RE.match(kernel):
-        ck.add("xen.dom0_kernel", f"{kernel!r} is not a kernel version-release", ck.line_of(node, "dom0_kernel"),
-               "e.g. 2.6.32.23-170.dom0_an1.fc13")
+    mem_mib = parse_size_mib(m["dom0_mem"]) if m.get("dom0_mem") else None
     hv, ver = m.get("hypervisor_rpm", ""), m.get("version", "")
     if hv and ver and not re.match(rf"^xen-{re.escape(ver)}-[A-Za-z0-9_.]+$", hv):
         ck.add("xen.hypervisor_rpm", f"{hv!r} is not the xen package of xen.version {ver}",
                ck.line_of(node, "hypervisor_rpm"),
                f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
-    bridges = []
+    bridges = _xen_bridges(ck, m)
+    rn = node.get("relocation") if "relocation" in m else None
+    relocation = _load_relocation(ck, rn)
+    if mem_mib and m.get("dom0_kernel") and all(k in m for k in ("version", "hypervisor_rpm")):
+        return fill(Xen, m, dom0_mem_mib=mem_mib, bridges=bridges, relocation=relocation)
+    return None
+
+
+def _xen_bridges(ck: _Checker, m: Values) -> tuple[str, ...]:
+    bridges: list[str] = []
     bseq = given_or_default(m, Xen, "bridges")
     for i, b in enumerate(bseq or []):
         if b not in NETWORK_NAMES:
@@ -1331,14 +1231,15 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
                 ck.warn(f"xen.bridges[{i}]", "the storage network is bridged: a xend restart takes its NIC down, "
                         "which drops DRBD (and, with redundant rings, totem ring 1 with it)", ck.item_line(bseq, i),
                         "the seed keeps the sn out of Xen: use bridges: [bcn, ifn] unless a VM needs the sn")
-    rn = node.get("relocation") if "relocation" in m else None
-    r = ck.mapping(rn, "xen.relocation", "relocation", ck.line_of(node, "relocation")) if rn is not None else {}
-    r = r or {}
-    enabled = given_or_default(r, Relocation, "enabled")
+    return tuple(bridges)
+
+
+def _load_relocation(ck: _Checker, rn) -> Relocation:
+    """xen.relocation (absent: the defaults); hosts_allow is `peers` or a non-empty list."""
+    r = (ck.mapping(rn, "xen.relocation", "relocation", ck.line("xen.relocation")) if rn is not None else None) \
+        or Values()
     port = given_or_default(r, Relocation, "port")
-    if not 1 <= port <= 65535:
-        ck.add("xen.relocation.port", f"{port} is not a port number (1-65535)", ck.line_of(rn, "port"))
-    elif enabled and port in CLUSTER_PORTS:
+    if "port" not in r.bad and given_or_default(r, Relocation, "enabled") and port in CLUSTER_PORTS:
         ck.add("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(rn, "port"))
     allow: tuple[str, ...] | str = default(Relocation, "hosts_allow")
     if "hosts_allow" in r:
@@ -1356,10 +1257,7 @@ def _load_xen(ck: _Checker, raw, top) -> Xen | None:
     elif rn is not None and "hosts_allow" in rn:
         ck.add("xen.relocation.hosts_allow", "empty: that would let every host migrate VMs in",
                ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
-    if mem_mib and kernel and all(k in m for k in ("version", "hypervisor_rpm")):
-        return Xen(version=m["version"], hypervisor_rpm=m["hypervisor_rpm"], dom0_kernel=kernel, dom0_mem=mem,
-                   dom0_mem_mib=mem_mib, bridges=tuple(bridges), relocation=Relocation(enabled, port, allow))
-    return None
+    return fill(Relocation, r, hosts_allow=allow)
 
 
 def _load_vms(ck: _Checker, raw, top, cluster, base_dir: Path, digests: list[str]) -> dict[str, Vm]:
@@ -1374,33 +1272,16 @@ def _load_vms(ck: _Checker, raw, top, cluster, base_dir: Path, digests: list[str
             continue
         name = m.get("name", "")
         if name:
-            if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$", name):
-                ck.add(f"{path}.name", f"{name!r} is not a valid VM name", ck.line_of(item, "name"),
-                       "letters, digits and _ . + - (it names the LV and the Xen domain)")
-            else:
-                _check_lvm_name(ck, name, f"{path}.name", ck.line_of(item, "name"))
             if name in names:
                 ck.add(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]", ck.line_of(item, "name"))
             names.setdefault(name, i)
-        sizes = {}
-        for key in ("memory", "disk"):
-            if key in m:
-                mib = parse_size_mib(str(m[key]))
-                if mib is None:
-                    ck.add(f"{path}.{key}", f"{m[key]!r} is not a size", ck.line_of(item, key), "e.g. 1024M or 50G")
-                sizes[key] = mib
-        vcpus = m.get("vcpus")
-        if vcpus is not None and vcpus < 1:
-            ck.add(f"{path}.vcpus", f"must be >= 1, got {vcpus}", ck.line_of(item, "vcpus"))
-        migrate = given_or_default(m, Vm, "migrate")
-        if migrate not in ("live", "pause"):
-            ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
+        sizes = {key: parse_size_mib(m[key]) for key in ("memory", "disk") if key in m}
         cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
         extra = _vm_extras(ck, item, m, path)
         if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()) \
                 and extra is not None:
-            vm = Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
-                    m["bridge"], m["prefer"], migrate, cfile, config, **extra)
+            vm = fill(Vm, m, memory_mib=sizes["memory"], disk_mib=sizes["disk"], config_file=cfile, config=config,
+                      **extra)
             if vm.disk_mib < vm.min_disk_mib:
                 ck.add(f"{path}.disk", f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
                        f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
@@ -1452,16 +1333,9 @@ def domu_config_problem(text: str, vm_name: str) -> str | None:
 
 def _vm_extras(ck: _Checker, item, m: dict, path: str) -> dict | None:
     """mac, cpuset, os_variant and install of one VM (None when one of them is bad)."""
-    ok = True
+    ok = not {"mac", "cpuset"} & m.bad
     mac = str(m.get("mac", "")).lower()
-    if "mac" in m and (not MAC_RE.match(mac) or int(mac[:2], 16) & 1):
-        ck.add(f"{path}.mac", f"{m['mac']!r} is not a unicast MAC address", ck.line_of(item, "mac"),
-               f"e.g. {XEN_OUI}:00:10:01, or leave it out for a stable one derived from the cluster and VM name")
-        ok = False
     cpuset = str(m["cpuset"]) if "cpuset" in m else None
-    if cpuset is not None and not CPUSET_RE.match(cpuset):
-        ck.add(f"{path}.cpuset", f"{cpuset!r} is not a CPU list", ck.line_of(item, "cpuset"), "e.g. 1, 1-3 or 0,2")
-        ok = False
     variant = m.get("os_variant")
     known = [v for vs in VIRTINST_OS_VARIANTS.values() for v in vs]
     if variant is not None and variant not in known:
@@ -1518,7 +1392,7 @@ def _vm_install(ck: _Checker, item, path: str) -> VmInstall | None | bool:
             bad = True
     if bad:
         return False
-    return VmInstall(method, m.get("location"), given_or_default(m, VmInstall, "kickstart"), m.get("kickstart_url"), m.get("iso"))
+    return fill(VmInstall, m)
 
 
 def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:

@@ -1,15 +1,16 @@
 """How each key of the cluster definition is described: one `Setting` next to the model field it fills.
 
 A field of a model dataclass that a definition key sets is declared with `setting(...)`: its YAML type,
-whether it is required, its default (written only here: the loader and docs/definition.md read it
-from here) and one line of help. `spec()` turns a dataclass's settings into the key table the loader
-checks a mapping against; isobuild/definition_doc.py writes the reference from the same tables.
+whether it is required, the rule its value must pass (isobuild/values.py), its default (written only
+here: the loader and docs/definition.md read it from here) and one line of help. `settings_of()` gives
+the key table the loader checks a mapping against (model.SPECS); isobuild/definition_doc.py writes
+the reference from the same tables.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Setting:
     required: bool = False
     default: Any = NO_DEFAULT  # what an optional key means when it is left out (NO_DEFAULT: nothing)
     section: str = ""  # for a dataclass whose keys sit in two places (Cluster: top level and `cluster:`)
+    rule: Callable[[Any], tuple[str, str | None] | None] | None = None  # the value's own check (isobuild/values.py)
 
     @property
     def types(self) -> tuple[type, ...]:
@@ -49,9 +51,9 @@ class Setting:
 
 
 def setting(kind: Kind, help: str, *, required: bool = False, default: Any = NO_DEFAULT, section: str = "",
-            **field_kw: Any) -> Any:
+            rule: Callable[[Any], tuple[str, str | None] | None] | None = None, **field_kw: Any) -> Any:
     """A dataclass field set by a definition key; its default is the key's default."""
-    meta = Setting(kind, help, required, default, section)
+    meta = Setting(kind, help, required, default, section, rule)
     if default is not NO_DEFAULT:
         field_kw.setdefault("default", default)
     return dataclasses.field(metadata={"setting": meta}, **field_kw)
@@ -78,3 +80,16 @@ def settings_of_any(cls: type) -> dict[str, Setting]:
 def given_or_default(values: dict[str, Any], cls: type, key: str) -> Any:
     """The key's checked value, or the default the model declares for it."""
     return values[key] if key in values else default(cls, key)
+
+
+def fill(cls: type, values: dict[str, Any], **computed: Any) -> Any:
+    """An instance of a model dataclass: each setting's checked value or its default, then `computed`
+    (derived fields, and values the loader turned into their model type)."""
+    kw = {}
+    for name, s in settings_of_any(cls).items():
+        if name in values:
+            kw[name] = values[name]
+        elif s.default is not NO_DEFAULT:
+            kw[name] = s.default
+    kw.update(computed)
+    return cls(**kw)
