@@ -966,78 +966,114 @@ def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> dict[str, Node]:
             if "nodeid" not in m.bad and nodeid in ids:
                 ck.add(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]", ck.line_of(item, "nodeid"))
             ids.setdefault(nodeid, i)
-        ips: dict[str, ipaddress.IPv4Address] = {}
-        if "ip" in m:
-            ipmap = m["ip"]
-            for net in ipmap:
-                npath = _key_path(f"{path}.ip", net)
-                nline = ck.key_line(ipmap, net)
-                ck.seen.node_addresses.append((str(ipmap[net]).strip(), npath, nline))
-                if net not in NETWORK_NAMES:
-                    ck.add(npath, _unknown("network", net), nline, _suggest(str(net), NETWORK_NAMES))
-                    continue
-                ip = _ip(ck, ipmap[net], npath, nline)
-                if ip is None:
-                    continue
-                ips[net] = ip
-                subnet = networks.get(net).subnet if net in networks else None
-                if subnet is not None:
-                    if ip not in subnet:
-                        ck.add(npath, f"{ip} is not inside networks.{net}.subnet {subnet}", nline)
-                    elif ip in (subnet.network_address, subnet.broadcast_address):
-                        what = "network" if ip == subnet.network_address else "broadcast"
-                        ck.add(npath, f"{ip} is the {what} address of {subnet}", nline)
-            for net in NETWORK_NAMES:
-                if net not in ipmap:
-                    ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
-        macs: dict[str, str] = {}
-        for iface, mac in (m.get("mac") or {}).items():
-            mpath = _key_path(f"{path}.mac", iface)
-            mline = ck.key_line(m["mac"], iface)
-            ck.seen.node_macs.append((str(mac).lower(), f"{path}.mac.{iface}"))
-            known = [n.interface for n in networks.values()]
-            if iface not in known:
-                ck.add(mpath, f"{iface!r} is not the interface of any network", mline,
-                       f"interfaces: {', '.join(known)}")
-            mac_s = str(mac).strip().lower().replace("-", ":")
-            if not MAC_RE.match(mac_s):
-                ck.add(mpath, f"{mac!r} is not a MAC address", mline, "six hex octets, e.g. 00:1b:21:0a:0b:0c")
-                continue
-            if int(mac_s[:2], 16) & 1:
-                ck.add(mpath, f"{mac_s} is a multicast MAC, not a NIC's address", mline)
-                continue
-            if mac_s == "00:00:00:00:00:00":
-                ck.add(mpath, "the all-zero MAC is not a NIC's address", mline)
-                continue
-            macs[iface] = mac_s
-        methods: list[FenceMethod] = []
-        fseq = m.get("fence", [])
-        if "fence" in m and not fseq:
-            ck.add(f"{path}.fence", "every node needs at least one fence method", ck.line_of(item, "fence"),
-                   "cman will not recover a failed node without fencing")
-        mnames: set[str] = set()
-        for j, f in enumerate(fseq):
-            fpath = f"{path}.fence[{j}]"
-            fm = ck.mapping(f, fpath, "fence_method", ck.item_line(fseq, j))
-            if fm is not None and "device" in fm:
-                port = fm.get("port")
-                ck.seen.fence_refs.append(FenceRef(fpath, fm["device"], None if port is None else str(port),
-                                                   f.get("port") is not None))
-            if fm is None or "method" not in fm or "device" not in fm:
-                continue
-            if fm["method"] in mnames:
-                ck.add(f"{fpath}.method", f"method {fm['method']!r} is listed twice", ck.line_of(f, "method"))
-            mnames.add(fm["method"])
-            port = fm.get("port")
-            methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
+        ips = _node_ips(ck, item, m, path, networks)
+        macs = _node_macs(ck, m, path, networks)
+        methods = _node_fence(ck, item, m, path)
         if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
             nodes[path] = Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods))
     return nodes
 
 
+def _node_ips(ck: _Checker, item, m: Values, path: str,
+              networks: dict[str, Network]) -> dict[str, ipaddress.IPv4Address]:
+    """nodes[].ip: one address per network, inside its subnet, not its network or broadcast address."""
+    ips: dict[str, ipaddress.IPv4Address] = {}
+    if "ip" not in m:
+        return ips
+    ipmap = m["ip"]
+    for net in ipmap:
+        npath = _key_path(f"{path}.ip", net)
+        nline = ck.key_line(ipmap, net)
+        ck.seen.node_addresses.append((str(ipmap[net]).strip(), npath, nline))
+        if net not in NETWORK_NAMES:
+            ck.add(npath, _unknown("network", net), nline, _suggest(str(net), NETWORK_NAMES))
+            continue
+        ip = _ip(ck, ipmap[net], npath, nline)
+        if ip is None:
+            continue
+        ips[net] = ip
+        subnet = networks.get(net).subnet if net in networks else None
+        if subnet is not None:
+            if ip not in subnet:
+                ck.add(npath, f"{ip} is not inside networks.{net}.subnet {subnet}", nline)
+            elif ip in (subnet.network_address, subnet.broadcast_address):
+                what = "network" if ip == subnet.network_address else "broadcast"
+                ck.add(npath, f"{ip} is the {what} address of {subnet}", nline)
+    for net in NETWORK_NAMES:
+        if net not in ipmap:
+            ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
+    return ips
+
+
+def _node_macs(ck: _Checker, m: Values, path: str, networks: dict[str, Network]) -> dict[str, str]:
+    """nodes[].mac: {interface of a network: unicast MAC}, written as HWADDR."""
+    macs: dict[str, str] = {}
+    for iface, mac in (m.get("mac") or {}).items():
+        mpath = _key_path(f"{path}.mac", iface)
+        mline = ck.key_line(m["mac"], iface)
+        ck.seen.node_macs.append((str(mac).lower(), f"{path}.mac.{iface}"))
+        known = [n.interface for n in networks.values()]
+        if iface not in known:
+            ck.add(mpath, f"{iface!r} is not the interface of any network", mline,
+                   f"interfaces: {', '.join(known)}")
+        mac_s = str(mac).strip().lower().replace("-", ":")
+        if not MAC_RE.match(mac_s):
+            ck.add(mpath, f"{mac!r} is not a MAC address", mline, "six hex octets, e.g. 00:1b:21:0a:0b:0c")
+            continue
+        if int(mac_s[:2], 16) & 1:
+            ck.add(mpath, f"{mac_s} is a multicast MAC, not a NIC's address", mline)
+            continue
+        if mac_s == "00:00:00:00:00:00":
+            ck.add(mpath, "the all-zero MAC is not a NIC's address", mline)
+            continue
+        macs[iface] = mac_s
+    return macs
+
+
+def _node_fence(ck: _Checker, item, m: Values, path: str) -> tuple[FenceMethod, ...]:
+    """nodes[].fence: the methods in order; every one that names a device is recorded for the cross rules."""
+    methods: list[FenceMethod] = []
+    fseq = m.get("fence", [])
+    if "fence" in m and not fseq:
+        ck.add(f"{path}.fence", "every node needs at least one fence method", ck.line_of(item, "fence"),
+               "cman will not recover a failed node without fencing")
+    mnames: set[str] = set()
+    for j, f in enumerate(fseq):
+        fpath = f"{path}.fence[{j}]"
+        fm = ck.mapping(f, fpath, "fence_method", ck.item_line(fseq, j))
+        if fm is not None and "device" in fm:
+            port = fm.get("port")
+            ck.seen.fence_refs.append(FenceRef(fpath, fm["device"], None if port is None else str(port),
+                                               f.get("port") is not None))
+        if fm is None or "method" not in fm or "device" not in fm:
+            continue
+        if fm["method"] in mnames:
+            ck.add(f"{fpath}.method", f"method {fm['method']!r} is listed twice", ck.line_of(f, "method"))
+        mnames.add(fm["method"])
+        port = fm.get("port")
+        methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
+    return tuple(methods)
+
+
 def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
     m = _sub(ck, raw, top, "install", "install")
     node = raw.get("install") if isinstance(raw, dict) else None
+    disks = _install_disks(ck, m, node)
+    parts = _install_partitions(ck, m, node)
+    hash_file, root_hash = _root_password_hash(ck, m, node, read_secret)
+    keys_file, keys = _authorized_keys(ck, m, node, read_secret)
+    packages = []
+    for i, p in enumerate(m.get("packages", []) or []):
+        if not isinstance(p, str) or not PKG_RE.match(p):
+            ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
+        else:
+            packages.append(p)
+    return fill(Install, m, disks=tuple(disks), partitions=tuple(parts), root_password_hash_file=hash_file,
+                root_password_hash=root_hash, ssh_authorized_keys_file=keys_file, ssh_authorized_keys=keys,
+                packages=tuple(packages))
+
+
+def _install_disks(ck: _Checker, m: Values, node) -> list[str]:
     disks = [str(d) for d in m.get("disks", [])]
     if "disks" in m:
         if len(disks) not in (1, 2):
@@ -1049,6 +1085,11 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
                        "a kernel disk name without /dev/, e.g. sda")
         if len(set(disks)) != len(disks):
             ck.add("install.disks", "a disk is listed twice", ck.line_of(node, "disks"))
+    return disks
+
+
+def _install_partitions(ck: _Checker, m: Values, node) -> list[Partition]:
+    """install.partitions: mount points unique, one at /, sizes that parse."""
     parts: list[Partition] = []
     mounts: dict[str, int] = {}
     pseq = m.get("partitions", [])
@@ -1073,8 +1114,11 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
         parts.append(Partition(mount, size, mib))
     if pseq and "/" not in mounts:
         ck.add("install.partitions", "no partition is mounted at /", ck.line_of(node, "partitions"))
-    if disks and len(pseq) + 1 > (4 if len(disks) == 1 else 16):
-        pass  # msdos label: anaconda makes an extended partition as needed
+    return parts
+
+
+def _root_password_hash(ck: _Checker, m: Values, node, read_secret) -> tuple[Path, Secret | None]:
+    """The root hash file must hold a crypt(3) hash, never a plain password."""
     hash_file, root_hash = Path(""), None
     if "root_password_hash_file" in m:
         hash_file, root_hash = read_secret(m["root_password_hash_file"], "install.root_password_hash_file",
@@ -1088,6 +1132,10 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
             root_hash = None
         elif root_hash is not None:
             root_hash = Secret(root_hash.reveal().strip(), root_hash.source)
+    return hash_file, root_hash
+
+
+def _authorized_keys(ck: _Checker, m: Values, node, read_secret) -> tuple[Path | None, Secret | None]:
     keys_file, keys = None, None
     if "ssh_authorized_keys_file" in m:
         keys_file, keys = read_secret(m["ssh_authorized_keys_file"], "install.ssh_authorized_keys_file",
@@ -1101,15 +1149,7 @@ def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
                            ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
                     keys = None
                     break
-    packages = []
-    for i, p in enumerate(m.get("packages", []) or []):
-        if not isinstance(p, str) or not PKG_RE.match(p):
-            ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
-        else:
-            packages.append(p)
-    return fill(Install, m, disks=tuple(disks), partitions=tuple(parts), root_password_hash_file=hash_file,
-                root_password_hash=root_hash, ssh_authorized_keys_file=keys_file, ssh_authorized_keys=keys,
-                packages=tuple(packages))
+    return keys_file, keys
 
 
 def _load_storage(ck: _Checker, raw, top) -> Storage | None:
