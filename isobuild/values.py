@@ -5,7 +5,9 @@ takes a value as written and returns None or (reason, hint), the text the loader
 """
 from __future__ import annotations
 
+import ast
 import functools
+import hashlib
 import re
 from typing import Any, Callable
 
@@ -151,3 +153,26 @@ def vm_mac(value: Any) -> tuple[str, str | None] | None:
 
 def cpuset(value: Any) -> tuple[str, str | None] | None:
     return None if CPUSET_RE.match(str(value)) else (f"{str(value)!r} is not a CPU list", "e.g. 1, 1-3 or 0,2")
+
+
+def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
+    """A stable MAC in Xen's range from the cluster and VM name (attempt > 0 after a collision)."""
+    seed = f"{cluster_name}/{vm_name}" + (f"/{attempt}" if attempt else "")
+    b = hashlib.sha256(seed.encode()).digest()
+    return f"{XEN_OUI}:{b[0] & 0x7f:02x}:{b[1]:02x}:{b[2]:02x}"
+
+
+def domu_config_problem(text: str, vm_name: str) -> str | None:
+    """Why an xm domU config would not start VM_NAME, or None. xm (Xen 4.0.1) executes the file as
+    Python and takes the domain name from `name`; vm.sh then looks the domain up by the VM's name."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as err:
+        return f"line {err.lineno}: not a Python assignment file ({err.msg})"
+    names = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+             and any(isinstance(t, ast.Name) and t.id == "name" for t in n.targets)]
+    if not names:
+        return "sets no name = \"...\""
+    if names[-1] != vm_name:
+        return f"name = {names[-1]!r}, but the VM is {vm_name!r} (rgmanager looks the domain up by the VM's name)"
+    return None
