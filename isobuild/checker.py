@@ -87,6 +87,10 @@ class Checker:
     def add(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.problems.append(Problem(str(self.file), line, path, reason, hint))
 
+    def at(self, path: str, reason: str, hint: str | None = None) -> None:
+        """A problem reported at the line of `path` itself (most are)."""
+        self.add(path, reason, self.line(path), hint)
+
     def warn(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.warnings.append(Problem(str(self.file), line, path, reason, hint))
 

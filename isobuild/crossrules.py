@@ -56,8 +56,7 @@ def _unique_addresses(ck: Checker, networks: dict[str, Network], devices: dict[s
         if _is_ipv4(dev.ipaddr):
             claim(dev.ipaddr, f"{path}.ipaddr", ck.line(f"{path}.ipaddr"))
         elif not valid_dns_name(dev.ipaddr) and not HOST_LABEL_RE.match(dev.ipaddr):
-            ck.add(f"{path}.ipaddr", f"{dev.ipaddr!r} is neither an IPv4 address nor a host name",
-                   ck.line(f"{path}.ipaddr"))
+            ck.at(f"{path}.ipaddr", f"{dev.ipaddr!r} is neither an IPv4 address nor a host name")
         elif dev.address is not None:
             claim(dev.address, f"{path}.address", ck.line(f"{path}.address"))
 
@@ -68,7 +67,7 @@ def _unique_node_macs(ck: Checker, nodes: dict[str, Node]) -> None:
         for iface, mac in n.mac.items():
             if mac in owners:
                 mpath = f"{path}.mac.{iface}"
-                ck.add(mpath, f"{mac} is already used by {owners[mac]}", ck.line(mpath))
+                ck.at(mpath, f"{mac} is already used by {owners[mac]}")
             else:
                 owners[mac] = f"{n.name}.mac.{iface}"
 
@@ -81,8 +80,9 @@ def _fence_references(ck: Checker, devices: dict[str, FenceDevice]) -> None:
     for ref in ck.seen.fence_refs:
         used.add(ref.device)
         if ref.device not in defined:
-            ck.add(f"{ref.path}.device", f"{ref.device!r} is not defined in fence_devices", ck.line(f"{ref.path}.device"),
-                   suggest(str(ref.device), [n for n in defined if n], "devices are"))
+            ck.at(f"{ref.path}.device",
+                  f"{ref.device!r} is not defined in fence_devices",
+                  suggest(str(ref.device), [n for n in defined if n], "devices are"))
             continue
         dev = by_name.get(ref.device)
         if dev is None:
@@ -91,12 +91,14 @@ def _fence_references(ck: Checker, devices: dict[str, FenceDevice]) -> None:
             ck.add(f"{ref.path}.port", f"fence_na device {ref.device!r} needs a port", ck.line(f"{ref.path}.device"),
                    "the Node Assassin port this node's power/reset leads are wired to")
         if dev.agent == "fence_ipmilan" and ref.port_given:
-            ck.add(f"{ref.path}.port", f"fence_ipmilan device {ref.device!r} takes no port", ck.line(f"{ref.path}.port"),
-                   "an IPMI BMC controls only its own node: define one device per node and drop the port")
+            ck.at(f"{ref.path}.port",
+                  f"fence_ipmilan device {ref.device!r} takes no port",
+                  "an IPMI BMC controls only its own node: define one device per node and drop the port")
     for path, name in ck.seen.device_names:
         if name and name not in used:
-            ck.add(path, f"fence device {name!r} is not used by any node", ck.line(path),
-                   "reference it from a node's fence list or remove it")
+            ck.at(path,
+                  f"fence device {name!r} is not used by any node",
+                  "reference it from a node's fence list or remove it")
 
 
 def _unique_fence_ports(ck: Checker, nodes: dict[str, Node]) -> None:
@@ -107,24 +109,22 @@ def _unique_fence_ports(ck: Checker, nodes: dict[str, Node]) -> None:
             if f.port is not None:
                 key = (f.device, f.port.lstrip("0") or "0")
                 if key in owners and owners[key] != n.name:
-                    ck.add(f"{path}.fence", f"port {f.port} of {f.device} is already used by {owners[key]}",
-                           ck.line(f"{path}.fence"))
+                    ck.at(f"{path}.fence", f"port {f.port} of {f.device} is already used by {owners[key]}")
                 owners[key] = n.name
 
 
 def _storage_fits_nodes(ck: Checker, cluster: dict, nodes: dict[str, Node], storage: Storage, xen: Xen | None) -> None:
     """Storage rules that need the nodes, the cluster name or xen."""
     if nodes and storage.gfs2.journals < ck.seen.node_count:
-        ck.add("storage.gfs2.journals", f"{storage.gfs2.journals} journals for {ck.seen.node_count} nodes",
-               ck.line("storage.gfs2.journals"), "GFS2 needs one journal per node that mounts it")
+        ck.at("storage.gfs2.journals",
+              f"{storage.gfs2.journals} journals for {ck.seen.node_count} nodes",
+              "GFS2 needs one journal per node that mounts it")
     if len(cluster.get("name", "")) > 16:
         ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
     if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes.values()]):
-        ck.add("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name",
-               ck.line("storage.drbd.become_primary_on"))
+        ck.at("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name")
     if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
-        ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
-               ck.line("xen.relocation.port"))
+        ck.at("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port")
 
 
 def _backing_device_matches_install(ck: Checker, storage: Storage, install: Install) -> None:
@@ -132,28 +132,30 @@ def _backing_device_matches_install(ck: Checker, storage: Storage, install: Inst
     if install.raid and install.partitions:
         want = f"/dev/md{len(install.partitions)}"
         if storage.backing_device != want:
-            ck.add("storage.backing_device", f"{storage.backing_device} is not the RAID1 device the kickstart creates",
-                   ck.line("storage.backing_device"),
-                   f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
-                   f"backing device is {want}")
+            ck.at("storage.backing_device",
+                  f"{storage.backing_device} is not the RAID1 device the kickstart creates",
+                  f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
+                  f"backing device is {want}")
     elif install.disks and install.partitions and DISK_RE.match(install.disks[0]):  # a bad disk is reported already
         # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
         count = len(install.partitions) + 1
         disk = install.disks[0]
         want = f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{count if count <= 4 else count + 1}"
         if storage.backing_device != want:
-            ck.add("storage.backing_device", f"{storage.backing_device} is not the partition the kickstart leaves "
-                   "for DRBD", ck.line("storage.backing_device"),
-                   f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
+            ck.at("storage.backing_device",
+                  f"{storage.backing_device} is not the partition the kickstart leaves "
+                  "for DRBD",
+                  f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
 
 
 def _storage_holds_vms(ck: Checker, storage: Storage, vms: dict[str, Vm]) -> None:
     if storage.size_mib is not None:
         total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms.values())
         if total > storage.size_mib:
-            ck.add("storage.size", f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
-                   f"({', '.join(v.disk for v in vms.values()) or 'none'}): {total} MiB needed",
-                   ck.line("storage.size"), "grow storage.size or shrink the disks")
+            ck.at("storage.size",
+                  f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
+                  f"({', '.join(v.disk for v in vms.values()) or 'none'}): {total} MiB needed",
+                  "grow storage.size or shrink the disks")
 
 
 def _vms_fit_cluster(ck: Checker, nodes: dict[str, Node], storage: Storage | None, xen: Xen | None,
@@ -162,13 +164,14 @@ def _vms_fit_cluster(ck: Checker, nodes: dict[str, Node], storage: Storage | Non
     node_names = [n.name for n in nodes.values()] or ck.seen.node_names
     for path, vm in vms.items():
         if vm.bridge not in NETWORK_NAMES:
-            ck.add(f"{path}.bridge", f"{vm.bridge!r} is not a defined network", ck.line(f"{path}.bridge"),
-                   suggest(vm.bridge, NETWORK_NAMES, "networks are"))
+            ck.at(f"{path}.bridge",
+                  f"{vm.bridge!r} is not a defined network",
+                  suggest(vm.bridge, NETWORK_NAMES, "networks are"))
         elif xen is not None and vm.bridge not in xen.bridges:
-            ck.add(f"{path}.bridge", f"network {vm.bridge!r} has no Xen bridge", ck.line(f"{path}.bridge"),
-                   f"add {vm.bridge} to xen.bridges")
+            ck.at(f"{path}.bridge", f"network {vm.bridge!r} has no Xen bridge", f"add {vm.bridge} to xen.bridges")
         if vm.prefer not in node_names:
-            ck.add(f"{path}.prefer", f"{vm.prefer!r} is not a node", ck.line(f"{path}.prefer"),
-                   suggest(vm.prefer, [n for n in node_names if n], "nodes are"))
+            ck.at(f"{path}.prefer",
+                  f"{vm.prefer!r} is not a node",
+                  suggest(vm.prefer, [n for n in node_names if n], "nodes are"))
         if storage is not None and vm.name == storage.gfs2.lv:
-            ck.add(f"{path}.name", f"{vm.name!r} clashes with the GFS2 LV name", ck.line(f"{path}.name"))
+            ck.at(f"{path}.name", f"{vm.name!r} clashes with the GFS2 LV name")

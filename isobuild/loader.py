@@ -115,14 +115,14 @@ def load(path: str | os.PathLike) -> Cluster:
         return p, Secret(value, full)
 
     cluster = _load_cluster(ck, raw, top)
-    networks = _load_networks(ck, raw, top)
+    networks = _load_networks(ck, top)
     totem = _load_totem(ck, raw, top)
-    devices = _load_fence_devices(ck, raw, top, read_secret)
-    nodes = _load_nodes(ck, raw, top, cluster, networks)
+    devices = _load_fence_devices(ck, top, read_secret)
+    nodes = _load_nodes(ck, top, cluster, networks)
     install = _load_install(ck, raw, top, read_secret)
     storage = _load_storage(ck, raw, top)
     xen = _load_xen(ck, raw, top)
-    vms = _load_vms(ck, raw, top, cluster, base_dir, secret_digests)
+    vms = _load_vms(ck, top, cluster, base_dir, secret_digests)
 
     cross_checks(ck, cluster, networks, nodes, devices, storage, xen, vms, install)
 
@@ -155,7 +155,7 @@ def _load_cluster(ck: Checker, raw, top) -> dict[str, Any]:
     return out
 
 
-def _load_networks(ck: Checker, raw, top) -> dict[str, Network]:
+def _load_networks(ck: Checker, top) -> dict[str, Network]:
     networks: dict[str, Network] = {}
     if "networks" not in top:
         return networks
@@ -180,20 +180,21 @@ def _load_networks(ck: Checker, raw, top) -> dict[str, Network]:
             try:
                 subnet = ipaddress.IPv4Network(m["subnet"], strict=True)
                 if subnet.prefixlen > 30:
-                    ck.add(f"{path}.subnet", f"{subnet} is too small for two nodes", ck.line_of(node, "subnet"))
+                    ck.at(f"{path}.subnet", f"{subnet} is too small for two nodes")
             except ValueError as err:
-                ck.add(f"{path}.subnet", f"{m['subnet']!r} is not an IPv4 network: {err}", ck.line_of(node, "subnet"),
-                       "write it as address/prefix with host bits zero, e.g. 192.168.1.0/24")
+                ck.at(f"{path}.subnet",
+                      f"{m['subnet']!r} is not an IPv4 network: {err}",
+                      "write it as address/prefix with host bits zero, e.g. 192.168.1.0/24")
         mtu = m.get("mtu")
         gateway = None
         if "gateway" in m:
             if name != "ifn":
-                ck.add(f"{path}.gateway", "only the ifn carries the default gateway", ck.line_of(node, "gateway"),
-                       "remove it; the bcn and sn are not routed")
+                ck.at(f"{path}.gateway",
+                      "only the ifn carries the default gateway",
+                      "remove it; the bcn and sn are not routed")
             gateway = _ip(ck, m["gateway"], f"{path}.gateway", ck.line_of(node, "gateway"))
             if gateway and subnet and gateway not in subnet:
-                ck.add(f"{path}.gateway", f"{gateway} is not inside networks.{name}.subnet {subnet}",
-                       ck.line_of(node, "gateway"))
+                ck.at(f"{path}.gateway", f"{gateway} is not inside networks.{name}.subnet {subnet}")
         dns = []
         for i, d in enumerate(m.get("dns", []) or []):
             ip = _ip(ck, d, f"{path}.dns[{i}]", ck.item_line(node["dns"], i))
@@ -202,14 +203,16 @@ def _load_networks(ck: Checker, raw, top) -> dict[str, Network]:
         if subnet is not None and iface:
             networks[name] = Network(name, iface, subnet, mtu, gateway, tuple(dns))
     if len(networks) == len(NETWORK_NAMES) and all(n.vlan_parent for n in networks.values()):
-        ck.add("networks.bcn.interface", "every network is a VLAN: the kickstart needs one plain NIC",
-               ck.line_of(nets["bcn"], "interface"), "put at least one network (e.g. the bcn) on an untagged NIC")
+        ck.at("networks.bcn.interface",
+              "every network is a VLAN: the kickstart needs one plain NIC",
+              "put at least one network (e.g. the bcn) on an untagged NIC")
     # interfaces unique (per node: every node uses the same interface for a network)
     seen: dict[str, str] = {}
     for name, net in networks.items():
         if net.interface in seen:
-            ck.add(f"networks.{name}.interface", f"{net.interface} is already used by networks.{seen[net.interface]}",
-                   ck.line_of(nets[name], "interface"), "each network needs its own interface")
+            ck.at(f"networks.{name}.interface",
+                  f"{net.interface} is already used by networks.{seen[net.interface]}",
+                  "each network needs its own interface")
         seen[net.interface] = name
     return networks
 
@@ -226,7 +229,7 @@ def _load_totem(ck: Checker, raw, top) -> Totem:
     return fill(Totem, _sub(ck, raw, top, "totem", "totem"))
 
 
-def _load_fence_devices(ck: Checker, raw, top, read_secret) -> dict[str, FenceDevice]:
+def _load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]:
     """The devices that loaded, by their path (fence_devices[i])."""
     devices: dict[str, FenceDevice] = {}
     seq = top.get("fence_devices", [])
@@ -237,7 +240,7 @@ def _load_fence_devices(ck: Checker, raw, top, read_secret) -> dict[str, FenceDe
             ck.seen.device_names.append((path, name))
         if name:
             if name in names:
-                ck.add(f"{path}.name", f"fence device {name!r} is defined twice", ck.line_of(item, "name"))
+                ck.at(f"{path}.name", f"fence device {name!r} is defined twice")
             names.add(name)
         agent = m.get("agent", "")
         pw_file, secret = (Path(""), None)
@@ -245,8 +248,7 @@ def _load_fence_devices(ck: Checker, raw, top, read_secret) -> dict[str, FenceDe
             pw_file, secret = read_secret(m["password_file"], f"{path}.password_file",
                                           ck.line_of(item, "password_file"), "password")
             if secret is not None and not secret.reveal():
-                ck.add(f"{path}.password_file", f"password file {m['password_file']} is empty",
-                       ck.line_of(item, "password_file"))
+                ck.at(f"{path}.password_file", f"password file {m['password_file']} is empty")
         address = _fence_address(ck, item, m, path)
         options = _fence_options(ck, item, m, path, agent)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
@@ -270,17 +272,19 @@ def _fence_address(ck: Checker, item: Any, m: dict[str, Any], path: str) -> str 
         is_ip = False
     if "address" in m:
         if is_ip:
-            ck.add(f"{path}.address", f"ipaddr {ipaddr} is already an address", ck.line_of(item, "address"),
-                   "drop address, or set ipaddr to the device's host name")
+            ck.at(f"{path}.address",
+                  f"ipaddr {ipaddr} is already an address",
+                  "drop address, or set ipaddr to the device's host name")
             return ipaddr
         addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line_of(item, "address"))
         return None if addr is None else str(addr)
     if is_ip:
         return ipaddr
     if valid_dns_name(ipaddr) or HOST_LABEL_RE.match(ipaddr):
-        ck.add(f"{path}.ipaddr", f"host name {ipaddr!r} does not resolve on the node", ck.line_of(item, "ipaddr"),
-               f"add `address: <its IPv4 address>` to this device (written to /etc/hosts as {ipaddr}), "
-               "or give the address as ipaddr")
+        ck.at(f"{path}.ipaddr",
+              f"host name {ipaddr!r} does not resolve on the node",
+              f"add `address: <its IPv4 address>` to this device (written to /etc/hosts as {ipaddr}), "
+              "or give the address as ipaddr")
     return None
 
 
@@ -291,9 +295,10 @@ def _check_fence_na_credentials(ck: Checker, devices: dict[str, FenceDevice]) ->
     first = na[0][1] if na else None
     for path, d in na[1:]:
         if (d.login, d.password.reveal()) != (first.login, first.password.reveal()):
-            ck.add(f"{path}.login", f"fence_na device {d.name!r} has another login or password than "
-                   f"{first.name!r}", ck.line(f"{path}.login"),
-                   "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
+            ck.at(f"{path}.login",
+                  f"fence_na device {d.name!r} has another login or password than "
+                  f"{first.name!r}",
+                  "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
 
 
 # <fencedevice> attributes every device gets from its own keys; options may not set them again.
@@ -339,13 +344,13 @@ def _fence_options(ck: Checker, item, m: dict, path: str, agent: str) -> dict[st
     return out
 
 
-def _load_nodes(ck: Checker, raw, top, cluster, networks) -> dict[str, Node]:
+def _load_nodes(ck: Checker, top, cluster, networks) -> dict[str, Node]:
     """The nodes that loaded, by their path (nodes[i])."""
     nodes: dict[str, Node] = {}
     seq = top.get("nodes", [])
     ck.seen.node_count = len(seq)
     if "nodes" in top and len(seq) != 2:
-        ck.add("nodes", f"a two_node cluster needs exactly two nodes, got {len(seq)}", ck.line_of(raw, "nodes"))
+        ck.at("nodes", f"a two_node cluster needs exactly two nodes, got {len(seq)}")
     names: dict[str, int] = {}
     ids: dict[int, int] = {}
     for i, path, item, m in ck.items(seq, "nodes", "node"):
@@ -353,17 +358,16 @@ def _load_nodes(ck: Checker, raw, top, cluster, networks) -> dict[str, Node]:
         ck.seen.node_names.append(m.get("name"))
         if name:
             if "name" not in m.bad and name.lower() in names:
-                ck.add(f"{path}.name", f"{name!r} is already used by nodes[{names[name.lower()]}]",
-                       ck.line_of(item, "name"))
+                ck.at(f"{path}.name", f"{name!r} is already used by nodes[{names[name.lower()]}]")
             names.setdefault(name.lower(), i)
         nodeid = m.get("nodeid")
         if nodeid is not None:
             if "nodeid" not in m.bad and nodeid in ids:
-                ck.add(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]", ck.line_of(item, "nodeid"))
+                ck.at(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]")
             ids.setdefault(nodeid, i)
         ips = _node_ips(ck, item, m, path, networks)
         macs = _node_macs(ck, m, path, networks)
-        methods = _node_fence(ck, item, m, path)
+        methods = _node_fence(ck, m, path)
         if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
             nodes[path] = Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods))
     return nodes
@@ -425,13 +429,14 @@ def _node_macs(ck: Checker, m: Values, path: str, networks: dict[str, Network]) 
     return macs
 
 
-def _node_fence(ck: Checker, item, m: Values, path: str) -> tuple[FenceMethod, ...]:
+def _node_fence(ck: Checker, m: Values, path: str) -> tuple[FenceMethod, ...]:
     """nodes[].fence: the methods in order; every one that names a device is recorded for the cross rules."""
     methods: list[FenceMethod] = []
     fseq = m.get("fence", [])
     if "fence" in m and not fseq:
-        ck.add(f"{path}.fence", "every node needs at least one fence method", ck.line_of(item, "fence"),
-               "cman will not recover a failed node without fencing")
+        ck.at(f"{path}.fence",
+              "every node needs at least one fence method",
+              "cman will not recover a failed node without fencing")
     mnames: set[str] = set()
     for j, f in enumerate(fseq):
         fpath = f"{path}.fence[{j}]"
@@ -443,7 +448,7 @@ def _node_fence(ck: Checker, item, m: Values, path: str) -> tuple[FenceMethod, .
         if fm is None or "method" not in fm or "device" not in fm:
             continue
         if fm["method"] in mnames:
-            ck.add(f"{fpath}.method", f"method {fm['method']!r} is listed twice", ck.line_of(f, "method"))
+            ck.at(f"{fpath}.method", f"method {fm['method']!r} is listed twice")
         mnames.add(fm["method"])
         port = fm.get("port")
         methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
@@ -453,8 +458,8 @@ def _node_fence(ck: Checker, item, m: Values, path: str) -> tuple[FenceMethod, .
 def _load_install(ck: Checker, raw, top, read_secret) -> Install:
     m = _sub(ck, raw, top, "install", "install")
     node = raw.get("install") if isinstance(raw, dict) else None
-    disks = _install_disks(ck, m, node)
-    parts = _install_partitions(ck, m, node)
+    disks = _install_disks(ck, m)
+    parts = _install_partitions(ck, m)
     hash_file, root_hash = _root_password_hash(ck, m, node, read_secret)
     keys_file, keys = _authorized_keys(ck, m, node, read_secret)
     packages = []
@@ -468,28 +473,29 @@ def _load_install(ck: Checker, raw, top, read_secret) -> Install:
                 packages=tuple(packages))
 
 
-def _install_disks(ck: Checker, m: Values, node) -> list[str]:
+def _install_disks(ck: Checker, m: Values) -> list[str]:
     disks = [str(d) for d in m.get("disks", [])]
     if "disks" in m:
         if len(disks) not in (1, 2):
-            ck.add("install.disks", f"one or two disks are supported, got {len(disks)}", ck.line_of(node, "disks"),
-                   "two disks give software RAID1")
+            ck.at("install.disks",
+                  f"one or two disks are supported, got {len(disks)}",
+                  "two disks give software RAID1")
         for i, d in enumerate(disks):
             if not DISK_RE.match(d):
                 ck.add(f"install.disks[{i}]", f"{d!r} is not a disk name", ck.item_line(m["disks"], i),
                        "a kernel disk name without /dev/, e.g. sda")
         if len(set(disks)) != len(disks):
-            ck.add("install.disks", "a disk is listed twice", ck.line_of(node, "disks"))
+            ck.at("install.disks", "a disk is listed twice")
     return disks
 
 
-def _install_partitions(ck: Checker, m: Values, node) -> list[Partition]:
+def _install_partitions(ck: Checker, m: Values) -> list[Partition]:
     """install.partitions: mount points unique, one at /, sizes that parse."""
     parts: list[Partition] = []
     mounts: dict[str, int] = {}
     pseq = m.get("partitions", [])
     if "partitions" in m and not pseq:
-        ck.add("install.partitions", "at least one partition (/) is needed", ck.line_of(node, "partitions"))
+        ck.at("install.partitions", "at least one partition (/) is needed")
     for i, item in enumerate(pseq):
         path = f"install.partitions[{i}]"
         pm = ck.mapping(item, path, "partition", ck.item_line(pseq, i))
@@ -497,18 +503,17 @@ def _install_partitions(ck: Checker, m: Values, node) -> list[Partition]:
             continue
         mount, size = pm["mount"], str(pm["size"])
         if mount != "swap" and not re.match(r"^/[A-Za-z0-9._/-]*$", mount):
-            ck.add(f"{path}.mount", f"{mount!r} is not an absolute mount point or 'swap'", ck.line_of(item, "mount"))
+            ck.at(f"{path}.mount", f"{mount!r} is not an absolute mount point or 'swap'")
         if mount in mounts:
-            ck.add(f"{path}.mount", f"{mount} is already used by install.partitions[{mounts[mount]}]",
-                   ck.line_of(item, "mount"))
+            ck.at(f"{path}.mount", f"{mount} is already used by install.partitions[{mounts[mount]}]")
         mounts.setdefault(mount, i)
         mib = parse_size_mib(size)
         if mib is None:
-            ck.add(f"{path}.size", f"{size!r} is not a size", ck.line_of(item, "size"), "a number with K, M, G or T, e.g. 256M or 4G")
+            ck.at(f"{path}.size", f"{size!r} is not a size", "a number with K, M, G or T, e.g. 256M or 4G")
             continue
         parts.append(Partition(mount, size, mib))
     if pseq and "/" not in mounts:
-        ck.add("install.partitions", "no partition is mounted at /", ck.line_of(node, "partitions"))
+        ck.at("install.partitions", "no partition is mounted at /")
     return parts
 
 
@@ -519,11 +524,10 @@ def _root_password_hash(ck: Checker, m: Values, node, read_secret) -> tuple[Path
         hash_file, root_hash = read_secret(m["root_password_hash_file"], "install.root_password_hash_file",
                                            ck.line_of(node, "root_password_hash_file"), "root password hash")
         if root_hash is not None and not CRYPT_RE.match(root_hash.reveal().strip()):
-            ck.add("install.root_password_hash_file",
-                   f"{m['root_password_hash_file']} does not hold a crypt(3) hash ($1$, $5$ or $6$)",
-                   ck.line_of(node, "root_password_hash_file"),
-                   "never store a plain password: create one with `openssl passwd -6` or "
-                   "`python3 -c 'import crypt; print(crypt.crypt(input()))'`")
+            ck.at("install.root_password_hash_file",
+                  f"{m['root_password_hash_file']} does not hold a crypt(3) hash ($1$, $5$ or $6$)",
+                  "never store a plain password: create one with `openssl passwd -6` or "
+                  "`python3 -c 'import crypt; print(crypt.crypt(input()))'`")
             root_hash = None
         elif root_hash is not None:
             root_hash = Secret(root_hash.reveal().strip(), root_hash.source)
@@ -539,9 +543,9 @@ def _authorized_keys(ck: Checker, m: Values, node, read_secret) -> tuple[Path | 
             for n, ln in enumerate(keys.reveal().splitlines(), 1):
                 ln = ln.strip()
                 if ln and not ln.startswith("#") and not re.search(r"(^|\s)(ssh-(rsa|dss|ed25519)|ecdsa-sha2-\S+) \S+", ln):
-                    ck.add("install.ssh_authorized_keys_file",
-                           f"{m['ssh_authorized_keys_file']} line {n} is not an OpenSSH public key",
-                           ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
+                    ck.at("install.ssh_authorized_keys_file",
+                          f"{m['ssh_authorized_keys_file']} line {n} is not an OpenSSH public key",
+                          "one 'ssh-rsa AAAA... comment' per line")
                     keys = None
                     break
     return keys_file, keys
@@ -559,7 +563,7 @@ def _load_storage(ck: Checker, raw, top) -> Storage | None:
         sub = node.get(key) if key in m else None
         return sub, (ck.mapping(sub, f"storage.{key}", key, ck.line_of(node, key)) if sub is not None else None)
 
-    drbd = _load_drbd(ck, *part("drbd"))
+    drbd = _load_drbd(ck, part("drbd")[1])
     clvm = _load_clvm(part("clvm")[1])
     gfs2 = _load_gfs2(ck, *part("gfs2"))
     bd = m.get("backing_device", "")
@@ -568,18 +572,17 @@ def _load_storage(ck: Checker, raw, top) -> Storage | None:
     return None
 
 
-def _load_drbd(ck: Checker, dn, d: Values | None) -> Drbd | None:
+def _load_drbd(ck: Checker, d: Values | None) -> Drbd | None:
     """storage.drbd: dual-primary needs protocol C, 'both' needs two primaries; bounded timeouts."""
     if d is None:
         return None
     proto = given_or_default(d, Drbd, "protocol")
     two = given_or_default(d, Drbd, "allow_two_primaries")
     if given_or_default(d, Drbd, "become_primary_on") == "both" and not two:
-        ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
-               ck.line_of(dn, "become_primary_on"))
+        ck.at("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true")
     if two and proto != "C":
-        ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
-    wfc, degr = _drbd_timeouts(ck, dn, d)
+        ck.at("storage.drbd.protocol", "allow_two_primaries needs protocol C")
+    wfc, degr = _drbd_timeouts(ck, d)
     if all(k in d for k in ("resource", "device", "port", "sync_rate")):
         return fill(Drbd, d, wfc_timeout=wfc, degr_wfc_timeout=degr)
     return None
@@ -597,8 +600,9 @@ def _load_gfs2(ck: Checker, gn, g: Values | None) -> Gfs2 | None:
     if lv:
         _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
         if len(lv) > 30:
-            ck.add("storage.gfs2.lv", f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
-                   ck.line_of(gn, "lv"), "shorten the LV name to 30 characters or fewer")
+            ck.at("storage.gfs2.lv",
+                  f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
+                  "shorten the LV name to 30 characters or fewer")
     gmib = parse_size_mib(g["size"]) if g.get("size") else None
     if lv and gmib and g.get("mount") and g.get("journals") is not None:
         return fill(Gfs2, g, size_mib=gmib)
@@ -609,20 +613,22 @@ def _load_gfs2(ck: Checker, gn, g: Values | None) -> Gfs2 | None:
 DRBD_WFC_MAX = 300000
 
 
-def _drbd_timeouts(ck: Checker, dn, d: dict) -> tuple[int, int]:
+def _drbd_timeouts(ck: Checker, d: dict) -> tuple[int, int]:
     """wfc-timeout / degr-wfc-timeout: bounded, never 0 (DRBD's default: wait forever, the boot hangs)."""
     out = {}
     for key in ("wfc_timeout", "degr_wfc_timeout"):
         value = given_or_default(d, Drbd, key)
         if not 1 <= value <= DRBD_WFC_MAX:
-            ck.add(f"storage.drbd.{key}", f"{value} is not 1-{DRBD_WFC_MAX} seconds", ck.line_of(dn, key),
-                   "0 means wait forever: a node whose peer is away would never finish booting")
+            ck.at(f"storage.drbd.{key}",
+                  f"{value} is not 1-{DRBD_WFC_MAX} seconds",
+                  "0 means wait forever: a node whose peer is away would never finish booting")
             value = default(Drbd, key)
         out[key] = value
     if out["degr_wfc_timeout"] > out["wfc_timeout"]:
-        ck.add("storage.drbd.degr_wfc_timeout", f"{out['degr_wfc_timeout']} is longer than wfc_timeout "
-               f"({out['wfc_timeout']})", ck.line_of(dn, "degr_wfc_timeout"),
-               "drbdsetup 8.3.7 silently shortens it to wfc_timeout; make it shorter or equal")
+        ck.at("storage.drbd.degr_wfc_timeout",
+              f"{out['degr_wfc_timeout']} is longer than wfc_timeout "
+              f"({out['wfc_timeout']})",
+              "drbdsetup 8.3.7 silently shortens it to wfc_timeout; make it shorter or equal")
     return out["wfc_timeout"], out["degr_wfc_timeout"]
 
 
@@ -640,9 +646,9 @@ def _load_xen(ck: Checker, raw, top) -> Xen | None:
     mem_mib = parse_size_mib(m["dom0_mem"]) if m.get("dom0_mem") else None
     hv, ver = m.get("hypervisor_rpm", ""), m.get("version", "")
     if hv and ver and not re.match(rf"^xen-{re.escape(ver)}-[A-Za-z0-9_.]+$", hv):
-        ck.add("xen.hypervisor_rpm", f"{hv!r} is not the xen package of xen.version {ver}",
-               ck.line_of(node, "hypervisor_rpm"),
-               f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
+        ck.at("xen.hypervisor_rpm",
+              f"{hv!r} is not the xen package of xen.version {ver}",
+              f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
     bridges = _xen_bridges(ck, m)
     rn = node.get("relocation") if "relocation" in m else None
     relocation = _load_relocation(ck, rn)
@@ -675,27 +681,30 @@ def _load_relocation(ck: Checker, rn) -> Relocation:
         or Values()
     port = given_or_default(r, Relocation, "port")
     if "port" not in r.bad and given_or_default(r, Relocation, "enabled") and port in CLUSTER_PORTS:
-        ck.add("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(rn, "port"))
+        ck.at("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}")
     allow: tuple[str, ...] | str = default(Relocation, "hosts_allow")
     if "hosts_allow" in r:
         ha = r["hosts_allow"]
         if isinstance(ha, str):
             if ha != "peers":
-                ck.add("xen.relocation.hosts_allow", f"{ha!r} is neither 'peers' nor a list",
-                       ck.line_of(rn, "hosts_allow"), "use peers, or a list of host names/addresses (regexes)")
+                ck.at("xen.relocation.hosts_allow",
+                      f"{ha!r} is neither 'peers' nor a list",
+                      "use peers, or a list of host names/addresses (regexes)")
         else:
             items = [str(x) for x in ha if str(x).strip()]
             if not items:
-                ck.add("xen.relocation.hosts_allow", "an empty list lets every host migrate VMs in",
-                       ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
+                ck.at("xen.relocation.hosts_allow",
+                      "an empty list lets every host migrate VMs in",
+                      "use peers (only the other node) or list the hosts")
             allow = tuple(items)
     elif rn is not None and "hosts_allow" in rn:
-        ck.add("xen.relocation.hosts_allow", "empty: that would let every host migrate VMs in",
-               ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
+        ck.at("xen.relocation.hosts_allow",
+              "empty: that would let every host migrate VMs in",
+              "use peers (only the other node) or list the hosts")
     return fill(Relocation, r, hosts_allow=allow)
 
 
-def _load_vms(ck: Checker, raw, top, cluster, base_dir: Path, digests: list[str]) -> dict[str, Vm]:
+def _load_vms(ck: Checker, top, cluster, base_dir: Path, digests: list[str]) -> dict[str, Vm]:
     """The VMs that loaded, by their path (vms[i])."""
     vms: dict[str, Vm] = {}
     seq = top.get("vms", []) or []
@@ -704,7 +713,7 @@ def _load_vms(ck: Checker, raw, top, cluster, base_dir: Path, digests: list[str]
         name = m.get("name", "")
         if name:
             if name in names:
-                ck.add(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]", ck.line_of(item, "name"))
+                ck.at(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]")
             names.setdefault(name, i)
         sizes = {key: parse_size_mib(m[key]) for key in ("memory", "disk") if key in m}
         cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
@@ -714,9 +723,11 @@ def _load_vms(ck: Checker, raw, top, cluster, base_dir: Path, digests: list[str]
             vm = fill(Vm, m, memory_mib=sizes["memory"], disk_mib=sizes["disk"], config_file=cfile, config=config,
                       **extra)
             if vm.disk_mib < vm.min_disk_mib:
-                ck.add(f"{path}.disk", f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
-                       f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
-                       f"({vm.min_disk_mib} MiB)", ck.line_of(item, "disk"), f"make it at least {vm.min_disk_mib}M")
+                ck.at(f"{path}.disk",
+                      f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
+                      f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
+                      f"({vm.min_disk_mib} MiB)",
+                      f"make it at least {vm.min_disk_mib}M")
             vms[path] = vm
     _assign_macs(ck, vms, cluster["name"])
     return vms
@@ -752,9 +763,10 @@ def _vm_extras(ck: Checker, item, m: dict, path: str) -> dict | None:
     variant = m.get("os_variant")
     known = [v for vs in VIRTINST_OS_VARIANTS.values() for v in vs]
     if variant is not None and variant not in known:
-        ck.add(f"{path}.os_variant", f"{variant!r} is not an --os-variant of Fedora 13's virt-install "
-               "(python-virtinst 0.500.3)", ck.line_of(item, "os_variant"),
-               suggest(variant, known, "variants are"))
+        ck.at(f"{path}.os_variant",
+              f"{variant!r} is not an --os-variant of Fedora 13's virt-install "
+              "(python-virtinst 0.500.3)",
+              suggest(variant, known, "variants are"))
         ok = False
     install = _vm_install(ck, item, path)
     if install is False:
@@ -775,12 +787,13 @@ def _vm_install(ck: Checker, item, path: str) -> VmInstall | None | bool:
     method = m["method"]
     allowed = {"pv": ("location", "kickstart", "kickstart_url"), "hvm": ("iso",)}
     if method not in allowed:
-        ck.add(f"{ipath}.method", f"{method!r} is not pv or hvm", ck.line_of(node, "method"),
-               "pv: virt-install --paravirt from an install tree URL; hvm: an xm config booting an ISO")
+        ck.at(f"{ipath}.method",
+              f"{method!r} is not pv or hvm",
+              "pv: virt-install --paravirt from an install tree URL; hvm: an xm config booting an ISO")
         return False
     bad = False
     for key in sorted(set(m) - {"method"} - set(allowed[method])):
-        ck.add(f"{ipath}.{key}", f"does not apply to method {method}", ck.line_of(node, key))
+        ck.at(f"{ipath}.{key}", f"does not apply to method {method}")
         bad = True
     need = "location" if method == "pv" else "iso"
     if need not in m:
@@ -788,20 +801,23 @@ def _vm_install(ck: Checker, item, path: str) -> VmInstall | None | bool:
         return False
     for key in ("location", "kickstart_url"):
         if key in m and not INSTALL_URL_RE.match(m[key]):
-            ck.add(f"{ipath}.{key}", f"{m[key]!r} is not an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no other)", ck.line_of(node, key),
-                   "virt-install --location takes http://host/path, ftp://host/path or nfs:host:/path")
+            ck.at(f"{ipath}.{key}",
+                  f"{m[key]!r} is not an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no other)",
+                  "virt-install --location takes http://host/path, ftp://host/path or nfs:host:/path")
             bad = True
     if "kickstart_url" in m and not m.get("kickstart"):
-        ck.add(f"{ipath}.kickstart_url", "set without kickstart: true", ck.line_of(node, "kickstart_url"),
-               "set kickstart: true so the pipeline renders the kickstart to publish there")
+        ck.at(f"{ipath}.kickstart_url",
+              "set without kickstart: true",
+              "set kickstart: true so the pipeline renders the kickstart to publish there")
         bad = True
     if method == "hvm":
         mount = ck.seen.gfs2_mount
         iso = m["iso"]
         if not mount or not iso.startswith(mount + "/") or ".." in iso.split("/") or any(c in iso for c in "',\" \n"):
-            ck.add(f"{ipath}.iso", f"{iso!r} is not a file on the shared GFS2 mount {mount or '(unset)'}",
-                   ck.line_of(node, "iso"), f"put the ISO on the shared filesystem, e.g. {mount}/iso/<name>.iso, "
-                   "so both nodes can boot the VM")
+            ck.at(f"{ipath}.iso",
+                  f"{iso!r} is not a file on the shared GFS2 mount {mount or '(unset)'}",
+                  f"put the ISO on the shared filesystem, e.g. {mount}/iso/<name>.iso, "
+                  "so both nodes can boot the VM")
             bad = True
     if bad:
         return False
@@ -817,8 +833,9 @@ def _assign_macs(ck: Checker, vms: dict[str, Vm], cname: str) -> None:
         if vm.mac_derived:
             continue
         if vm.mac in taken:
-            ck.add(f"{path}.mac", f"{vm.mac} is already used by {taken[vm.mac]}", ck.line(f"{path}.mac"),
-                   "every VM needs its own MAC (leave mac out for a derived one)")
+            ck.at(f"{path}.mac",
+                  f"{vm.mac} is already used by {taken[vm.mac]}",
+                  "every VM needs its own MAC (leave mac out for a derived one)")
         taken.setdefault(vm.mac, f"{path} ({vm.name})")
     for path, vm in vms.items():
         if not vm.mac_derived:
