@@ -27,8 +27,9 @@ from typing import Any
 
 from . import log
 from .errors import IsobuildError
+from .installtree import PXEBOOT
 from .model import Cluster, Node
-from .pxe import PXEBOOT, SERVE_CONFIG, boot_mac, cluster_args, node_args
+from .pxe import SERVE_CONFIG, boot_mac, cluster_args, node_args
 from .stamps import Stamps
 
 MARK = "an-cluster"

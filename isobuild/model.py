@@ -416,6 +416,17 @@ class Cluster:
             ports[self.xen.relocation.port] = "xend relocation"
         return ports
 
+    def secrets(self) -> dict[str, str]:
+        """{what: value} of every secret of the definition (fence passwords, the root password hash,
+        each line of the authorized keys), stripped, empty ones left out: the one list every
+        redaction and leak check uses. Never print the values."""
+        out = {f"fence device {d.name} password": d.password.reveal() for d in self.fence_devices}
+        out["root password hash"] = self.install.root_password_hash.reveal()
+        if self.install.ssh_authorized_keys is not None:
+            for n, line in enumerate(self.install.ssh_authorized_keys.reveal().splitlines(), 1):
+                out[f"ssh authorized key {n}"] = line
+        return {what: v.strip() for what, v in out.items() if v.strip()}
+
 
 def to_jsonable(obj: Any) -> Any:
     """The model as plain JSON data, secrets redacted (model.json)."""

@@ -3,7 +3,7 @@
 build/release/<cluster>-<version>/
     iso/<name>.iso                the install DVD (or add-on disc) from build/out/
     rpms/*.rpm, srpms/*.src.rpm   from build/rpms and build/srpms
-    kickstarts/<node>.ks          DVD kickstarts; the root password hash is redacted unless --include-secrets
+    kickstarts/<node>.ks          DVD kickstarts; every secret (model.Cluster.secrets) redacted unless --include-secrets
     manifest.json                 every artifact (path, sha256, size), input digests, tool versions, git state
     SHA256SUMS                    `sha256sum -c` format, every file above including manifest.json
     SHA256SUMS.asc, manifest.json.asc   with --sign KEYID: detached ASCII-armoured GPG signatures
@@ -118,12 +118,6 @@ def default_version(cluster: Cluster) -> str:
 # ---------------------------------------------------------------------------------------------
 # Secrets
 # ---------------------------------------------------------------------------------------------
-
-
-def secret_values(cluster: Cluster) -> dict[str, str]:
-    out = {f"fence device {d.name} password": d.password.reveal().strip() for d in cluster.fence_devices}
-    out["root password hash"] = cluster.install.root_password_hash.reveal().strip()
-    return {k: v for k, v in out.items() if v}
 
 
 def redact(text: str, secrets: dict[str, str]) -> tuple[str, list[str]]:
@@ -261,7 +255,7 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
     found = _collect(build_dir, iso)
     expected = {p: recorded_sha256(build_dir, p) for ps in found.values() for p in ps}
     rendered = render(cluster, build_dir)
-    secrets = secret_values(cluster)
+    secrets = cluster.secrets()
     warnings = []
     kickstarts: dict[str, str] = {}
     redacted: dict[str, list[str]] = {}
@@ -390,93 +384,108 @@ def _parse_sums(text: str, where: str, problems: list[Problem]) -> dict[str, str
     return sums
 
 
+class _Check:
+    """One verification of a release directory: the problems found so far, each file hashed once."""
+
+    def __init__(self, root: Path, gpg_homedir: Path | None):
+        self.root, self.gpg_homedir = root, gpg_homedir
+        self.problems: list[Problem] = []
+        self._hashed: dict[str, str] = {}
+
+    def digest(self, rel: str) -> str:  # each file read once (an ISO is GBs)
+        if rel not in self._hashed:
+            self._hashed[rel] = sha256_file(self.root / rel)
+        return self._hashed[rel]
+
+    def bad(self, rel: str, reason: str, hint: str | None = None) -> None:
+        self.problems.append(Problem(str(self.root / rel) if rel else str(self.root), None, "", reason, hint))
+
+
 def check_release(root: Path, gpg_homedir: Path | None = None) -> list[Problem]:
     """Every problem with a release directory (empty list: it verifies)."""
     root = Path(root)
-    problems: list[Problem] = []
-    hashed: dict[str, str] = {}
-
-    def digest(rel: str) -> str:  # each file read once (an ISO is GBs)
-        if rel not in hashed:
-            hashed[rel] = sha256_file(root / rel)
-        return hashed[rel]
-
-    def bad(rel: str, reason: str, hint: str | None = None) -> None:
-        problems.append(Problem(str(root / rel) if rel else str(root), None, "", reason, hint))
-
     if not root.is_dir():
         return [Problem(str(root), None, "", "not a directory", "pass build/release/<cluster>-<version>")]
+    ck = _Check(root, gpg_homedir)
     present = set(_files(root))
-    manifest = None
-    try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
-            raise ValueError("no artifacts list")
-    except FileNotFoundError:
-        bad(MANIFEST, "missing")
-        manifest = None
-    except ValueError as err:
-        bad(MANIFEST, f"not a valid manifest: {err}", "it was edited or truncated")
-        manifest = None
+    manifest = _read_manifest(ck)
     sums: dict[str, str] = {}
     if (root / SUMS).is_file():
-        sums = _parse_sums((root / SUMS).read_text(errors="replace"), str(root / SUMS), problems)
+        sums = _parse_sums((root / SUMS).read_text(errors="replace"), str(root / SUMS), ck.problems)
     else:
-        bad(SUMS, "missing")
-
-    # 1. signatures first: they say whether SHA256SUMS and the manifest can be trusted at all
-    want_key = manifest.get("signing_key") if manifest else None
-    for name in SIGNED:
-        sig = root / (name + ".asc")
-        if sig.is_file() and (root / name).is_file():
-            good, fpr, msg = verify_signature(sig, root / name, gpg_homedir)
-            if not good:
-                bad(name, f"GPG signature does not verify ({msg})", "the file or its signature was changed, or "
-                    "the signing key is not in your keyring (gpg --import it)")
-            elif want_key and fpr != want_key:
-                bad(name, f"signed by {fpr}, but the manifest names {want_key}")
-        elif want_key and not sig.is_file():
-            bad(name + ".asc", f"signature missing (the manifest says the release is signed by {want_key})")
-    if not want_key and any((root / (n + ".asc")).exists() for n in SIGNED) and manifest is not None:
-        bad(MANIFEST, "signatures are present but the manifest names no signing key")
-
-    # 2. every listed file is there with its sum
-    for rel, want in sorted(sums.items()):
-        p = root / rel
-        if not p.is_file():
-            bad(rel, "listed in SHA256SUMS but missing (deleted?)")
-        elif digest(rel) != want:
-            what = "manifest.json was edited" if rel == MANIFEST else "content changed (sha256 differs from SHA256SUMS)"
-            bad(rel, what)
-
-    # 3. the manifest agrees with the files and with SHA256SUMS
-    if manifest is not None:
-        listed = set()
-        for a in manifest["artifacts"]:
-            rel = a.get("path", "")
-            listed.add(rel)
-            p = root / rel
-            if rel not in sums:
-                bad(rel, "in manifest.json but not in SHA256SUMS")
-            if not p.is_file():
-                if rel not in sums:
-                    bad(rel, "in manifest.json but missing")
-                continue
-            if p.stat().st_size != a.get("size"):
-                bad(rel, f"size {p.stat().st_size} differs from the manifest's {a.get('size')}")
-            actual = digest(rel)
-            if actual != a.get("sha256") and sums.get(rel) == actual:
-                bad(rel, "sha256 differs from manifest.json (the manifest was edited?)")
-        for rel in sorted(set(sums) - listed - {MANIFEST}):
-            bad(rel, "in SHA256SUMS but not in manifest.json")
-    else:
-        listed = set()
-
-    # 4. nothing else is in the directory
+        ck.bad(SUMS, "missing")
+    # signatures first: they say whether SHA256SUMS and the manifest can be trusted at all
+    _check_signatures(ck, manifest)
+    _check_sums(ck, sums)
+    listed = _check_manifest(ck, manifest, sums) if manifest is not None else set()
+    # nothing else is in the directory
     known = set(sums) | listed | {SUMS, MANIFEST} | {n + ".asc" for n in SIGNED}
     for rel in sorted(present - known):
-        bad(rel, "extra file not listed in SHA256SUMS or manifest.json")
-    return problems
+        ck.bad(rel, "extra file not listed in SHA256SUMS or manifest.json")
+    return ck.problems
+
+
+def _read_manifest(ck: _Check) -> dict | None:
+    try:
+        manifest = json.loads((ck.root / MANIFEST).read_text())
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), list):
+            raise ValueError("no artifacts list")
+        return manifest
+    except FileNotFoundError:
+        ck.bad(MANIFEST, "missing")
+    except ValueError as err:
+        ck.bad(MANIFEST, f"not a valid manifest: {err}", "it was edited or truncated")
+    return None
+
+
+def _check_signatures(ck: _Check, manifest: dict | None) -> None:
+    want_key = manifest.get("signing_key") if manifest else None
+    for name in SIGNED:
+        sig = ck.root / (name + ".asc")
+        if sig.is_file() and (ck.root / name).is_file():
+            good, fpr, msg = verify_signature(sig, ck.root / name, ck.gpg_homedir)
+            if not good:
+                ck.bad(name, f"GPG signature does not verify ({msg})", "the file or its signature was changed, or "
+                       "the signing key is not in your keyring (gpg --import it)")
+            elif want_key and fpr != want_key:
+                ck.bad(name, f"signed by {fpr}, but the manifest names {want_key}")
+        elif want_key and not sig.is_file():
+            ck.bad(name + ".asc", f"signature missing (the manifest says the release is signed by {want_key})")
+    if not want_key and any((ck.root / (n + ".asc")).exists() for n in SIGNED) and manifest is not None:
+        ck.bad(MANIFEST, "signatures are present but the manifest names no signing key")
+
+
+def _check_sums(ck: _Check, sums: dict[str, str]) -> None:
+    """Every file SHA256SUMS lists is there with its sum."""
+    for rel, want in sorted(sums.items()):
+        if not (ck.root / rel).is_file():
+            ck.bad(rel, "listed in SHA256SUMS but missing (deleted?)")
+        elif ck.digest(rel) != want:
+            what = "manifest.json was edited" if rel == MANIFEST else "content changed (sha256 differs from SHA256SUMS)"
+            ck.bad(rel, what)
+
+
+def _check_manifest(ck: _Check, manifest: dict, sums: dict[str, str]) -> set[str]:
+    """The manifest agrees with the files and with SHA256SUMS; returns the paths it lists."""
+    listed = set()
+    for a in manifest["artifacts"]:
+        rel = a.get("path", "")
+        listed.add(rel)
+        p = ck.root / rel
+        if rel not in sums:
+            ck.bad(rel, "in manifest.json but not in SHA256SUMS")
+        if not p.is_file():
+            if rel not in sums:
+                ck.bad(rel, "in manifest.json but missing")
+            continue
+        if p.stat().st_size != a.get("size"):
+            ck.bad(rel, f"size {p.stat().st_size} differs from the manifest's {a.get('size')}")
+        actual = ck.digest(rel)
+        if actual != a.get("sha256") and sums.get(rel) == actual:
+            ck.bad(rel, "sha256 differs from manifest.json (the manifest was edited?)")
+    for rel in sorted(set(sums) - listed - {MANIFEST}):
+        ck.bad(rel, "in SHA256SUMS but not in manifest.json")
+    return listed
 
 
 def verify_release(root: Path, gpg_homedir: Path | None = None) -> dict:

@@ -7,9 +7,10 @@ Layout of a render (all of it appears at once: temp dir, then rename over the pr
     DIR/model.json                   the validated model, secrets redacted
     DIR/.render-stamp                sha256 of the inputs (definition, secrets, templates, this code)
 
-Template convention: every `*.j2` under kickstart/node/ renders to nodes/<node>/<same relative path
-without .j2>, with context `cluster`, `node`, `peer` (plus the helpers in `_context`). Files whose
-*name* depends on the definition (ifcfg-<interface>, <drbd resource>.res) are listed in NAMED_FILES.
+The per-node files are the rows of isobuild/nodefiles.py (path, template, mode, secret, when): a
+`*.j2` under kickstart/node/ renders to nodes/<node>/<same relative path without .j2>, with context
+`cluster`, `node`, `peer` (plus the helpers in `_context`); files whose *name* depends on the
+definition (ifcfg-<interface>, <drbd resource>.res) take their template from kickstart/files/.
 """
 from __future__ import annotations
 
@@ -20,34 +21,21 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jinja2
 
-from . import initorder
+from . import initorder, nodefiles
 from .errors import IsobuildError
-from .model import GUEST_BOOT_MIB, GUEST_ROOT_MIN_MIB, NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
+from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
 from .outputs import make_dir, os_error, sweep, temp_prefix
 from .stamps import sha256_tree
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO / "kickstart"
-NODE_TEMPLATES = "node"  # kickstart/node/**.j2 -> nodes/<node>/**
 STAMP = ".render-stamp"
 
-# Per-node files that hold secrets: written 0600 in the build dir, served only from private/ for PXE.
-SECRET_FILES = frozenset({"etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"})
-# Per-node files that must be executable on the node.
-EXECUTABLE_FILES = frozenset({"etc/xen/scripts/an-network-script"})
 # Seconds the higher nodeid's DRBD fence-peer handler waits before fencing (drbd-resource.res.j2).
 FENCE_PEER_DELAY = 10
-# Convention files that are only wanted under a condition (path -> predicate on the cluster).
-ONLY_WHEN: dict[str, Callable[[Cluster], bool]] = {
-    "etc/sysconfig/iptables": lambda c: c.install.firewall == "cluster",
-    "etc/sysconfig/iptables.an-cluster": lambda c: c.install.firewall == "cluster",
-    "etc/sysconfig/system-config-firewall": lambda c: c.install.firewall == "cluster",
-    "etc/cluster/fence_na.conf": lambda c: any(d.agent == "fence_na" for d in c.fence_devices),
-}
 
 
 @dataclass(frozen=True)
@@ -230,12 +218,6 @@ def fence_na_table(cluster: Cluster) -> list[tuple[FenceDevice, int, list[tuple[
     return out
 
 
-# Rendered files %post installs (0600) so they are in force from the first boot: the firewall over
-# lokkit's, fence_na.conf (holds the Node Assassin password) before cman can fence.
-POST_INSTALLED = ("etc/sysconfig/iptables", "etc/sysconfig/iptables.an-cluster",
-                  "etc/sysconfig/system-config-firewall", "etc/cluster/fence_na.conf")
-
-
 def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
     peer = cluster.peer(node)
     ks_ports, custom_rules = split_firewall(firewall_rules(cluster))
@@ -260,9 +242,9 @@ def _context(cluster: Cluster, node: Node, media: Media | None = None) -> dict:
         "rrp": cluster.totem.rrp_mode != "none",
         "fence_delay": FENCE_PEER_DELAY,
         "xen_serial": xen_serial_args(cluster.install.console),
-        "secret_files": sorted(SECRET_FILES | {rel for rel, _, _ in vm_files(cluster) if is_secret(rel)}),
+        "secret_files": sorted(nodefiles.secret_paths(cluster)),
         "fence_na": fence_na_table(cluster),
-        "post_installs": [rel for rel in POST_INSTALLED if ONLY_WHEN[rel](cluster)],
+        "post_installs": [f.rel for f in nodefiles.planned(cluster) if f.row.post_install],
     }
 
 
@@ -313,97 +295,24 @@ def render_kickstart(cluster: Cluster, node: Node, media: Media | None = None,
                      template_dir: Path = TEMPLATE_DIR) -> str:
     """The kickstart for one node; Media.cdrom() (default) for the DVD, Media.url(base) for PXE."""
     ctx = _context(cluster, node, media)
-    ctx["node_paths"] = node_paths(cluster, node, template_dir)
+    ctx["node_paths"] = node_paths(cluster, node)
     return _render(make_env(template_dir), "node.ks.j2", ctx)
 
 
-def node_paths(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> list[str]:
+def node_paths(cluster: Cluster, node: Node) -> list[str]:
     """The paths (relative to /) of every per-node file, without rendering them."""
-    root = Path(template_dir) / NODE_TEMPLATES
-    rels = [t.relative_to(root).as_posix()[: -len(".j2")] for t in root.rglob("*.j2")]
-    rels = [r for r in rels if ONLY_WHEN.get(r, lambda c: True)(cluster)]
-    rels += [rel for rel, _, _ in named_files(cluster, node)]
-    return sorted(rels)
-
-
-def named_files(cluster: Cluster, node: Node) -> list[tuple[str, str, dict]]:
-    """(path on node, template, extra context) for files whose name comes from the definition."""
-    out = []
-    ifaces = {cluster.networks[net].interface for net in NETWORK_NAMES}
-    for net in NETWORK_NAMES:
-        nw = cluster.networks[net]
-        out.append((f"etc/sysconfig/network-scripts/ifcfg-{nw.interface}", "files/ifcfg-nic.j2",
-                    {"net": net, "nw": nw}))
-        # a VLAN's physical NIC needs its own (address-less) ifcfg unless a network already uses it
-        parent = nw.vlan_parent
-        if parent and parent not in ifaces:
-            ifaces.add(parent)
-            out.append((f"etc/sysconfig/network-scripts/ifcfg-{parent}", "files/ifcfg-vlan-parent.j2",
-                        {"net": net, "nw": nw, "parent": parent}))
-    out.append((f"etc/drbd.d/{cluster.storage.drbd.resource}.res", "files/drbd-resource.res.j2", {}))
-    for vm in cluster.vms:
-        if vm.config is not None:  # staged; first boot puts it on the GFS2 mount (80-gfs2)
-            out.append((domu_config_path(cluster, vm.name), "files/domU-config.j2", {"vm": vm}))
-    out += vm_files(cluster)
-    return out
-
-
-VM_DIR = "etc/an-cluster/vms"
-
-
-def is_secret(rel: str) -> bool:
-    """A node file holding a secret: mode 0600 in the build, served only from private/<node>/ (PXE).
-    A guest kickstart carries the root password hash (rootpw --iscrypted)."""
-    return rel in SECRET_FILES or (rel.startswith(VM_DIR + "/") and rel.endswith(".ks"))
-
-
-def vm_files(cluster: Cluster) -> list[tuple[str, str, dict]]:
-    """Per VM with vms[].install: the virt-install arguments (pv) or the xm config (hvm), and the guest
-    kickstart; staged on both nodes, used by the lowest nodeid's firstboot step 95-vms."""
-    out = []
-    sizes = {"guest_boot_mib": GUEST_BOOT_MIB, "guest_root_min_mib": GUEST_ROOT_MIN_MIB}
-    for vm in cluster.vms:
-        if vm.install is None:
-            continue
-        if vm.install.method == "hvm":
-            out.append((f"{VM_DIR}/{vm.name}.cfg", "files/vm-xm.cfg.j2", {"vm": vm}))
-            continue
-        out.append((f"{VM_DIR}/{vm.name}.virt-install", "files/vm-virt-install.j2", {"vm": vm}))
-        if vm.install.kickstart:
-            out.append((f"{VM_DIR}/{vm.name}.ks", "files/vm-guest.ks.j2", {"vm": vm, **sizes}))
-    return out
-
-
-def domu_config_path(cluster: Cluster, vm_name: str) -> str:
-    """Where vm.sh's `xm create --path=<mount>/domU_config <name>` finds a VM's config (relative to /)."""
-    return f"{cluster.storage.gfs2.mount.strip('/')}/domU_config/{vm_name}"
+    return sorted(f.rel for f in nodefiles.planned(cluster))
 
 
 def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) -> dict[str, str]:
-    """{path on the node (relative, no leading /): content} for one node."""
+    """{path on the node (relative, no leading /): content} for one node: a file per nodefiles row."""
+    stray = nodefiles.unregistered_templates(template_dir)
+    if stray:
+        raise IsobuildError(f"kickstart/{nodefiles.NODE_TEMPLATES}/{stray[0]} has no row in the node files registry",
+                            hint="add a NodeFile row (mode, secret, checker, when) to isobuild/nodefiles.py")
     env = make_env(template_dir)
     ctx = _context(cluster, node)
-    files: dict[str, str] = {}
-    root = Path(template_dir) / NODE_TEMPLATES
-    for tpl in sorted(root.rglob("*.j2")):
-        rel = tpl.relative_to(root).as_posix()[: -len(".j2")]
-        pred = ONLY_WHEN.get(rel)
-        if pred is not None and not pred(cluster):
-            continue
-        files[rel] = _render(env, f"{NODE_TEMPLATES}/{tpl.relative_to(root).as_posix()}", ctx)
-    for rel, tpl, extra in named_files(cluster, node):
-        if rel in files:
-            raise IsobuildError(f"{rel} is rendered twice (kickstart/node/ and the named-file table)")
-        files[rel] = _render(env, tpl, {**ctx, **extra})
-    return files
-
-
-def file_mode(rel: str) -> int:
-    if is_secret(rel):
-        return 0o600
-    if rel in EXECUTABLE_FILES or rel.endswith(".sh"):
-        return 0o755
-    return 0o644
+    return {f.rel: _render(env, f.template, {**ctx, **f.context}) for f in nodefiles.planned(cluster)}
 
 
 def inputs_digest(cluster: Cluster, template_dir: Path = TEMPLATE_DIR) -> str:
@@ -447,7 +356,7 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     for n in cluster.nodes:
         contents[f"kickstart/{n.name}.ks"] = (render_kickstart(cluster, n, Media.cdrom(), template_dir), 0o600)
         for rel, text in node_files(cluster, n, template_dir).items():
-            contents[f"nodes/{n.name}/{rel}"] = (text, file_mode(rel))
+            contents[f"nodes/{n.name}/{rel}"] = (text, nodefiles.mode(cluster, rel))
     contents["model.json"] = (model_json(cluster), 0o644)
 
     try:

@@ -21,7 +21,7 @@ from typing import Iterable
 
 from .errors import IsobuildError
 from .outputs import atomic_dir
-from .run import require, run
+from .run import require, run, stream
 from .stamps import sha256_file
 
 # Fixed createrepo_c flags; tests compare against these so a change here is deliberate.
@@ -65,11 +65,13 @@ def make_repo(
     *,
     revision: int | None = None,
     allow_empty: bool = False,
+    log_path: Path | None = None,
 ) -> Path:
     """Copy every binary RPM from `rpm_dirs` into `out_dir` (flat) and index it with createrepo_c.
 
     `revision` is a Unix time used for repomd.xml's revision and all timestamps (defaults to
-    $SOURCE_DATE_EPOCH, then DEFAULT_REVISION). Returns `out_dir`.
+    $SOURCE_DATE_EPOCH, then DEFAULT_REVISION). With `log_path`, createrepo_c's output streams into
+    it (a big repo takes a while); without, it is captured. Returns `out_dir`.
     """
     tool = require("createrepo_c", "createrepo-c")
     rpm_dirs = [Path(d) for d in rpm_dirs]
@@ -90,10 +92,11 @@ def make_repo(
             os.chmod(dst, 0o644)
             # createrepo_c records file mtimes in primary.xml; pin them too.
             os.utime(dst, (revision, revision))
-        run(
-            [tool, *CREATEREPO_FLAGS, f"--revision={revision}", "--set-timestamp-to-revision", "--quiet", tmp],
-            timeout=600,
-        )
+        argv = [tool, *CREATEREPO_FLAGS, f"--revision={revision}", "--set-timestamp-to-revision", "--quiet", tmp]
+        if log_path is not None:
+            stream(argv, log_path, what=f"createrepo_c {out_dir}")
+        else:
+            run(argv, timeout=600)
         repomd = tmp / "repodata" / "repomd.xml"
         if not repomd.is_file():
             raise IsobuildError(f"createrepo_c wrote no repodata/repomd.xml for {out_dir}")

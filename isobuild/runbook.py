@@ -482,11 +482,9 @@ def render_runbook(cluster: Cluster) -> dict[str, str]:
 
 def build_runbook(cluster: Cluster, build_dir: Path) -> Path:
     files = render_runbook(cluster)
-    secrets = {f"fence device {d.name} password": d.password.reveal().strip() for d in cluster.fence_devices}
-    secrets["root password hash"] = cluster.install.root_password_hash.reveal().strip()
     for name, text in files.items():
-        for what, value in secrets.items():
-            if value and value in text:
+        for what, value in cluster.secrets().items():
+            if value in text:
                 raise IsobuildError(f"runbook {name} would contain the {what}", hint="a template leaks a secret")
     target = Path(build_dir) / "runbook"
     with atomic_dir(target) as tmp:

@@ -302,7 +302,7 @@ def _load_state(pxe_dir: Path):
     kind, path = cfg["os"].get("kind"), cfg["os"].get("path")
     os_tree = None
     if kind in ("iso", "dir"):
-        from .pxe import DirTree, IsoTree
+        from .installtree import DirTree, IsoTree
 
         if not Path(path).exists():
             raise IsobuildError(f"the install tree {path} named in serve.json is gone",

@@ -160,43 +160,15 @@ def fetch_sources(
     weak: list[str] = []
     for src in sources:
         dest = cache / src.file
-        where = f"put it at {dest} by hand"
         if dest.exists():
-            reason = verify(src, dest)
-            if reason is None:
-                present.append(dest)
-                if src.weak:
-                    weak.append(src.file)
-                continue
-            if src.algo is not None:
-                dest.unlink()  # a mismatch is never kept
-                log.warn(f"deleted {dest}: {reason}")
-            problems.append(Problem(str(src.lock), src.line, src.file, reason,
-                                    f"fetch it again from {src.url or '(no known URL)'} and {where}"))
+            problem = _check_cached(src, dest)
+        else:
+            problem = _fetch_missing(src, dest, download, timeout)
+            if problem is None:
+                downloaded.append(src.file)
+        if problem is not None:
+            problems.append(problem)
             continue
-        if src.url is None or not download:
-            why = "no known download URL" if src.url is None else "missing (downloads disabled)"
-            hint = f"{where} (see the comment above it in {src.lock.name})"
-            if src.algo is None:
-                hint += "; no checksum is locked for it: verify it upstream, then record its sha256 in the lock"
-            problems.append(Problem(str(src.lock), src.line, src.file, f"{why}; url: {src.url or 'none'}", hint))
-            continue
-        try:
-            log.info(f"sources: downloading {src.url}")
-            _download(src.url, dest, timeout)
-        except (urllib.error.URLError, OSError, ValueError) as err:
-            reason = getattr(err, "reason", err)
-            problems.append(Problem(str(src.lock), src.line, src.file, f"download failed: {src.url}: {reason}",
-                                    f"offline? download it elsewhere and {where}"))
-            continue
-        reason = verify(src, dest)
-        if reason is not None:
-            if src.algo is not None:
-                dest.unlink()
-            problems.append(Problem(str(src.lock), src.line, src.file, reason,
-                                    "the download does not match the lock: check the URL or the lock entry"))
-            continue
-        downloaded.append(src.file)
         present.append(dest)
         if src.weak:
             weak.append(src.file)
@@ -205,3 +177,40 @@ def fetch_sources(
     if problems:
         raise ProblemsError(f"sources missing or unverified (cache: {cache})", problems)
     return FetchResult(present, downloaded, weak)
+
+
+def _check_cached(src: LockedSource, dest: Path) -> Problem | None:
+    """None when the cached file matches the lock; a mismatch deletes it."""
+    reason = verify(src, dest)
+    if reason is None:
+        return None
+    if src.algo is not None:
+        dest.unlink()  # a mismatch is never kept
+        log.warn(f"deleted {dest}: {reason}")
+    return Problem(str(src.lock), src.line, src.file, reason,
+                   f"fetch it again from {src.url or '(no known URL)'} and put it at {dest} by hand")
+
+
+def _fetch_missing(src: LockedSource, dest: Path, download: bool, timeout: float) -> Problem | None:
+    """Download a source that is not in the cache and verify it; None when it is now present."""
+    where = f"put it at {dest} by hand"
+    if src.url is None or not download:
+        why = "no known download URL" if src.url is None else "missing (downloads disabled)"
+        hint = f"{where} (see the comment above it in {src.lock.name})"
+        if src.algo is None:
+            hint += "; no checksum is locked for it: verify it upstream, then record its sha256 in the lock"
+        return Problem(str(src.lock), src.line, src.file, f"{why}; url: {src.url or 'none'}", hint)
+    try:
+        log.info(f"sources: downloading {src.url}")
+        _download(src.url, dest, timeout)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        return Problem(str(src.lock), src.line, src.file, f"download failed: {src.url}: {reason}",
+                       f"offline? download it elsewhere and {where}")
+    reason = verify(src, dest)
+    if reason is not None:
+        if src.algo is not None:
+            dest.unlink()
+        return Problem(str(src.lock), src.line, src.file, reason,
+                       "the download does not match the lock: check the URL or the lock entry")
+    return None

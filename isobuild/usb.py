@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import isolinux, log
+from .basedisc import file_names, open_base, read_iso_file
 from .errors import IsobuildError
-from .iso import IsoInputs, build_iso, open_base
+from .iso import IsoInputs, build_iso
 from .model import Cluster
 from .outputs import os_error, publish, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
@@ -121,21 +122,12 @@ def render_stick_kickstarts(model: Cluster, iso_name: str, dest: Path) -> dict[s
     return out
 
 
-def _isolinux_files(iso) -> list[str]:
-    names = []
-    for rec in iso.list_children(rr_path="/isolinux"):
-        if rec.is_dot() or rec.is_dotdot() or rec.is_dir():
-            continue
-        names.append(rec.rock_ridge.name().decode("utf-8"))
-    return sorted(names)
-
-
 def stage_boot(base: Path, inputs: IsoInputs, label: str, dest: Path) -> None:
     """/syslinux and /iso/images of the stick, from the base DVD: its isolinux files and menu (with
     the node entries pointing at the stick), this host's modules for its .c32 names, install.img."""
     iso, fh, _info = open_base(base)
     try:
-        names = _isolinux_files(iso)
+        names = file_names(iso, "/isolinux")
         _stage_syslinux(iso, names, inputs, label, dest / CFG_DIR)
         (dest / ISO_DIR / "images").mkdir(parents=True)
         with open(dest / ISO_DIR / "images" / "install.img", "wb") as out:
@@ -160,19 +152,12 @@ def _stage_syslinux(iso, names: list[str], inputs: IsoInputs, label: str, cfg: P
                 iso.get_file_from_iso_fp(out, rr_path=f"/isolinux/{name}")
     nodes = [isolinux.NodeEntry(n, inputs.fqdns[n], inputs.cluster, source_args(label, n))
              for n in sorted(inputs.kickstarts)]
-    menu = isolinux.add_node_entries(iso_text(iso, "/isolinux/isolinux.cfg"), nodes, inputs.console)
+    cfg_text = read_iso_file(iso, "/isolinux/isolinux.cfg").decode("utf-8", "replace")  # open_base checked it
+    menu = isolinux.add_node_entries(cfg_text, nodes, inputs.console)
     (cfg / "syslinux.cfg").write_text(menu)
     for name, src in syslinux_modules([n for n in names if n.endswith(".c32")]).items():
         if name != "ldlinux.c32":  # `syslinux --install` writes its own
             shutil.copyfile(src, cfg / name)
-
-
-def iso_text(iso, path: str) -> str:
-    import io
-
-    buf = io.BytesIO()
-    iso.get_file_from_iso_fp(buf, rr_path=path)
-    return buf.getvalue().decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------------------------

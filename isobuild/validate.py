@@ -25,6 +25,8 @@
 | model.json                             | json                                                    |
 | anything else under nodes/             | a problem: every rendered file needs a validator        |
 
+isobuild/nodefiles.py names each node file's checker (a key of NODE_CHECKERS below).
+
 Every problem is an errors.Problem(file, line, tool, reason); ProblemsError lists them together.
 Secrets: tool output about cluster.conf and kickstarts is reported as the tool printed it; none of
 these tools echo attribute values back (lxml names the element and attribute, not the value).
@@ -35,13 +37,15 @@ import os
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
+from . import nodefiles
 from .errors import Problem, ProblemsError, ToolError
 from .cmanschema import SCHEMAS
 from .initorder import STATES, InitService, check_order
-from .model import REDACTED, Cluster
+from .model import REDACTED, Cluster, Node
 from .run import require, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +72,7 @@ def _tool(name: str) -> str:
 
 
 class Collector:
-    def __init__(self, build_dir: Path, secrets: tuple[str, ...] = ()):
+    def __init__(self, build_dir: Path, secrets: Iterable[str] = ()):
         self.build_dir = Path(build_dir)
         self.problems: list[Problem] = []
         self.checked: dict[Path, str] = {}
@@ -150,7 +154,7 @@ def check_kickstart(col: Collector, path: Path, node: bool = True) -> None:
 def check_kickstarts(cluster: Cluster, paths: list[Path], what: str) -> None:
     """Kickstarts rendered outside the build dir (the USB stick's) through the same checks as the
     DVD's: pykickstart F13, the layout checks, bash -n + shellcheck; every problem at once, scrubbed."""
-    col = Collector(paths[0].parent if paths else Path("."), cluster_secrets(cluster))
+    col = Collector(paths[0].parent if paths else Path("."), cluster.secrets().values())
     for p in paths:
         check_kickstart(col, p)
     if col.problems:
@@ -684,81 +688,89 @@ def check_init_order(col: Collector, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def cluster_secrets(cluster: Cluster) -> tuple[str, ...]:
-    vals = [d.password.reveal() for d in cluster.fence_devices] + [cluster.install.root_password_hash.reveal()]
-    if cluster.install.ssh_authorized_keys is not None:
-        vals += cluster.install.ssh_authorized_keys.reveal().splitlines()
-    return tuple(v.strip() for v in vals if v.strip())
+@dataclass(frozen=True)
+class NodeUnderCheck:
+    """What a node file's checker may need besides the file: the node and its rendered root."""
+
+    node: Node
+    root: Path
+
+
+def _check_script(col: Collector, path: Path) -> None:
+    dialect = shell_dialect(path)
+    if dialect:  # without a #! line nothing checks it, and validate says so
+        check_shell_text(col, path, path.read_text(), dialect)
+
+
+# How each kind of node file is checked: every row of nodefiles.NODE_FILES names one of these.
+NODE_CHECKERS: dict[str, Callable[[Collector, Path, NodeUnderCheck], None]] = {
+    "cluster.conf": lambda col, p, on: check_cluster_conf(col, p),
+    "fence_na.conf": lambda col, p, on: check_fence_na_conf(col, p, on.root / "etc/cluster/cluster.conf"),
+    "drbd.conf": lambda col, p, on: check_drbd(col, p, on.node.fqdn, str(on.node.ip["sn"])),
+    "drbd include": lambda col, p, on: col.ok(p, "drbdadm-83"),  # checked through drbd.conf's include
+    "lvm.conf": lambda col, p, on: check_lvm_conf(col, p),
+    "init-order": lambda col, p, on: check_init_order(col, p),
+    "sxp": lambda col, p, on: check_sxp(col, p),
+    "hosts": lambda col, p, on: check_hosts(col, p),
+    "iptables": lambda col, p, on: check_iptables(col, p),
+    "iptables fragment": lambda col, p, on: check_iptables(col, p, fragment=True),
+    "lokkit": lambda col, p, on: check_lokkit_config(col, p, on.root),
+    "script": lambda col, p, on: _check_script(col, p),
+    "sourced shell": lambda col, p, on: check_shell_text(col, p, p.read_text(), "sh", sourced=True),
+    "domU config": lambda col, p, on: check_domu_config(col, p),
+    "xm config": lambda col, p, on: check_xm_config(col, p),
+    "virt-install": lambda col, p, on: check_virt_install(col, p),
+    "guest kickstart": lambda col, p, on: check_kickstart(col, p, node=False),
+}
 
 
 def validate(build_dir: Path, cluster: Cluster) -> dict[Path, str]:
     """Validate a render of `cluster` in build_dir. Returns {file: "tool, tool"}; raises ProblemsError
     listing every problem of every file."""
     build_dir = Path(build_dir)
-    col = Collector(build_dir, secrets=cluster_secrets(cluster))
-    # Fail early and clearly when a validator is missing, naming its package.
-    for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
-        _tool(tool)
-    if cluster.install.firewall == "cluster":
-        from .run import which
-
-        which("iptables-legacy-restore") or _tool("iptables-restore")
+    col = Collector(build_dir, cluster.secrets().values())
+    _require_tools(cluster)
     for node in cluster.nodes:
         ks = build_dir / "kickstart" / f"{node.name}.ks"
         if not ks.is_file():
             col.add(ks, None, "render", "missing: run `invoke render` first")
         else:
             check_kickstart(col, ks)
-        root = build_dir / "nodes" / node.name
-        if not root.is_dir():
-            col.add(root, None, "render", "missing: run `invoke render` first")
-            continue
-        checkers: dict[str, Callable[[Path], None]] = {
-            "etc/cluster/cluster.conf": lambda p: check_cluster_conf(col, p),
-            "etc/drbd.conf": lambda p: check_drbd(col, p, node.fqdn, str(node.ip["sn"])),
-            "etc/lvm/lvm.conf": lambda p: check_lvm_conf(col, p),
-            "etc/an-cluster/init-order": lambda p: check_init_order(col, p),
-            "etc/xen/xend-config.sxp": lambda p: check_sxp(col, p),
-            "etc/hosts": lambda p: check_hosts(col, p),
-        }
-        if any(d.agent == "fence_na" for d in cluster.fence_devices):
-            checkers["etc/cluster/fence_na.conf"] = lambda p: check_fence_na_conf(
-                col, p, root / "etc/cluster/cluster.conf")
-        if cluster.install.firewall == "cluster":
-            checkers["etc/sysconfig/iptables"] = lambda p: check_iptables(col, p)
-            checkers["etc/sysconfig/iptables.an-cluster"] = lambda p: check_iptables(col, p, fragment=True)
-            checkers["etc/sysconfig/system-config-firewall"] = lambda p: check_lokkit_config(col, p, root)
-        for rel, fn in checkers.items():
-            p = root / rel
-            if not p.is_file():
-                col.add(p, None, "render", "expected file is missing")
-            else:
-                fn(p)
-        for p in sorted(root.rglob("*")):
-            if not p.is_file():
-                continue
-            rel = p.relative_to(root).as_posix()
-            dialect = shell_dialect(p)
-            if dialect:
-                check_shell_text(col, p, p.read_text(), dialect)
-            elif is_sourced_shell(rel):
-                check_shell_text(col, p, p.read_text(), "sh", sourced=True)
-            elif rel.startswith("etc/drbd.d/"):
-                col.ok(p, "drbdadm-83")  # checked through drbd.conf's include
-            elif p.parent.name == "domU_config":
-                check_domu_config(col, p)
-            elif rel.startswith("etc/an-cluster/vms/"):
-                {".virt-install": lambda: check_virt_install(col, p), ".ks": lambda: check_kickstart(col, p, node=False),
-                 ".cfg": lambda: check_xm_config(col, p)}.get(p.suffix, lambda: None)()
-            if p not in col.checked and not any(x.file == str(p) for x in col.problems):
-                col.add(p, None, "validate", "no validator checks this file",
-                        "add one to isobuild/validate.py (every rendered file is checked by a real tool)")
+        check_node_files(col, cluster, node, build_dir / "nodes" / node.name)
     model = build_dir / "model.json"
     if model.is_file():
         check_json(col, model)
     if col.problems:
         raise ProblemsError(f"validate {build_dir}", col.problems)
     return col.checked
+
+
+def _require_tools(cluster: Cluster) -> None:
+    """Fail early and clearly when a validator is missing, naming its package."""
+    for tool in ("bash", "shellcheck", "drbdadm-83", "lvmconfig", "unshare", "ip", "hostname"):
+        _tool(tool)
+    if cluster.install.firewall == "cluster":
+        from .run import which
+
+        which("iptables-legacy-restore") or _tool("iptables-restore")
+
+
+def check_node_files(col: Collector, cluster: Cluster, node: Node, root: Path) -> None:
+    """Every file the registry says the node gets, with its checker; any other file is a problem."""
+    if not root.is_dir():
+        col.add(root, None, "render", "missing: run `invoke render` first")
+        return
+    on = NodeUnderCheck(node, root)
+    for f in nodefiles.planned(cluster):
+        p = root / f.rel
+        if not p.is_file():
+            col.add(p, None, "render", "expected file is missing")
+        else:
+            NODE_CHECKERS[f.row.check](col, p, on)
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p not in col.checked and not any(x.file == str(p) for x in col.problems):
+            col.add(p, None, "validate", "no validator checks this file",
+                    "add one to isobuild/validate.py (every rendered file is checked by a real tool)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,7 +784,7 @@ def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None
     install: the newest cman of the base DVD and our repo (what yum picks). Returns what was checked,
     None when neither has a cman (nothing to check); raises ProblemsError when the schema refuses it."""
     from .cmanschema import CMAN_RNG, _evr_key, repo_packages, rpm_file
-    from .pxe import DirTree, open_install_tree
+    from .installtree import DirTree, open_install_tree
 
     trees = []
     try:
@@ -784,7 +796,7 @@ def check_against_node_cman(cluster: Cluster, build_dir: Path, base: Path | None
         if not found:
             return None
         pkg, tree = max(found, key=lambda pt: _evr_key(pt[0]))
-        col = Collector(build_dir, secrets=cluster_secrets(cluster))
+        col = Collector(build_dir, cluster.secrets().values())
         with tempfile.TemporaryDirectory() as tmp:
             rpm = tree.read(pkg.href)
             rng = rpm_file(rpm, CMAN_RNG, Path(tmp)) if rpm is not None else None

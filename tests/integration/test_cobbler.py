@@ -280,7 +280,7 @@ def test_no_secret_reaches_cobbler(cobblerd, sites):
     """Fence passwords (cluster.conf) and the root password hash stay on the access-listed HTTP tree."""
     secrets = {}
     for cluster, _build in sites.values():
-        secrets.update(pxe._secret_values(cluster))
+        secrets.update(cluster.secrets())
     for top in (cobblerd.etc, cobblerd.var, cobblerd.tftp, cobblerd.www):
         for p in top.rglob("*"):
             if p.is_file() and not p.is_symlink():

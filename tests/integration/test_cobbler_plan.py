@@ -36,7 +36,7 @@ def test_wanted_objects_of_the_ipmi_example(tmp_path):
            for v in (vs if isinstance(vs, list) else [vs])]
     assert sorted(got) == sorted(args)
     text = json.dumps([w.__dict__ for w in items])
-    for secret in pxe._secret_values(cluster).values():
+    for secret in cluster.secrets().values():
         assert secret not in text
 
 

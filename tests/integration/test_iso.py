@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import replace
@@ -355,11 +356,12 @@ def test_up_to_date_then_changed_input_is_named(tmp_path, base, inputs_dir):
     assert fourth.built and "menu" in fourth.reason
 
 
-def test_progress_plain_lines_and_quiet(tmp_path, base, inputs_dir, capfd):
+def test_progress_silent_off_a_terminal_and_quiet(tmp_path, base, inputs_dir, capfd):
     build = tmp_path / "build"
     isomod.build_iso(make_inputs(inputs_dir, build / "out", base), build, force=True)
     err = capfd.readouterr().err
-    assert "iso: writing an-cluster-01.iso:" in err and "(100%)" in err and "\r" not in err
+    assert "iso: wrote " in err  # the log lines stay; the bar is drawn on a terminal only
+    assert "iso: writing" not in err and "MiB [" not in err and "\r" not in err
     log.set_quiet(True)
     try:
         isomod.build_iso(make_inputs(inputs_dir, build / "out", base), build, force=True)
@@ -521,6 +523,16 @@ def test_progress_bar_on_a_tty():
     p(100 << 20, 100 << 20)
     assert out.text.startswith("\riso: writing x.iso [") and "ETA" in out.text
     assert "100.0/100.0 MiB" in out.text and out.text.endswith("\n")
+    assert re.search(r"\[#+\] 100\.0/100\.0 MiB 100% ETA 00:00\n$", out.text)
+    log.set_quiet(True)
+    try:
+        quiet = TTY()
+        p = isomod.Progress("iso: writing x.iso", stream=quiet)
+        p(0, 100 << 20)
+        p(100 << 20, 100 << 20)
+    finally:
+        log.set_quiet(False)
+    assert quiet.text == ""
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from isobuild import iso as isomod
+from isobuild import isomd5
 from tests.conftest import need_tool
 
 
@@ -94,7 +95,7 @@ def test_streaming_writer_with_patches_matches_second_pass(tmp_path):
         final[off:off + len(p)] = p
     out = tmp_path / "out.img"
     with open(out, "wb", buffering=0) as raw:
-        w = isomod._HashingWriter(raw)
+        w = isomd5.HashingWriter(raw)
         _write_like_pycdlib(w, bytes(data), patches, order_seed=3)
         result = w.finish()
     assert out.read_bytes() == bytes(final)
@@ -107,7 +108,7 @@ def test_streaming_writer_detects_far_back_writes(tmp_path):
     data = fake_image(src, 9000, seed=9)  # 18 MiB: more than the window
     out = tmp_path / "out.img"
     with open(out, "wb", buffering=0) as raw:
-        w = isomod._HashingWriter(raw)
+        w = isomd5.HashingWriter(raw)
         _write_like_pycdlib(w, data, [(40 * 2048, b"rewrite of an early sector")], order_seed=5)
         assert w.finish() is None  # caller then checksums the finished file
     isomod.implant_isomd5(out)

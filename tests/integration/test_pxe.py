@@ -187,13 +187,56 @@ def test_bad_inputs_are_clear_errors_and_leave_the_old_tree(base, tmp_path, ipmi
 
 def test_a_secret_in_a_public_node_file_is_refused(base, tmp_path, monkeypatch):
     """If a template ever wrote a fence password into a file not marked secret, pxe must refuse."""
-    from isobuild import render
+    import dataclasses
 
-    monkeypatch.setattr(render, "SECRET_FILES", frozenset())  # cluster.conf now counts as public
+    from isobuild import nodefiles
+
+    public = tuple(dataclasses.replace(r, secret=False) if r.path == "etc/cluster/cluster.conf" else r
+                   for r in nodefiles.NODE_FILES)
+    monkeypatch.setattr(nodefiles, "NODE_FILES", public)  # cluster.conf now counts as public
     cluster = load_definition(IPMI)
     with pytest.raises(IsobuildError, match=r"cluster.conf holds the fence device ipmi-b\d password"):
         pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
     assert not (tmp_path / "pxe").exists()
+
+
+def test_an_authorized_key_in_a_public_node_file_is_refused(tmp_path):
+    """The leak check looks for every secret of the definition, the authorized keys too (it used to
+    look for the fence passwords and the root hash only)."""
+    from isobuild.render import render
+
+    cluster = load_definition(IPMI)
+    render(cluster, tmp_path)
+    key = cluster.install.ssh_authorized_keys.reveal().splitlines()[0]
+    hosts = tmp_path / "nodes" / cluster.nodes[0].name / "etc/hosts"
+    hosts.write_text(hosts.read_text() + f"# {key}\n")
+    with pytest.raises(IsobuildError, match=r"etc/hosts holds the ssh authorized key 1 but is not a secret file"):
+        pxe.publish_node_files(tmp_path / "http", cluster, tmp_path / "nodes")
+    assert not (tmp_path / "http/an-cluster/nodes" / cluster.nodes[0].name / "etc/hosts").exists()
+
+
+def test_a_row_added_to_the_node_files_registry_is_rendered_validated_and_served_privately(
+        base, tmp_path, monkeypatch):
+    """One registry row and nothing else: render writes the file (0600), validate runs the row's
+    checker, the network kickstart fetches it from private/<node>/ and pxe serves it only there."""
+    import stat
+
+    from isobuild import nodefiles
+    from isobuild.validate import validate
+
+    row = nodefiles.NodeFile("etc/an-cluster/hosts.copy", "hosts", "node/etc/hosts.j2", secret=True)
+    monkeypatch.setattr(nodefiles, "NODE_FILES", nodefiles.NODE_FILES + (row,))
+    cluster = load_definition(IPMI)
+    res = pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+    http = res.pxe_dir / "http"
+    for n in cluster.nodes:
+        built = tmp_path / "nodes" / n.name / row.path
+        assert stat.S_IMODE(built.stat().st_mode) == 0o600
+        assert (http / "private" / n.name / row.path).read_bytes() == built.read_bytes()
+        assert not (http / "an-cluster/nodes" / n.name / row.path).exists()
+        assert f"{URL}/private/{n.name}/{row.path}" in (http / "ks" / f"{n.name}.ks").read_text()
+    checked = validate(tmp_path, cluster)
+    assert all(checked[tmp_path / "nodes" / n.name / row.path] == "hosts(5)" for n in cluster.nodes)
 
 
 # --------------------------------------------------------------------------------------------

@@ -117,7 +117,11 @@ def test_kickstart_secrets_redacted_unless_asked(cluster, build_dir, tmp_path):
         assert root_hash not in text and not any(pw in text for pw in fence)
         assert "rootpw" in text and "<redacted>" in text
     m = json.loads((res.path / "manifest.json").read_text())
-    assert m["redacted"]["kickstarts/node-b1.ks"] == ["root password hash"]
+    # the authorized keys are redacted like the hash (release used to redact the hash alone)
+    keys = [ln.strip() for ln in cluster.install.ssh_authorized_keys.reveal().splitlines() if ln.strip()]
+    assert keys and not any(k in (res.path / "kickstarts" / "node-b1.ks").read_text() for k in keys)
+    assert m["redacted"]["kickstarts/node-b1.ks"] == ["root password hash"] + [
+        f"ssh authorized key {i}" for i in range(1, len(keys) + 1)]
     assert all(root_hash not in (res.path / f).read_text(errors="replace")
                for f in ("manifest.json", "SHA256SUMS"))
     full = _make(cluster, build_dir, tmp_path, version="s", include_secrets=True)

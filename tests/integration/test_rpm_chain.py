@@ -98,6 +98,8 @@ def test_failure_stops_the_chain_and_keeps_the_old_repo(tmp_path, specs):
     assert "an-fixture-broken: rpmbuild --rebuild failed" in text
     assert f"log: {log}" in text and "deliberate failure in %build" in text  # the tail of the log
     assert "deliberate failure" in log.read_text()
+    chain_log = (good.build_dir / "logs" / "rpms" / "chain.log").read_text()  # the stage's steps, timed
+    assert "rpms: an-fixture-broken: rpmbuild: failed after" in chain_log and "DEBUG rpms: failed after" in chain_log
     # needs (after the failure) was not rebuilt; the repo is exactly the previous one.
     assert (good.repo_dir / "repodata" / "repomd.xml").read_bytes() == repomd
     assert not list(good.build_dir.glob(".repo.tmp*"))

@@ -279,9 +279,7 @@ def test_tool_output_quoting_a_secret_is_scrubbed(clusters, rendered, tmp_path):
     assert "an-node01.ks" in text and "pykickstart F13" in text
     assert secret not in text
     # and whatever a tool quotes, the collector scrubs every secret of the definition
-    from isobuild.validate import cluster_secrets
-
-    col = Collector(build, secrets=cluster_secrets(c))
+    col = Collector(build, c.secrets().values())
     col.add(ks, 14, "pykickstart F13", f"bad line: rootpw --iscrypted {secret}")
     fence = c.fence_devices[0].password.reveal()
     col.add(ks, 3, "xml", f'passwd="{fence}" is odd')

@@ -17,7 +17,8 @@ from pykickstart.parser import KickstartParser
 from pykickstart.version import F13, makeVersion
 
 from isobuild.model import load_definition
-from isobuild.render import SECRET_FILES, node_files, render, render_kickstart
+from isobuild.nodefiles import secret_paths
+from isobuild.render import node_files, render, render_kickstart
 from isobuild.validate import read_fence_na_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ def test_fence_na_conf_lets_fence_na_find_and_accept_each_device():
 def test_fence_na_conf_is_secret(tmp_path):
     c = load_definition(REPO / "cluster.yaml")
     render(c, tmp_path)
-    assert "etc/cluster/fence_na.conf" in SECRET_FILES  # PXE serves it from private/ only
+    assert "etc/cluster/fence_na.conf" in secret_paths(c)  # PXE serves it from private/ only
     for n in c.nodes:
         p = tmp_path / "nodes" / n.name / "etc/cluster/fence_na.conf"
         assert stat.S_IMODE(p.stat().st_mode) == 0o600

@@ -15,12 +15,11 @@ import pytest
 
 from isobuild.errors import IsobuildError
 from isobuild.model import load_definition
+from isobuild.nodefiles import secret_paths
 from isobuild.render import (
     Media,
-    SECRET_FILES,
     disk_layout,
     drbd_km_package,
-    is_secret,
     node_files,
     node_paths,
     render,
@@ -135,7 +134,8 @@ def test_secret_files_are_0600_and_scripts_executable(clusters, tmp_path):
         assert stat.S_IMODE(ks.stat().st_mode) == 0o600
     for n in c.nodes:
         root = tmp_path / "nodes" / n.name
-        for rel in SECRET_FILES:
+        assert {"etc/cluster/cluster.conf", "etc/cluster/fence_na.conf"} <= secret_paths(c)
+        for rel in secret_paths(c):
             assert stat.S_IMODE((root / rel).stat().st_mode) == 0o600, rel
         assert stat.S_IMODE((root / "etc/xen/scripts/an-network-script").stat().st_mode) == 0o755
         assert stat.S_IMODE((root / "etc/hosts").stat().st_mode) == 0o644
@@ -172,7 +172,7 @@ def test_secrets_only_where_needed(name, clusters, tmp_path):
         for s in secrets:
             if s in text:
                 assert allowed, f"a secret leaked into {rel}"
-                assert rel.startswith("kickstart/") or is_secret(rel.split("/", 2)[2])
+                assert rel.startswith("kickstart/") or rel.split("/", 2)[2] in secret_paths(c)
         if rel.endswith("etc/cluster/cluster.conf"):
             assert all(f in text for f in fence)
         if rel.startswith("kickstart/"):
@@ -463,7 +463,7 @@ def test_pxe_post_fetches_public_and_private_files_over_loopback(clusters, tmp_p
     render(c, build)
     www = tmp_path / "www"
     shutil.copytree(build / "nodes" / n.name, www / "an-cluster/nodes" / n.name)
-    for rel in SECRET_FILES & set(node_paths(c, n)):  # secrets only under private/
+    for rel in secret_paths(c):  # secrets only under private/
         (www / "private" / n.name / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.move(www / "an-cluster/nodes" / n.name / rel, www / "private" / n.name / rel)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
