@@ -94,14 +94,9 @@ class Checker:
     def warn(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
         self.warnings.append(Problem(str(self.file), line, path, reason, hint))
 
-    # Line numbers of raw nodes still being walked (rules over the model use self.line(path)).
+    # Lines of the keys and items of a raw mapping or list being walked (any path: self.line(path)).
     key_line = staticmethod(key_line)
     item_line = staticmethod(item_line)
-
-    @staticmethod
-    def own_line(node: Any) -> int | None:
-        lc = getattr(node, "lc", None)
-        return lc.line + 1 if lc is not None else None
 
     def mapping(self, m: Any, path: str, spec_name: str, line: int | None) -> Values | None:
         """Check a mapping's keys, value types and each value's rule (model.SPECS, from the settings on
@@ -142,8 +137,6 @@ class Checker:
             if m is not None:
                 yield i, ipath, item, m
 
-    def line_of(self, m: Any, key: str) -> int | None:
-        return self.key_line(m, key) if isinstance(m, dict) and key in m else self.own_line(m)
 
 
 def _isinstance(value: Any, types: tuple[type, ...]) -> bool:

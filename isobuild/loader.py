@@ -114,14 +114,14 @@ def load(path: str | os.PathLike) -> Cluster:
             log.warn(f"{path}:{line}: {kpath}: {why}\n  hint: {hint}")
         return p, Secret(value, full)
 
-    cluster = _load_cluster(ck, raw, top)
+    cluster = _load_cluster(ck, top)
     networks = _load_networks(ck, top)
-    totem = _load_totem(ck, raw, top)
+    totem = _load_totem(ck, top)
     devices = _load_fence_devices(ck, top, read_secret)
     nodes = _load_nodes(ck, top, cluster, networks)
-    install = _load_install(ck, raw, top, read_secret)
-    storage = _load_storage(ck, raw, top)
-    xen = _load_xen(ck, raw, top)
+    install = _load_install(ck, top, read_secret)
+    storage = _load_storage(ck, top)
+    xen = _load_xen(ck, top)
     vms = _load_vms(ck, top, cluster, base_dir, secret_digests)
 
     cross_checks(ck, cluster, networks, nodes, devices, storage, xen, vms, install)
@@ -141,15 +141,15 @@ def load(path: str | os.PathLike) -> Cluster:
     )
 
 
-def _sub(ck: Checker, raw: Any, top: dict, key: str, spec: str, path: str | None = None) -> dict[str, Any]:
+def _sub(ck: Checker, top: dict, key: str, spec: str, path: str | None = None) -> dict[str, Any]:
     if key not in top:
         return {}
-    return ck.mapping(top[key], path or key, spec, ck.line_of(raw, key)) or {}
+    return ck.mapping(top[key], path or key, spec, ck.line(key)) or {}
 
 
-def _load_cluster(ck: Checker, raw, top) -> dict[str, Any]:
+def _load_cluster(ck: Checker, top) -> dict[str, Any]:
     """cluster: its keys' rules are the settings' (Cluster); placeholders where one is missing."""
-    m = _sub(ck, raw, top, "cluster", "cluster")
+    m = _sub(ck, top, "cluster", "cluster")
     out = {"name": "", "config_version": 1, "domain": "", "timezone": "", **m, "release": SUPPORTED_RELEASE}
     out["domain"] = out["domain"].lower()
     return out
@@ -167,13 +167,12 @@ def _load_networks(ck: Checker, top) -> dict[str, Network]:
     for name in NETWORK_NAMES:
         path = f"networks.{name}"
         if name not in nets:
-            ck.add(path, "required network is missing", ck.own_line(nets), "bcn, sn and ifn must all be defined")
+            ck.at(path, "required network is missing", "bcn, sn and ifn must all be defined")
             continue
         line = ck.key_line(nets, name)
         m = ck.mapping(nets[name], path, "network", line)
         if m is None:
             continue
-        node = nets[name]
         iface = m.get("interface", "")
         subnet = None
         if "subnet" in m:
@@ -192,12 +191,12 @@ def _load_networks(ck: Checker, top) -> dict[str, Network]:
                 ck.at(f"{path}.gateway",
                       "only the ifn carries the default gateway",
                       "remove it; the bcn and sn are not routed")
-            gateway = _ip(ck, m["gateway"], f"{path}.gateway", ck.line_of(node, "gateway"))
+            gateway = _ip(ck, m["gateway"], f"{path}.gateway", ck.line(f"{path}.gateway"))
             if gateway and subnet and gateway not in subnet:
                 ck.at(f"{path}.gateway", f"{gateway} is not inside networks.{name}.subnet {subnet}")
         dns = []
         for i, d in enumerate(m.get("dns", []) or []):
-            ip = _ip(ck, d, f"{path}.dns[{i}]", ck.item_line(node["dns"], i))
+            ip = _ip(ck, d, f"{path}.dns[{i}]", ck.line(f"{path}.dns[{i}]"))
             if ip:
                 dns.append(ip)
         if subnet is not None and iface:
@@ -225,8 +224,8 @@ def _ip(ck: Checker, value: Any, path: str, line: int | None) -> ipaddress.IPv4A
         return None
 
 
-def _load_totem(ck: Checker, raw, top) -> Totem:
-    return fill(Totem, _sub(ck, raw, top, "totem", "totem"))
+def _load_totem(ck: Checker, top) -> Totem:
+    return fill(Totem, _sub(ck, top, "totem", "totem"))
 
 
 def _load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]:
@@ -246,11 +245,11 @@ def _load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]
         pw_file, secret = (Path(""), None)
         if "password_file" in m:
             pw_file, secret = read_secret(m["password_file"], f"{path}.password_file",
-                                          ck.line_of(item, "password_file"), "password")
+                                          ck.line(f"{path}.password_file"), "password")
             if secret is not None and not secret.reveal():
                 ck.at(f"{path}.password_file", f"password file {m['password_file']} is empty")
-        address = _fence_address(ck, item, m, path)
-        options = _fence_options(ck, item, m, path, agent)
+        address = _fence_address(ck, m, path)
+        options = _fence_options(ck, m, path, agent)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
             devices[path] = FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
                                         options)
@@ -258,7 +257,7 @@ def _load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]
     return devices
 
 
-def _fence_address(ck: Checker, item: Any, m: dict[str, Any], path: str) -> str | None:
+def _fence_address(ck: Checker, m: dict[str, Any], path: str) -> str | None:
     """The address a device's ipaddr resolves to on the node: the node has no DNS for fencing (a
     fence must work when the network's DNS is down), so a host name needs `address` (-> /etc/hosts)."""
     ipaddr = m.get("ipaddr")
@@ -276,7 +275,7 @@ def _fence_address(ck: Checker, item: Any, m: dict[str, Any], path: str) -> str 
                   f"ipaddr {ipaddr} is already an address",
                   "drop address, or set ipaddr to the device's host name")
             return ipaddr
-        addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line_of(item, "address"))
+        addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line(f"{path}.address"))
         return None if addr is None else str(addr)
     if is_ip:
         return ipaddr
@@ -306,13 +305,13 @@ FENCE_FIXED_ATTRS = {"name": "name", "agent": "agent", "ipaddr": "ipaddr", "logi
                      "passwd": "password_file"}
 
 
-def _fence_options(ck: Checker, item, m: dict, path: str, agent: str) -> dict[str, str]:
+def _fence_options(ck: Checker, m: dict, path: str, agent: str) -> dict[str, str]:
     """fence_devices[].options: extra <fencedevice> attributes, each one the agent's group in every
     cman schema a node may run accepts (isobuild/cmanschema.py), so ccs_config_validate passes."""
     from .cmanschema import fence_device_problem, fence_options_allowed
 
     raw_opts = m.get("options") or {}
-    opath, oline = f"{path}.options", ck.line_of(item, "options")
+    opath = f"{path}.options"
     fixed = {"ipaddr", "login", "passwd"}
     out: dict[str, str] = {}
     for key, value in raw_opts.items():
@@ -339,7 +338,7 @@ def _fence_options(ck: Checker, item, m: dict, path: str, agent: str) -> dict[st
                        "ccs_config_validate on the node would refuse cluster.conf", ck.key_line(raw_opts, key),
                        f"{agent} options every supported cman accepts: {', '.join(allowed) or 'none'}")
             if set(out) <= set(allowed):  # each is known, the combination is not
-                ck.add(opath, f"the {schema} schema refuses this combination of {agent} options", oline,
+                ck.add(opath, f"the {schema} schema refuses this combination of {agent} options", ck.line(opath),
                        "use fewer options")
     return out
 
@@ -365,7 +364,7 @@ def _load_nodes(ck: Checker, top, cluster, networks) -> dict[str, Node]:
             if "nodeid" not in m.bad and nodeid in ids:
                 ck.at(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]")
             ids.setdefault(nodeid, i)
-        ips = _node_ips(ck, item, m, path, networks)
+        ips = _node_ips(ck, m, path, networks)
         macs = _node_macs(ck, m, path, networks)
         methods = _node_fence(ck, m, path)
         if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
@@ -373,7 +372,7 @@ def _load_nodes(ck: Checker, top, cluster, networks) -> dict[str, Node]:
     return nodes
 
 
-def _node_ips(ck: Checker, item, m: Values, path: str,
+def _node_ips(ck: Checker, m: Values, path: str,
               networks: dict[str, Network]) -> dict[str, ipaddress.IPv4Address]:
     """nodes[].ip: one address per network, inside its subnet, not its network or broadcast address."""
     ips: dict[str, ipaddress.IPv4Address] = {}
@@ -400,7 +399,7 @@ def _node_ips(ck: Checker, item, m: Values, path: str,
                 ck.add(npath, f"{ip} is the {what} address of {subnet}", nline)
     for net in NETWORK_NAMES:
         if net not in ipmap:
-            ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
+            ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line(f"{path}.ip"))
     return ips
 
 
@@ -455,17 +454,16 @@ def _node_fence(ck: Checker, m: Values, path: str) -> tuple[FenceMethod, ...]:
     return tuple(methods)
 
 
-def _load_install(ck: Checker, raw, top, read_secret) -> Install:
-    m = _sub(ck, raw, top, "install", "install")
-    node = raw.get("install") if isinstance(raw, dict) else None
+def _load_install(ck: Checker, top, read_secret) -> Install:
+    m = _sub(ck, top, "install", "install")
     disks = _install_disks(ck, m)
     parts = _install_partitions(ck, m)
-    hash_file, root_hash = _root_password_hash(ck, m, node, read_secret)
-    keys_file, keys = _authorized_keys(ck, m, node, read_secret)
+    hash_file, root_hash = _root_password_hash(ck, m, read_secret)
+    keys_file, keys = _authorized_keys(ck, m, read_secret)
     packages = []
     for i, p in enumerate(m.get("packages", []) or []):
         if not isinstance(p, str) or not PKG_RE.match(p):
-            ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
+            ck.at(f"install.packages[{i}]", f"{p!r} is not a package or @group name")
         else:
             packages.append(p)
     return fill(Install, m, disks=tuple(disks), partitions=tuple(parts), root_password_hash_file=hash_file,
@@ -482,7 +480,7 @@ def _install_disks(ck: Checker, m: Values) -> list[str]:
                   "two disks give software RAID1")
         for i, d in enumerate(disks):
             if not DISK_RE.match(d):
-                ck.add(f"install.disks[{i}]", f"{d!r} is not a disk name", ck.item_line(m["disks"], i),
+                ck.add(f"install.disks[{i}]", f"{d!r} is not a disk name", ck.line(f"install.disks[{i}]"),
                        "a kernel disk name without /dev/, e.g. sda")
         if len(set(disks)) != len(disks):
             ck.at("install.disks", "a disk is listed twice")
@@ -517,12 +515,12 @@ def _install_partitions(ck: Checker, m: Values) -> list[Partition]:
     return parts
 
 
-def _root_password_hash(ck: Checker, m: Values, node, read_secret) -> tuple[Path, Secret | None]:
+def _root_password_hash(ck: Checker, m: Values, read_secret) -> tuple[Path, Secret | None]:
     """The root hash file must hold a crypt(3) hash, never a plain password."""
     hash_file, root_hash = Path(""), None
     if "root_password_hash_file" in m:
         hash_file, root_hash = read_secret(m["root_password_hash_file"], "install.root_password_hash_file",
-                                           ck.line_of(node, "root_password_hash_file"), "root password hash")
+                                           ck.line("install.root_password_hash_file"), "root password hash")
         if root_hash is not None and not CRYPT_RE.match(root_hash.reveal().strip()):
             ck.at("install.root_password_hash_file",
                   f"{m['root_password_hash_file']} does not hold a crypt(3) hash ($1$, $5$ or $6$)",
@@ -534,11 +532,11 @@ def _root_password_hash(ck: Checker, m: Values, node, read_secret) -> tuple[Path
     return hash_file, root_hash
 
 
-def _authorized_keys(ck: Checker, m: Values, node, read_secret) -> tuple[Path | None, Secret | None]:
+def _authorized_keys(ck: Checker, m: Values, read_secret) -> tuple[Path | None, Secret | None]:
     keys_file, keys = None, None
     if "ssh_authorized_keys_file" in m:
         keys_file, keys = read_secret(m["ssh_authorized_keys_file"], "install.ssh_authorized_keys_file",
-                                      ck.line_of(node, "ssh_authorized_keys_file"), "authorized keys")
+                                      ck.line("install.ssh_authorized_keys_file"), "authorized keys")
         if keys is not None:
             for n, ln in enumerate(keys.reveal().splitlines(), 1):
                 ln = ln.strip()
@@ -551,17 +549,17 @@ def _authorized_keys(ck: Checker, m: Values, node, read_secret) -> tuple[Path | 
     return keys_file, keys
 
 
-def _load_storage(ck: Checker, raw, top) -> Storage | None:
-    m = _sub(ck, raw, top, "storage", "storage")
-    node = raw.get("storage") if isinstance(raw, dict) else None
+def _load_storage(ck: Checker, top) -> Storage | None:
+    m = _sub(ck, top, "storage", "storage")
     if not m:
         return None
+    node = top["storage"]  # a mapping (m holds its well-typed keys)
     size = m.get("size")
     size_mib = parse_size_mib(size) if size is not None else None
 
     def part(key: str) -> tuple[Any, Values | None]:
         sub = node.get(key) if key in m else None
-        return sub, (ck.mapping(sub, f"storage.{key}", key, ck.line_of(node, key)) if sub is not None else None)
+        return sub, (ck.mapping(sub, f"storage.{key}", key, ck.line(f"storage.{key}")) if sub is not None else None)
 
     drbd = _load_drbd(ck, part("drbd")[1])
     clvm = _load_clvm(part("clvm")[1])
@@ -598,7 +596,7 @@ def _load_gfs2(ck: Checker, gn, g: Values | None) -> Gfs2 | None:
     ck.seen.gfs2_mount = str(gn.get("mount", "")).rstrip("/")  # the hvm ISOs must be under it
     lv = g.get("lv", "")
     if lv:
-        _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
+        _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line("storage.gfs2.lv"))
         if len(lv) > 30:
             ck.at("storage.gfs2.lv",
                   f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
@@ -638,11 +636,11 @@ def _check_lvm_name(ck: Checker, name: str, path: str, line: int | None) -> None
         ck.add(path, problem[0], line, problem[1])
 
 
-def _load_xen(ck: Checker, raw, top) -> Xen | None:
-    m = _sub(ck, raw, top, "xen", "xen")
-    node = raw.get("xen") if isinstance(raw, dict) else None
+def _load_xen(ck: Checker, top) -> Xen | None:
+    m = _sub(ck, top, "xen", "xen")
     if not m:
         return None
+    node = top["xen"]
     mem_mib = parse_size_mib(m["dom0_mem"]) if m.get("dom0_mem") else None
     hv, ver = m.get("hypervisor_rpm", ""), m.get("version", "")
     if hv and ver and not re.match(rf"^xen-{re.escape(ver)}-[A-Za-z0-9_.]+$", hv):
@@ -662,15 +660,15 @@ def _xen_bridges(ck: Checker, m: Values) -> tuple[str, ...]:
     bseq = given_or_default(m, Xen, "bridges")
     for i, b in enumerate(bseq or []):
         if b not in NETWORK_NAMES:
-            ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
+            ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.line(f"xen.bridges[{i}]"),
                    suggest(str(b), NETWORK_NAMES, "networks are"))
         elif b in bridges:
-            ck.add(f"xen.bridges[{i}]", f"{b!r} is listed twice", ck.item_line(m["bridges"], i))
+            ck.at(f"xen.bridges[{i}]", f"{b!r} is listed twice")
         else:
             bridges.append(b)
             if b == "sn":
                 ck.warn(f"xen.bridges[{i}]", "the storage network is bridged: a xend restart takes its NIC down, "
-                        "which drops DRBD (and, with redundant rings, totem ring 1 with it)", ck.item_line(bseq, i),
+                        "which drops DRBD (and, with redundant rings, totem ring 1 with it)", ck.line(f"xen.bridges[{i}]"),
                         "the seed keeps the sn out of Xen: use bridges: [bcn, ifn] unless a VM needs the sn")
     return tuple(bridges)
 
@@ -716,7 +714,7 @@ def _load_vms(ck: Checker, top, cluster, base_dir: Path, digests: list[str]) -> 
                 ck.at(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]")
             names.setdefault(name, i)
         sizes = {key: parse_size_mib(m[key]) for key in ("memory", "disk") if key in m}
-        cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
+        cfile, config = _vm_config(ck, m, path, base_dir, digests)
         extra = _vm_extras(ck, item, m, path)
         if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()) \
                 and extra is not None:
@@ -733,13 +731,14 @@ def _load_vms(ck: Checker, top, cluster, base_dir: Path, digests: list[str]) -> 
     return vms
 
 
-def _vm_config(ck: Checker, item, m: dict, path: str, base_dir: Path,
+def _vm_config(ck: Checker, m: dict, path: str, base_dir: Path,
                digests: list[str]) -> tuple[Path | None, str | None]:
     """vms[].config_file: the xm config rgmanager's vm.sh starts (`xm create --path=<mount>/domU_config
     <name>`). Without one the VM is defined but not started (autostart="0")."""
     if "config_file" not in m:
         return None, None
-    rel, kpath, line = m["config_file"], f"{path}.config_file", ck.line_of(item, "config_file")
+    rel, kpath = m["config_file"], f"{path}.config_file"
+    line = ck.line(kpath)
     full = Path(rel) if Path(rel).is_absolute() else base_dir / rel
     try:
         text = full.read_text(encoding="utf-8")
@@ -780,7 +779,7 @@ def _vm_install(ck: Checker, item, path: str) -> VmInstall | None | bool:
     if "install" not in item:
         return None
     node = item["install"]
-    m = ck.mapping(node, f"{path}.install", "vm_install", ck.line_of(item, "install"))
+    m = ck.mapping(node, f"{path}.install", "vm_install", ck.line(f"{path}.install"))
     if m is None or "method" not in m:
         return False
     ipath = f"{path}.install"
@@ -797,7 +796,7 @@ def _vm_install(ck: Checker, item, path: str) -> VmInstall | None | bool:
         bad = True
     need = "location" if method == "pv" else "iso"
     if need not in m:
-        ck.add(f"{ipath}.{need}", f"method {method} needs {need}", ck.line_of(item, "install"))
+        ck.add(f"{ipath}.{need}", f"method {method} needs {need}", ck.line(ipath))
         return False
     for key in ("location", "kickstart_url"):
         if key in m and not INSTALL_URL_RE.match(m[key]):
