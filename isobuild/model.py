@@ -63,16 +63,21 @@ class Secret:
 @dataclass(frozen=True)
 class Network:
     name: str
-    interface: str = setting(STR, "the node NIC on this network (`eth0`, `em1`, a VLAN `eth3.100`); unique per node",
-                             required=True,
-        rule=unless_empty(IFACE_RE, "{0!r} is not a valid interface name"))
-    subnet: ipaddress.IPv4Network = setting(STR, "an IPv4 network in CIDR form; every node address lies inside it",
-                                            required=True)
-    mtu: int | None = setting(INT, "optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)", default=None,
-        rule=rule(lambda v: 576 <= v <= 9216, "{0} is outside 576-9216"))
-    gateway: ipaddress.IPv4Address | None = setting(STR, "the default route; only on the ifn, inside its subnet",
-                                                    default=None)
-    dns: tuple[ipaddress.IPv4Address, ...] = setting(LIST, "name servers (IPv4 addresses), only on the ifn", default=())
+    interface: str = setting(
+        STR, required=True, rule=unless_empty(IFACE_RE, "{0!r} is not a valid interface name"),
+        help="the node NIC on this network (`eth0`, `em1`, a VLAN `eth3.100`); unique per node")
+    subnet: ipaddress.IPv4Network = setting(
+        STR, required=True,
+        help="an IPv4 network in CIDR form; every node address lies inside it")
+    mtu: int | None = setting(
+        INT, default=None, rule=rule(lambda v: 576 <= v <= 9216, "{0} is outside 576-9216"),
+        help="optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)")
+    gateway: ipaddress.IPv4Address | None = setting(
+        STR, default=None,
+        help="the default route; only on the ifn, inside its subnet")
+    dns: tuple[ipaddress.IPv4Address, ...] = setting(
+        LIST, default=(),
+        help="name servers (IPv4 addresses), only on the ifn")
 
     @property
     def netmask(self) -> str:
@@ -88,84 +93,107 @@ class Network:
 
 @dataclass(frozen=True)
 class FenceMethod:
-    method: str = setting(STR, "the method's name in cluster.conf", required=True)
-    device: str = setting(STR, "a `fence_devices[].name`", required=True)
-    port: str | None = setting(SCALAR, "the outlet/port on the device: needed by fence_na and other multi-port "
-                                       "devices, refused by fence_ipmilan", default=None)
+    method: str = setting(STR, required=True, help="the method's name in cluster.conf")
+    device: str = setting(STR, required=True, help="a `fence_devices[].name`")
+    port: str | None = setting(
+        SCALAR, default=None,
+        help="the outlet/port on the device: needed by fence_na and other multi-port devices, refused by "
+             "fence_ipmilan")
 
 
 @dataclass(frozen=True)
 class Node:
-    name: str = setting(STR, "short host name, a valid DNS label, unique", required=True,
+    name: str = setting(
+        STR, required=True,
         rule=unless_empty(HOST_LABEL_RE, "{0!r} is not a valid host name",
-                          "letters, digits and '-', no dots (the domain comes from cluster.domain)"))
-    nodeid: int = setting(INT, "cman nodeid >= 1, unique; the lowest nodeid runs the one-node first-boot steps",
-                          required=True,
-        rule=AT_LEAST_ONE)
+                          "letters, digits and '-', no dots (the domain comes from cluster.domain)"),
+        help="short host name, a valid DNS label, unique")
+    nodeid: int = setting(
+        INT, required=True, rule=AT_LEAST_ONE,
+        help="cman nodeid >= 1, unique; the lowest nodeid runs the one-node first-boot steps")
     fqdn: str
     ip: dict[str, ipaddress.IPv4Address] = setting(
-        MAP, "`{bcn: ..., sn: ..., ifn: ...}`: one address per network, inside its subnet, none used twice",
-        required=True)
-    mac: dict[str, str] = setting(MAP, "optional `{<nic>: <MAC>}`: pins HWADDR in ifcfg; unicast, unique in the "
-                                  "cluster; without it the HWADDR anaconda saw is kept")
-    fence: tuple[FenceMethod, ...] = setting(LIST, "at least one method, tried in order", required=True)
+        MAP, required=True,
+        help="`{bcn: ..., sn: ..., ifn: ...}`: one address per network, inside its subnet, none used twice")
+    mac: dict[str, str] = setting(
+        MAP,
+        help="optional `{<nic>: <MAC>}`: pins HWADDR in ifcfg; unicast, unique in the cluster; without it the "
+             "HWADDR anaconda saw is kept")
+    fence: tuple[FenceMethod, ...] = setting(LIST, required=True, help="at least one method, tried in order")
 
 
 @dataclass(frozen=True)
 class FenceDevice:
-    name: str = setting(STR, "unique device name, referenced by `nodes[].fence[].device`", required=True)
-    agent: str = setting(STR, "`fence_na` (Node Assassin, our `fence-na` package), `fence_ipmilan`, or another "
-                               "`fence_*` agent of F13's fence-agents", required=True,
+    name: str = setting(STR, required=True, help="unique device name, referenced by `nodes[].fence[].device`")
+    agent: str = setting(
+        STR, required=True,
         rule=unless_empty(FENCE_AGENT_RE, "{0!r} is not a fence agent name",
-                          "fence_na, fence_ipmilan or another fence_* agent"))
-    ipaddr: str = setting(STR, "the device's address as cluster.conf passes it to the agent: an IPv4 address, "
-                                "or a host name that `address` resolves", required=True)
-    login: str = setting(STR, "the device login (fence_na: the same on every Node Assassin)", required=True)
-    password_file: Path = setting(STR, "file holding the password (one line, <= 4 KiB, no control characters; "
-                                        "never printed; warned about when group/other-readable)", required=True)
+                          "fence_na, fence_ipmilan or another fence_* agent"),
+        help="`fence_na` (Node Assassin, our `fence-na` package), `fence_ipmilan`, or another `fence_*` agent of "
+             "F13's fence-agents")
+    ipaddr: str = setting(
+        STR, required=True,
+        help="the device's address as cluster.conf passes it to the agent: an IPv4 address, or a host name that "
+             "`address` resolves")
+    login: str = setting(STR, required=True, help="the device login (fence_na: the same on every Node Assassin)")
+    password_file: Path = setting(
+        STR, required=True,
+        help="file holding the password (one line, <= 4 KiB, no control characters; never printed; warned about "
+             "when group/other-readable)")
     password: Secret = field(repr=False)
     # where ipaddr resolves on the node: ipaddr itself, or the `address` given for a host name
     # (rendered into /etc/hosts); fenced passes ipaddr to the agent as written.
-    address: str | None = setting(STR, "IPv4 address of a host-name `ipaddr`, written to the nodes' /etc/hosts "
-                                        "(fencing must not depend on DNS); an error when ipaddr is already an address",
-                                  default=None)
+    address: str | None = setting(
+        STR, default=None,
+        help="IPv4 address of a host-name `ipaddr`, written to the nodes' /etc/hosts (fencing must not depend on "
+             "DNS); an error when ipaddr is already an address")
     options: dict[str, str] = setting(  # extra <fencedevice> attributes (lanplus, auth, ...)
-        MAP, "extra `<fencedevice>` attributes (`lanplus: true`, `auth: md5`, ...), each accepted for the agent by "
-             "every cman schema a node may run; `false` is refused", default_factory=dict)
+        MAP, default_factory=dict,
+        help="extra `<fencedevice>` attributes (`lanplus: true`, `auth: md5`, ...), each accepted for the agent by "
+             "every cman schema a node may run; `false` is refused")
 
 
 @dataclass(frozen=True)
 class Partition:
-    mount: str = setting(STR, "mount point (`/boot`, `/`, ...) or `swap`; unique", required=True)
-    size: str = setting(STR, "a size like `256M` or `40G`", required=True)
+    mount: str = setting(STR, required=True, help="mount point (`/boot`, `/`, ...) or `swap`; unique")
+    size: str = setting(STR, required=True, help="a size like `256M` or `40G`")
     size_mib: int
 
 
 @dataclass(frozen=True)
 class Install:
-    disks: tuple[str, ...] = setting(LIST, "one disk (plain partitions) or two (software RAID1 for every partition)",
-                                     required=True)
+    disks: tuple[str, ...] = setting(
+        LIST, required=True,
+        help="one disk (plain partitions) or two (software RAID1 for every partition)")
     partitions: tuple[Partition, ...] = setting(
-        LIST, "partitions in order; the last, DRBD's backing, takes the rest of the disk", required=True)
+        LIST, required=True,
+        help="partitions in order; the last, DRBD's backing, takes the rest of the disk")
     root_password_hash_file: Path = setting(
-        STR, "file holding root's crypt(3) hash (SHA-512 `$6$`), never a plain password", required=True)
+        STR, required=True,
+        help="file holding root's crypt(3) hash (SHA-512 `$6$`), never a plain password")
     root_password_hash: Secret = field(repr=False)
     ssh_authorized_keys_file: Path | None = setting(
-        STR, "optional file of root's authorized keys (the admins' keys)", default=None)
+        STR, default=None,
+        help="optional file of root's authorized keys (the admins' keys)")
     ssh_authorized_keys: Secret | None = field(default=None, repr=False)
-    selinux: str = setting(STR, "`permissive` (the seed), `enforcing` or `disabled`", default="permissive",
-        rule=one_of(("enforcing", "permissive", "disabled"), "{0!r} is not enforcing, permissive or disabled"))
-    firewall: str = setting(STR, "`cluster` (open only this cluster's ports) or `off` (the seed)", default="cluster",
+    selinux: str = setting(
+        STR, default="permissive",
+        rule=one_of(("enforcing", "permissive", "disabled"), "{0!r} is not enforcing, permissive or disabled"),
+        help="`permissive` (the seed), `enforcing` or `disabled`")
+    firewall: str = setting(
+        STR, default="cluster",
         rule=one_of(("cluster", "off"), "{0!r} is not 'cluster' or 'off'",
-                    "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)"))
-    runlevel: int = setting(INT, "default runlevel, 3 or 5", default=3,
-        rule=one_of((3, 5), "{0} is not 3 or 5"))
+                    "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)"),
+        help="`cluster` (open only this cluster's ports) or `off` (the seed)")
+    runlevel: int = setting(INT, default=3, rule=one_of((3, 5), "{0} is not 3 or 5"), help="default runlevel, 3 or 5")
     packages: tuple[str, ...] = setting(
-        LIST, "extra packages on top of the cluster set; each must be on the DVD or in our repo", default=())
-    console: str | None = setting(STR, "optional serial console for installer, Xen and dom0 (`ttyS0,115200`)",
-                                  default=None,
+        LIST, default=(),
+        help="extra packages on top of the cluster set; each must be on the DVD or in our repo")
+    console: str | None = setting(
+        STR, default=None,
         rule=rule(CONSOLE_RE.match, "{0!r} is not a console setting",
-                  "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0"))
+                  "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0"),
+        help="optional serial console for installer, Xen and dom0 (`ttyS0,115200`)")
 
     @property
     def raid(self) -> bool:
@@ -174,90 +202,107 @@ class Install:
 
 @dataclass(frozen=True, kw_only=True)  # keyword-only: optional keys sit between required ones
 class Drbd:
-    resource: str = setting(STR, "DRBD resource name (`r0`)", required=True,
-        rule=unless_empty(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "{0!r} is not a valid DRBD resource name"))
-    device: str = setting(STR, "DRBD device (`/dev/drbd0`)", required=True,
-        rule=unless_empty(r"^/dev/drbd\d+$", "{0!r} is not a DRBD device", "e.g. /dev/drbd0"))
-    port: int = setting(INT, "TCP port on the sn, 1-65535, not a port the cluster already uses", required=True,
-        rule=drbd_port)
-    protocol: str = setting(STR, "`C` (dual-primary needs it), `B` or `A`", default="C",
-        rule=one_of(("A", "B", "C"), "{0!r} is not A, B or C", "dual-primary with GFS2 needs protocol C"))
-    sync_rate: str = setting(STR, "`syncer { rate }`, like `40M`", required=True,
-        rule=unless_empty(RATE_RE, "{0!r} is not a DRBD rate", "a number with K, M or G (bytes per second), e.g. 40M"))
-    allow_two_primaries: bool = setting(BOOL, "dual-primary for GFS2", default=True)
-    become_primary_on: str = setting(STR, "`both` or a node name", default="both")
-    wfc_timeout: int = setting(INT, "seconds DRBD's start-up waits for the peer, 1-300000 (DRBD's own default 0 "
-                                      "waits forever and hangs the boot)", default=300)
-    degr_wfc_timeout: int = setting(INT, "the same wait after a degraded shutdown (and for an outdated peer); at "
-                                           "most wfc_timeout", default=120)
+    resource: str = setting(
+        STR, required=True,
+        rule=unless_empty(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "{0!r} is not a valid DRBD resource name"),
+        help="DRBD resource name (`r0`)")
+    device: str = setting(
+        STR, required=True, rule=unless_empty(r"^/dev/drbd\d+$", "{0!r} is not a DRBD device", "e.g. /dev/drbd0"),
+        help="DRBD device (`/dev/drbd0`)")
+    port: int = setting(
+        INT, required=True, rule=drbd_port,
+        help="TCP port on the sn, 1-65535, not a port the cluster already uses")
+    protocol: str = setting(
+        STR, default="C",
+        rule=one_of(("A", "B", "C"), "{0!r} is not A, B or C", "dual-primary with GFS2 needs protocol C"),
+        help="`C` (dual-primary needs it), `B` or `A`")
+    sync_rate: str = setting(
+        STR, required=True,
+        rule=unless_empty(RATE_RE, "{0!r} is not a DRBD rate",
+                          "a number with K, M or G (bytes per second), e.g. 40M"),
+        help="`syncer { rate }`, like `40M`")
+    allow_two_primaries: bool = setting(BOOL, default=True, help="dual-primary for GFS2")
+    become_primary_on: str = setting(STR, default="both", help="`both` or a node name")
+    wfc_timeout: int = setting(
+        INT, default=300,
+        help="seconds DRBD's start-up waits for the peer, 1-300000 (DRBD's own default 0 waits forever and hangs "
+             "the boot)")
+    degr_wfc_timeout: int = setting(
+        INT, default=120,
+        help="the same wait after a degraded shutdown (and for an outdated peer); at most wfc_timeout")
 
 
 @dataclass(frozen=True)
 class Clvm:
-    vg: str = setting(STR, "volume group name, a valid LVM name", required=True,
-        rule=lvm_name)
-    filter: str = setting(STR, "`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`", default="drbd-only",
+    vg: str = setting(STR, required=True, rule=lvm_name, help="volume group name, a valid LVM name")
+    filter: str = setting(
+        STR, default="drbd-only",
         rule=one_of(("drbd-only",), "{0!r} is not supported",
-                    "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD"))
+                    "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD"),
+        help="`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`")
 
 
 @dataclass(frozen=True)
 class Gfs2:
-    lv: str = setting(STR, "logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits",
-                      required=True)
-    size: str = setting(STR, "LV size like `20G`", required=True,
-        rule=size("e.g. 20G"))
+    lv: str = setting(
+        STR, required=True,
+        help="logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits")
+    size: str = setting(STR, required=True, rule=size("e.g. 20G"), help="LV size like `20G`")
     size_mib: int
-    mount: str = setting(STR, "mount point on both nodes (`/xen_shared`; VM configs live in `domU_config/` there)",
-                         required=True,
-        rule=unless_empty(r"^/[A-Za-z0-9._/-]+$", "{0!r} is not an absolute path"))
-    journals: int = setting(INT, "journals, at least the number of nodes", required=True,
-        rule=AT_LEAST_ONE)
+    mount: str = setting(
+        STR, required=True, rule=unless_empty(r"^/[A-Za-z0-9._/-]+$", "{0!r} is not an absolute path"),
+        help="mount point on both nodes (`/xen_shared`; VM configs live in `domU_config/` there)")
+    journals: int = setting(INT, required=True, rule=AT_LEAST_ONE, help="journals, at least the number of nodes")
 
 
 @dataclass(frozen=True)
 class Storage:
     backing_device: str = setting(
-        STR, "DRBD's backing device: `/dev/md<N>` over the last partitions (two disks) or the partition the kickstart "
-             "leaves for DRBD (one disk)", required=True,
-        rule=unless_empty(r"^/dev/[A-Za-z0-9/_.-]+$", "{0!r} is not a /dev path"))
-    drbd: Drbd = setting(MAP, "the DRBD 8.3.7 resource", required=True)
-    clvm: Clvm = setting(MAP, "the clustered volume group on the DRBD device", required=True)
-    gfs2: Gfs2 = setting(MAP, "the GFS2 file system on its LV", required=True)
-    managed_by: str = setting(STR, "`rgmanager` (storage as per-node rgmanager services, the seed's last word) "
-                                      "or `init` (SysV start order)", default="rgmanager",
-        rule=one_of(("init", "rgmanager"), "{0!r} is not 'init' or 'rgmanager'"))
+        STR, required=True, rule=unless_empty(r"^/dev/[A-Za-z0-9/_.-]+$", "{0!r} is not a /dev path"),
+        help="DRBD's backing device: `/dev/md<N>` over the last partitions (two disks) or the partition the "
+             "kickstart leaves for DRBD (one disk)")
+    drbd: Drbd = setting(MAP, required=True, help="the DRBD 8.3.7 resource")
+    clvm: Clvm = setting(MAP, required=True, help="the clustered volume group on the DRBD device")
+    gfs2: Gfs2 = setting(MAP, required=True, help="the GFS2 file system on its LV")
+    managed_by: str = setting(
+        STR, default="rgmanager", rule=one_of(("init", "rgmanager"), "{0!r} is not 'init' or 'rgmanager'"),
+        help="`rgmanager` (storage as per-node rgmanager services, the seed's last word) or `init` (SysV start "
+             "order)")
     size: str | None = setting(
-        STR, "optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit", default=None,
-        rule=size("e.g. 400G"))
+        STR, default=None, rule=size("e.g. 400G"),
+        help="optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit")
     size_mib: int | None = None
 
 
 @dataclass(frozen=True)
 class Relocation:
-    enabled: bool = setting(BOOL, "xend relocation server on", default=False)
-    port: int = setting(INT, "relocation port", default=8002,
-        rule=PORT)
+    enabled: bool = setting(BOOL, default=False, help="xend relocation server on")
+    port: int = setting(INT, default=8002, rule=PORT, help="relocation port")
     hosts_allow: tuple[str, ...] | str = setting(  # "peers" or explicit list
-        STR_OR_LIST, "`peers` (only the other node's bcn address) or a list of regexes; never empty (empty allows "
-                     "everyone)", default="peers")
+        STR_OR_LIST, default="peers",
+        help="`peers` (only the other node's bcn address) or a list of regexes; never empty (empty allows everyone)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Xen:
-    version: str = setting(STR, "`4.0.1`", required=True)
-    hypervisor_rpm: str = setting(STR, "the xen NVR the kickstart installs; must name xen.version "
-                                        "(`xen-4.0.1-1.an1.fc13`, what rpmspecs/xen builds)", required=True)
+    version: str = setting(STR, required=True, help="`4.0.1`")
+    hypervisor_rpm: str = setting(
+        STR, required=True,
+        help="the xen NVR the kickstart installs; must name xen.version (`xen-4.0.1-1.an1.fc13`, what rpmspecs/xen "
+             "builds)")
     dom0_kernel: str = setting(
-        STR, "the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)", required=True,
-        rule=unless_empty(KERNEL_VR_RE, "{0!r} is not a kernel version-release", "e.g. 2.6.32.23-170.dom0_an1.fc13"))
-    dom0_mem: str = setting(STR, "dom0 memory like `1024M` (`dom0_mem=` on the Xen line)", required=True,
-        rule=size("e.g. 1024M"))
+        STR, required=True,
+        rule=unless_empty(KERNEL_VR_RE, "{0!r} is not a kernel version-release", "e.g. 2.6.32.23-170.dom0_an1.fc13"),
+        help="the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)")
+    dom0_mem: str = setting(
+        STR, required=True, rule=size("e.g. 1024M"),
+        help="dom0 memory like `1024M` (`dom0_mem=` on the Xen line)")
     dom0_mem_mib: int
     bridges: tuple[str, ...] = setting(
-        LIST, "networks that get a Xen bridge (the seed: never the storage network); bridging `sn` is allowed but "
-              "warned about (a xend restart would drop DRBD)", default=("bcn", "ifn"))
-    relocation: Relocation = setting(MAP, "xend live-migration settings")
+        LIST, default=("bcn", "ifn"),
+        help="networks that get a Xen bridge (the seed: never the storage network); bridging `sn` is allowed but "
+             "warned about (a xend restart would drop DRBD)")
+    relocation: Relocation = setting(MAP, help="xend live-migration settings")
 
 
 @dataclass(frozen=True)
@@ -265,15 +310,19 @@ class VmInstall:
     """How the VM is provisioned: pv = virt-install --paravirt from an install tree URL (optionally with
     a guest kickstart the pipeline renders); hvm = an xm config booting an ISO on the shared GFS2."""
     method: str = setting(  # pv | hvm
-        STR, "`pv` (virt-install --paravirt from an install tree) or `hvm` (an xm config booting an ISO on the shared "
-             "file system)", required=True)
+        STR, required=True,
+        help="`pv` (virt-install --paravirt from an install tree) or `hvm` (an xm config booting an ISO on the "
+             "shared file system)")
     location: str | None = setting(  # pv: install tree URL (http://, ftp://, nfs:)
-        STR, "pv: the install tree, an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no https)", default=None)
-    kickstart: bool = setting(BOOL, "pv: render a guest kickstart (mode 0600: it holds the root hash)", default=False)
+        STR, default=None,
+        help="pv: the install tree, an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no https)")
+    kickstart: bool = setting(
+        BOOL, default=False,
+        help="pv: render a guest kickstart (mode 0600: it holds the root hash)")
     kickstart_url: str | None = setting(  # ks= on the installer's command line
-        STR, "pv: where you publish that kickstart for the guest installer to fetch (needs kickstart: true)",
-        default=None)
-    iso: str | None = setting(STR, "hvm: the installer ISO, a path on the GFS2 mount", default=None)
+        STR, default=None,
+        help="pv: where you publish that kickstart for the guest installer to fetch (needs kickstart: true)")
+    iso: str | None = setting(STR, default=None, help="hvm: the installer ISO, a path on the GFS2 mount")
 
 
 
@@ -287,36 +336,40 @@ GUEST_SWAP_MAX_MIB = 2048
 
 @dataclass(frozen=True)
 class Vm:
-    name: str = setting(STR, "VM name: a valid libvirt and LVM name, unique", required=True,
-        rule=vm_name)
-    memory: str = setting(STR, "guest memory like `1024M`", required=True,
-        rule=size("e.g. 1024M or 50G"))
+    name: str = setting(STR, required=True, rule=vm_name, help="VM name: a valid libvirt and LVM name, unique")
+    memory: str = setting(STR, required=True, rule=size("e.g. 1024M or 50G"), help="guest memory like `1024M`")
     memory_mib: int
-    vcpus: int = setting(INT, "virtual CPUs, >= 1", required=True,
-        rule=AT_LEAST_ONE)
-    disk: str = setting(STR, "size of the VM's LV on the clustered VG, like `50G`", required=True,
-        rule=size("e.g. 1024M or 50G"))
+    vcpus: int = setting(INT, required=True, rule=AT_LEAST_ONE, help="virtual CPUs, >= 1")
+    disk: str = setting(
+        STR, required=True, rule=size("e.g. 1024M or 50G"),
+        help="size of the VM's LV on the clustered VG, like `50G`")
     disk_mib: int
-    bridge: str = setting(STR, "the network whose Xen bridge the VM's NIC joins; must be in xen.bridges",
-                          required=True)
-    prefer: str = setting(STR, "the node the VM's failover domain prefers", required=True)
-    migrate: str = setting(STR, "`live` or `pause`: how rgmanager moves the VM", default="live",
-        rule=one_of(("live", "pause"), "{0!r} is not 'live' or 'pause'"))
+    bridge: str = setting(
+        STR, required=True,
+        help="the network whose Xen bridge the VM's NIC joins; must be in xen.bridges")
+    prefer: str = setting(STR, required=True, help="the node the VM's failover domain prefers")
+    migrate: str = setting(
+        STR, default="live", rule=one_of(("live", "pause"), "{0!r} is not 'live' or 'pause'"),
+        help="`live` or `pause`: how rgmanager moves the VM")
     config_file: Path | None = setting(  # an xm domU config shipped with the definition
-        STR, "optional xm domain config (Python assignments whose `name` is the VM's) shipped to "
-             "`<gfs2 mount>/domU_config/<vm>`; only then does the VM autostart", default=None)
+        STR, default=None,
+        help="optional xm domain config (Python assignments whose `name` is the VM's) shipped to `<gfs2 "
+             "mount>/domU_config/<vm>`; only then does the VM autostart")
     config: str | None = field(default=None, repr=False)
-    mac: str = setting(STR, "optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); "
-                            "default: stable, derived from the cluster and VM name in Xen's 00:16:3e range",
-                       default="",
-        rule=vm_mac)
+    mac: str = setting(
+        STR, default="", rule=vm_mac,
+        help="optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); default: stable, "
+             "derived from the cluster and VM name in Xen's 00:16:3e range")
     mac_derived: bool = True
-    cpuset: str | None = setting(SCALAR, "optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)", default=None,
-        rule=cpuset)
-    os_variant: str | None = setting(STR, "optional `--os-variant` of Fedora 13's virt-install (python-virtinst "
-                                             "0.500.3), e.g. `fedora13`", default=None)
+    cpuset: str | None = setting(
+        SCALAR, default=None, rule=cpuset,
+        help="optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)")
+    os_variant: str | None = setting(
+        STR, default=None,
+        help="optional `--os-variant` of Fedora 13's virt-install (python-virtinst 0.500.3), e.g. `fedora13`")
     install: VmInstall | None = setting(
-        MAP, "optional: how first boot provisions the VM (lowest nodeid, only while it has no config)", default=None)
+        MAP, default=None,
+        help="optional: how first boot provisions the VM (lowest nodeid, only while it has no config)")
 
     @property
     def autostart(self) -> bool:
@@ -342,41 +395,50 @@ class Vm:
 
 @dataclass(frozen=True)
 class Totem:
-    rrp_mode: str = setting(STR, "`none`, `active` or `passive`; not none adds ring 1 on the sn (`altname`) and makes "
-                                  "dlm_controld use SCTP", default="none",
-        rule=one_of(("none", "active", "passive"), "{0!r} is not one of none, active, passive"))
-    secauth: bool = setting(BOOL, "corosync `secauth`", default=False)
+    rrp_mode: str = setting(
+        STR, default="none", rule=one_of(("none", "active", "passive"), "{0!r} is not one of none, active, passive"),
+        help="`none`, `active` or `passive`; not none adds ring 1 on the sn (`altname`) and makes dlm_controld use "
+             "SCTP")
+    secauth: bool = setting(BOOL, default=False, help="corosync `secauth`")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Cluster:
-    name: str = setting(STR, "cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`",
-                      required=True, section="cluster",
+    name: str = setting(
+        STR, required=True, section="cluster",
         rule=rule(NAME_RE.match, "{0!r} is not 1-15 characters of [A-Za-z0-9_-]",
-                  "cman limits cluster names to 15 characters"))
+                  "cman limits cluster names to 15 characters"),
+        help="cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`")
     config_version: int = setting(
-        INT, "cluster.conf config_version, a positive integer; bump it to push a change", required=True,
-        section="cluster",
-        rule=rule(lambda v: v >= 1, "must be a positive integer, got {0}"))
-    domain: str = setting(STR, "a valid DNS name; node FQDN = `<node name>.<domain>`", required=True, section="cluster",
-        rule=rule(valid_dns_name, "{0!r} is not a valid DNS domain name", "for example example.com"))
-    timezone: str = setting(STR, "an Olson time zone name (`America/Toronto`), for the kickstart's `timezone --utc`",
-                          required=True, section="cluster",
-        rule=rule(valid_timezone, "{0!r} is not a known time zone", "use an Olson name such as America/Toronto or UTC"))
-    release: str = setting(STR, "the target; only `fedora-13-x86_64`", default=SUPPORTED_RELEASE, section="cluster",
+        INT, required=True, section="cluster", rule=rule(lambda v: v >= 1, "must be a positive integer, got {0}"),
+        help="cluster.conf config_version, a positive integer; bump it to push a change")
+    domain: str = setting(
+        STR, required=True, section="cluster",
+        rule=rule(valid_dns_name, "{0!r} is not a valid DNS domain name", "for example example.com"),
+        help="a valid DNS name; node FQDN = `<node name>.<domain>`")
+    timezone: str = setting(
+        STR, required=True, section="cluster",
+        rule=rule(valid_timezone, "{0!r} is not a known time zone",
+                  "use an Olson name such as America/Toronto or UTC"),
+        help="an Olson time zone name (`America/Toronto`), for the kickstart's `timezone --utc`")
+    release: str = setting(
+        STR, default=SUPPORTED_RELEASE, section="cluster",
         rule=rule(lambda v: v == SUPPORTED_RELEASE, "{0!r} is not supported",
-                  f"the only supported release is {SUPPORTED_RELEASE}"))
+                  f"the only supported release is {SUPPORTED_RELEASE}"),
+        help="the target; only `fedora-13-x86_64`")
     networks: dict[str, Network] = setting(
-        MAP, "the three networks: bcn (back-channel, totem ring 0, fencing, migration), sn (storage: DRBD, ring 1 with "
-             "rrp), ifn (internet-facing: VM bridge, default route)", required=True)
-    totem: Totem = setting(MAP, "corosync ring settings")
-    nodes: tuple[Node, ...] = setting(LIST, "the two nodes (a two_node cman cluster)", required=True)
+        MAP, required=True,
+        help="the three networks: bcn (back-channel, totem ring 0, fencing, migration), sn (storage: DRBD, ring 1 "
+             "with rrp), ifn (internet-facing: VM bridge, default route)")
+    totem: Totem = setting(MAP, help="corosync ring settings")
+    nodes: tuple[Node, ...] = setting(LIST, required=True, help="the two nodes (a two_node cman cluster)")
     fence_devices: tuple[FenceDevice, ...] = setting(
-        LIST, "every fence device the nodes' methods name; each must be used", required=True)
-    install: Install = setting(MAP, "what the kickstart lays down on each node", required=True)
-    storage: Storage = setting(MAP, "DRBD + clustered LVM + GFS2 on the backing device", required=True)
-    xen: Xen = setting(MAP, "the Xen 4.0.1 dom0", required=True)
-    vms: tuple[Vm, ...] = setting(LIST, "rgmanager `<vm>` services; default none")
+        LIST, required=True,
+        help="every fence device the nodes' methods name; each must be used")
+    install: Install = setting(MAP, required=True, help="what the kickstart lays down on each node")
+    storage: Storage = setting(MAP, required=True, help="DRBD + clustered LVM + GFS2 on the backing device")
+    xen: Xen = setting(MAP, required=True, help="the Xen 4.0.1 dom0")
+    vms: tuple[Vm, ...] = setting(LIST, help="rgmanager `<vm>` services; default none")
     source: Path
     digest: str
     demo_secrets: bool = False
