@@ -69,12 +69,13 @@ def settings_of(cls: type, section: str = "") -> dict[str, Setting]:
     return out
 
 
-def default(cls: type, key: str) -> Any:
-    return settings_of_any(cls)[key].default
-
-
-def settings_of_any(cls: type) -> dict[str, Setting]:
+def all_settings(cls: type) -> dict[str, Setting]:
+    """Every definition key of a model dataclass, whatever its section."""
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls) if "setting" in f.metadata}
+
+
+def default(cls: type, key: str) -> Any:
+    return all_settings(cls)[key].default
 
 
 def given_or_default(values: dict[str, Any], cls: type, key: str) -> Any:
@@ -86,7 +87,7 @@ def fill(cls: type, values: dict[str, Any], **computed: Any) -> Any:
     """An instance of a model dataclass: each setting's checked value or its default, then `computed`
     (derived fields, and values the loader turned into their model type)."""
     kw = {}
-    for name, s in settings_of_any(cls).items():
+    for name, s in all_settings(cls).items():
         if name in values:
             kw[name] = values[name]
         elif s.default is not NO_DEFAULT:
