@@ -1,49 +1,31 @@
-"""Load and validate a cluster definition into frozen dataclasses.
+"""The cluster model: frozen dataclasses, each definition key a setting on the field it fills.
 
-Every rule of the definition format (docs/definition.md) is checked here. Problems are collected, not
-raised one by one: the user sees all of them at once, each as `<file>:<line>: <dotted.path>: <reason>`
-with a hint where one helps (the mkksiso/mkosi style). Secrets are read from the *_file paths into
-`Secret` objects whose str() is "<redacted>", so they cannot leak through logs or model.json by accident.
+load_definition() (isobuild/loader.py) reads a definition into this model, checking every rule of the
+format (docs/definition.md, generated from the settings here) and collecting every problem, each as
+`<file>:<line>: <dotted.path>: <reason>` with a hint where one helps (the mkksiso/mkosi style).
+Secrets are read from the *_file paths into `Secret` objects whose str() is "<redacted>", so they
+cannot leak through logs or model.json by accident.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
-import hashlib
 import ipaddress
 import json
 import os
-import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-
-from . import log
-from .errors import IsobuildError, Problem, ProblemsError
 from .f13virt import VIRTINST_OS_VARIANTS
+from .settings import BOOL, INT, LIST, MAP, SCALAR, STR, STR_OR_LIST, Setting, setting, settings_of
+from .values import (AT_LEAST_ONE, CLUSTER_PORTS, CONSOLE_RE, FENCE_AGENT_RE, HOST_LABEL_RE, IFACE_RE, KERNEL_VR_RE,
+                     NAME_RE, PORT, RATE_RE, SUPPORTED_RELEASE, cpuset, drbd_port, lvm_name, one_of, rule, size,
+                     unless_empty, valid_dns_name, valid_timezone, vm_mac, vm_name)
+# imported from here by render, runbook and the tests
+from .values import RENDEZVOUS_PORT, derived_mac, domu_config_problem  # noqa: F401
 
 NETWORK_NAMES = ("bcn", "sn", "ifn")
-SUPPORTED_RELEASE = "fedora-13-x86_64"
 REDACTED = "<redacted>"
-
-# tcp port where the firstboot steps of the two nodes meet before the first cman start (50-cman)
-RENDEZVOUS_PORT = 7700
-# Ports the cluster stack itself listens on (the firewall opens exactly these plus drbd/xend relocation).
-CLUSTER_PORTS = {
-    5404: "corosync/cman (udp)",
-    5405: "corosync/cman (udp)",
-    21064: "dlm",
-    11111: "ricci",
-    16851: "modclusterd",
-    22: "ssh",
-    RENDEZVOUS_PORT: "an-cluster-firstboot rendezvous (before cman starts)",
-}
 
 # A file named DEMO inside a secrets directory marks its contents as demo values (tasks warn).
 DEMO_MARKER = "DEMO"
@@ -81,11 +63,21 @@ class Secret:
 @dataclass(frozen=True)
 class Network:
     name: str
-    interface: str
-    subnet: ipaddress.IPv4Network
-    mtu: int | None = None
-    gateway: ipaddress.IPv4Address | None = None
-    dns: tuple[ipaddress.IPv4Address, ...] = ()
+    interface: str = setting(
+        STR, required=True, rule=unless_empty(IFACE_RE, "{0!r} is not a valid interface name"),
+        help="the node NIC on this network (`eth0`, `em1`, a VLAN `eth3.100`); unique per node")
+    subnet: ipaddress.IPv4Network = setting(
+        STR, required=True,
+        help="an IPv4 network in CIDR form; every node address lies inside it")
+    mtu: int | None = setting(
+        INT, default=None, rule=rule(lambda v: 576 <= v <= 9216, "{0} is outside 576-9216"),
+        help="optional MTU written to ifcfg (anaconda 13 drops `network --mtu`)")
+    gateway: ipaddress.IPv4Address | None = setting(
+        STR, default=None,
+        help="the default route; only on the ifn, inside its subnet")
+    dns: tuple[ipaddress.IPv4Address, ...] = setting(
+        LIST, default=(),
+        help="name servers (IPv4 addresses), only on the ifn")
 
     @property
     def netmask(self) -> str:
@@ -101,132 +93,238 @@ class Network:
 
 @dataclass(frozen=True)
 class FenceMethod:
-    method: str
-    device: str
-    port: str | None = None
+    method: str = setting(STR, required=True, help="the method's name in cluster.conf")
+    device: str = setting(STR, required=True, help="a `fence_devices[].name`")
+    port: str | None = setting(
+        SCALAR, default=None,
+        help="the outlet/port on the device: needed by fence_na and other multi-port devices, refused by "
+             "fence_ipmilan")
 
 
 @dataclass(frozen=True)
 class Node:
-    name: str
-    nodeid: int
+    name: str = setting(
+        STR, required=True,
+        rule=unless_empty(HOST_LABEL_RE, "{0!r} is not a valid host name",
+                          "letters, digits and '-', no dots (the domain comes from cluster.domain)"),
+        help="short host name, a valid DNS label, unique")
+    nodeid: int = setting(
+        INT, required=True, rule=AT_LEAST_ONE,
+        help="cman nodeid >= 1, unique; the lowest nodeid runs the one-node first-boot steps")
     fqdn: str
-    ip: dict[str, ipaddress.IPv4Address]
-    mac: dict[str, str]
-    fence: tuple[FenceMethod, ...]
+    ip: dict[str, ipaddress.IPv4Address] = setting(
+        MAP, required=True,
+        help="`{bcn: ..., sn: ..., ifn: ...}`: one address per network, inside its subnet, none used twice")
+    mac: dict[str, str] = setting(
+        MAP,
+        help="optional `{<nic>: <MAC>}`: pins HWADDR in ifcfg; unicast, unique in the cluster; without it the "
+             "HWADDR anaconda saw is kept")
+    fence: tuple[FenceMethod, ...] = setting(LIST, required=True, help="at least one method, tried in order")
 
 
 @dataclass(frozen=True)
 class FenceDevice:
-    name: str
-    agent: str
-    ipaddr: str
-    login: str
-    password_file: Path
+    name: str = setting(STR, required=True, help="unique device name, referenced by `nodes[].fence[].device`")
+    agent: str = setting(
+        STR, required=True,
+        rule=unless_empty(FENCE_AGENT_RE, "{0!r} is not a fence agent name",
+                          "fence_na, fence_ipmilan or another fence_* agent"),
+        help="`fence_na` (Node Assassin, our `fence-na` package), `fence_ipmilan`, or another `fence_*` agent of "
+             "F13's fence-agents")
+    ipaddr: str = setting(
+        STR, required=True,
+        help="the device's address as cluster.conf passes it to the agent: an IPv4 address, or a host name that "
+             "`address` resolves")
+    login: str = setting(STR, required=True, help="the device login (fence_na: the same on every Node Assassin)")
+    password_file: Path = setting(
+        STR, required=True,
+        help="file holding the password (one line, <= 4 KiB, no control characters; never printed; warned about "
+             "when group/other-readable)")
     password: Secret = field(repr=False)
     # where ipaddr resolves on the node: ipaddr itself, or the `address` given for a host name
     # (rendered into /etc/hosts); fenced passes ipaddr to the agent as written.
-    address: str | None = None
-    options: dict[str, str] = field(default_factory=dict)  # extra <fencedevice> attributes (lanplus, auth, ...)
+    address: str | None = setting(
+        STR, default=None,
+        help="IPv4 address of a host-name `ipaddr`, written to the nodes' /etc/hosts (fencing must not depend on "
+             "DNS); an error when ipaddr is already an address")
+    options: dict[str, str] = setting(  # extra <fencedevice> attributes (lanplus, auth, ...)
+        MAP, default_factory=dict,
+        help="extra `<fencedevice>` attributes (`lanplus: true`, `auth: md5`, ...), each accepted for the agent by "
+             "every cman schema a node may run; `false` is refused")
 
 
 @dataclass(frozen=True)
 class Partition:
-    mount: str
-    size: str
+    mount: str = setting(STR, required=True, help="mount point (`/boot`, `/`, ...) or `swap`; unique")
+    size: str = setting(STR, required=True, help="a size like `256M` or `40G`")
     size_mib: int
 
 
 @dataclass(frozen=True)
 class Install:
-    disks: tuple[str, ...]
-    partitions: tuple[Partition, ...]
-    root_password_hash_file: Path
+    disks: tuple[str, ...] = setting(
+        LIST, required=True,
+        help="one disk (plain partitions) or two (software RAID1 for every partition)")
+    partitions: tuple[Partition, ...] = setting(
+        LIST, required=True,
+        help="partitions in order; the last, DRBD's backing, takes the rest of the disk")
+    root_password_hash_file: Path = setting(
+        STR, required=True,
+        help="file holding root's crypt(3) hash (SHA-512 `$6$`), never a plain password")
     root_password_hash: Secret = field(repr=False)
-    ssh_authorized_keys_file: Path | None = None
+    ssh_authorized_keys_file: Path | None = setting(
+        STR, default=None,
+        help="optional file of root's authorized keys (the admins' keys)")
     ssh_authorized_keys: Secret | None = field(default=None, repr=False)
-    selinux: str = "permissive"
-    firewall: str = "cluster"
-    runlevel: int = 3
-    packages: tuple[str, ...] = ()
-    console: str | None = None
+    selinux: str = setting(
+        STR, default="permissive",
+        rule=one_of(("enforcing", "permissive", "disabled"), "{0!r} is not enforcing, permissive or disabled"),
+        help="`permissive` (the seed), `enforcing` or `disabled`")
+    firewall: str = setting(
+        STR, default="cluster",
+        rule=one_of(("cluster", "off"), "{0!r} is not 'cluster' or 'off'",
+                    "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)"),
+        help="`cluster` (open only this cluster's ports) or `off` (the seed)")
+    runlevel: int = setting(INT, default=3, rule=one_of((3, 5), "{0} is not 3 or 5"), help="default runlevel, 3 or 5")
+    packages: tuple[str, ...] = setting(
+        LIST, default=(),
+        help="extra packages on top of the cluster set; each must be on the DVD or in our repo")
+    console: str | None = setting(
+        STR, default=None,
+        rule=rule(CONSOLE_RE.match, "{0!r} is not a console setting",
+                  "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0"),
+        help="optional serial console for installer, Xen and dom0 (`ttyS0,115200`)")
 
     @property
     def raid(self) -> bool:
         return len(self.disks) == 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keyword-only: optional keys sit between required ones
 class Drbd:
-    resource: str
-    device: str
-    port: int
-    protocol: str
-    sync_rate: str
-    allow_two_primaries: bool
-    become_primary_on: str
-    wfc_timeout: int = 300  # seconds drbd's start-up waits for the peer (0, DRBD's default, is forever)
-    degr_wfc_timeout: int = 120  # the same when the node was degraded (peer already gone) before it went down
+    resource: str = setting(
+        STR, required=True,
+        rule=unless_empty(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "{0!r} is not a valid DRBD resource name"),
+        help="DRBD resource name (`r0`)")
+    device: str = setting(
+        STR, required=True, rule=unless_empty(r"^/dev/drbd\d+$", "{0!r} is not a DRBD device", "e.g. /dev/drbd0"),
+        help="DRBD device (`/dev/drbd0`)")
+    port: int = setting(
+        INT, required=True, rule=drbd_port,
+        help="TCP port on the sn, 1-65535, not a port the cluster already uses")
+    protocol: str = setting(
+        STR, default="C",
+        rule=one_of(("A", "B", "C"), "{0!r} is not A, B or C", "dual-primary with GFS2 needs protocol C"),
+        help="`C` (dual-primary needs it), `B` or `A`")
+    sync_rate: str = setting(
+        STR, required=True,
+        rule=unless_empty(RATE_RE, "{0!r} is not a DRBD rate",
+                          "a number with K, M or G (bytes per second), e.g. 40M"),
+        help="`syncer { rate }`, like `40M`")
+    allow_two_primaries: bool = setting(BOOL, default=True, help="dual-primary for GFS2")
+    become_primary_on: str = setting(STR, default="both", help="`both` or a node name")
+    wfc_timeout: int = setting(
+        INT, default=300,
+        help="seconds DRBD's start-up waits for the peer, 1-300000 (DRBD's own default 0 waits forever and hangs "
+             "the boot)")
+    degr_wfc_timeout: int = setting(
+        INT, default=120,
+        help="the same wait after a degraded shutdown (and for an outdated peer); at most wfc_timeout")
 
 
 @dataclass(frozen=True)
 class Clvm:
-    vg: str
-    filter: str
+    vg: str = setting(STR, required=True, rule=lvm_name, help="volume group name, a valid LVM name")
+    filter: str = setting(
+        STR, default="drbd-only",
+        rule=one_of(("drbd-only",), "{0!r} is not supported",
+                    "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD"),
+        help="`drbd-only`: lvm.conf `filter = [ \"a|/dev/drbd*|\", \"r/.*/\" ]`")
 
 
 @dataclass(frozen=True)
 class Gfs2:
-    lv: str
-    size: str
+    lv: str = setting(
+        STR, required=True,
+        help="logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits")
+    size: str = setting(STR, required=True, rule=size("e.g. 20G"), help="LV size like `20G`")
     size_mib: int
-    mount: str
-    journals: int
+    mount: str = setting(
+        STR, required=True, rule=unless_empty(r"^/[A-Za-z0-9._/-]+$", "{0!r} is not an absolute path"),
+        help="mount point on both nodes (`/xen_shared`; VM configs live in `domU_config/` there)")
+    journals: int = setting(INT, required=True, rule=AT_LEAST_ONE, help="journals, at least the number of nodes")
 
 
 @dataclass(frozen=True)
 class Storage:
-    backing_device: str
-    drbd: Drbd
-    clvm: Clvm
-    gfs2: Gfs2
-    managed_by: str
-    size: str | None = None
+    backing_device: str = setting(
+        STR, required=True, rule=unless_empty(r"^/dev/[A-Za-z0-9/_.-]+$", "{0!r} is not a /dev path"),
+        help="DRBD's backing device: `/dev/md<N>` over the last partitions (two disks) or the partition the "
+             "kickstart leaves for DRBD (one disk)")
+    drbd: Drbd = setting(MAP, required=True, help="the DRBD 8.3.7 resource")
+    clvm: Clvm = setting(MAP, required=True, help="the clustered volume group on the DRBD device")
+    gfs2: Gfs2 = setting(MAP, required=True, help="the GFS2 file system on its LV")
+    managed_by: str = setting(
+        STR, default="rgmanager", rule=one_of(("init", "rgmanager"), "{0!r} is not 'init' or 'rgmanager'"),
+        help="`rgmanager` (storage as per-node rgmanager services, the seed's last word) or `init` (SysV start "
+             "order)")
+    size: str | None = setting(
+        STR, default=None, rule=size("e.g. 400G"),
+        help="optional size of the DRBD device; when given the GFS2 LV and every VM disk must fit")
     size_mib: int | None = None
 
 
 @dataclass(frozen=True)
 class Relocation:
-    enabled: bool
-    port: int
-    hosts_allow: tuple[str, ...] | str  # "peers" or explicit list
+    enabled: bool = setting(BOOL, default=False, help="xend relocation server on")
+    port: int = setting(INT, default=8002, rule=PORT, help="relocation port")
+    hosts_allow: tuple[str, ...] | str = setting(  # "peers" or explicit list
+        STR_OR_LIST, default="peers",
+        help="`peers` (only the other node's bcn address) or a list of regexes; never empty (empty allows everyone)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Xen:
-    version: str
-    hypervisor_rpm: str
-    dom0_kernel: str
-    dom0_mem: str
+    version: str = setting(STR, required=True, help="`4.0.1`")
+    hypervisor_rpm: str = setting(
+        STR, required=True,
+        help="the xen NVR the kickstart installs; must name xen.version (`xen-4.0.1-1.an1.fc13`, what rpmspecs/xen "
+             "builds)")
+    dom0_kernel: str = setting(
+        STR, required=True,
+        rule=unless_empty(KERNEL_VR_RE, "{0!r} is not a kernel version-release", "e.g. 2.6.32.23-170.dom0_an1.fc13"),
+        help="the dom0 kernel's version-release (`2.6.32.23-170.dom0_an1.fc13`, rpmspecs/kernel)")
+    dom0_mem: str = setting(
+        STR, required=True, rule=size("e.g. 1024M"),
+        help="dom0 memory like `1024M` (`dom0_mem=` on the Xen line)")
     dom0_mem_mib: int
-    bridges: tuple[str, ...]
-    relocation: Relocation
+    bridges: tuple[str, ...] = setting(
+        LIST, default=("bcn", "ifn"),
+        help="networks that get a Xen bridge (the seed: never the storage network); bridging `sn` is allowed but "
+             "warned about (a xend restart would drop DRBD)")
+    relocation: Relocation = setting(MAP, help="xend live-migration settings")
 
 
 @dataclass(frozen=True)
 class VmInstall:
     """How the VM is provisioned: pv = virt-install --paravirt from an install tree URL (optionally with
     a guest kickstart the pipeline renders); hvm = an xm config booting an ISO on the shared GFS2."""
-    method: str                      # pv | hvm
-    location: str | None = None      # pv: install tree URL (http://, ftp://, nfs:)
-    kickstart: bool = False          # pv: render a guest kickstart
-    kickstart_url: str | None = None  # pv: where the guest fetches it (ks= on the installer's command line)
-    iso: str | None = None           # hvm: ISO path on the GFS2 mount
+    method: str = setting(  # pv | hvm
+        STR, required=True,
+        help="`pv` (virt-install --paravirt from an install tree) or `hvm` (an xm config booting an ISO on the "
+             "shared file system)")
+    location: str | None = setting(  # pv: install tree URL (http://, ftp://, nfs:)
+        STR, default=None,
+        help="pv: the install tree, an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no https)")
+    kickstart: bool = setting(
+        BOOL, default=False,
+        help="pv: render a guest kickstart (mode 0600: it holds the root hash)")
+    kickstart_url: str | None = setting(  # ks= on the installer's command line
+        STR, default=None,
+        help="pv: where you publish that kickstart for the guest installer to fetch (needs kickstart: true)")
+    iso: str | None = setting(STR, default=None, help="hvm: the installer ISO, a path on the GFS2 mount")
 
 
-XEN_OUI = "00:16:3e"   # Xen's randomMAC (xend/server/netif.py): 00:16:3e, then 3 bytes, the first < 0x80
-CPUSET_RE = re.compile(r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$")
-INSTALL_URL_RE = re.compile(r"^(http://|ftp://|nfs:)[^\s,'\"]+$")
 
 
 # The guest kickstart's partitions (kickstart/files/vm-guest.ks.j2): /boot, swap, / (grows): the LV
@@ -238,22 +336,40 @@ GUEST_SWAP_MAX_MIB = 2048
 
 @dataclass(frozen=True)
 class Vm:
-    name: str
-    memory: str
+    name: str = setting(STR, required=True, rule=vm_name, help="VM name: a valid libvirt and LVM name, unique")
+    memory: str = setting(STR, required=True, rule=size("e.g. 1024M or 50G"), help="guest memory like `1024M`")
     memory_mib: int
-    vcpus: int
-    disk: str
+    vcpus: int = setting(INT, required=True, rule=AT_LEAST_ONE, help="virtual CPUs, >= 1")
+    disk: str = setting(
+        STR, required=True, rule=size("e.g. 1024M or 50G"),
+        help="size of the VM's LV on the clustered VG, like `50G`")
     disk_mib: int
-    bridge: str
-    prefer: str
-    migrate: str
-    config_file: Path | None = None  # an xm domU config shipped with the definition
+    bridge: str = setting(
+        STR, required=True,
+        help="the network whose Xen bridge the VM's NIC joins; must be in xen.bridges")
+    prefer: str = setting(STR, required=True, help="the node the VM's failover domain prefers")
+    migrate: str = setting(
+        STR, default="live", rule=one_of(("live", "pause"), "{0!r} is not 'live' or 'pause'"),
+        help="`live` or `pause`: how rgmanager moves the VM")
+    config_file: Path | None = setting(  # an xm domU config shipped with the definition
+        STR, default=None,
+        help="optional xm domain config (Python assignments whose `name` is the VM's) shipped to `<gfs2 "
+             "mount>/domU_config/<vm>`; only then does the VM autostart")
     config: str | None = field(default=None, repr=False)
-    mac: str = ""
+    mac: str = setting(
+        STR, default="", rule=vm_mac,
+        help="optional unicast MAC of the VM's NIC, unique in the cluster (node NICs included); default: stable, "
+             "derived from the cluster and VM name in Xen's 00:16:3e range")
     mac_derived: bool = True
-    cpuset: str | None = None
-    os_variant: str | None = None
-    install: VmInstall | None = None
+    cpuset: str | None = setting(
+        SCALAR, default=None, rule=cpuset,
+        help="optional physical CPUs the VM may use (`1`, `1-3`, `0,2`)")
+    os_variant: str | None = setting(
+        STR, default=None,
+        help="optional `--os-variant` of Fedora 13's virt-install (python-virtinst 0.500.3), e.g. `fedora13`")
+    install: VmInstall | None = setting(
+        MAP, default=None,
+        help="optional: how first boot provisions the VM (lowest nodeid, only while it has no config)")
 
     @property
     def autostart(self) -> bool:
@@ -279,25 +395,50 @@ class Vm:
 
 @dataclass(frozen=True)
 class Totem:
-    rrp_mode: str
-    secauth: bool
+    rrp_mode: str = setting(
+        STR, default="none", rule=one_of(("none", "active", "passive"), "{0!r} is not one of none, active, passive"),
+        help="`none`, `active` or `passive`; not none adds ring 1 on the sn (`altname`) and makes dlm_controld use "
+             "SCTP")
+    secauth: bool = setting(BOOL, default=False, help="corosync `secauth`")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Cluster:
-    name: str
-    config_version: int
-    domain: str
-    timezone: str
-    release: str
-    networks: dict[str, Network]
-    totem: Totem
-    nodes: tuple[Node, ...]
-    fence_devices: tuple[FenceDevice, ...]
-    install: Install
-    storage: Storage
-    xen: Xen
-    vms: tuple[Vm, ...]
+    name: str = setting(
+        STR, required=True, section="cluster",
+        rule=rule(NAME_RE.match, "{0!r} is not 1-15 characters of [A-Za-z0-9_-]",
+                  "cman limits cluster names to 15 characters"),
+        help="cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`")
+    config_version: int = setting(
+        INT, required=True, section="cluster", rule=rule(lambda v: v >= 1, "must be a positive integer, got {0}"),
+        help="cluster.conf config_version, a positive integer; bump it to push a change")
+    domain: str = setting(
+        STR, required=True, section="cluster",
+        rule=rule(valid_dns_name, "{0!r} is not a valid DNS domain name", "for example example.com"),
+        help="a valid DNS name; node FQDN = `<node name>.<domain>`")
+    timezone: str = setting(
+        STR, required=True, section="cluster",
+        rule=rule(valid_timezone, "{0!r} is not a known time zone",
+                  "use an Olson name such as America/Toronto or UTC"),
+        help="an Olson time zone name (`America/Toronto`), for the kickstart's `timezone --utc`")
+    release: str = setting(
+        STR, default=SUPPORTED_RELEASE, section="cluster",
+        rule=rule(lambda v: v == SUPPORTED_RELEASE, "{0!r} is not supported",
+                  f"the only supported release is {SUPPORTED_RELEASE}"),
+        help="the target; only `fedora-13-x86_64`")
+    networks: dict[str, Network] = setting(
+        MAP, required=True,
+        help="the three networks: bcn (back-channel, totem ring 0, fencing, migration), sn (storage: DRBD, ring 1 "
+             "with rrp), ifn (internet-facing: VM bridge, default route)")
+    totem: Totem = setting(MAP, help="corosync ring settings")
+    nodes: tuple[Node, ...] = setting(LIST, required=True, help="the two nodes (a two_node cman cluster)")
+    fence_devices: tuple[FenceDevice, ...] = setting(
+        LIST, required=True,
+        help="every fence device the nodes' methods name; each must be used")
+    install: Install = setting(MAP, required=True, help="what the kickstart lays down on each node")
+    storage: Storage = setting(MAP, required=True, help="DRBD + clustered LVM + GFS2 on the backing device")
+    xen: Xen = setting(MAP, required=True, help="the Xen 4.0.1 dom0")
+    vms: tuple[Vm, ...] = setting(LIST, help="rgmanager `<vm>` services; default none")
     source: Path
     digest: str
     demo_secrets: bool = False
@@ -378,1340 +519,35 @@ def model_json(cluster: Cluster) -> str:
     return json.dumps(data, sort_keys=True, indent=2) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------
-# Parsing helpers
-# ---------------------------------------------------------------------------------------------
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,15}$")
-HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-SIZE_RE = re.compile(r"^(\d+)\s*([KMGT])(?:i?B)?$", re.I)
-RATE_RE = re.compile(r"^\d+[KMG]$")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-LVM_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
-CRYPT_RE = re.compile(r"^\$(1|5|6)\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{22,86}$")
-CONSOLE_RE = re.compile(r"^(tty\d+|ttyS\d+(,\d+(n8)?)?)$")
-FENCE_AGENT_RE = re.compile(r"^fence_[a-z0-9_]+$")
-PKG_RE = re.compile(r"^[@A-Za-z0-9][A-Za-z0-9._+*-]*$")
-IFACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,14}$")
-DISK_RE = re.compile(r"^(sd[a-z]+|hd[a-z]+|vd[a-z]+|xvd[a-z]+|cciss/c\d+d\d+|nvme\d+n\d+)$")
-KERNEL_VR_RE = re.compile(r"^\d+(\.\d+)+-[A-Za-z0-9_.]+$")
-UNITS_KIB = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
-
-
-def parse_size_mib(text: str) -> int | None:
-    """'256M' -> 256, '4G' -> 4096. None when it does not parse or is zero."""
-    m = SIZE_RE.match(str(text).strip())
-    # integer arithmetic: 400 digits of K overflowed a float; int() refuses more than 4300 digits
-    if not m or len(m.group(1)) > 18:
-        return None
-    mib = int(m.group(1)) * UNITS_KIB[m.group(2).upper()] // 1024
-    return mib if mib > 0 else None
-
-
-def valid_dns_name(name: str) -> bool:
-    if not name or len(name) > 253 or name.endswith("."):
-        return False
-    labels = name.split(".")
-    return len(labels) >= 2 and all(HOST_LABEL_RE.match(lb) for lb in labels) and not labels[-1].isdigit()
-
-
-def _key_path(path: str, key: Any) -> str:
-    """`path.key`; a key that cannot be a path segment (not a string, empty, spaces or brackets in it) is
-    reported at its mapping instead, and the reason names it (see _unknown)."""
-    if _plain_key(key):
-        return f"{path}.{key}" if path else key
-    return path or "(top level)"
-
-
-def _plain_key(key: Any) -> bool:
-    return isinstance(key, str) and re.match(r"^[^\s\[\]]+$", key) is not None
-
-
-def _unknown(what: str, key: Any) -> str:
-    return f"unknown {what}" if _plain_key(key) else f"unknown {what} {key!r}"
-
-
-def _suggest(word: str, choices) -> str | None:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(sorted(choices))}"
-
-
-# A spec of the keys a mapping takes: key -> (required, expected python type(s), type name for messages)
-Spec = dict[str, tuple[bool, tuple[type, ...], str]]
-STR = ((str,), "a string")
-INT = ((int,), "an integer")
-BOOL = ((bool,), "true or false")
-MAP = ((dict,), "a mapping")
-LIST = ((list,), "a list")
-SCALAR = ((str, int), "a string or number")
-STR_OR_LIST = ((str, list), "a string or a list")
-
-
-def _k(required: bool, kind: tuple) -> tuple[bool, tuple[type, ...], str]:
-    return (required, kind[0], kind[1])
-
+# The keys each kind of mapping takes, from the settings declared on the model's fields (isobuild/settings.py).
+Spec = dict[str, Setting]
+CLUSTER_KEY = Setting(MAP, "the cluster's identity", required=True)  # `cluster:` holds Cluster's identity keys
 
 SPECS: dict[str, Spec] = {
-    "": {
-        "cluster": _k(True, MAP), "networks": _k(True, MAP), "totem": _k(False, MAP), "nodes": _k(True, LIST),
-        "fence_devices": _k(True, LIST), "install": _k(True, MAP), "storage": _k(True, MAP),
-        "xen": _k(True, MAP), "vms": _k(False, LIST),
-    },
-    "cluster": {
-        "name": _k(True, STR), "config_version": _k(True, INT), "domain": _k(True, STR),
-        "timezone": _k(True, STR), "release": _k(False, STR),
-    },
-    "network": {
-        "interface": _k(True, STR), "subnet": _k(True, STR), "mtu": _k(False, INT),
-        "gateway": _k(False, STR), "dns": _k(False, LIST),
-    },
-    "totem": {"rrp_mode": _k(False, STR), "secauth": _k(False, BOOL)},
-    "node": {
-        "name": _k(True, STR), "nodeid": _k(True, INT), "ip": _k(True, MAP), "mac": _k(False, MAP),
-        "fence": _k(True, LIST),
-    },
-    "fence_method": {"method": _k(True, STR), "device": _k(True, STR), "port": _k(False, SCALAR)},
-    "fence_device": {
-        "name": _k(True, STR), "agent": _k(True, STR), "ipaddr": _k(True, STR), "login": _k(True, STR),
-        "password_file": _k(True, STR), "address": _k(False, STR), "options": _k(False, MAP),
-    },
-    "install": {
-        "disks": _k(True, LIST), "partitions": _k(True, LIST), "root_password_hash_file": _k(True, STR),
-        "ssh_authorized_keys_file": _k(False, STR), "selinux": _k(False, STR), "firewall": _k(False, STR),
-        "runlevel": _k(False, INT), "packages": _k(False, LIST), "console": _k(False, STR),
-    },
-    "partition": {"mount": _k(True, STR), "size": _k(True, STR)},
-    "storage": {
-        "backing_device": _k(True, STR), "drbd": _k(True, MAP), "clvm": _k(True, MAP), "gfs2": _k(True, MAP),
-        "managed_by": _k(False, STR), "size": _k(False, STR),
-    },
-    "drbd": {
-        "resource": _k(True, STR), "device": _k(True, STR), "port": _k(True, INT), "protocol": _k(False, STR),
-        "sync_rate": _k(True, STR), "allow_two_primaries": _k(False, BOOL), "become_primary_on": _k(False, STR),
-        "wfc_timeout": _k(False, INT), "degr_wfc_timeout": _k(False, INT),
-    },
-    "clvm": {"vg": _k(True, STR), "filter": _k(False, STR)},
-    "gfs2": {"lv": _k(True, STR), "size": _k(True, STR), "mount": _k(True, STR), "journals": _k(True, INT)},
-    "xen": {
-        "version": _k(True, STR), "hypervisor_rpm": _k(True, STR), "dom0_kernel": _k(True, STR),
-        "dom0_mem": _k(True, STR), "bridges": _k(False, LIST), "relocation": _k(False, MAP),
-    },
-    "relocation": {"enabled": _k(False, BOOL), "port": _k(False, INT), "hosts_allow": _k(False, STR_OR_LIST)},
-    "vm": {
-        "name": _k(True, STR), "memory": _k(True, STR), "vcpus": _k(True, INT), "disk": _k(True, STR),
-        "bridge": _k(True, STR), "prefer": _k(True, STR), "migrate": _k(False, STR),
-        "config_file": _k(False, STR),
-        "mac": _k(False, STR), "cpuset": _k(False, SCALAR), "os_variant": _k(False, STR), "install": _k(False, MAP),
-    },
-    "vm_install": {
-        "method": _k(True, STR), "location": _k(False, STR), "kickstart": _k(False, BOOL),
-        "kickstart_url": _k(False, STR), "iso": _k(False, STR),
-    },
+    "": {"cluster": CLUSTER_KEY, **settings_of(Cluster)},
+    "cluster": settings_of(Cluster, "cluster"),
+    "network": settings_of(Network),
+    "totem": settings_of(Totem),
+    "node": settings_of(Node),
+    "fence_method": settings_of(FenceMethod),
+    "fence_device": settings_of(FenceDevice),
+    "install": settings_of(Install),
+    "partition": settings_of(Partition),
+    "storage": settings_of(Storage),
+    "drbd": settings_of(Drbd),
+    "clvm": settings_of(Clvm),
+    "gfs2": settings_of(Gfs2),
+    "xen": settings_of(Xen),
+    "relocation": settings_of(Relocation),
+    "vm": settings_of(Vm),
+    "vm_install": settings_of(VmInstall),
 }
 
 
-class _Checker:
-    """Walks the YAML tree, collecting Problems with file:line and dotted paths."""
-
-    def __init__(self, file: Path):
-        self.file = file
-        self.problems: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-    def add(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
-        self.problems.append(Problem(str(self.file), line, path, reason, hint))
-
-    def warn(self, path: str, reason: str, line: int | None, hint: str | None = None) -> None:
-        self.warnings.append(Problem(str(self.file), line, path, reason, hint))
-
-    # Line numbers: ruamel keeps 0-based positions on every mapping/sequence.
-    @staticmethod
-    def key_line(m: Any, key: Any) -> int | None:
-        try:
-            return m.lc.key(key)[0] + 1
-        except Exception:
-            return getattr(getattr(m, "lc", None), "line", -1) + 1 or None
-
-    @staticmethod
-    def item_line(seq: Any, i: int) -> int | None:
-        try:
-            return seq.lc.item(i)[0] + 1
-        except Exception:
-            return getattr(getattr(seq, "lc", None), "line", -1) + 1 or None
-
-    @staticmethod
-    def own_line(node: Any) -> int | None:
-        lc = getattr(node, "lc", None)
-        return lc.line + 1 if lc is not None else None
-
-    def mapping(self, m: Any, path: str, spec_name: str, line: int | None) -> dict[str, Any] | None:
-        """Check a mapping's keys and value types; return {key: value} of the well-typed keys."""
-        if not isinstance(m, dict):
-            self.add(path or "(top level)", f"must be a mapping, got {_typename(m)}", line)
-            return None
-        spec = SPECS[spec_name]
-        out: dict[str, Any] = {}
-        for key in m:
-            kpath = _key_path(path, key)
-            kline = self.key_line(m, key)
-            if key not in spec:
-                self.add(kpath, _unknown("key", key), kline, _suggest(str(key), spec))
-                continue
-            _, types, tname = spec[key]
-            value = m[key]
-            if value is None and not spec[key][0]:
-                continue
-            if not _isinstance(value, types):
-                self.add(kpath, f"must be {tname}, got {_typename(value)}", kline)
-                continue
-            out[key] = value
-        for key, (required, _, _) in spec.items():
-            if required and key not in m:
-                self.add(f"{path}.{key}" if path else key, "required key is missing", line)
-        return out
-
-    def line_of(self, m: Any, key: str) -> int | None:
-        return self.key_line(m, key) if isinstance(m, dict) and key in m else self.own_line(m)
-
-
-def _isinstance(value: Any, types: tuple[type, ...]) -> bool:
-    if isinstance(value, bool) and bool not in types:
-        return False  # YAML `yes` is not an integer here
-    return isinstance(value, types)
-
-
-def _typename(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IsobuildError(f"{path}: cluster definition not found", hint="pass --cluster PATH") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise IsobuildError(f"{path}: cannot read the cluster definition: {err}") from None
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        reason = (err.problem or err.context or "YAML syntax error").strip()
-        where = f"{path}:{line}:{col}" if line else str(path)
-        raise ProblemsError(
-            "cluster definition is not valid YAML",
-            [Problem(where, None, "", f"YAML syntax error: {reason}", "check indentation and quoting near that line")],
-        ) from None
-    except RecursionError:
-        raise ProblemsError("cluster definition is not valid YAML",
-                            [Problem(str(path), None, "", "the document is nested too deeply")]) from None
-    except Exception as err:  # ruamel raises a few non-marked errors (duplicate keys in some versions)
-        reason = str(err)
-        if isinstance(err, ValueError) and "integer string conversion" in reason:
-            reason = "a number has more than 4300 digits"  # not Python's advice to raise the limit
-        raise ProblemsError("cluster definition is not valid YAML", [Problem(str(path), None, "", reason)]) from None
-
-
-# ---------------------------------------------------------------------------------------------
-# The loader: every rule of cluster-definition.md
-# ---------------------------------------------------------------------------------------------
-
-
-SECRET_MAX = {False: 4096, True: 64 * 1024}  # bytes: a password/hash, an authorized_keys file
-_WARNED: set = set()  # (file, warning) already printed by this process (`invoke all` loads the definition per stage)
-
-
-def _read_secret_file(full: Path, rel: str, kind: str, multiline: bool) -> tuple[str | None, str, str | None]:
-    """(value, problem, hint): value None with the problem when the file is unusable; else the value
-    with one trailing newline stripped (single-line secrets), and a warning when group/others can read it.
-
-    Symlinks are followed on purpose (secret stores such as /run/secrets link to their files), but
-    what they reach must be a regular file: a FIFO, device or directory is refused before it is read.
-    """
-    try:
-        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        return None, f"{kind} file not found: {rel} (looked at {full})", \
-            "create it (relative paths are relative to the definition file)"
-    except OSError as err:
-        return None, f"{kind} file cannot be read: {rel} ({err.strerror})", "check its permissions"
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            return None, f"{kind} file {rel} is a directory", "name the file inside it"
-        if not stat.S_ISREG(st.st_mode):
-            return None, f"{kind} file {rel} is not a regular file", "name a plain file holding only the secret"
-        limit = SECRET_MAX[multiline]
-        data = os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        return None, f"{kind} file {rel} is larger than {limit} bytes", "it should hold the secret only"
-    try:
-        value = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, f"{kind} file {rel} is not UTF-8 text", "it should hold the secret only"
-    if not multiline:
-        value = value[:-1] if value.endswith("\n") else value  # `echo secret > file` adds one
-    allowed = "\n\t" if multiline else ""
-    bad = [c for c in value if (ord(c) < 0x20 or ord(c) == 0x7f) and c not in allowed]
-    if bad:
-        what = "a line break" if bad[0] in "\r\n" else f"the control character {bad[0]!r}"
-        return None, f"{kind} file {rel} contains {what}", \
-            "write the secret on one line, with at most one newline at the end" if not multiline else \
-            "one key per line, Unix line ends (dos2unix)"
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        return value, f"{kind} file {rel} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})", \
-            f"chmod 600 {full}"
-    return value, "", None
 
 
 def load_definition(path: str | os.PathLike) -> Cluster:
     """Load, check completely, and return the frozen model. Raises ProblemsError listing every problem."""
-    path = Path(path)
-    raw = _read_yaml(path)
-    ck = _Checker(path)
-    base_dir = path.resolve().parent
-    digest = hashlib.sha256(path.read_bytes())
+    from .loader import load  # the loader imports the model
 
-    top = ck.mapping(raw, "", "", 1)
-    if top is None:
-        raise ProblemsError(f"{path}: invalid cluster definition", ck.problems)
-
-    secret_digests: list[str] = []
-    demo = [False]
-
-    def read_secret(rel: str, kpath: str, line: int | None, kind: str) -> tuple[Path, Secret | None]:
-        p = Path(rel)
-        full = p if p.is_absolute() else base_dir / p
-        if not rel.strip():
-            ck.add(kpath, f"names no {kind} file", line, "the path of the file that holds it")
-            return p, None
-        multiline = kind == "authorized keys"
-        value, why, hint = _read_secret_file(full, rel, kind, multiline)
-        if value is None:
-            ck.add(kpath, why, line, hint)
-            return p, None
-        secret_digests.append(hashlib.sha256(value.encode()).hexdigest())
-        if (full.parent / DEMO_MARKER).exists():
-            demo[0] = True
-        elif why and (full, why) not in _WARNED:  # group/others can read it: warn (once) as ssh does
-            _WARNED.add((full, why))  # for keys; demo secrets are public anyway
-            log.warn(f"{path}:{line}: {kpath}: {why}\n  hint: {hint}")
-        return p, Secret(value, full)
-
-    cluster = _load_cluster(ck, raw, top)
-    networks = _load_networks(ck, raw, top)
-    totem = _load_totem(ck, raw, top)
-    devices = _load_fence_devices(ck, raw, top, read_secret)
-    nodes = _load_nodes(ck, raw, top, cluster, networks)
-    install = _load_install(ck, raw, top, read_secret)
-    storage = _load_storage(ck, raw, top)
-    xen = _load_xen(ck, raw, top)
-    vms = _load_vms(ck, raw, top, base_dir, secret_digests)
-
-    _cross_checks(ck, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install)
-
-    if ck.problems:
-        ordered = sorted(ck.problems, key=lambda p: p.line or 0)  # stable: same-line problems keep rule order
-        raise ProblemsError(f"{path}: invalid cluster definition", ordered)
-
-    for d in sorted(secret_digests):
-        digest.update(d.encode())
-    return Cluster(
-        name=cluster["name"], config_version=cluster["config_version"], domain=cluster["domain"],
-        timezone=cluster["timezone"], release=cluster["release"], networks=networks, totem=totem,
-        nodes=tuple(nodes), fence_devices=tuple(devices), install=install, storage=storage, xen=xen,
-        vms=tuple(vms), source=path, digest=digest.hexdigest(), demo_secrets=demo[0],
-        warnings=tuple(str(w) for w in ck.warnings),
-    )
-
-
-def _sub(ck: _Checker, raw: Any, top: dict, key: str, spec: str, path: str | None = None) -> dict[str, Any]:
-    if key not in top:
-        return {}
-    return ck.mapping(top[key], path or key, spec, ck.line_of(raw, key)) or {}
-
-
-def _load_cluster(ck: _Checker, raw, top) -> dict[str, Any]:
-    m = _sub(ck, raw, top, "cluster", "cluster")
-    node = raw.get("cluster") if isinstance(raw, dict) else None
-    out = {"name": "", "config_version": 1, "domain": "", "timezone": "", "release": SUPPORTED_RELEASE}
-    name = m.get("name")
-    if name is not None:
-        if not NAME_RE.match(name):
-            ck.add("cluster.name", f"{name!r} is not 1-15 characters of [A-Za-z0-9_-]", ck.line_of(node, "name"),
-                   "cman limits cluster names to 15 characters")
-        out["name"] = name
-    cv = m.get("config_version")
-    if cv is not None:
-        if cv < 1:
-            ck.add("cluster.config_version", f"must be a positive integer, got {cv}", ck.line_of(node, "config_version"))
-        out["config_version"] = cv
-    domain = m.get("domain")
-    if domain is not None:
-        if not valid_dns_name(domain):
-            ck.add("cluster.domain", f"{domain!r} is not a valid DNS domain name", ck.line_of(node, "domain"),
-                   "for example example.com")
-        out["domain"] = domain.lower()
-    tz = m.get("timezone")
-    if tz is not None:
-        if not _valid_timezone(tz):
-            ck.add("cluster.timezone", f"{tz!r} is not a known time zone", ck.line_of(node, "timezone"),
-                   "use an Olson name such as America/Toronto or UTC")
-        out["timezone"] = tz
-    rel = m.get("release", SUPPORTED_RELEASE)
-    if rel != SUPPORTED_RELEASE:
-        ck.add("cluster.release", f"{rel!r} is not supported", ck.line_of(node, "release"),
-               f"the only supported release is {SUPPORTED_RELEASE}")
-    return out
-
-
-def _valid_timezone(tz: str) -> bool:
-    if tz in ("UTC", "GMT"):
-        return True
-    if not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", tz):
-        return False
-    zones = _known_timezones()
-    return tz in zones if zones else True
-
-
-@functools.lru_cache(maxsize=1)
-def _known_timezones() -> frozenset[str]:
-    """The host's Olson names, read once (scanning the tz database takes milliseconds per call)."""
-    try:
-        import zoneinfo
-
-        return frozenset(zoneinfo.available_timezones())
-    except Exception:
-        return frozenset()
-
-
-def _load_networks(ck: _Checker, raw, top) -> dict[str, Network]:
-    networks: dict[str, Network] = {}
-    if "networks" not in top:
-        return networks
-    nets = top["networks"]
-    for name in nets:
-        if name not in NETWORK_NAMES:
-            ck.add(_key_path("networks", name), _unknown("network", name), ck.key_line(nets, name),
-                   _suggest(str(name), NETWORK_NAMES).replace("allowed keys", "networks are"))
-    for name in NETWORK_NAMES:
-        path = f"networks.{name}"
-        if name not in nets:
-            ck.add(path, "required network is missing", ck.own_line(nets), "bcn, sn and ifn must all be defined")
-            continue
-        line = ck.key_line(nets, name)
-        m = ck.mapping(nets[name], path, "network", line)
-        if m is None:
-            continue
-        node = nets[name]
-        iface = m.get("interface", "")
-        if iface and not IFACE_RE.match(iface):
-            ck.add(f"{path}.interface", f"{iface!r} is not a valid interface name", ck.line_of(node, "interface"))
-        subnet = None
-        if "subnet" in m:
-            try:
-                subnet = ipaddress.IPv4Network(m["subnet"], strict=True)
-                if subnet.prefixlen > 30:
-                    ck.add(f"{path}.subnet", f"{subnet} is too small for two nodes", ck.line_of(node, "subnet"))
-            except ValueError as err:
-                ck.add(f"{path}.subnet", f"{m['subnet']!r} is not an IPv4 network: {err}", ck.line_of(node, "subnet"),
-                       "write it as address/prefix with host bits zero, e.g. 192.168.1.0/24")
-        mtu = m.get("mtu")
-        if mtu is not None and not 576 <= mtu <= 9216:
-            ck.add(f"{path}.mtu", f"{mtu} is outside 576-9216", ck.line_of(node, "mtu"))
-        gateway = None
-        if "gateway" in m:
-            if name != "ifn":
-                ck.add(f"{path}.gateway", "only the ifn carries the default gateway", ck.line_of(node, "gateway"),
-                       "remove it; the bcn and sn are not routed")
-            gateway = _ip(ck, m["gateway"], f"{path}.gateway", ck.line_of(node, "gateway"))
-            if gateway and subnet and gateway not in subnet:
-                ck.add(f"{path}.gateway", f"{gateway} is not inside networks.{name}.subnet {subnet}",
-                       ck.line_of(node, "gateway"))
-        dns = []
-        for i, d in enumerate(m.get("dns", []) or []):
-            ip = _ip(ck, d, f"{path}.dns[{i}]", ck.item_line(node["dns"], i))
-            if ip:
-                dns.append(ip)
-        if subnet is not None and iface:
-            networks[name] = Network(name, iface, subnet, mtu, gateway, tuple(dns))
-    if len(networks) == len(NETWORK_NAMES) and all(n.vlan_parent for n in networks.values()):
-        ck.add("networks.bcn.interface", "every network is a VLAN: the kickstart needs one plain NIC",
-               ck.line_of(nets["bcn"], "interface"), "put at least one network (e.g. the bcn) on an untagged NIC")
-    # interfaces unique (per node: every node uses the same interface for a network)
-    seen: dict[str, str] = {}
-    for name, net in networks.items():
-        if net.interface in seen:
-            ck.add(f"networks.{name}.interface", f"{net.interface} is already used by networks.{seen[net.interface]}",
-                   ck.line_of(nets[name], "interface"), "each network needs its own interface")
-        seen[net.interface] = name
-    return networks
-
-
-def _ip(ck: _Checker, value: Any, path: str, line: int | None) -> ipaddress.IPv4Address | None:
-    try:
-        return ipaddress.IPv4Address(str(value))
-    except ValueError:
-        ck.add(path, f"{value!r} is not an IPv4 address", line)
-        return None
-
-
-def _load_totem(ck: _Checker, raw, top) -> Totem:
-    m = _sub(ck, raw, top, "totem", "totem")
-    rrp = m.get("rrp_mode", "none")
-    if rrp not in ("none", "active", "passive"):
-        ck.add("totem.rrp_mode", f"{rrp!r} is not one of none, active, passive", ck.line_of(raw.get("totem"), "rrp_mode"))
-    return Totem(rrp, m.get("secauth", False))
-
-
-def _load_fence_devices(ck: _Checker, raw, top, read_secret) -> list[FenceDevice]:
-    devices: list[FenceDevice] = []
-    seq = top.get("fence_devices", [])
-    names: set[str] = set()
-    for i, item in enumerate(seq):
-        path = f"fence_devices[{i}]"
-        line = ck.item_line(seq, i)
-        m = ck.mapping(item, path, "fence_device", line)
-        if m is None:
-            continue
-        name = m.get("name", "")
-        if name:
-            if name in names:
-                ck.add(f"{path}.name", f"fence device {name!r} is defined twice", ck.line_of(item, "name"))
-            names.add(name)
-        agent = m.get("agent", "")
-        if agent and not FENCE_AGENT_RE.match(agent):
-            ck.add(f"{path}.agent", f"{agent!r} is not a fence agent name", ck.line_of(item, "agent"),
-                   "fence_na, fence_ipmilan or another fence_* agent")
-        pw_file, secret = (Path(""), None)
-        if "password_file" in m:
-            pw_file, secret = read_secret(m["password_file"], f"{path}.password_file",
-                                          ck.line_of(item, "password_file"), "password")
-            if secret is not None and not secret.reveal():
-                ck.add(f"{path}.password_file", f"password file {m['password_file']} is empty",
-                       ck.line_of(item, "password_file"))
-        address = _fence_address(ck, item, m, path)
-        options = _fence_options(ck, item, m, path, agent)
-        if name and agent and secret is not None and "ipaddr" in m and "login" in m:
-            devices.append(FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
-                                       options))
-    _check_fence_na_credentials(ck, seq, devices)
-    return devices
-
-
-def _fence_address(ck: _Checker, item: Any, m: dict[str, Any], path: str) -> str | None:
-    """The address a device's ipaddr resolves to on the node: the node has no DNS for fencing (a
-    fence must work when the network's DNS is down), so a host name needs `address` (-> /etc/hosts)."""
-    ipaddr = m.get("ipaddr")
-    if not isinstance(ipaddr, str):
-        return None
-    ipaddr = ipaddr.strip()
-    try:
-        ipaddress.IPv4Address(ipaddr)
-        is_ip = True
-    except ValueError:
-        is_ip = False
-    if "address" in m:
-        if is_ip:
-            ck.add(f"{path}.address", f"ipaddr {ipaddr} is already an address", ck.line_of(item, "address"),
-                   "drop address, or set ipaddr to the device's host name")
-            return ipaddr
-        addr = _ip(ck, m["address"].strip(), f"{path}.address", ck.line_of(item, "address"))
-        return None if addr is None else str(addr)
-    if is_ip:
-        return ipaddr
-    if valid_dns_name(ipaddr) or HOST_LABEL_RE.match(ipaddr):
-        ck.add(f"{path}.ipaddr", f"host name {ipaddr!r} does not resolve on the node", ck.line_of(item, "ipaddr"),
-               f"add `address: <its IPv4 address>` to this device (written to /etc/hosts as {ipaddr}), "
-               "or give the address as ipaddr")
-    return None
-
-
-def _check_fence_na_credentials(ck: _Checker, seq: Any, devices: list[FenceDevice]) -> None:
-    """fence_na.conf has one system::username/system::password, which fence_na compares with every
-    device's login/passwd (fence-agents v3.1.0 fence/agents/node_assassin/fence_na.pl)."""
-    na = [d for d in devices if d.agent == "fence_na"]
-    for d in na[1:]:
-        if (d.login, d.password.reveal()) != (na[0].login, na[0].password.reveal()):
-            i = next(j for j, it in enumerate(seq) if isinstance(it, dict) and it.get("name") == d.name)
-            ck.add(f"fence_devices[{i}].login", f"fence_na device {d.name!r} has another login or password than "
-                   f"{na[0].name!r}", ck.line_of(seq[i], "login"),
-                   "fence_na.conf holds one login and password for all Node Assassins: use the same on each")
-
-
-# <fencedevice> attributes every device gets from its own keys; options may not set them again.
-FENCE_FIXED_ATTRS = {"name": "name", "agent": "agent", "ipaddr": "ipaddr", "login": "login",
-                     "passwd": "password_file"}
-
-
-def _fence_options(ck: _Checker, item, m: dict, path: str, agent: str) -> dict[str, str]:
-    """fence_devices[].options: extra <fencedevice> attributes, each one the agent's group in every
-    cman schema a node may run accepts (isobuild/cmanschema.py), so ccs_config_validate passes."""
-    from .cmanschema import fence_device_problem, fence_options_allowed
-
-    raw_opts = m.get("options") or {}
-    opath, oline = f"{path}.options", ck.line_of(item, "options")
-    fixed = {"ipaddr", "login", "passwd"}
-    out: dict[str, str] = {}
-    for key, value in raw_opts.items():
-        kpath, kline = _key_path(opath, key), ck.key_line(raw_opts, key)
-        if not _plain_key(key) or not re.match(r"^[a-z_][a-z0-9_]*$", str(key)):
-            ck.add(kpath, _unknown("fence agent option", key), kline, "option names are agent attributes such as lanplus")
-        elif key in FENCE_FIXED_ATTRS:
-            ck.add(kpath, f"{key} is set by {path}.{FENCE_FIXED_ATTRS[key]}", kline, "remove it from options")
-        elif value is False:
-            ck.add(kpath, "false is not a value: fence_ipmilan 3.0.12 turns a flag on whenever it is present "
-                   "(lanplus=\"0\" means lanplus); the Python agents take only 1 or yes", kline,
-                   "remove the option to leave it off")
-        elif isinstance(value, bool) or (isinstance(value, (str, int)) and str(value).strip()):
-            out[key] = "1" if value is True else str(value).strip()
-        else:
-            ck.add(kpath, f"must be a string, number or true, got {_typename(value)}", kline)
-    if out and agent and FENCE_AGENT_RE.match(agent):
-        refused = fence_device_problem(agent, fixed, set(out))
-        if refused:
-            schema, _ = refused
-            allowed = fence_options_allowed(agent, fixed)
-            for key in sorted(set(out) - set(allowed)):
-                ck.add(_key_path(opath, key), f"{agent} takes no option {key!r} in the {schema} schema, so "
-                       "ccs_config_validate on the node would refuse cluster.conf", ck.key_line(raw_opts, key),
-                       f"{agent} options every supported cman accepts: {', '.join(allowed) or 'none'}")
-            if set(out) <= set(allowed):  # each is known, the combination is not
-                ck.add(opath, f"the {schema} schema refuses this combination of {agent} options", oline,
-                       "use fewer options")
-    return out
-
-
-def _load_nodes(ck: _Checker, raw, top, cluster, networks) -> list[Node]:
-    nodes: list[Node] = []
-    seq = top.get("nodes", [])
-    if "nodes" in top and len(seq) != 2:
-        ck.add("nodes", f"a two_node cluster needs exactly two nodes, got {len(seq)}", ck.line_of(raw, "nodes"))
-    names: dict[str, int] = {}
-    ids: dict[int, int] = {}
-    for i, item in enumerate(seq):
-        path = f"nodes[{i}]"
-        m = ck.mapping(item, path, "node", ck.item_line(seq, i))
-        if m is None:
-            continue
-        name = m.get("name", "")
-        if name:
-            if not HOST_LABEL_RE.match(name):
-                ck.add(f"{path}.name", f"{name!r} is not a valid host name", ck.line_of(item, "name"),
-                       "letters, digits and '-', no dots (the domain comes from cluster.domain)")
-            elif name.lower() in names:
-                ck.add(f"{path}.name", f"{name!r} is already used by nodes[{names[name.lower()]}]",
-                       ck.line_of(item, "name"))
-            names.setdefault(name.lower(), i)
-        nodeid = m.get("nodeid")
-        if nodeid is not None:
-            if nodeid < 1:
-                ck.add(f"{path}.nodeid", f"must be >= 1, got {nodeid}", ck.line_of(item, "nodeid"))
-            elif nodeid in ids:
-                ck.add(f"{path}.nodeid", f"{nodeid} is already used by nodes[{ids[nodeid]}]", ck.line_of(item, "nodeid"))
-            ids.setdefault(nodeid, i)
-        ips: dict[str, ipaddress.IPv4Address] = {}
-        if "ip" in m:
-            ipmap = m["ip"]
-            for net in ipmap:
-                npath = _key_path(f"{path}.ip", net)
-                nline = ck.key_line(ipmap, net)
-                if net not in NETWORK_NAMES:
-                    ck.add(npath, _unknown("network", net), nline, _suggest(str(net), NETWORK_NAMES))
-                    continue
-                ip = _ip(ck, ipmap[net], npath, nline)
-                if ip is None:
-                    continue
-                ips[net] = ip
-                subnet = networks.get(net).subnet if net in networks else None
-                if subnet is not None:
-                    if ip not in subnet:
-                        ck.add(npath, f"{ip} is not inside networks.{net}.subnet {subnet}", nline)
-                    elif ip in (subnet.network_address, subnet.broadcast_address):
-                        what = "network" if ip == subnet.network_address else "broadcast"
-                        ck.add(npath, f"{ip} is the {what} address of {subnet}", nline)
-            for net in NETWORK_NAMES:
-                if net not in ipmap:
-                    ck.add(f"{path}.ip.{net}", "address on this network is missing", ck.line_of(item, "ip"))
-        macs: dict[str, str] = {}
-        for iface, mac in (m.get("mac") or {}).items():
-            mpath = _key_path(f"{path}.mac", iface)
-            mline = ck.key_line(m["mac"], iface)
-            known = [n.interface for n in networks.values()]
-            if iface not in known:
-                ck.add(mpath, f"{iface!r} is not the interface of any network", mline,
-                       f"interfaces: {', '.join(known)}")
-            mac_s = str(mac).strip().lower().replace("-", ":")
-            if not MAC_RE.match(mac_s):
-                ck.add(mpath, f"{mac!r} is not a MAC address", mline, "six hex octets, e.g. 00:1b:21:0a:0b:0c")
-                continue
-            if int(mac_s[:2], 16) & 1:
-                ck.add(mpath, f"{mac_s} is a multicast MAC, not a NIC's address", mline)
-                continue
-            if mac_s == "00:00:00:00:00:00":
-                ck.add(mpath, "the all-zero MAC is not a NIC's address", mline)
-                continue
-            macs[iface] = mac_s
-        methods: list[FenceMethod] = []
-        fseq = m.get("fence", [])
-        if "fence" in m and not fseq:
-            ck.add(f"{path}.fence", "every node needs at least one fence method", ck.line_of(item, "fence"),
-                   "cman will not recover a failed node without fencing")
-        mnames: set[str] = set()
-        for j, f in enumerate(fseq):
-            fpath = f"{path}.fence[{j}]"
-            fm = ck.mapping(f, fpath, "fence_method", ck.item_line(fseq, j))
-            if fm is None or "method" not in fm or "device" not in fm:
-                continue
-            if fm["method"] in mnames:
-                ck.add(f"{fpath}.method", f"method {fm['method']!r} is listed twice", ck.line_of(f, "method"))
-            mnames.add(fm["method"])
-            port = fm.get("port")
-            methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
-        if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
-            nodes.append(Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods)))
-    return nodes
-
-
-def _load_install(ck: _Checker, raw, top, read_secret) -> Install:
-    m = _sub(ck, raw, top, "install", "install")
-    node = raw.get("install") if isinstance(raw, dict) else None
-    disks = [str(d) for d in m.get("disks", [])]
-    if "disks" in m:
-        if len(disks) not in (1, 2):
-            ck.add("install.disks", f"one or two disks are supported, got {len(disks)}", ck.line_of(node, "disks"),
-                   "two disks give software RAID1")
-        for i, d in enumerate(disks):
-            if not DISK_RE.match(d):
-                ck.add(f"install.disks[{i}]", f"{d!r} is not a disk name", ck.item_line(m["disks"], i),
-                       "a kernel disk name without /dev/, e.g. sda")
-        if len(set(disks)) != len(disks):
-            ck.add("install.disks", "a disk is listed twice", ck.line_of(node, "disks"))
-    parts: list[Partition] = []
-    mounts: dict[str, int] = {}
-    pseq = m.get("partitions", [])
-    if "partitions" in m and not pseq:
-        ck.add("install.partitions", "at least one partition (/) is needed", ck.line_of(node, "partitions"))
-    for i, item in enumerate(pseq):
-        path = f"install.partitions[{i}]"
-        pm = ck.mapping(item, path, "partition", ck.item_line(pseq, i))
-        if pm is None or "mount" not in pm or "size" not in pm:
-            continue
-        mount, size = pm["mount"], str(pm["size"])
-        if mount != "swap" and not re.match(r"^/[A-Za-z0-9._/-]*$", mount):
-            ck.add(f"{path}.mount", f"{mount!r} is not an absolute mount point or 'swap'", ck.line_of(item, "mount"))
-        if mount in mounts:
-            ck.add(f"{path}.mount", f"{mount} is already used by install.partitions[{mounts[mount]}]",
-                   ck.line_of(item, "mount"))
-        mounts.setdefault(mount, i)
-        mib = parse_size_mib(size)
-        if mib is None:
-            ck.add(f"{path}.size", f"{size!r} is not a size", ck.line_of(item, "size"), "a number with K, M, G or T, e.g. 256M or 4G")
-            continue
-        parts.append(Partition(mount, size, mib))
-    if pseq and "/" not in mounts:
-        ck.add("install.partitions", "no partition is mounted at /", ck.line_of(node, "partitions"))
-    if disks and len(pseq) + 1 > (4 if len(disks) == 1 else 16):
-        pass  # msdos label: anaconda makes an extended partition as needed
-    hash_file, root_hash = Path(""), None
-    if "root_password_hash_file" in m:
-        hash_file, root_hash = read_secret(m["root_password_hash_file"], "install.root_password_hash_file",
-                                           ck.line_of(node, "root_password_hash_file"), "root password hash")
-        if root_hash is not None and not CRYPT_RE.match(root_hash.reveal().strip()):
-            ck.add("install.root_password_hash_file",
-                   f"{m['root_password_hash_file']} does not hold a crypt(3) hash ($1$, $5$ or $6$)",
-                   ck.line_of(node, "root_password_hash_file"),
-                   "never store a plain password: create one with `openssl passwd -6` or "
-                   "`python3 -c 'import crypt; print(crypt.crypt(input()))'`")
-            root_hash = None
-        elif root_hash is not None:
-            root_hash = Secret(root_hash.reveal().strip(), root_hash.source)
-    keys_file, keys = None, None
-    if "ssh_authorized_keys_file" in m:
-        keys_file, keys = read_secret(m["ssh_authorized_keys_file"], "install.ssh_authorized_keys_file",
-                                      ck.line_of(node, "ssh_authorized_keys_file"), "authorized keys")
-        if keys is not None:
-            for n, ln in enumerate(keys.reveal().splitlines(), 1):
-                ln = ln.strip()
-                if ln and not ln.startswith("#") and not re.search(r"(^|\s)(ssh-(rsa|dss|ed25519)|ecdsa-sha2-\S+) \S+", ln):
-                    ck.add("install.ssh_authorized_keys_file",
-                           f"{m['ssh_authorized_keys_file']} line {n} is not an OpenSSH public key",
-                           ck.line_of(node, "ssh_authorized_keys_file"), "one 'ssh-rsa AAAA... comment' per line")
-                    keys = None
-                    break
-    selinux = m.get("selinux", "permissive")
-    if selinux not in ("enforcing", "permissive", "disabled"):
-        ck.add("install.selinux", f"{selinux!r} is not enforcing, permissive or disabled", ck.line_of(node, "selinux"))
-    firewall = m.get("firewall", "cluster")
-    if firewall not in ("cluster", "off"):
-        ck.add("install.firewall", f"{firewall!r} is not 'cluster' or 'off'", ck.line_of(node, "firewall"),
-               "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)")
-    runlevel = m.get("runlevel", 3)
-    if runlevel not in (3, 5):
-        ck.add("install.runlevel", f"{runlevel} is not 3 or 5", ck.line_of(node, "runlevel"))
-    packages = []
-    for i, p in enumerate(m.get("packages", []) or []):
-        if not isinstance(p, str) or not PKG_RE.match(p):
-            ck.add(f"install.packages[{i}]", f"{p!r} is not a package or @group name", ck.item_line(m["packages"], i))
-        else:
-            packages.append(p)
-    console = m.get("console")
-    if console is not None and not CONSOLE_RE.match(console):
-        ck.add("install.console", f"{console!r} is not a console setting", ck.line_of(node, "console"),
-               "e.g. ttyS0,115200 for IPMI serial-over-LAN, or tty0")
-    return Install(tuple(disks), tuple(parts), hash_file, root_hash, keys_file, keys, selinux, firewall, runlevel,
-                   tuple(packages), console)
-
-
-def _load_storage(ck: _Checker, raw, top) -> Storage | None:
-    m = _sub(ck, raw, top, "storage", "storage")
-    node = raw.get("storage") if isinstance(raw, dict) else None
-    if not m:
-        return None
-    bd = m.get("backing_device", "")
-    if bd and not re.match(r"^/dev/[A-Za-z0-9/_.-]+$", bd):
-        ck.add("storage.backing_device", f"{bd!r} is not a /dev path", ck.line_of(node, "backing_device"))
-    managed = m.get("managed_by", "rgmanager")
-    if managed not in ("init", "rgmanager"):
-        ck.add("storage.managed_by", f"{managed!r} is not 'init' or 'rgmanager'", ck.line_of(node, "managed_by"))
-    size = m.get("size")
-    size_mib = None
-    if size is not None:
-        size_mib = parse_size_mib(size)
-        if size_mib is None:
-            ck.add("storage.size", f"{size!r} is not a size", ck.line_of(node, "size"), "e.g. 400G")
-
-    dn = node.get("drbd") if "drbd" in m else None
-    d = ck.mapping(dn, "storage.drbd", "drbd", ck.line_of(node, "drbd")) if dn is not None else None
-    drbd = None
-    if d is not None:
-        res = d.get("resource", "")
-        if res and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", res):
-            ck.add("storage.drbd.resource", f"{res!r} is not a valid DRBD resource name", ck.line_of(dn, "resource"))
-        dev = d.get("device", "")
-        if dev and not re.match(r"^/dev/drbd\d+$", dev):
-            ck.add("storage.drbd.device", f"{dev!r} is not a DRBD device", ck.line_of(dn, "device"), "e.g. /dev/drbd0")
-        port = d.get("port")
-        if port is not None and not 1 <= port <= 65535:
-            ck.add("storage.drbd.port", f"{port} is not a port number (1-65535)", ck.line_of(dn, "port"))
-        elif port in CLUSTER_PORTS:
-            ck.add("storage.drbd.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(dn, "port"),
-                   "DRBD's customary port is 7789")
-        proto = d.get("protocol", "C")
-        if proto not in ("A", "B", "C"):
-            ck.add("storage.drbd.protocol", f"{proto!r} is not A, B or C", ck.line_of(dn, "protocol"),
-                   "dual-primary with GFS2 needs protocol C")
-        rate = d.get("sync_rate", "")
-        if rate and not RATE_RE.match(rate):
-            ck.add("storage.drbd.sync_rate", f"{rate!r} is not a DRBD rate", ck.line_of(dn, "sync_rate"),
-                   "a number with K, M or G (bytes per second), e.g. 40M")
-        two = d.get("allow_two_primaries", True)
-        bpo = d.get("become_primary_on", "both")
-        if bpo == "both" and not two:
-            ck.add("storage.drbd.become_primary_on", "'both' needs allow_two_primaries: true",
-                   ck.line_of(dn, "become_primary_on"))
-        if two and proto != "C":
-            ck.add("storage.drbd.protocol", "allow_two_primaries needs protocol C", ck.line_of(dn, "protocol"))
-        wfc, degr = _drbd_timeouts(ck, dn, d)
-        if all(k in d for k in ("resource", "device", "port", "sync_rate")):
-            drbd = Drbd(res, dev, port, proto, rate, two, bpo, wfc, degr)
-
-    cn = node.get("clvm") if "clvm" in m else None
-    c = ck.mapping(cn, "storage.clvm", "clvm", ck.line_of(node, "clvm")) if cn is not None else None
-    clvm = None
-    if c is not None:
-        vg = c.get("vg", "")
-        if vg:
-            _check_lvm_name(ck, vg, "storage.clvm.vg", ck.line_of(cn, "vg"))
-        flt = c.get("filter", "drbd-only")
-        if flt != "drbd-only":
-            ck.add("storage.clvm.filter", f"{flt!r} is not supported", ck.line_of(cn, "filter"),
-                   "only drbd-only (LVM sees DRBD devices only) is safe on top of DRBD")
-        if vg:
-            clvm = Clvm(vg, flt)
-
-    gn = node.get("gfs2") if "gfs2" in m else None
-    g = ck.mapping(gn, "storage.gfs2", "gfs2", ck.line_of(node, "gfs2")) if gn is not None else None
-    gfs2 = None
-    if g is not None:
-        lv = g.get("lv", "")
-        if lv:
-            _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line_of(gn, "lv"))
-            if len(lv) > 30:
-                ck.add("storage.gfs2.lv", f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
-                       ck.line_of(gn, "lv"), "shorten the LV name to 30 characters or fewer")
-        gsize = str(g.get("size", ""))
-        gmib = parse_size_mib(gsize) if gsize else None
-        if "size" in g and gmib is None:
-            ck.add("storage.gfs2.size", f"{gsize!r} is not a size", ck.line_of(gn, "size"), "e.g. 20G")
-        mount = g.get("mount", "")
-        if mount and not re.match(r"^/[A-Za-z0-9._/-]+$", mount):
-            ck.add("storage.gfs2.mount", f"{mount!r} is not an absolute path", ck.line_of(gn, "mount"))
-        journals = g.get("journals")
-        if journals is not None and journals < 1:
-            ck.add("storage.gfs2.journals", f"must be >= 1, got {journals}", ck.line_of(gn, "journals"))
-        if lv and gmib and mount and journals is not None:
-            gfs2 = Gfs2(lv, gsize, gmib, mount, journals)
-    if drbd and clvm and gfs2 and bd:
-        return Storage(bd, drbd, clvm, gfs2, managed, size, size_mib)
-    return None
-
-
-# drbd_limits.h (DRBD 8.3.7): DRBD_WFC_TIMEOUT_MAX, DRBD_DEGR_WFC_TIMEOUT_MAX
-DRBD_WFC_MAX = 300000
-
-
-def _drbd_timeouts(ck: _Checker, dn, d: dict) -> tuple[int, int]:
-    """wfc-timeout / degr-wfc-timeout: bounded, never 0 (DRBD's default: wait forever, the boot hangs)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Drbd)}
-    out = {}
-    for key in ("wfc_timeout", "degr_wfc_timeout"):
-        value = d.get(key, defaults[key])
-        if not 1 <= value <= DRBD_WFC_MAX:
-            ck.add(f"storage.drbd.{key}", f"{value} is not 1-{DRBD_WFC_MAX} seconds", ck.line_of(dn, key),
-                   "0 means wait forever: a node whose peer is away would never finish booting")
-            value = defaults[key]
-        out[key] = value
-    if out["degr_wfc_timeout"] > out["wfc_timeout"]:
-        ck.add("storage.drbd.degr_wfc_timeout", f"{out['degr_wfc_timeout']} is longer than wfc_timeout "
-               f"({out['wfc_timeout']})", ck.line_of(dn, "degr_wfc_timeout"),
-               "drbdsetup 8.3.7 silently shortens it to wfc_timeout; make it shorter or equal")
-    return out["wfc_timeout"], out["degr_wfc_timeout"]
-
-
-def _check_lvm_name(ck: _Checker, name: str, path: str, line: int | None) -> None:
-    bad = (not LVM_NAME_RE.match(name) or name in (".", "..") or len(name) > 127
-           or name.startswith(("snapshot", "pvmove")) or any(s in name for s in ("_mlog", "_mimage", "_rimage", "_tdata")))
-    if bad:
-        ck.add(path, f"{name!r} is not a valid LVM name", line,
-               "letters, digits and + _ . -, not starting with '-', no reserved prefixes/suffixes")
-
-
-DEFAULT_BRIDGES = ("bcn", "ifn")  # the seed: never the storage network
-
-
-def _load_xen(ck: _Checker, raw, top) -> Xen | None:
-    m = _sub(ck, raw, top, "xen", "xen")
-    node = raw.get("xen") if isinstance(raw, dict) else None
-    if not m:
-        return None
-    mem = str(m.get("dom0_mem", ""))
-    mem_mib = parse_size_mib(mem) if mem else None
-    if "dom0_mem" in m and mem_mib is None:
-        ck.add("xen.dom0_mem", f"{mem!r} is not a size", ck.line_of(node, "dom0_mem"), "e.g. 1024M")
-    kernel = m.get("dom0_kernel", "")
-    if kernel and not KERNEL_VR_RE.match(kernel):
-        ck.add("xen.dom0_kernel", f"{kernel!r} is not a kernel version-release", ck.line_of(node, "dom0_kernel"),
-               "e.g. 2.6.32.23-170.dom0_an1.fc13")
-    hv, ver = m.get("hypervisor_rpm", ""), m.get("version", "")
-    if hv and ver and not re.match(rf"^xen-{re.escape(ver)}-[A-Za-z0-9_.]+$", hv):
-        ck.add("xen.hypervisor_rpm", f"{hv!r} is not the xen package of xen.version {ver}",
-               ck.line_of(node, "hypervisor_rpm"),
-               f"name-version-release of the xen package the kickstart installs, e.g. xen-{ver}-1.an1.fc13")
-    bridges = []
-    bseq = m.get("bridges", list(DEFAULT_BRIDGES))
-    for i, b in enumerate(bseq or []):
-        if b not in NETWORK_NAMES:
-            ck.add(f"xen.bridges[{i}]", f"{b!r} is not a defined network", ck.item_line(m["bridges"], i),
-                   _suggest(str(b), NETWORK_NAMES).replace("allowed keys", "networks are"))
-        elif b in bridges:
-            ck.add(f"xen.bridges[{i}]", f"{b!r} is listed twice", ck.item_line(m["bridges"], i))
-        else:
-            bridges.append(b)
-            if b == "sn":
-                ck.warn(f"xen.bridges[{i}]", "the storage network is bridged: a xend restart takes its NIC down, "
-                        "which drops DRBD (and, with redundant rings, totem ring 1 with it)", ck.item_line(bseq, i),
-                        "the seed keeps the sn out of Xen: use bridges: [bcn, ifn] unless a VM needs the sn")
-    rn = node.get("relocation") if "relocation" in m else None
-    r = ck.mapping(rn, "xen.relocation", "relocation", ck.line_of(node, "relocation")) if rn is not None else {}
-    r = r or {}
-    enabled = r.get("enabled", False)
-    port = r.get("port", 8002)
-    if not 1 <= port <= 65535:
-        ck.add("xen.relocation.port", f"{port} is not a port number (1-65535)", ck.line_of(rn, "port"))
-    elif enabled and port in CLUSTER_PORTS:
-        ck.add("xen.relocation.port", f"{port} is already used by {CLUSTER_PORTS[port]}", ck.line_of(rn, "port"))
-    allow: tuple[str, ...] | str = "peers"
-    if "hosts_allow" in r:
-        ha = r["hosts_allow"]
-        if isinstance(ha, str):
-            if ha != "peers":
-                ck.add("xen.relocation.hosts_allow", f"{ha!r} is neither 'peers' nor a list",
-                       ck.line_of(rn, "hosts_allow"), "use peers, or a list of host names/addresses (regexes)")
-        else:
-            items = [str(x) for x in ha if str(x).strip()]
-            if not items:
-                ck.add("xen.relocation.hosts_allow", "an empty list lets every host migrate VMs in",
-                       ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
-            allow = tuple(items)
-    elif rn is not None and "hosts_allow" in rn:
-        ck.add("xen.relocation.hosts_allow", "empty: that would let every host migrate VMs in",
-               ck.line_of(rn, "hosts_allow"), "use peers (only the other node) or list the hosts")
-    if mem_mib and kernel and all(k in m for k in ("version", "hypervisor_rpm")):
-        return Xen(m["version"], m["hypervisor_rpm"], kernel, mem, mem_mib, tuple(bridges),
-                   Relocation(enabled, port, allow))
-    return None
-
-
-def _load_vms(ck: _Checker, raw, top, base_dir: Path, digests: list[str]) -> list[Vm]:
-    vms: list[Vm] = []
-    seq = top.get("vms", []) or []
-    names: dict[str, int] = {}
-    macs: dict[str, str] = {}
-    cname = top.get("cluster", {}).get("name", "") if isinstance(top.get("cluster"), dict) else ""
-    for i, item in enumerate(seq):
-        path = f"vms[{i}]"
-        m = ck.mapping(item, path, "vm", ck.item_line(seq, i))
-        if m is None:
-            continue
-        name = m.get("name", "")
-        if name:
-            if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$", name):
-                ck.add(f"{path}.name", f"{name!r} is not a valid VM name", ck.line_of(item, "name"),
-                       "letters, digits and _ . + - (it names the LV and the Xen domain)")
-            else:
-                _check_lvm_name(ck, name, f"{path}.name", ck.line_of(item, "name"))
-            if name in names:
-                ck.add(f"{path}.name", f"{name!r} is already used by vms[{names[name]}]", ck.line_of(item, "name"))
-            names.setdefault(name, i)
-        sizes = {}
-        for key in ("memory", "disk"):
-            if key in m:
-                mib = parse_size_mib(str(m[key]))
-                if mib is None:
-                    ck.add(f"{path}.{key}", f"{m[key]!r} is not a size", ck.line_of(item, key), "e.g. 1024M or 50G")
-                sizes[key] = mib
-        vcpus = m.get("vcpus")
-        if vcpus is not None and vcpus < 1:
-            ck.add(f"{path}.vcpus", f"must be >= 1, got {vcpus}", ck.line_of(item, "vcpus"))
-        migrate = m.get("migrate", "live")
-        if migrate not in ("live", "pause"):
-            ck.add(f"{path}.migrate", f"{migrate!r} is not 'live' or 'pause'", ck.line_of(item, "migrate"))
-        cfile, config = _vm_config(ck, item, m, path, base_dir, digests)
-        extra = _vm_extras(ck, item, m, path, top)
-        if all(k in m for k in ("name", "memory", "vcpus", "disk", "bridge", "prefer")) and all(sizes.values()) \
-                and extra is not None:
-            vm = Vm(name, str(m["memory"]), sizes["memory"], vcpus, str(m["disk"]), sizes["disk"],
-                    m["bridge"], m["prefer"], migrate, cfile, config, **extra)
-            if vm.disk_mib < vm.min_disk_mib:
-                ck.add(f"{path}.disk", f"{vm.disk} is too small for the guest: its kickstart lays out /boot "
-                       f"{GUEST_BOOT_MIB} MiB, swap {vm.guest_swap_mib} MiB and / at least {GUEST_ROOT_MIN_MIB} MiB "
-                       f"({vm.min_disk_mib} MiB)", ck.line_of(item, "disk"), f"make it at least {vm.min_disk_mib}M")
-            vms.append(vm)
-    _assign_macs(ck, seq, vms, cname, top)
-    return vms
-
-
-def _vm_config(ck: _Checker, item, m: dict, path: str, base_dir: Path,
-               digests: list[str]) -> tuple[Path | None, str | None]:
-    """vms[].config_file: the xm config rgmanager's vm.sh starts (`xm create --path=<mount>/domU_config
-    <name>`). Without one the VM is defined but not started (autostart="0")."""
-    if "config_file" not in m:
-        return None, None
-    rel, kpath, line = m["config_file"], f"{path}.config_file", ck.line_of(item, "config_file")
-    full = Path(rel) if Path(rel).is_absolute() else base_dir / rel
-    try:
-        text = full.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        ck.add(kpath, f"cannot read domU config {rel} ({type(err).__name__}, looked at {full})", line,
-               "relative paths are relative to the definition file")
-        return Path(rel), None
-    reason = domu_config_problem(text, m.get("name", ""))
-    if reason:
-        ck.add(kpath, f"{rel}: {reason}", line, "an xm config: Python assignments such as name = \"vm01\"")
-        return Path(rel), None
-    digests.append(hashlib.sha256(text.encode()).hexdigest())
-    return Path(rel), text
-
-
-def domu_config_problem(text: str, vm_name: str) -> str | None:
-    """Why an xm domU config would not start VM_NAME, or None. xm (Xen 4.0.1) executes the file as
-    Python and takes the domain name from `name`; vm.sh then looks the domain up by the VM's name."""
-    import ast
-
-    try:
-        tree = ast.parse(text)
-    except SyntaxError as err:
-        return f"line {err.lineno}: not a Python assignment file ({err.msg})"
-    names = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
-             and any(isinstance(t, ast.Name) and t.id == "name" for t in n.targets)]
-    if not names:
-        return "sets no name = \"...\""
-    if names[-1] != vm_name:
-        return f"name = {names[-1]!r}, but the VM is {vm_name!r} (rgmanager looks the domain up by the VM's name)"
-    return None
-
-
-def _vm_extras(ck: _Checker, item, m: dict, path: str, top) -> dict | None:
-    """mac, cpuset, os_variant and install of one VM (None when one of them is bad)."""
-    ok = True
-    mac = str(m.get("mac", "")).lower()
-    if "mac" in m and (not MAC_RE.match(mac) or int(mac[:2], 16) & 1):
-        ck.add(f"{path}.mac", f"{m['mac']!r} is not a unicast MAC address", ck.line_of(item, "mac"),
-               f"e.g. {XEN_OUI}:00:10:01, or leave it out for a stable one derived from the cluster and VM name")
-        ok = False
-    cpuset = str(m["cpuset"]) if "cpuset" in m else None
-    if cpuset is not None and not CPUSET_RE.match(cpuset):
-        ck.add(f"{path}.cpuset", f"{cpuset!r} is not a CPU list", ck.line_of(item, "cpuset"), "e.g. 1, 1-3 or 0,2")
-        ok = False
-    variant = m.get("os_variant")
-    known = [v for vs in VIRTINST_OS_VARIANTS.values() for v in vs]
-    if variant is not None and variant not in known:
-        ck.add(f"{path}.os_variant", f"{variant!r} is not an --os-variant of Fedora 13's virt-install "
-               "(python-virtinst 0.500.3)", ck.line_of(item, "os_variant"),
-               _suggest(variant, known).replace("allowed keys", "variants are"))
-        ok = False
-    install = _vm_install(ck, item, path, top)
-    if install is False:
-        return None
-    return {"mac": mac, "mac_derived": "mac" not in m, "cpuset": cpuset, "os_variant": variant,
-            "install": install} if ok else None
-
-
-def _vm_install(ck: _Checker, item, path: str, top) -> VmInstall | None | bool:
-    """vms[].install; None when absent (the VM is provisioned by hand), False when bad."""
-    if "install" not in item:
-        return None
-    node = item["install"]
-    m = ck.mapping(node, f"{path}.install", "vm_install", ck.line_of(item, "install"))
-    if m is None or "method" not in m:
-        return False
-    ipath = f"{path}.install"
-    method = m["method"]
-    allowed = {"pv": ("location", "kickstart", "kickstart_url"), "hvm": ("iso",)}
-    if method not in allowed:
-        ck.add(f"{ipath}.method", f"{method!r} is not pv or hvm", ck.line_of(node, "method"),
-               "pv: virt-install --paravirt from an install tree URL; hvm: an xm config booting an ISO")
-        return False
-    bad = False
-    for key in sorted(set(m) - {"method"} - set(allowed[method])):
-        ck.add(f"{ipath}.{key}", f"does not apply to method {method}", ck.line_of(node, key))
-        bad = True
-    need = "location" if method == "pv" else "iso"
-    if need not in m:
-        ck.add(f"{ipath}.{need}", f"method {method} needs {need}", ck.line_of(item, "install"))
-        return False
-    for key in ("location", "kickstart_url"):
-        if key in m and not INSTALL_URL_RE.match(m[key]):
-            ck.add(f"{ipath}.{key}", f"{m[key]!r} is not an http://, ftp:// or nfs: URL (virt-install 0.500.3 takes no other)", ck.line_of(node, key),
-                   "virt-install --location takes http://host/path, ftp://host/path or nfs:host:/path")
-            bad = True
-    if "kickstart_url" in m and not m.get("kickstart"):
-        ck.add(f"{ipath}.kickstart_url", "set without kickstart: true", ck.line_of(node, "kickstart_url"),
-               "set kickstart: true so the pipeline renders the kickstart to publish there")
-        bad = True
-    if method == "hvm":
-        gfs2 = top.get("storage", {}).get("gfs2", {}) if isinstance(top.get("storage"), dict) else {}
-        mount = str(gfs2.get("mount", "")).rstrip("/") if isinstance(gfs2, dict) else ""
-        iso = m["iso"]
-        if not mount or not iso.startswith(mount + "/") or ".." in iso.split("/") or any(c in iso for c in "',\" \n"):
-            ck.add(f"{ipath}.iso", f"{iso!r} is not a file on the shared GFS2 mount {mount or '(unset)'}",
-                   ck.line_of(node, "iso"), f"put the ISO on the shared filesystem, e.g. {mount}/iso/<name>.iso, "
-                   "so both nodes can boot the VM")
-            bad = True
-    if bad:
-        return False
-    return VmInstall(method, m.get("location"), bool(m.get("kickstart", False)), m.get("kickstart_url"), m.get("iso"))
-
-
-def derived_mac(cluster_name: str, vm_name: str, attempt: int = 0) -> str:
-    """A stable MAC in Xen's range from the cluster and VM name (attempt > 0 after a collision)."""
-    seed = f"{cluster_name}/{vm_name}" + (f"/{attempt}" if attempt else "")
-    b = hashlib.sha256(seed.encode()).digest()
-    return f"{XEN_OUI}:{b[0] & 0x7f:02x}:{b[1]:02x}:{b[2]:02x}"
-
-
-def _assign_macs(ck: _Checker, seq, vms: list[Vm], cname: str, top) -> None:
-    """Explicit MACs must be unique; derived ones skip every MAC already taken (so never collide)."""
-    taken: dict[str, str] = {}
-    for i, node in enumerate(top.get("nodes") or []):  # the nodes' own NICs (nodes[].mac)
-        macs = node.get("mac") if isinstance(node, dict) else None
-        for iface, mac in (macs.items() if isinstance(macs, dict) else ()):
-            taken.setdefault(str(mac).lower(), f"nodes[{i}].mac.{iface}")
-    idx = {item["name"]: i for i, item in enumerate(seq) if isinstance(item, dict) and isinstance(item.get("name"), str)}
-    for vm in vms:
-        if vm.mac_derived:
-            continue
-        i = idx.get(vm.name, 0)
-        if vm.mac in taken:
-            ck.add(f"vms[{i}].mac", f"{vm.mac} is already used by {taken[vm.mac]}", ck.line_of(seq[i], "mac"),
-                   "every VM needs its own MAC (leave mac out for a derived one)")
-        taken.setdefault(vm.mac, f"vms[{i}] ({vm.name})")
-    for j, vm in enumerate(vms):
-        if not vm.mac_derived:
-            continue
-        attempt, mac = 0, derived_mac(cname, vm.name)
-        while mac in taken:
-            attempt += 1
-            mac = derived_mac(cname, vm.name, attempt)
-        taken[mac] = vm.name
-        vms[j] = dataclasses.replace(vm, mac=mac)
-
-
-def _cross_checks(ck: _Checker, raw, top, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
-    """Rules that relate several parts of the definition."""
-    # No address used twice anywhere (nodes, gateway, fence devices; dns excepted).
-    owners: dict[str, tuple[str, int | None]] = {}
-
-    def claim(addr: str, path: str, line: int | None) -> None:
-        if addr in owners:
-            ck.add(path, f"{addr} is already used by {owners[addr][0]}", line, "every address must be unique")
-        else:
-            owners[addr] = (path, line)
-
-    nseq = top.get("nodes", [])
-    for i, item in enumerate(nseq):
-        ipmap = item.get("ip") if isinstance(item, dict) else None
-        if isinstance(ipmap, dict):
-            for net in ipmap:
-                claim(str(ipmap[net]).strip(), _key_path(f"nodes[{i}].ip", net), ck.key_line(ipmap, net))
-    nets = top.get("networks", {})
-    for name, net in networks.items():
-        if net.gateway is not None:
-            claim(str(net.gateway), f"networks.{name}.gateway", ck.line_of(nets[name], "gateway"))
-    if "ifn" in networks and networks["ifn"].gateway is None:
-        ck.add("networks.ifn.gateway", "the ifn needs a default gateway", ck.line_of(nets, "ifn"))
-    dseq = top.get("fence_devices", [])
-    for i, item in enumerate(dseq):
-        if isinstance(item, dict) and isinstance(item.get("ipaddr"), str):
-            addr = item["ipaddr"].strip()
-            try:
-                ipaddress.IPv4Address(addr)
-            except ValueError:
-                if not valid_dns_name(addr) and not HOST_LABEL_RE.match(addr):
-                    ck.add(f"fence_devices[{i}].ipaddr", f"{addr!r} is neither an IPv4 address nor a host name",
-                           ck.line_of(item, "ipaddr"))
-                elif isinstance(item.get("address"), str):
-                    claim(item["address"].strip(), f"fence_devices[{i}].address", ck.line_of(item, "address"))
-                continue
-            claim(addr, f"fence_devices[{i}].ipaddr", ck.line_of(item, "ipaddr"))
-
-    # MACs unique across the cluster
-    macs: dict[str, str] = {}
-    for i, n in enumerate(nodes):
-        for iface, mac in n.mac.items():
-            if mac in macs:
-                idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
-                mline = ck.key_line(nseq[idx]["mac"], iface) if isinstance(nseq[idx].get("mac"), dict) else None
-                ck.add(f"nodes[{idx}].mac.{iface}", f"{mac} is already used by {macs[mac]}", mline)
-            else:
-                macs[mac] = f"{n.name}.mac.{iface}"
-
-    # Fencing: methods name defined devices, agent-specific port rules, every device used.
-    dev_by_name = {d.name: d for d in devices}
-    dev_names = {item["name"] for item in dseq if isinstance(item, dict) and isinstance(item.get("name"), str)}
-    used: set[str] = set()
-    for i, item in enumerate(nseq):
-        if not isinstance(item, dict) or not isinstance(item.get("fence"), list):
-            continue
-        for j, f in enumerate(item["fence"]):
-            if not isinstance(f, dict) or not isinstance(f.get("device"), str):
-                continue  # missing or mistyped: reported by ck.mapping
-            fpath = f"nodes[{i}].fence[{j}]"
-            dname = f["device"]
-            used.add(dname)
-            if dname not in dev_names:
-                ck.add(f"{fpath}.device", f"{dname!r} is not defined in fence_devices", ck.line_of(f, "device"),
-                       _suggest(str(dname), [n for n in dev_names if n]).replace("allowed keys", "devices are"))
-                continue
-            dev = dev_by_name.get(dname)
-            if dev is None:
-                continue
-            if dev.agent == "fence_na" and f.get("port") in (None, ""):
-                ck.add(f"{fpath}.port", f"fence_na device {dname!r} needs a port", ck.line_of(f, "device"),
-                       "the Node Assassin port this node's power/reset leads are wired to")
-            if dev.agent == "fence_ipmilan" and f.get("port") is not None:
-                ck.add(f"{fpath}.port", f"fence_ipmilan device {dname!r} takes no port", ck.line_of(f, "port"),
-                       "an IPMI BMC controls only its own node: define one device per node and drop the port")
-    for i, item in enumerate(dseq):
-        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"] and item["name"] not in used:
-            ck.add(f"fence_devices[{i}]", f"fence device {item['name']!r} is not used by any node",
-                   ck.item_line(dseq, i), "reference it from a node's fence list or remove it")
-    # fence_na ports unique per device
-    ports: dict[tuple[str, str], str] = {}
-    for n in nodes:
-        for f in n.fence:
-            if f.port is not None:
-                key = (f.device, f.port.lstrip("0") or "0")
-                if key in ports and ports[key] != n.name:
-                    idx = next(j for j, it in enumerate(nseq) if isinstance(it, dict) and it.get("name") == n.name)
-                    ck.add(f"nodes[{idx}].fence", f"port {f.port} of {f.device} is already used by {ports[key]}",
-                           ck.line_of(nseq[idx], "fence"))
-                ports[key] = n.name
-
-    # Storage rules that need the nodes / cluster name
-    snode = raw.get("storage") if isinstance(raw, dict) else None
-    if storage is not None:
-        gnode = snode.get("gfs2")
-        if nodes and storage.gfs2.journals < len(nseq):
-            ck.add("storage.gfs2.journals", f"{storage.gfs2.journals} journals for {len(nseq)} nodes",
-                   ck.line_of(gnode, "journals"), "GFS2 needs one journal per node that mounts it")
-        if len(cluster.get("name", "")) > 16:
-            ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
-        if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes]):
-            ck.add("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name",
-                   ck.line_of(snode.get("drbd"), "become_primary_on"))
-        if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:
-            ck.add("xen.relocation.port", f"{xen.relocation.port} is already used by storage.drbd.port",
-                   ck.line_of(raw["xen"].get("relocation"), "port"))
-        if install.raid and install.partitions:
-            want = f"/dev/md{len(install.partitions)}"
-            if storage.backing_device != want:
-                ck.add("storage.backing_device", f"{storage.backing_device} is not the RAID1 device the kickstart creates",
-                       ck.line_of(snode, "backing_device"),
-                       f"with two disks the partitions become md0..md{len(install.partitions) - 1} and the DRBD "
-                       f"backing device is {want}")
-        elif install.disks and install.partitions and DISK_RE.match(install.disks[0]):  # a bad disk is reported already
-            # one disk, msdos label: partitions 1-3 primary, 4 extended, 5.. logical once there are more than 4
-            count = len(install.partitions) + 1
-            disk = install.disks[0]
-            want = f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{count if count <= 4 else count + 1}"
-            if storage.backing_device != want:
-                ck.add("storage.backing_device", f"{storage.backing_device} is not the partition the kickstart leaves "
-                       "for DRBD", ck.line_of(snode, "backing_device"),
-                       f"with one disk and {len(install.partitions)} partitions the DRBD backing partition is {want}")
-        if storage.size_mib is not None:
-            total = storage.gfs2.size_mib + sum(v.disk_mib for v in vms)
-            if total > storage.size_mib:
-                ck.add("storage.size", f"{storage.size} cannot hold the GFS2 LV ({storage.gfs2.size}) plus all VM disks "
-                       f"({', '.join(v.disk for v in vms) or 'none'}): {total} MiB needed",
-                       ck.line_of(snode, "size"), "grow storage.size or shrink the disks")
-    # VMs
-    vseq = top.get("vms", []) or []
-    node_names = [n.name for n in nodes] or [it.get("name") for it in nseq if isinstance(it, dict)]
-    for i, item in enumerate(vseq):
-        if not isinstance(item, dict):
-            continue
-        bridge = item.get("bridge")
-        if isinstance(bridge, str):
-            if bridge not in NETWORK_NAMES:
-                ck.add(f"vms[{i}].bridge", f"{bridge!r} is not a defined network", ck.line_of(item, "bridge"),
-                       _suggest(bridge, NETWORK_NAMES).replace("allowed keys", "networks are"))
-            elif xen is not None and bridge not in xen.bridges:
-                ck.add(f"vms[{i}].bridge", f"network {bridge!r} has no Xen bridge", ck.line_of(item, "bridge"),
-                       f"add {bridge} to xen.bridges")
-        prefer = item.get("prefer")
-        if isinstance(prefer, str) and prefer not in node_names:
-            ck.add(f"vms[{i}].prefer", f"{prefer!r} is not a node", ck.line_of(item, "prefer"),
-                   _suggest(prefer, [n for n in node_names if n]).replace("allowed keys", "nodes are"))
-        if storage is not None and item.get("name") in (storage.gfs2.lv,):
-            ck.add(f"vms[{i}].name", f"{item['name']!r} clashes with the GFS2 LV name", ck.line_of(item, "name"))
+    return load(path)
