@@ -4,6 +4,7 @@ Defaults come from invoke.yaml (section `isobuild`). Every task takes --cluster 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -49,18 +50,25 @@ def clean_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(c, *args, **kwargs):
-        try:
+        with _clean_exit(fn.__name__.strip("_").replace("_", "-")):
             return fn(c, *args, **kwargs)
-        except IsobuildError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise Exit(code=2) from None
-        except OSError as err:
-            from isobuild.outputs import os_error
-
-            print(f"error: {os_error(err, fn.__name__.strip('_').replace('_', '-'), kept=False)}", file=sys.stderr)
-            raise Exit(code=2) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _clean_exit(stage):
+    """clean_errors for one stage (a task, or a stage of `invoke all`): an OSError names the stage."""
+    try:
+        yield
+    except IsobuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise Exit(code=2) from None
+    except OSError as err:
+        from isobuild.outputs import os_error
+
+        print(f"error: {os_error(err, stage, kept=False)}", file=sys.stderr)
+        raise Exit(code=2) from None
 
 
 def _build(c, build_dir):
@@ -78,29 +86,22 @@ COMMON_HELP = {
 # --- definition ------------------------------------------------------------------------------
 
 
-_WARNED_DEMO: list = []
+def _run(c, cluster, build_dir=None):
+    """The run a task (or `invoke all`) works in: the definition, loaded once when a stage needs it."""
+    from isobuild.pipeline import Run
 
-
-def _load(c, cluster):
-    """Load and check the definition; warn once when it uses the published demo secrets."""
-    from isobuild.model import load_definition
-
-    model = load_definition(_cfg(c, "cluster", cluster))
-    if model.demo_secrets and not _WARNED_DEMO:
-        _WARNED_DEMO.append(True)  # once per run, not once per stage of `invoke all`
-        log.warn("using DEMO secrets from examples/secrets/ (published in git): never install a real cluster with them")
-    for w in model.warnings:
-        if w not in _WARNED_DEMO:
-            _WARNED_DEMO.append(w)  # once per run, like the demo warning
-            log.warn(w)
-    return model
+    return Run(_cfg(c, "cluster", cluster), _build(c, build_dir))
 
 
 @task(help={"cluster": COMMON_HELP["cluster"]})
 @clean_errors
 def check(c, cluster=None):
     """Check the cluster definition against every rule; print a summary, write nothing."""
-    model = _load(c, cluster)
+    _check(_run(c, cluster))
+
+
+def _check(run):
+    model = run.model
     nodes = ", ".join(f"{n.fqdn} (nodeid {n.nodeid})" for n in model.nodes)
     print(f"{model.source}: cluster {model.name} is valid: {nodes}; {len(model.vms)} VM(s)")
 
@@ -110,8 +111,9 @@ def check(c, cluster=None):
 def definition_doc(c):
     """Rewrite docs/definition.md (every definition key) from isobuild/model.py and isobuild/definition_doc.py."""
     from isobuild import definition_doc as doc
+    from isobuild.paths import DOCS
 
-    path = Path(__file__).resolve().parent / "docs" / "definition.md"
+    path = DOCS / "definition.md"
     print(f"definition-doc: {path} {'rewritten' if doc.write(path) else 'up to date'}")
 
 
@@ -127,23 +129,27 @@ ALLOW_MISSING_HELP = ("build even when %packages names what the base DVD and the
 @clean_errors
 def all_(c, cluster=None, build_dir=None, base=None, url=None, allow_missing_packages=False, quiet=False):
     """Every stage in order: check, rpms, render + validate, iso, usb (with a base), runbook, pxe (with a base
-    and URL), release."""
-    check(c, cluster=cluster)
-    rpms(c, build_dir=build_dir, quiet=quiet)
-    validate(c, cluster=cluster, build_dir=build_dir)
-    iso(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages, quiet=quiet)
-    if _cfg(c, "base_iso", base):
-        usb(c, cluster=cluster, base=base, build_dir=build_dir, allow_missing_packages=allow_missing_packages,
-            quiet=quiet)
-    else:
-        print("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)")
-    runbook(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
-    if _cfg(c, "base_iso", base) and _cfg(c, "pxe_url", url):
-        pxe(c, cluster=cluster, build_dir=build_dir, base=base, url=url,
-            allow_missing_packages=allow_missing_packages, quiet=quiet)
-    else:
-        print("pxe: skipped (needs --base Fedora-13-x86_64-DVD.iso and --url http://<install server>:<port>)")
-    release(c, cluster=cluster, build_dir=build_dir, quiet=quiet)
+    and URL), release (isobuild/pipeline.py holds the order); the definition is loaded once."""
+    from isobuild.pipeline import stages_of_all
+
+    run = _run(c, cluster, build_dir)
+    base, url = _cfg(c, "base_iso", base), _cfg(c, "pxe_url", url)
+    stages = {
+        "check": lambda: _check(run),
+        "rpms": lambda: _rpms(c, run, quiet=quiet),
+        "validate": lambda: _validate(run),
+        "iso": lambda: _disc(c, run, "iso", base, allow_missing_packages=allow_missing_packages, quiet=quiet),
+        "usb": lambda: _disc(c, run, "usb", base, allow_missing_packages=allow_missing_packages, quiet=quiet),
+        "runbook": lambda: _runbook(run, quiet),
+        "pxe": lambda: _pxe(run, base, url, allow_missing_packages=allow_missing_packages, quiet=quiet),
+        "release": lambda: _release(run, quiet=quiet),
+    }
+    for stage, skipped in stages_of_all(base, url):
+        if skipped:
+            print(f"{stage}: skipped ({skipped})")
+            continue
+        with _clean_exit(stage):
+            stages[stage]()
 
 
 # --- rpms: sources, builds, reproducibility, inspection (isobuild/rpms.py, isobuild/sources.py) ---
@@ -158,13 +164,14 @@ RPM_HELP = {
 }
 
 
-def _rpm_config(c, build_dir=None, backend=None, kernel=None, cluster=None, cache=None, offline=False):
+def _rpm_config(c, build_dir=None, backend=None, kernel=None, run=None, cache=None, offline=False):
+    """The RPM build settings; `run` (with --cluster): the dom0 kernel of its definition."""
     from isobuild.rpms import DEFAULT_KERNEL, MOCK_CONFIG, BuildConfig
 
-    if cluster and not kernel:
-        kernel = _load(c, cluster).xen.dom0_kernel
+    if run is not None and not kernel:
+        kernel = run.model.xen.dom0_kernel
     return BuildConfig(
-        build_dir=_build(c, build_dir),
+        build_dir=run.build if run is not None else _build(c, build_dir),
         backend=backend or None,
         mock_config=Path(_cfg(c, "mock_config", None) or MOCK_CONFIG),
         sources_cache=Path(cache) if cache else (Path(_cfg(c, "sources_cache", None)) if _cfg(c, "sources_cache", None) else None),
@@ -200,10 +207,15 @@ def sources(c, only=None, cache=None, offline=False):
 def rpms(c, backend=None, only=None, build_dir=None, force=False, kernel=None, cluster=None, cache=None,
          offline=False, quiet=False):
     """Build SRPMs then RPMs in chain order (kernel, drbd-km, drbd, xen, an-cluster-firstboot); index BUILD/repo."""
+    _rpms(c, _run(c, cluster, build_dir), backend, only, force, kernel, bool(cluster), cache, offline, quiet)
+
+
+def _rpms(c, run, backend=None, only=None, force=False, kernel=None, cluster_kernel=False, cache=None,
+          offline=False, quiet=False):
     from isobuild.rpms import build_chain
 
     log.set_quiet(quiet)
-    cfg = _rpm_config(c, build_dir, backend, kernel, cluster, cache, offline)
+    cfg = _rpm_config(c, run.build, backend, kernel, run if cluster_kernel else None, cache, offline)
     res = build_chain(cfg, _only(only), force=force)
     for name in res.built:
         print(f"built: {name} ({res.reasons[name]})")
@@ -275,10 +287,7 @@ def rpm_info(c, build_dir=None, path=None, files=False):
 @clean_errors
 def render(c, cluster=None, build_dir=None, force=False):
     """Render the kickstarts and every per-node file into BUILD/{kickstart,nodes}, plus BUILD/model.json."""
-    from isobuild.render import render as do_render
-
-    model = _load(c, cluster)
-    out = do_render(model, _build(c, build_dir), force=force)
+    out = _run(c, cluster, build_dir).render(force=force)
     if out.up_to_date:
         print(f"render: up to date ({out.build_dir})")
         return
@@ -290,12 +299,14 @@ def render(c, cluster=None, build_dir=None, force=False):
 @clean_errors
 def validate(c, cluster=None, build_dir=None):
     """Render (if needed), then check every rendered file with the real tool for it; report all problems."""
-    from isobuild.render import render as do_render
+    _validate(_run(c, cluster, build_dir))
+
+
+def _validate(run):
     from isobuild.validate import validate as do_validate
 
-    model = _load(c, cluster)
-    out = do_render(model, _build(c, build_dir))
-    checked = do_validate(out.build_dir, model)
+    out = run.render()
+    checked = do_validate(out.build_dir, run.model)
     tools = sorted({t for v in checked.values() for t in v.split(", ")})
     print(f"validate: {len(checked)} files in {out.build_dir} passed {', '.join(tools)}")
 
@@ -313,44 +324,12 @@ ISO_HELP = {
 }
 
 
-def _iso_inputs(c, cluster, base, build_dir, console, out_dir=None, allow_missing_packages=False, repo_from=None):
-    """Render + validate the definition (both cached), then describe the disc as explicit IsoInputs
-    (the repo from repo_from's build dir, default the same one)."""
-    from isobuild.iso import IsoInputs
-    from isobuild.pipeline import check_node_cman, disc_repo, prepare
-
-    model = _load(c, cluster)
-    build = _build(c, build_dir)
-    rendered = prepare(model, build)
-    base = _cfg(c, "base_iso", base)
-    repo = disc_repo(Path(repo_from) if repo_from else build)
-    check_node_cman(model, build, Path(base) if base else None, repo)
-    return IsoInputs(
-        cluster=model.name,
-        kickstarts=dict(rendered.kickstarts),
-        fqdns={n.name: n.fqdn for n in model.nodes},
-        out_dir=Path(out_dir) if out_dir else build / "out",
-        base=Path(base) if base else None,
-        repo_dir=repo,
-        nodes_dir=rendered.nodes_dir,
-        overlay_dir=Path(__file__).resolve().parent / "overlay",
-        console=_cfg(c, "console", console) or model.install.console,
-        extra_digests={"definition": model.digest},
-        allow_missing_packages=allow_missing_packages,
-    ), build
-
-
 @task(help=ISO_HELP)
 @clean_errors
 def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>.iso from the Fedora 13 DVD (or <cluster>-addon.iso without a base)."""
-    from isobuild.iso import build_iso
-
-    log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
-    res = build_iso(inputs, build, force=force)
-    print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
+    _disc(c, _run(c, cluster, build_dir), "iso", base, console, force, allow_missing_packages, quiet)
 
 
 @task(help=ISO_HELP)
@@ -358,13 +337,21 @@ def iso(c, cluster=None, base=None, build_dir=None, console=None, force=False, a
 def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Build BUILD/out/<cluster>-usb.img (a disk image to dd onto a USB stick) from the DVD `invoke iso` builds."""
-    from isobuild.usb import build_usb
+    _disc(c, _run(c, cluster, build_dir), "usb", base, console, force, allow_missing_packages, quiet)
+
+
+def _disc(c, run, kind, base, console=None, force=False, allow_missing_packages=False, quiet=False):
+    """`iso` and `usb`: build the disc of that kind (isobuild.pipeline.build_disc) and print its line."""
+    from isobuild.pipeline import build_disc
 
     log.set_quiet(quiet)
-    inputs, build = _iso_inputs(c, cluster, base, build_dir, console, allow_missing_packages=allow_missing_packages)
-    res = build_usb(_load(c, cluster), inputs, build, force=force)
-    print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, sha256 {res.sha256}); "
-          f"write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
+    res = build_disc(run, kind, _cfg(c, "base_iso", base), _cfg(c, "console", console), force=force,
+                     allow_missing_packages=allow_missing_packages)
+    if kind == "iso":
+        print(f"iso: {res.iso} {'up to date' if not res.built else 'built'} (sha256 {res.sha256})")
+    else:
+        print(f"usb: {res.image} {'built' if res.built else 'up to date'} (FAT32 label {res.label}, "
+              f"sha256 {res.sha256}); write it with: dd if={res.image} of=/dev/sdX bs=4M conv=fsync")
 
 
 @task(name="verify-repro", help={k: ISO_HELP[k] for k in ("cluster", "base", "build_dir", "console")})
@@ -372,26 +359,10 @@ def usb(c, cluster=None, base=None, build_dir=None, console=None, force=False, a
 def verify_repro(c, cluster=None, base=None, build_dir=None, console=None):
     """Render and build the disc twice into fresh dirs, the second under another umask, time zone and
     locale; identical, or name the first differing offset and structure."""
-    import shutil
+    from isobuild.pipeline import verify_repro as check_twice
 
-    from isobuild.errors import IsobuildError
-    from isobuild.iso import REPRO_ENVIRONMENTS, build_environment, build_iso, describe_difference
-
-    build = _build(c, build_dir)
-    root = build / "repro"
-    shutil.rmtree(root, ignore_errors=True)
-    results = []
-    for name, env in zip("ab", REPRO_ENVIRONMENTS):
-        d = root / name
-        with build_environment(**env):
-            inputs, _ = _iso_inputs(c, cluster, base, d, console, repo_from=build)
-            results.append(build_iso(inputs, d, force=True, base_cache=build / ".stamps"))  # base hashed once
-    verdict = describe_difference(results[0].iso, results[1].iso)
-    if verdict != "identical":
-        raise IsobuildError(f"verify-repro: the two builds differ: {verdict}",
-                            hint=f"compare {results[0].iso} and {results[1].iso} (e.g. cmp -l | head)")
-    print(f"verify-repro: two builds are byte-identical (sha256 {results[0].sha256})")
-    shutil.rmtree(root, ignore_errors=True)
+    res = check_twice(_run(c, cluster, build_dir), _cfg(c, "base_iso", base), _cfg(c, "console", console))
+    print(f"verify-repro: two builds are byte-identical (sha256 {res.sha256})")
 
 
 @task(name="bench-iso", help={"size": "base sizes to test, comma-separated, e.g. 2G,4G or 300M (default 2G,4G)",
@@ -425,27 +396,15 @@ PXE_HELP = {
 def pxe(c, cluster=None, build_dir=None, base=None, url=None, repo=None, force=False, allow_missing_packages=False,
         quiet=False):
     """Write BUILD/pxe: TFTP tree (pxelinux, per-MAC menus), HTTP tree (kickstarts, repo), dnsmasq + Cobbler data."""
-    from isobuild.pipeline import check_node_cman, disc_repo
-    from isobuild.pxe import build_pxe
-    from isobuild.render import render
+    _pxe(_run(c, cluster, build_dir), _cfg(c, "base_iso", base), _cfg(c, "pxe_url", url), repo, force,
+         allow_missing_packages, quiet)
+
+
+def _pxe(run, base, url, repo=None, force=False, allow_missing_packages=False, quiet=False):
+    from isobuild.pipeline import build_pxe
 
     log.set_quiet(quiet)
-    model = _load(c, cluster)
-    build = _build(c, build_dir)
-    base = _cfg(c, "base_iso", base)
-    if not base:
-        raise IsobuildError("no base given", hint="pass --base Fedora-13-x86_64-DVD.iso (or the DVD's tree)")
-    url = _cfg(c, "pxe_url", url)
-    if not url:
-        raise IsobuildError("no --url given: the kickstarts and menus must name the HTTP server the nodes use",
-                            hint="e.g. --url http://192.168.1.10:8080 (an address of this host on the BCN)")
-    repo_dir = Path(repo) if repo else disc_repo(build)
-    if repo_dir is None:
-        raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
-    render(model, build)  # cluster.conf, checked against the nodes' cman before anything is written
-    check_node_cman(model, build, Path(base), repo_dir)
-    res = build_pxe(model, build, base=Path(base), url=url, repo_dir=repo_dir, force=force,
-                    allow_missing_packages=allow_missing_packages)
+    res = build_pxe(run, base, url, repo, force=force, allow_missing_packages=allow_missing_packages)
     print(f"pxe: {res.pxe_dir} {'built (' + res.reason + ')' if res.built else 'up to date'} "
           f"(TFTP root tftp/, HTTP root http/ for {res.url}); "
           f"per-MAC menus: {', '.join(f'{k} {v}' for k, v in res.mac_files.items()) or 'none'}")
@@ -482,7 +441,8 @@ def cobbler(c, cluster=None, build_dir=None, api=None, user=None, distro_dir=Non
     password = os.environ.get("COBBLER_PASSWORD")
     if not password:
         raise IsobuildError("no Cobbler password", hint="export COBBLER_PASSWORD (never on the command line)")
-    res = register(_load(c, cluster), _build(c, build_dir),
+    run = _run(c, cluster, build_dir)
+    res = register(run.model, run.build,
                    api_url=_cfg(c, "cobbler_api", api or os.environ.get("COBBLER_API")) or DEFAULT_API,
                    user=user or os.environ.get("COBBLER_USER") or "cobbler", password=password,
                    distro_dir=Path(distro_dir) if distro_dir else None, sync=not no_sync)
@@ -504,12 +464,14 @@ def cobbler(c, cluster=None, build_dir=None, api=None, user=None, distro_dir=Non
 @clean_errors
 def release(c, cluster=None, build_dir=None, version=None, sign=None, include_secrets=False, iso=None, quiet=False):
     """Collect BUILD/release/<cluster>-<version>/: ISO, RPMs, SRPMs, kickstarts, SHA256SUMS, manifest.json."""
+    _release(_run(c, cluster, build_dir), version, sign, include_secrets, iso, quiet)
+
+
+def _release(run, version=None, sign=None, include_secrets=False, iso=None, quiet=False):
     from isobuild.release import build_release
 
     log.set_quiet(quiet)
-    model = _load(c, cluster)
-    build = _build(c, build_dir)
-    res = build_release(model, build, version=version, sign_key=sign, include_secrets=include_secrets,
+    res = build_release(run.model, run.build, version=version, sign_key=sign, include_secrets=include_secrets,
                         iso=Path(iso) if iso else None)
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
 
@@ -536,9 +498,12 @@ def verify_release(c, dir=None):
 @clean_errors
 def runbook(c, cluster=None, build_dir=None, quiet=False):
     """Write BUILD/runbook/index.html + index.md: tables, storage map, start order, procedures for this cluster."""
+    _runbook(_run(c, cluster, build_dir), quiet)
+
+
+def _runbook(run, quiet=False):
     from isobuild.runbook import build_runbook
 
     log.set_quiet(quiet)
-    model = _load(c, cluster)
-    out = build_runbook(model, _build(c, build_dir))
+    out = build_runbook(run.model, run.build)
     print(f"runbook: {out / 'index.html'} and {out / 'index.md'}")

@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SCHEMA_DIR = REPO / "schemas"
+from . import paths
+
+SCHEMA_DIR = paths.SCHEMAS
 # label -> file: every schema a rendered cluster.conf must pass
 SCHEMAS = {
     "cluster 3.0.12": SCHEMA_DIR / "cluster-3.0.12.rng",

@@ -40,10 +40,10 @@ from .disctree import add_tree, stage_tree, tree_digest
 from .errors import IsobuildError
 from .isomd5 import (APPDATA_OFFSET, APPDATA_SIZE, MIN_SECTORS, PVD_OFFSET, SECTOR, HashingWriter,
                      appdata_record, implant_isomd5, isomd5_of_file, write_record)
-from .outputs import make_dir, os_error, publish, sweep, temp_files, temp_prefix
+from .outputs import make_dir, os_error, sweep, temp_files, temp_prefix
 from .pycdlib_internals import (allow_lowercase_names, blank_application_use, boot_catalog_sector,
                                 descriptor_sectors, pinned_clock, set_volume_dates, sort_inodes_by_extent)
-from .stamps import Stamps, sha256_bytes, sha256_file
+from .stamps import Stamps, code_digest as stage_code_digest, sha256_bytes, sha256_file
 
 # Names other modules and tests import from here (they live in the modules above).
 __all__ = ["APPDATA_OFFSET", "APPDATA_SIZE", "F13_DVD_NAME", "F13_DVD_SHA256", "F13_DVD_URL", "MIN_SECTORS",
@@ -55,7 +55,6 @@ STAGE = "iso"
 # The image carries the root password hash (kickstarts) and the fence passwords (cluster.conf).
 ISO_MODE = 0o600
 WORK = "iso-work"  # build/.iso-work.tmp-<pid>-*: the staged tree of one run
-CODE = ("iso.py", "isomd5.py", "basedisc.py", "disctree.py", "pycdlib_internals.py", "isolinux.py")
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,8 +122,7 @@ def check_inputs(inputs: IsoInputs) -> None:
 
 
 def code_digest() -> str:
-    here = Path(__file__).resolve().parent
-    return sha256_bytes(b"".join((here / n).read_bytes() for n in CODE))
+    return stage_code_digest(__name__)  # the rule every stage uses (stamps.code_digest)
 
 
 def input_digests(inputs: IsoInputs, repo_dir: Path | None) -> dict[str, str]:
@@ -250,11 +248,10 @@ def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: i
             # is dropped first and saved last, so an interrupted swap is never taken as up to date.
             tmp_sha.write_text(f"{iso_sha}  {iso_path.name}\n")
             tmp_manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-            stamps.forget(stage_name)
-            publish(tmp_iso, iso_path, ISO_MODE)
-            publish(tmp_sha, sha_path, 0o644)
-            publish(tmp_manifest, manifest_path, 0o644)
-            stamps.save(stage_name, digests, {iso_path: iso_sha, sha_path: None, manifest_path: None})
+            with stamps.publishing(stage_name, digests) as pub:
+                pub.file(tmp_iso, iso_path, ISO_MODE, iso_sha)
+                pub.file(tmp_sha, sha_path, 0o644)
+                pub.file(tmp_manifest, manifest_path, 0o644)
             _retire_other_disc(inputs, disc.info is not None, stamps)
             _report_built(inputs, disc, iso_path, manifest["size"], iso_sha, base_sha, t_sha)
     finally:

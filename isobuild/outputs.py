@@ -125,6 +125,30 @@ def atomic_dir(target: Path, mode: int = 0o755) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def swap_in(staged: Path, target_dir: Path, names: list[str] | tuple[str, ...], work: str) -> None:
+    """Move the named entries of `staged` into `target_dir`, one rename each; nothing else in
+    target_dir is touched. The previous entries are moved aside (into `.<work>.old-<pid>-*`) first and
+    removed once every rename succeeded; if one fails, the previous ones are put back."""
+    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(target_dir / work, "old"), dir=target_dir))
+    moved: list[str] = []
+    try:
+        for name in names:
+            if (target_dir / name).exists():
+                os.rename(target_dir / name, aside / name)
+            moved.append(name)
+            os.rename(staged / name, target_dir / name)
+    except BaseException:
+        for name in moved:  # put the previous entries back as they were
+            if (aside / name).exists():
+                if (target_dir / name).is_dir():
+                    shutil.rmtree(target_dir / name)
+                elif (target_dir / name).exists():
+                    (target_dir / name).unlink()
+                os.rename(aside / name, target_dir / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
 def generations(target: Path) -> Path:
     """Where the generations of a symlinked output live: `.<name>.generations/` beside it."""
     return Path(target).parent / f".{Path(target).name}.generations"

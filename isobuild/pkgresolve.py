@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from . import paths
 from .errors import IsobuildError
 
 COMMON = "{http://linux.duke.edu/metadata/common}"
 RPM = "{http://linux.duke.edu/metadata/rpm}"
 REPO_NS = "{http://linux.duke.edu/metadata/repo}"
 GLOB_RE = re.compile(r"[*?\[\]]")  # yum misc.re_glob
-SPECS_DIR = Path(__file__).resolve().parent.parent / "rpmspecs"
+SPECS_DIR = paths.RPMSPECS
 
 Reader = Callable[[str], "bytes | None"]  # path relative to the repo root -> bytes, None if absent
 

@@ -43,7 +43,7 @@ from .installtree import PXEBOOT, DirTree, InstallTree, IsoTree, open_install_tr
 from .model import Cluster, Node
 from .outputs import atomic_generation, make_dir, os_error, sweep_generations
 from .run import run, which
-from .stamps import Stamps, sha256_bytes, sha256_file, sha256_tree
+from .stamps import Stamps, code_digest, sha256_bytes, sha256_file, sha256_tree
 
 PXELINUX_DIRS = (Path("/usr/lib/PXELINUX"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
 MODULE_DIRS = (Path("/usr/lib/syslinux/modules/bios"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
@@ -368,7 +368,7 @@ def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str,
         "url": url,
         "out": str(pxe_dir),
         "syslinux": sha256_bytes("".join(f"{p.name}:{sha256_file(p)}" for p in files)),
-        "code": sha256_file(Path(__file__)),
+        "code": code_digest(__name__),
     }
 
 
@@ -418,15 +418,15 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
         check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
         result.built, result.reason = force or not check.up_to_date, check.reason
         if result.built:
-            stamps.forget("pxe")
-            try:
-                _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
-            except OSError as err:
-                raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
+            with stamps.publishing("pxe", inputs) as pub:
+                pub.replacing()
+                try:
+                    _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
+                except OSError as err:
+                    raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
+                pub.record(pxe_dir / SERVE_CONFIG)
     finally:
         tree.close()
-    if result.built:
-        stamps.save("pxe", inputs, [pxe_dir / SERVE_CONFIG])
     for w in result.warnings:
         log.warn(w)
     if result.built:

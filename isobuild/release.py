@@ -31,14 +31,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import log
+from . import log, paths
 from .errors import IsobuildError, Problem, ProblemsError
 from .model import Cluster
 from .outputs import atomic_dir, copy_hashing, make_dir, os_error, sweep
 from .run import run, which
 from .stamps import Stamps, sha256_file, sha256_tree
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = paths.ROOT  # git_state: the checkout (an installed copy has no .git)
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
 SIGNED = (SUMS, MANIFEST)
@@ -219,11 +219,11 @@ def _input_digests(cluster: Cluster, build_dir: Path) -> dict[str, str]:
     from .render import inputs_digest
 
     out = {"definition": cluster.digest, "render": inputs_digest(cluster)}
-    for name, path in (("rpmspecs", REPO / "rpmspecs"), ("overlay", REPO / "overlay"),
-                       ("kickstart templates", REPO / "kickstart")):
+    for name, path in (("rpmspecs", paths.RPMSPECS), ("overlay", paths.OVERLAY),
+                       ("kickstart templates", paths.KICKSTART)):
         if path.exists():
             out[name] = sha256_tree(path)
-    lock = REPO / "rpmspecs" / "sources.lock"
+    lock = paths.RPMSPECS / "sources.lock"
     if lock.is_file():
         out["sources.lock"] = sha256_file(lock)
     return out
@@ -268,7 +268,8 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
         kickstarts[node] = text
     if not include_secrets and not redacted:
         warnings.append("no secret found in the kickstarts to redact (is the root password hash line gone?)")
-    warnings.append("the ISO (and the USB stick image) carries the root password hash and the fence passwords "
+    carriers = "the ISO and the USB stick image carry" if found["usb"] else "the ISO carries"  # only what was built
+    warnings.append(f"{carriers} the root password hash and the fence passwords "
                     "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:

@@ -5,7 +5,8 @@ Layout of a render (all of it appears at once: temp dir, then rename over the pr
     DIR/kickstart/<node>.ks          DVD install kickstart (0600: root password hash, authorized keys)
     DIR/nodes/<node>/<path on node>  etc/hosts, etc/cluster/cluster.conf (0600), etc/drbd.d/<res>.res, ...
     DIR/model.json                   the validated model, secrets redacted
-    DIR/.render-stamp                sha256 of the inputs (definition, secrets, templates, this code)
+    DIR/.render-stamp                the stamp (stamps.Stamps): sha256 of the inputs (definition, secrets,
+                                     templates, code) and of the three outputs, by content
 
 The per-node files are the rows of isobuild/nodefiles.py (path, template, mode, secret, when): a
 `*.j2` under kickstart/node/ renders to nodes/<node>/<same relative path without .j2>, with context
@@ -24,15 +25,15 @@ from pathlib import Path
 
 import jinja2
 
-from . import initorder, nodefiles
+from . import initorder, nodefiles, paths
 from .errors import IsobuildError
 from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
-from .outputs import make_dir, os_error, sweep, temp_prefix
-from .stamps import sha256_tree
+from .outputs import make_dir, os_error, swap_in, sweep, temp_prefix
+from .stamps import Stamps, code_digest
 
-REPO = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = REPO / "kickstart"
-STAMP = ".render-stamp"
+TEMPLATE_DIR = paths.KICKSTART
+STAGE = "render"  # its stamp: build/.render-stamp (stamps.STAMP_FILES)
+OUTPUTS = ("kickstart", "nodes", "model.json")
 
 # Seconds the higher nodeid's DRBD fence-peer handler waits before fencing (drbd-resource.res.j2).
 FENCE_PEER_DELAY = 10
@@ -316,14 +317,13 @@ def node_files(cluster: Cluster, node: Node, template_dir: Path = TEMPLATE_DIR) 
 
 
 def inputs_digest(cluster: Cluster, template_dir: Path = TEMPLATE_DIR) -> str:
-    """Hash of everything a render depends on: the definition + secrets, the templates, this code."""
+    """Hash of everything a render depends on: the definition + secrets, the templates, the code (stamps.code_digest)."""
     h = hashlib.sha256()
     h.update(cluster.digest.encode())
     for p in sorted(Path(template_dir).rglob("*")):
         if p.is_file():
             h.update(p.relative_to(template_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    for mod in ("render.py", "initorder.py", "model.py"):
-        h.update((Path(__file__).parent / mod).read_bytes())
+    h.update(code_digest(__name__).encode())
     return h.hexdigest()
 
 
@@ -344,9 +344,8 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
         sweep(build_dir, [WORK])  # what killed renders left (kickstarts with the root password hash)
     except OSError as err:
         raise os_error(err, "render: cannot remove the leftovers of an interrupted render", build_dir) from None
-    stamp = build_dir / STAMP
-    if not force and stamp.is_file() and _outputs_present(out, cluster) and \
-            stamp.read_text().split() == [digest, _outputs_digest(build_dir)]:
+    stamps, inputs = Stamps(build_dir), {"render": digest}
+    if not force and stamps.check(STAGE, inputs, [build_dir / name for name in OUTPUTS]).up_to_date:
         out.files = _listing(out)
         out.up_to_date = True
         return out
@@ -360,7 +359,7 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     contents["model.json"] = (model_json(cluster), 0o644)
 
     try:
-        _write(build_dir, contents, digest)
+        _write(build_dir, contents, stamps, inputs)
     except OSError as err:
         raise os_error(err, f"render: cannot write the render into {build_dir}", build_dir) from None
     out.files = _listing(out)
@@ -370,7 +369,9 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
 WORK = "render"  # build/.render.tmp-<pid>-*: a render being written; .render.old-<pid>-*: the one it replaces
 
 
-def _write(build_dir: Path, contents: dict[str, tuple[str, int]], digest: str) -> None:
+def _write(build_dir: Path, contents: dict[str, tuple[str, int]], stamps: Stamps, inputs: dict[str, str]) -> None:
+    """Write the render into a private temp dir, then swap its entries in with the stamp (Stamps.publishing):
+    other stages' outputs in build_dir (rpms, iso, ...) are never touched."""
     import shutil
     import tempfile
 
@@ -384,62 +385,17 @@ def _write(build_dir: Path, contents: dict[str, tuple[str, int]], digest: str) -
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
             os.chmod(p, mode)  # umask-proof
-        (tmp / STAMP).write_text(f"{digest}\n{_outputs_digest(tmp)}\n")
-        os.chmod(tmp / STAMP, 0o644)
-        _swap_in(tmp, build_dir)
+        # by content: two renders of the same inputs leave byte-identical build dirs, stamp included
+        with stamps.publishing(STAGE, inputs, by_content=True) as pub:
+            pub.replacing()
+            swap_in(tmp, build_dir, OUTPUTS, WORK)
+            for name in OUTPUTS:
+                pub.record(build_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _outputs_digest(root: Path) -> str:
-    """Digest of what a render wrote (names, modes, contents): a hand-edited output is not up to date."""
-    h = hashlib.sha256()
-    for name in ("kickstart", "nodes"):
-        h.update(sha256_tree(root / name).encode())
-    mj = root / "model.json"
-    h.update(hashlib.sha256(mj.read_bytes()).hexdigest().encode() if mj.is_file() else b"-")
-    return h.hexdigest()
-
-
-def _outputs_present(out: Rendered, cluster: Cluster) -> bool:
-    return out.model_json.is_file() and all(p.is_file() for p in out.kickstarts.values()) and all(
-        (out.nodes_dir / n.name).is_dir() for n in cluster.nodes)
 
 
 def _listing(out: Rendered) -> list[Path]:
     files = [out.model_json] + sorted(out.kickstarts.values())
     files += sorted(p for p in out.nodes_dir.rglob("*") if p.is_file())
     return files
-
-
-def _swap_in(staged: Path, build_dir: Path) -> None:
-    """Move kickstart/, nodes/, model.json and the stamp from the staged render into build_dir.
-
-    Each entry is one rename, old ones are moved aside first and removed after all renames succeeded,
-    so other stages' outputs in build_dir (rpms, iso, ...) are never touched. The stamp goes last: an
-    interrupted swap leaves no stamp that would call a half-swapped render up to date.
-    """
-    import shutil
-    import tempfile
-
-    names = ["kickstart", "nodes", "model.json"]
-    (build_dir / STAMP).unlink(missing_ok=True)
-    aside = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK, "old"), dir=build_dir))
-    moved: list[str] = []
-    try:
-        for name in names:
-            if (build_dir / name).exists():
-                os.rename(build_dir / name, aside / name)
-            moved.append(name)
-            os.rename(staged / name, build_dir / name)
-        os.rename(staged / STAMP, build_dir / STAMP)
-    except BaseException:
-        # put the previous render back as it was
-        for name in moved:
-            if (aside / name).exists():
-                if (build_dir / name).exists():
-                    shutil.rmtree(build_dir / name) if (build_dir / name).is_dir() else (build_dir / name).unlink()
-                os.rename(aside / name, build_dir / name)
-        raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)

@@ -3,11 +3,10 @@ recomputed, so two builds of the same inputs are byte-identical.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .errors import IsobuildError
+from .outputs import write_file
 from .rpmplan import BUILDHOST
 
 RPMTAG_BUILDTIME = 1006
@@ -50,11 +49,7 @@ def normalise_rpm_header(path: Path, buildtime: int, buildhost: str = BUILDHOST)
     if not _set_buildtime_and_cookie(data, hdr_store, hdr_index, buildtime, buildhost, path):
         return False
     _update_signature_digests(data, sig_store, sig_index, hdr_off, hdr_end)
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.tmp-", dir=Path(path).parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_file(path, bytes(data))  # atomically, 0644
     return True
 
 

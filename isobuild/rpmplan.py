@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import log
+from . import log, paths
 from .errors import IsobuildError, Problem, ProblemsError, ToolError
 from .run import require, run, which
 from .sources import LOCK_NAME, LockedSource, parse_lock
 from .stamps import sha256_bytes, sha256_file, sha256_tree
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SPECS_DIR = REPO_ROOT / "rpmspecs"
-FIRSTBOOT_DIR = REPO_ROOT / "overlay" / "firstboot"
+REPO_ROOT, SPECS_DIR, FIRSTBOOT_DIR = paths.ROOT, paths.RPMSPECS, paths.FIRSTBOOT  # paths.py: checkout or installed
 MOCK_CONFIG = SPECS_DIR / "mock" / "fedora-13-x86_64-an.cfg"
 
 # Build order: each package may BuildRequire the ones before it (drbd-km needs kernel-devel).

@@ -9,16 +9,14 @@ rpmbuild), rpmheader (header normalisation), rpminspect (reading and comparing R
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from . import log
 from .errors import IsobuildError
-from .outputs import write_file
+from .outputs import atomic_file, write_file
 from .repo import make_repo
 from .stamps import Stamps
 
@@ -72,11 +70,8 @@ def _install_results(cfg: BuildConfig, name: str, rpms: list[Path], srpm: Path) 
         for stale in set(old.get(key, [])) - set(new[key]):
             (d / stale).unlink(missing_ok=True)
         for src in files:
-            fd, tmp = tempfile.mkstemp(prefix=f".{src.name}.tmp-", dir=d)
-            os.close(fd)
-            shutil.copyfile(src, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, d / src.name)
+            with atomic_file(d / src.name) as out, open(src, "rb") as fh:
+                shutil.copyfileobj(fh, out)
     write_file(_manifest_path(cfg, name), json.dumps(new, indent=1, sort_keys=True) + "\n")
     return new
 

@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Iterable
 
 from . import log
 from .errors import Problem, ProblemsError
+from .outputs import atomic_file
 
 ALGOS = {"sha256": 64, "sha1": 40, "md5": 32}
 WEAK = {"sha1", "md5"}
@@ -125,18 +125,10 @@ class FetchResult:
 
 
 def _download(url: str, dest: Path, timeout: float) -> None:
-    """Download url to dest via a temp file, so a partial download never looks like a source."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.part-", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
-            shutil.copyfileobj(resp, out)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Download url to dest via a temp file, so a partial download never looks like a source (0600, as
+    the cache's files always were)."""
+    with atomic_file(dest, mode=0o600) as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
+        shutil.copyfileobj(resp, out)
 
 
 def fetch_sources(

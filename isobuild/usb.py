@@ -39,10 +39,10 @@ from .basedisc import file_names, open_base, read_iso_file
 from .errors import IsobuildError
 from .iso import IsoInputs, build_iso
 from .model import Cluster
-from .outputs import os_error, publish, sweep, temp_files, temp_prefix
+from .outputs import os_error, sweep, temp_files, temp_prefix
 from .render import Media, render_kickstart
 from .run import run, which
-from .stamps import Stamps, sha256_bytes, sha256_file
+from .stamps import Stamps, code_digest, sha256_bytes, sha256_file
 
 ISO_DIR = "iso"  # /iso on the stick: the ISO file and images/install.img (repo=hd:...:/iso)
 CFG_DIR = "syslinux"
@@ -231,7 +231,6 @@ def _epoch(manifest: Path) -> int:
 
 
 def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, epoch: int) -> dict[str, str]:
-    here = Path(__file__).resolve().parent
     tools = [Path(_tool("syslinux")), _mbr_bin()]
     base = Path(inputs.base)
     return {
@@ -239,7 +238,7 @@ def _digests(inputs: IsoInputs, iso_sha: str, ks: dict[str, Path], label: str, e
         "base": f"{base.resolve()}:{base.stat().st_size}:{base.stat().st_mtime_ns}",
         "kickstarts": sha256_bytes("".join(f"{n}:{sha256_file(p)}\n" for n, p in sorted(ks.items()))),
         "menu": sha256_bytes(f"{label}\0{inputs.console}\0{sorted(inputs.fqdns.items())}"),
-        "code": sha256_bytes(b"".join((here / n).read_bytes() for n in ("usb.py", "isolinux.py"))),
+        "code": code_digest(__name__),
         "syslinux": sha256_bytes("".join(f"{p}:{sha256_file(p)}\n" for p in tools)),
         "source_date_epoch": str(epoch),
     }
@@ -296,14 +295,12 @@ def _build(model: Cluster, inputs: IsoInputs, build_dir: Path, iso_res, work: Pa
     log.info(f"usb: building {image} ({check.reason})")
     stage = work / "stage"
     stage_boot(Path(inputs.base), inputs, label, stage)
-    with temp_files(image, sha_path) as (tmp_img, tmp_sha):  # 0600: the kickstarts hold the root hash
+    # 0600: the kickstarts hold the root hash
+    with stamps.publishing(STAGE, digests) as pub, temp_files(image, sha_path) as (tmp_img, tmp_sha):
         write_disk(tmp_img, _files(stage, ks, iso_res.iso, inputs.iso_name), label, inputs.cluster, epoch)
         sha = sha256_file(tmp_img)
         tmp_sha.write_text(f"{sha}  {image.name}\n")
-        # the stamp is dropped before the swap and saved after it: a half swap is never up to date
-        stamps.forget(STAGE)
-        publish(tmp_img, image, 0o600)
-        publish(tmp_sha, sha_path, 0o644)
-    stamps.save(STAGE, digests, {image: sha, sha_path: None})
+        pub.file(tmp_img, image, 0o600, sha)
+        pub.file(tmp_sha, sha_path, 0o644)
     log.info(f"usb: wrote {image} ({image.stat().st_size / 2**20:.1f} MiB, FAT32 label {label}, sha256 {sha})")
     return UsbResult(image, sha, label, True, check.reason)

@@ -48,7 +48,6 @@ from .initorder import STATES, InitService, check_order
 from .model import REDACTED, Cluster, Node
 from .run import require, run
 
-REPO = Path(__file__).resolve().parent.parent
 
 # tool -> Debian package, for the "install it" hint
 PACKAGES = {

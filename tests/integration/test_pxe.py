@@ -307,6 +307,24 @@ def test_unchanged_rebuild_is_a_noop_and_says_why_it_reruns(base, tmp_path):
     assert "ks=http://10.20.0.9:8080/ks/node-b1.ks" in marker.read_text()
 
 
+def test_editing_isolinux_makes_pxe_out_of_date(base, tmp_path, monkeypatch):
+    """The PXE menus come from isolinux.py: an edit there rebuilds build/pxe (the code digest covers
+    every module pxe imports, not only pxe.py)."""
+    import shutil
+
+    from isobuild import paths, stamps
+
+    cluster = load_definition(IPMI)
+    kw = dict(base=base["tree"], repo_dir=base["repo"], url=URL)
+    assert pxe.build_pxe(cluster, tmp_path / "b", **kw).built
+    code = tmp_path / "isobuild"
+    shutil.copytree(paths.PACKAGE, code, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(code / "isolinux.py", "a") as fh:
+        fh.write("# an edit to the menu code\n")
+    monkeypatch.setattr(stamps, "CODE_DIR", code)
+    again = pxe.build_pxe(cluster, tmp_path / "b", **kw)
+    assert again.built and again.reason == "input changed: code"
+
 def test_network_kickstarts_are_validated(base, tmp_path, monkeypatch):
     """A kickstart the F13 parser rejects stops `invoke pxe` (the DVD kickstarts are unaffected)."""
     from isobuild import render

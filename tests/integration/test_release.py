@@ -304,3 +304,11 @@ def test_the_stick_is_left_out_with_an_iso_from_elsewhere(cluster, own_build, tm
     iso = own_build / "out" / "vmcl-b.iso"
     res = _make(cluster, own_build, tmp_path, version="other", iso=iso)
     assert not (res.path / "usb").exists()
+
+
+def test_the_secrets_warning_names_only_what_was_built(cluster, own_build, tmp_path):
+    (dvd_only,) = [w for w in _make(cluster, own_build, tmp_path, version="w1").warnings if "treat the release" in w]
+    assert dvd_only.startswith("the ISO carries the root password hash") and "USB" not in dvd_only
+    _stick(own_build)
+    (both,) = [w for w in _make(cluster, own_build, tmp_path, version="w2").warnings if "treat the release" in w]
+    assert both.startswith("the ISO and the USB stick image carry the root password hash")

@@ -1,0 +1,57 @@
+"""`invoke all` as one run: the stages in pipeline order, the definition loaded once and each of its
+warnings printed once (it was loaded by every stage, and a global remembered what had been said)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import invoke
+
+import tasks
+from isobuild import model, pipeline
+from tests.conftest import REPO, need_tool
+
+
+def test_invoke_all_loads_the_definition_once_and_warns_once(copy_example, tmp_path, monkeypatch, capsys):
+    need_tool("rpmbuild", "rpmspec", "createrepo_c", "shellcheck")
+    definition = copy_example("cluster.yaml")
+    text = definition.read_text()
+    assert "bridges: [bcn, ifn]" in text
+    definition.write_text(text.replace("bridges: [bcn, ifn]", "bridges: [bcn, ifn, sn]"))  # a warning
+    loads = []
+    real_load = model.load_definition
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(model, "load_definition", counted)
+    monkeypatch.setattr(pipeline, "load_definition", counted)
+    # The real rpms stage, limited to the one package this host can build without downloads.
+    real_rpms = tasks._rpms
+    monkeypatch.setattr(tasks, "_rpms", lambda c, run, **kw: real_rpms(
+        c, run, backend="rpmbuild", only="an-cluster-firstboot", **kw))
+    build = tmp_path / "build"
+    tasks.all_(invoke.Context(), cluster=str(definition), build_dir=str(build))
+    out, err = capsys.readouterr()
+    assert len(loads) == 1
+    assert err.count("warning: using DEMO secrets") == 1
+    assert err.count("the storage network is bridged") == 1
+    for line in ("usb: skipped (needs --base Fedora-13-x86_64-DVD.iso)",
+                 "pxe: skipped (needs --base Fedora-13-x86_64-DVD.iso and --url http://<install server>:<port>)"):
+        assert line in out
+    # each stage's line, in the order of pipeline.stages_of_all
+    stages = (f"{definition}: cluster an-cluster is valid", "built: an-cluster-firstboot", "validate: ", "iso: ",
+              "usb: skipped", "runbook: ", "pxe: skipped", "release: ")
+    positions = [out.index(s) for s in stages]
+    assert positions == sorted(positions), out
+    assert (build / "out" / "an-cluster-addon.iso").is_file() and (build / "release").is_dir()
+
+
+def test_tasks_of_one_command_line_share_the_definition(tmp_path):
+    """`invoke check render` loads the definition once: the demo-secrets warning appears once."""
+    res = subprocess.run([sys.executable, "-m", "invoke", "check", "render", "--build-dir", str(tmp_path / "b")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("warning: using DEMO secrets") == 1
+    assert "cluster an-cluster is valid" in res.stdout and (tmp_path / "b" / "model.json").is_file()
