@@ -12,13 +12,17 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Mapping, Protocol
 
 from .errors import IsobuildError
 from .stamps import sha256_file
 
-if TYPE_CHECKING:
-    from .iso import IsoInputs
+
+class TreeInputs(Protocol):
+    """What stage_tree reads of the stage's inputs (iso.IsoInputs has these fields)."""
+    kickstarts: Mapping[str, str | os.PathLike]
+    nodes_dir: str | os.PathLike | None
+    overlay_dir: str | os.PathLike | None
 
 
 def _git_mode(mode: int, is_dir: bool) -> int:
@@ -47,7 +51,7 @@ def _copy_tree(src: Path, dst: Path, *, git_modes: bool) -> None:
             os.chmod(dst / rel / name, _git_mode(mode, False) if git_modes else mode)
 
 
-def stage_tree(inputs: IsoInputs, stage: Path, repo_dir: Path) -> None:
+def stage_tree(inputs: TreeInputs, stage: Path, repo_dir: Path) -> None:
     """Lay out ks/, an-cluster/ (+ nodes/) and the overlay under `stage`."""
     ks = stage / "ks"
     ks.mkdir(parents=True)

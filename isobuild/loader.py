@@ -1,4 +1,4 @@
-"""Reading a cluster definition into the model: load() and one loader per part of the definition.
+"""Reading a cluster definition into the model: load_definition() and one loader per part of the definition.
 
 The walker (checker.Checker.mapping) checks each mapping's keys, types and single-value rules from the
 settings on the model's fields, and settings.fill() builds the plain dataclasses; the loaders here
@@ -80,7 +80,7 @@ def _read_secret_file(full: Path, rel: str, kind: str, multiline: bool) -> tuple
     return value, "", None
 
 
-def load(path: str | os.PathLike) -> Cluster:
+def load_definition(path: str | os.PathLike) -> Cluster:
     """Load, check completely, and return the frozen model. Raises ProblemsError listing every problem."""
     path = Path(path)
     raw = read_yaml(path)

@@ -542,12 +542,3 @@ SPECS: dict[str, Spec] = {
     "vm": settings_of(Vm),
     "vm_install": settings_of(VmInstall),
 }
-
-
-
-
-def load_definition(path: str | os.PathLike) -> Cluster:
-    """Load, check completely, and return the frozen model. Raises ProblemsError listing every problem."""
-    from .loader import load  # the loader imports the model
-
-    return load(path)

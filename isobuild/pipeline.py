@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import log
 from .errors import IsobuildError
-from .model import Cluster, load_definition
+from .model import Cluster
+from .loader import load_definition
 from .render import STAGE as RENDER_STAGE, Rendered, render
 from .repo import indexed_locations, make_repo
 from .stamps import Stamps, code_digest

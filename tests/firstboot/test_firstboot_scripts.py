@@ -86,7 +86,7 @@ def test_bash_41_compatible(script):
 
 
 def _render_env(tmp_path, managed_by="init"):
-    from isobuild.model import load_definition
+    from isobuild.loader import load_definition
     from isobuild.render import render
 
     cluster = load_definition(make_definition(REPO / "cluster.yaml", tmp_path / "def", managed_by))
@@ -229,7 +229,7 @@ def test_runner_explains_a_missing_input(tmp_path):
 
 
 def _scratch_node(tmp_path: Path, managed_by: str) -> tuple[Path, dict[str, str]]:
-    from isobuild.model import load_definition
+    from isobuild.loader import load_definition
     from isobuild.render import render
 
     cluster = load_definition(make_definition(REPO / "cluster.yaml", tmp_path / "def", managed_by))

@@ -8,7 +8,7 @@ import sys
 import invoke
 
 import tasks
-from isobuild import model, pipeline
+from isobuild import loader, pipeline
 from tests.conftest import REPO, need_tool
 
 
@@ -19,13 +19,13 @@ def test_invoke_all_loads_the_definition_once_and_warns_once(copy_example, tmp_p
     assert "bridges: [bcn, ifn]" in text
     definition.write_text(text.replace("bridges: [bcn, ifn]", "bridges: [bcn, ifn, sn]"))  # a warning
     loads = []
-    real_load = model.load_definition
+    real_load = loader.load_definition
 
     def counted(*args, **kwargs):
         loads.append(args)
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(model, "load_definition", counted)
+    monkeypatch.setattr(loader, "load_definition", counted)
     monkeypatch.setattr(pipeline, "load_definition", counted)
     # The real rpms stage, limited to the one package this host can build without downloads.
     real_rpms = tasks._rpms

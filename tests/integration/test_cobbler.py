@@ -29,7 +29,7 @@ from pxe_env import DEFAULT, IPMI, REPO, copy_definition, make_base
 
 from isobuild import cobbler, pxe
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 
 URLS = {"vmcl-b": "http://10.20.0.254:8080", "an-cluster": "http://192.168.1.10:8080"}  # never contacted
 USER, PASSWORD = "an-test", "Pa55-an-test-9"  # written to the private users.digest below

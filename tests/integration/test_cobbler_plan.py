@@ -9,7 +9,7 @@ from pxe_env import DEFAULT, IPMI
 
 from isobuild import cobbler, pxe
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.stamps import Stamps
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.rpms import BuildConfig, build_chain
 from isobuild.validate import _netns_argv

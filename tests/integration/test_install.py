@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from isobuild import paths
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.stamps import sha256_tree
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import isobuild
 from isobuild import paths
 from isobuild.cmanschema import SCHEMAS
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.rpms import MOCK_CONFIG, SPECS_DIR
 

@@ -14,7 +14,7 @@ import pytest
 
 from isobuild.cmanschema import rpmvercmp
 from isobuild.errors import ProblemsError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.validate import check_against_node_cman
 from tests.conftest import REPO, need_tool

@@ -10,7 +10,7 @@ import pytest
 from isobuild import iso as isomod
 from isobuild import pxe
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.pkgresolve import check_packages, dir_reader, read_repo
 from isobuild.render import Media, render, render_kickstart
 from isobuild.repo import make_repo

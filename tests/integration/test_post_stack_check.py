@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render_kickstart, stack_rpms
 from tests.conftest import need_tool
 

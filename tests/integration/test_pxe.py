@@ -15,7 +15,7 @@ from pxe_env import DEFAULT, IPMI, copy_definition, make_base
 
 from isobuild import pxe
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 
 URL = "http://10.0.2.2:8080"  # QEMU user-net's host address: never leaves the machine
 

@@ -15,7 +15,7 @@ from conftest import REPO, need_tool
 
 from isobuild import release
 from isobuild.errors import IsobuildError, ProblemsError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.stamps import Stamps
 
 IPMI = REPO / "examples" / "ipmi-cluster.yaml"

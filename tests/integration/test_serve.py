@@ -20,7 +20,7 @@ import pytest
 from pxe_env import IPMI, REPO, make_base
 
 from isobuild import pxe
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 
 NODE_ADDR = {"node-b1": "127.0.0.11", "node-b2": "127.0.0.12"}
 STRANGER = "127.0.0.99"

@@ -19,7 +19,7 @@ import pytest
 from isobuild import usb
 from isobuild.errors import IsobuildError
 from isobuild.iso import IsoInputs
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.pipeline import prepare
 from tests.conftest import REPO, need_tool
 from tests.fixtures import f13base

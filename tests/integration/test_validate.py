@@ -17,7 +17,7 @@ import pytest
 
 from isobuild import run as run_mod
 from isobuild.errors import ProblemsError, ToolError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import Media, render, render_kickstart
 from isobuild.validate import check_kickstart, Collector, validate
 

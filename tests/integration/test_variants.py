@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.runbook import render_runbook
 from isobuild.validate import validate

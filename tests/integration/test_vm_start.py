@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 
 REPO = Path(__file__).resolve().parents[2]

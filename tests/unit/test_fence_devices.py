@@ -16,7 +16,7 @@ from lxml import etree
 from pykickstart.parser import KickstartParser
 from pykickstart.version import F13, makeVersion
 
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.nodefiles import secret_paths
 from isobuild.render import node_files, render, render_kickstart
 from isobuild.validate import read_fence_na_conf

@@ -17,7 +17,7 @@ from pykickstart.parser import KickstartParser
 from pykickstart.version import F13, makeVersion
 
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import Media, firewall_rules, node_files, render_kickstart, split_firewall
 
 REPO = Path(__file__).resolve().parents[2]

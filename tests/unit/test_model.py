@@ -11,7 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from isobuild.errors import ProblemsError
-from isobuild.model import load_definition, model_json
+from isobuild.model import model_json
+from isobuild.loader import load_definition
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -29,7 +29,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from isobuild.errors import IsobuildError, ProblemsError
-from isobuild.model import Cluster, load_definition
+from isobuild.model import Cluster
+from isobuild.loader import load_definition
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 
 from isobuild import nodefiles
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.render import render
 from isobuild.validate import NODE_CHECKERS
 

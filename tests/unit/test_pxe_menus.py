@@ -9,7 +9,7 @@ from conftest import REPO
 
 from isobuild import pxe
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.serve import AccessRules
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from isobuild.errors import IsobuildError
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 from isobuild.nodefiles import secret_paths
 from isobuild.render import (
     Media,

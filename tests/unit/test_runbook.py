@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 from isobuild import initorder, runbook
-from isobuild.model import load_definition
+from isobuild.loader import load_definition
 
 EXAMPLES = [REPO / "cluster.yaml", REPO / "examples" / "ipmi-cluster.yaml"]
 

@@ -176,7 +176,7 @@ class Pair:
     """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
 
     def __init__(self, hdir: Path, definition: Path, timeout: int = 40, raid_partitions: bool = False):
-        from isobuild.model import load_definition
+        from isobuild.loader import load_definition
         from isobuild.render import render
 
         self.h = hdir
