@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from .errors import IsobuildError
-from .iso import ini_values
+from .basedisc import ini_values, open_base
 
 PXEBOOT = ("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img")
 
@@ -59,8 +59,6 @@ class IsoTree(InstallTree):
     kind = "iso"
 
     def __init__(self, path: Path, iso=None, fh=None):
-        from .iso import open_base
-
         self.path = Path(path).resolve()
         if iso is None:
             iso, fh, _info = open_base(self.path)  # the base-DVD checks live there
