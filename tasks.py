@@ -468,10 +468,10 @@ def release(c, cluster=None, build_dir=None, version=None, sign=None, include_se
 
 
 def _release(run, version=None, sign=None, include_secrets=False, iso=None, quiet=False):
-    from isobuild.release import build_release
+    from isobuild.pipeline import build_release
 
     log.set_quiet(quiet)
-    res = build_release(run.model, run.build, version=version, sign_key=sign, include_secrets=include_secrets,
+    res = build_release(run, version=version, sign_key=sign, include_secrets=include_secrets,
                         iso=Path(iso) if iso else None)
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
 
