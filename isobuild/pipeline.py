@@ -92,6 +92,9 @@ def prepare(model: Cluster, build: Path) -> Rendered:
     return Run(model.source, build, model).render(validated=True)
 
 
+ALL_LOG = Path("logs") / "all.log"  # in the build dir: every record of an `invoke all` run (0600)
+
+
 def stages_of_all(base: Path | str | None, url: str | None) -> list[tuple[str, str | None]]:
     """`invoke all`: every stage in order, each with None (run it) or why it is skipped."""
     return [("check", None), ("rpms", None), ("validate", None), ("iso", None),
