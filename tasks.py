@@ -58,9 +58,11 @@ def clean_errors(fn):
 
 @contextlib.contextmanager
 def _clean_exit(stage):
-    """clean_errors for one stage (a task, or a stage of `invoke all`): an OSError names the stage."""
+    """clean_errors for one stage (a task, or a stage of `invoke all`): an OSError names the stage.
+    The one place every stage is timed: log.step logs its start, end and duration (debug level)."""
     try:
-        yield
+        with log.step(f"stage {stage}"):
+            yield
     except IsobuildError as err:
         print(f"error: {err}", file=sys.stderr)
         raise Exit(code=2) from None
@@ -144,12 +146,21 @@ def all_(c, cluster=None, build_dir=None, base=None, url=None, allow_missing_pac
         "pxe": lambda: _pxe(run, base, url, allow_missing_packages=allow_missing_packages, quiet=quiet),
         "release": lambda: _release(run, quiet=quiet),
     }
-    for stage, skipped in stages_of_all(base, url):
-        if skipped:
-            print(f"{stage}: skipped ({skipped})")
-            continue
-        with _clean_exit(stage):
-            stages[stage]()
+    _run_stages(run, stages, stages_of_all(base, url))
+
+
+def _run_stages(run, stages, order):
+    """`invoke all`'s loop: each stage of `order` (name, why skipped) run by its function in `stages`;
+    every record the run logs, each stage's timing included, also goes to BUILD/logs/all.log."""
+    from isobuild.pipeline import ALL_LOG
+
+    with log.recording(run.build / ALL_LOG):
+        for stage, skipped in order:
+            if skipped:
+                print(f"{stage}: skipped ({skipped})")
+                continue
+            with _clean_exit(stage):
+                stages[stage]()
 
 
 # --- rpms: sources, builds, reproducibility, inspection (isobuild/rpms.py, isobuild/sources.py) ---
@@ -468,10 +479,10 @@ def release(c, cluster=None, build_dir=None, version=None, sign=None, include_se
 
 
 def _release(run, version=None, sign=None, include_secrets=False, iso=None, quiet=False):
-    from isobuild.release import build_release
+    from isobuild.pipeline import build_release
 
     log.set_quiet(quiet)
-    res = build_release(run.model, run.build, version=version, sign_key=sign, include_secrets=include_secrets,
+    res = build_release(run, version=version, sign_key=sign, include_secrets=include_secrets,
                         iso=Path(iso) if iso else None)
     print(f"release: {res.path} ({res.artifacts} artifacts{', signed by ' + res.signed_by if res.signed_by else ''})")
 

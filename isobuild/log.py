@@ -2,7 +2,7 @@
 
 On a terminal, a long command shows its latest output line as a one-line status (`status`, tqdm);
 log lines are printed above it. `step` logs a stage's start, end and duration at debug level, and
-can copy every record of the stage into a log file.
+can copy every record of the stage into a log file (`recording`, also usable on its own).
 """
 from __future__ import annotations
 
@@ -105,27 +105,32 @@ def clear_status() -> None:
 def step(name: str, log_file: Path | None = None) -> Iterator[None]:
     """Log `name`'s start and its end with the duration (debug level: not on stderr by default).
 
-    With `log_file`, every record logged during the step (debug included, time-stamped) is also
-    written there (0600, one run per file), and the file survives a failure or Ctrl-C.
+    With `log_file`, every record logged during the step is also written there (see recording()).
     """
-    handler = None
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        handler = logging.StreamHandler(os.fdopen(fd, "w"))
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        LOGGER.addHandler(handler)
-    started = time.monotonic()
-    LOGGER.debug(f"{name}: start")
+    with recording(log_file) if log_file is not None else contextlib.nullcontext():
+        started = time.monotonic()
+        LOGGER.debug(f"{name}: start")
+        try:
+            yield
+        except BaseException as err:
+            LOGGER.debug(f"{name}: failed after {time.monotonic() - started:.1f}s ({type(err).__name__})")
+            raise
+        else:
+            LOGGER.debug(f"{name}: done in {time.monotonic() - started:.1f}s")
+
+
+@contextlib.contextmanager
+def recording(log_file: Path) -> Iterator[None]:
+    """Every record logged inside the block (debug included, time-stamped) is also written to
+    `log_file` (0600, one run per file); the file survives a failure or Ctrl-C."""
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "w"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    LOGGER.addHandler(handler)
     try:
         yield
-    except BaseException as err:
-        LOGGER.debug(f"{name}: failed after {time.monotonic() - started:.1f}s ({type(err).__name__})")
-        raise
-    else:
-        LOGGER.debug(f"{name}: done in {time.monotonic() - started:.1f}s")
     finally:
-        if handler is not None:
-            LOGGER.removeHandler(handler)
-            handler.close()
-            handler.stream.close()
+        LOGGER.removeHandler(handler)
+        handler.close()
+        handler.stream.close()

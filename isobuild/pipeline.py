@@ -1,5 +1,6 @@
-"""The stages as the tasks run them: one run's definition (loaded once), the render-if-needed entry,
-the disc and PXE inputs, the reproducibility check, and the stage order of `invoke all`.
+"""The stages as the tasks run them: one run's definition (loaded once), the render-if-needed entry
+(Run.render: the only caller of render.render, which pxe and release take from here), the disc and
+PXE inputs, the reproducibility check, and the stage order of `invoke all`.
 
 Kept here, not in tasks.py, so the tasks only parse flags and print, and this logic is testable.
 """
@@ -89,6 +90,9 @@ def _validate_once(model: Cluster, rendered: Rendered) -> None:
 def prepare(model: Cluster, build: Path) -> Rendered:
     """Render the definition (cached) and validate the result (cached): Run.render(validated=True)."""
     return Run(model.source, build, model).render(validated=True)
+
+
+ALL_LOG = Path("logs") / "all.log"  # in the build dir: every record of an `invoke all` run (0600)
 
 
 def stages_of_all(base: Path | str | None, url: str | None) -> list[tuple[str, str | None]]:
@@ -192,8 +196,9 @@ def verify_repro(run: Run, base: Path | None, console: str | None):
 def build_pxe(run: Run, base: Path | None, url: str | None, repo: Path | None, *, force: bool = False,
               allow_missing_packages: bool = False):
     """`invoke pxe`: check what it needs (a base, a URL, our repo), render, check cluster.conf against
-    the nodes' cman before anything is written, then write BUILD/pxe."""
-    from .pxe import build_pxe as write_pxe
+    the nodes' cman and pxe's inputs (URL, pxelinux, the base's packages) before anything of BUILD/pxe
+    is written, then write it."""
+    from .pxe import build_pxe as write_pxe, check_inputs
 
     model = run.model
     if not base:
@@ -204,7 +209,18 @@ def build_pxe(run: Run, base: Path | None, url: str | None, repo: Path | None, *
     repo_dir = Path(repo) if repo else disc_repo(run.build)
     if repo_dir is None:
         raise IsobuildError("no an-cluster repo to serve", hint="run `invoke rpms` first, or pass --repo DIR")
-    run.render()
+    rendered = run.render()
     check_node_cman(model, run.build, Path(base), repo_dir)
-    return write_pxe(model, run.build, base=Path(base), url=url, repo_dir=repo_dir, force=force,
-                     allow_missing_packages=allow_missing_packages)
+    checked = check_inputs(model, base=Path(base), url=url, repo_dir=repo_dir,
+                           allow_missing_packages=allow_missing_packages)
+    return write_pxe(model, rendered, checked, force=force)
+
+
+def build_release(run: Run, *, version: str | None = None, sign_key: str | None = None,
+                  include_secrets: bool = False, iso: Path | None = None):
+    """`invoke release`: check what the release needs (nothing written yet), render (if needed), then
+    write BUILD/release/<cluster>-<version>/ with the rendered kickstarts."""
+    from .release import build_release as write_release, plan_release
+
+    plan = plan_release(run.model, run.build, version=version, sign_key=sign_key, iso=iso)
+    return write_release(run.model, run.render(), plan, include_secrets=include_secrets)

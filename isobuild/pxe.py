@@ -35,6 +35,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import log, nodefiles
@@ -44,6 +45,9 @@ from .model import Cluster, Node
 from .outputs import atomic_generation, make_dir, os_error, sweep_generations
 from .run import run, which
 from .stamps import Stamps, code_digest, sha256_bytes, sha256_file, sha256_tree
+
+if TYPE_CHECKING:
+    from .render import Rendered
 
 PXELINUX_DIRS = (Path("/usr/lib/PXELINUX"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
 MODULE_DIRS = (Path("/usr/lib/syslinux/modules/bios"), Path("/usr/share/syslinux"), Path("/usr/lib/syslinux"))
@@ -388,15 +392,20 @@ def check_base_packages(cluster: Cluster, base: Path, url: str, repo_dir: Path, 
         tree.close()
 
 
-def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_dir: Path,
-              force: bool = False, allow_missing_packages: bool = False) -> PxeResult:
-    """Write build_dir/pxe (see the module doc). Raises IsobuildError on bad input; nothing half-written.
+@dataclass(frozen=True)
+class PxeInputs:
+    """What a PXE tree is built from, checked (check_inputs) before anything is written."""
+    base: Path
+    url: str  # normalised
+    repo_dir: Path
+    pxelinux: Path
+    modules: dict[str, Path]
+    warnings: list[str]
 
-    A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
-    from .render import render
 
-    build_dir = Path(build_dir)
-    pxe_dir = build_dir.resolve() / "pxe"  # a symlink to the current generation: never resolved here
+def check_inputs(cluster: Cluster, *, base: Path, url: str, repo_dir: Path,
+                 allow_missing_packages: bool = False) -> PxeInputs:
+    """The URL, our repo, pxelinux and the base's packages, checked; IsobuildError on bad input."""
     url, warnings = check_url(cluster, url)
     repo_dir = Path(repo_dir)
     if not (repo_dir / "repodata" / "repomd.xml").is_file():
@@ -405,23 +414,35 @@ def build_pxe(cluster: Cluster, build_dir: Path, *, base: Path, url: str, repo_d
     pxelinux = find_pxelinux()
     modules = syslinux_modules()
     check_base_packages(cluster, Path(base), url, repo_dir, allow_missing_packages)
-    rendered = render(cluster, build_dir)  # build/nodes: the per-node files (no-op when up to date)
-    result = _boot_macs(cluster, PxeResult(pxe_dir, url, warnings=warnings))
+    return PxeInputs(Path(base), url, repo_dir, pxelinux, modules, warnings)
+
+
+def build_pxe(cluster: Cluster, rendered: Rendered, checked: PxeInputs, *, force: bool = False) -> PxeResult:
+    """Write BUILD/pxe next to `rendered` (the caller's render of `cluster`: its per-node files are
+    served from there; see the module doc) from checked inputs; nothing half-written.
+
+    A content-hash stamp (build/.stamps/pxe.json) makes an unchanged rebuild a no-op that says why."""
+    build_dir = Path(rendered.build_dir)
+    pxe_dir = build_dir.resolve() / "pxe"  # a symlink to the current generation: never resolved here
+    url = checked.url
+    result = _boot_macs(cluster, PxeResult(pxe_dir, url, warnings=list(checked.warnings)))
     stamps = Stamps(build_dir)
     try:
         sweep_generations(pxe_dir)
     except OSError as err:
         raise os_error(err, "pxe: cannot remove the leftovers of an interrupted build", build_dir) from None
-    tree = open_install_tree(base)
+    tree = open_install_tree(checked.base)
     try:
-        inputs = _stamp_inputs(cluster, tree, repo_dir, url, pxe_dir, [pxelinux, *modules.values()])
+        inputs = _stamp_inputs(cluster, tree, checked.repo_dir, url, pxe_dir,
+                               [checked.pxelinux, *checked.modules.values()])
         check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
         result.built, result.reason = force or not check.up_to_date, check.reason
         if result.built:
             with stamps.publishing("pxe", inputs) as pub:
                 pub.replacing()
                 try:
-                    _write_generation(cluster, pxe_dir, tree, url, repo_dir, rendered.nodes_dir, pxelinux, modules)
+                    _write_generation(cluster, pxe_dir, tree, url, checked.repo_dir, rendered.nodes_dir,
+                                      checked.pxelinux, checked.modules)
                 except OSError as err:
                     raise os_error(err, f"pxe: cannot write {pxe_dir}", build_dir) from None
                 pub.record(pxe_dir / SERVE_CONFIG)

@@ -30,6 +30,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import log, paths
 from .errors import IsobuildError, Problem, ProblemsError
@@ -37,6 +38,9 @@ from .model import Cluster
 from .outputs import atomic_dir, copy_hashing, make_dir, os_error, sweep
 from .run import run, which
 from .stamps import Stamps, sha256_file, sha256_tree
+
+if TYPE_CHECKING:
+    from .render import Rendered
 
 REPO = paths.ROOT  # git_state: the checkout (an installed copy has no .git)
 SUMS = "SHA256SUMS"
@@ -233,11 +237,21 @@ def _files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
 
-def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = None, sign_key: str | None = None,
-                  include_secrets: bool = False, iso: Path | None = None, gpg_homedir: Path | None = None,
-                  out_dir: Path | None = None) -> ReleaseResult:
-    from .render import render
+@dataclass(frozen=True)
+class ReleasePlan:
+    """A release checked before anything is written (plan_release): where it goes and what it holds."""
+    target: Path
+    version: str
+    fingerprint: str | None  # of the signing key
+    found: dict[str, list[Path]]  # the artifacts, by kind (_collect)
+    expected: dict[Path, str]  # each artifact's sha256 as its stage recorded it
+    gpg_homedir: Path | None
 
+
+def plan_release(cluster: Cluster, build_dir: Path, *, version: str | None = None, sign_key: str | None = None,
+                 iso: Path | None = None, gpg_homedir: Path | None = None,
+                 out_dir: Path | None = None) -> ReleasePlan:
+    """Check the version, the target, the signing key and the artifacts of a release of build_dir."""
     build_dir = Path(build_dir)
     version = version or default_version(cluster)
     if not VERSION_RE.match(version):
@@ -254,7 +268,15 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
     fingerprint = signing_fingerprint(sign_key, gpg_homedir) if sign_key else None
     found = _collect(build_dir, iso)
     expected = {p: recorded_sha256(build_dir, p) for ps in found.values() for p in ps}
-    rendered = render(cluster, build_dir)
+    return ReleasePlan(target, version, fingerprint, found, expected, gpg_homedir)
+
+
+def build_release(cluster: Cluster, rendered: Rendered, plan: ReleasePlan, *,
+                  include_secrets: bool = False) -> ReleaseResult:
+    """Write the planned release from the build dir of `rendered` (the caller's render of `cluster`,
+    whose kickstarts are released, redacted unless include_secrets)."""
+    build_dir = Path(rendered.build_dir)
+    target, version, found, fingerprint = plan.target, plan.version, plan.found, plan.fingerprint
     secrets = cluster.secrets()
     warnings = []
     kickstarts: dict[str, str] = {}
@@ -273,8 +295,8 @@ def build_release(cluster: Cluster, build_dir: Path, *, version: str | None = No
                     "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:
-        artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, expected, kickstarts,
-                                                include_secrets, redacted, fingerprint, gpg_homedir)
+        artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, plan.expected,
+                                                kickstarts, include_secrets, redacted, fingerprint, plan.gpg_homedir)
     except OSError as err:
         raise os_error(err, f"release: cannot write {target}", target.parent) from None
     for w in warnings:

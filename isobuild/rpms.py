@@ -161,9 +161,10 @@ def _build_binaries(cfg: BuildConfig, plan: Plan, srpm: Path, stamps: Stamps, re
     """One package's binary RPMs from its SRPM, checked for rpm 4.8, installed and stamped."""
     name = plan.pkg.name
     log.info(f"rpms: building {name} with {cfg.backend} ({result.reasons[name]})")
-    stamps.forget(_stage(cfg, name))
     log_path = cfg.logs_dir / f"{name}.log"
-    with log.step(f"rpms: {name}: {cfg.backend}"), fixed_topdir() as top:
+    with stamps.publishing(_stage(cfg, name), plan.inputs) as pub, \
+            log.step(f"rpms: {name}: {cfg.backend}"), fixed_topdir() as top:
+        pub.replacing()  # the stamp goes before the build starts: a failed build is never called up to date
         if cfg.backend == "mock":
             rpms = build_with_mock(cfg, plan, srpm, log_path)
         else:
@@ -176,9 +177,9 @@ def _build_binaries(cfg: BuildConfig, plan: Plan, srpm: Path, stamps: Stamps, re
             raise IsobuildError(f"{name}: packages Fedora 13's rpm 4.8 could not install: "
                                 + "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items()),
                                 hint="check the payload/digest macros in isobuild/rpmplan.py HOST_MACROS")
-        _install_results(cfg, name, rpms, srpm)
-    # the packages' identity and sha256 (what `invoke release` checks them against)
-    stamps.save(_stage(cfg, name), plan.inputs, _package_files(cfg, _load_manifest(cfg, name)))
+        # the packages' identity and sha256 (what `invoke release` checks them against)
+        for path in _package_files(cfg, _install_results(cfg, name, rpms, srpm)):
+            pub.record(path)
     result.built.append(name)
 
 

@@ -40,3 +40,14 @@ def copy_definition(src: Path, dest_dir: Path) -> Path:
     shutil.copytree(REPO / "examples" / "secrets", dest_dir / "secrets", dirs_exist_ok=True)
     shutil.copytree(REPO / "examples" / "secrets", dest_dir / "examples" / "secrets", dirs_exist_ok=True)
     return dst
+
+
+
+def build_pxe(cluster, build: Path, *, force: bool = False, **inputs):
+    """What `invoke pxe` does (pipeline.build_pxe) minus the cman check: check the inputs (nothing
+    written yet), render `cluster` into `build`, then write build/pxe from both."""
+    from isobuild import pxe
+    from isobuild.render import render
+
+    checked = pxe.check_inputs(cluster, **inputs)
+    return pxe.build_pxe(cluster, render(cluster, build), checked, force=force)

@@ -55,3 +55,32 @@ def test_tasks_of_one_command_line_share_the_definition(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("warning: using DEMO secrets") == 1
     assert "cluster an-cluster is valid" in res.stdout and (tmp_path / "b" / "model.json").is_file()
+
+
+def test_each_stage_of_a_run_is_timed_once_in_the_runs_log(copy_example, tmp_path, capsys):
+    """`invoke all`'s loop on the cheap stages: BUILD/logs/all.log (0600) has one start and one end
+    record per stage run, in order (a failed stage's end says so), none for a skipped one; the
+    timing stays off stdout and stderr."""
+    import re
+    import stat
+
+    need_tool("shellcheck")
+    run = tasks._run(invoke.Context(), str(copy_example("cluster.yaml")), str(tmp_path / "build"))
+    stages = {"check": lambda: tasks._check(run), "validate": lambda: tasks._validate(run),
+              "runbook": lambda: tasks._runbook(run), "release": lambda: tasks._release(run)}
+    order = [("check", None), ("validate", None), ("usb", "needs a base"), ("runbook", None), ("release", None)]
+    try:
+        tasks._run_stages(run, stages, order)
+    except invoke.Exit as stop:  # release: nothing to release in this build dir (a real error)
+        assert stop.code == 2
+    else:
+        raise AssertionError("release should have failed")
+    out, err = capsys.readouterr()
+    assert "usb: skipped (needs a base)" in out and "error: no ISO in " in err
+    assert "stage " not in out + err
+    log_file = run.build / pipeline.ALL_LOG
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    steps = re.findall(r" DEBUG stage (\S+): (start|done|failed)", log_file.read_text())
+    assert steps == [("check", "start"), ("check", "done"), ("validate", "start"), ("validate", "done"),
+                     ("runbook", "start"), ("runbook", "done"), ("release", "start"), ("release", "failed")]
+    assert "WARNING using DEMO secrets" in log_file.read_text()  # every record of the run, not only timings

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import need_root, need_tool
-from pxe_env import DEFAULT, IPMI, REPO, copy_definition, make_base
+from pxe_env import DEFAULT, IPMI, REPO, build_pxe, copy_definition, make_base
 
 from isobuild import cobbler, pxe
 from isobuild.errors import IsobuildError
@@ -183,7 +183,7 @@ def base(tmp_path_factory):
 
 def _pxe(definition: Path, build: Path, base) -> object:
     cluster = load_definition(definition)
-    pxe.build_pxe(cluster, build, base=base["tree"], url=URLS[cluster.name], repo_dir=base["repo"])
+    build_pxe(cluster, build, base=base["tree"], url=URLS[cluster.name], repo_dir=base["repo"])
     return cluster
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from isobuild import iso as isomod
-from isobuild import pxe
 from isobuild.errors import IsobuildError
 from isobuild.loader import load_definition
 from isobuild.pkgresolve import check_packages, dir_reader, read_repo
@@ -17,6 +16,7 @@ from isobuild.repo import make_repo
 from tests.conftest import REPO, need_tool
 from tests.fixtures import f13base
 
+from pxe_env import build_pxe
 from repo_query import repoquery
 
 EXAMPLES = [REPO / "cluster.yaml", REPO / "examples" / "ipmi-cluster.yaml"]
@@ -115,7 +115,7 @@ def test_pxe_stops_before_writing(media, tmp_path):
     c = load_definition(EXAMPLES[0])
     empty = make_repo([], tmp_path / "empty-repo", allow_empty=True)
     with pytest.raises(IsobuildError, match="package an-cluster-firstboot: our package"):
-        pxe.build_pxe(c, tmp_path / "b", base=media["tree"], url=URL, repo_dir=empty)
+        build_pxe(c, tmp_path / "b", base=media["tree"], url=URL, repo_dir=empty)
     assert not (tmp_path / "b").exists()
-    res = pxe.build_pxe(c, tmp_path / "b", base=media["iso"], url=URL, repo_dir=media["repo"])
+    res = build_pxe(c, tmp_path / "b", base=media["iso"], url=URL, repo_dir=media["repo"])
     assert res.pxe_dir.is_dir()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import need_tool
-from pxe_env import DEFAULT, IPMI, copy_definition, make_base
+from pxe_env import DEFAULT, IPMI, build_pxe, copy_definition, make_base
 
 from isobuild import pxe
 from isobuild.errors import IsobuildError
@@ -30,7 +30,7 @@ def ipmi_build(base, tmp_path_factory):
     """ipmi example, base given as the ISO."""
     build = tmp_path_factory.mktemp("build-ipmi")
     cluster = load_definition(IPMI)
-    res = pxe.build_pxe(cluster, build, base=base["iso"], url=URL, repo_dir=base["repo"])
+    res = build_pxe(cluster, build, base=base["iso"], url=URL, repo_dir=base["repo"])
     return cluster, res
 
 
@@ -155,7 +155,7 @@ def test_dnsmasq_snippet(ipmi_build):
 
 def test_tree_base_is_served_in_place_and_default_cluster_has_no_macs(base, tmp_path):
     cluster = load_definition(DEFAULT)
-    res = pxe.build_pxe(cluster, tmp_path, base=base["tree"], url="http://192.168.1.10:8080", repo_dir=base["repo"])
+    res = build_pxe(cluster, tmp_path, base=base["tree"], url="http://192.168.1.10:8080", repo_dir=base["repo"])
     os_link = res.pxe_dir / "http" / "os"
     assert os_link.is_symlink() and os_link.resolve() == base["tree"].resolve()
     assert sorted(p.name for p in (res.pxe_dir / "tftp" / "pxelinux.cfg").iterdir()) == ["default"]
@@ -166,21 +166,21 @@ def test_tree_base_is_served_in_place_and_default_cluster_has_no_macs(base, tmp_
 
 def test_bad_inputs_are_clear_errors_and_leave_the_old_tree(base, tmp_path, ipmi_build):
     cluster = load_definition(IPMI)
-    good = pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+    good = build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
     before = sorted(p.relative_to(good.pxe_dir) for p in good.pxe_dir.rglob("*"))
     wrong = tmp_path / "not-f13"
     wrong.mkdir()
     (wrong / ".treeinfo").write_text("[general]\nfamily = Fedora\nversion = 14\narch = x86_64\n")
     with pytest.raises(IsobuildError, match=r"not a Fedora 13 x86_64 install tree: .treeinfo says Fedora 14"):
-        pxe.build_pxe(cluster, tmp_path, base=wrong, url=URL, repo_dir=base["repo"])
+        build_pxe(cluster, tmp_path, base=wrong, url=URL, repo_dir=base["repo"])
     with pytest.raises(IsobuildError, match="images/pxeboot/vmlinuz is missing"):
-        pxe.build_pxe(cluster, tmp_path, base=wrong, url=URL, repo_dir=base["repo"])
+        build_pxe(cluster, tmp_path, base=wrong, url=URL, repo_dir=base["repo"])
     with pytest.raises(IsobuildError, match="does not exist"):
-        pxe.build_pxe(cluster, tmp_path, base=tmp_path / "nope.iso", url=URL, repo_dir=base["repo"])
+        build_pxe(cluster, tmp_path, base=tmp_path / "nope.iso", url=URL, repo_dir=base["repo"])
     with pytest.raises(IsobuildError, match="repodata/repomd.xml"):
-        pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=tmp_path / "norepo")
+        build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=tmp_path / "norepo")
     with pytest.raises(IsobuildError, match="not http://"):
-        pxe.build_pxe(cluster, tmp_path, base=base["tree"], url="10.20.0.1:8080", repo_dir=base["repo"])
+        build_pxe(cluster, tmp_path, base=base["tree"], url="10.20.0.1:8080", repo_dir=base["repo"])
     assert sorted(p.relative_to(good.pxe_dir) for p in good.pxe_dir.rglob("*")) == before
     assert not list(tmp_path.glob(".pxe.tmp-*"))
 
@@ -196,7 +196,7 @@ def test_a_secret_in_a_public_node_file_is_refused(base, tmp_path, monkeypatch):
     monkeypatch.setattr(nodefiles, "NODE_FILES", public)  # cluster.conf now counts as public
     cluster = load_definition(IPMI)
     with pytest.raises(IsobuildError, match=r"cluster.conf holds the fence device ipmi-b\d password"):
-        pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+        build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
     assert not (tmp_path / "pxe").exists()
 
 
@@ -227,7 +227,7 @@ def test_a_row_added_to_the_node_files_registry_is_rendered_validated_and_served
     row = nodefiles.NodeFile("etc/an-cluster/hosts.copy", "hosts", "node/etc/hosts.j2", secret=True)
     monkeypatch.setattr(nodefiles, "NODE_FILES", nodefiles.NODE_FILES + (row,))
     cluster = load_definition(IPMI)
-    res = pxe.build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+    res = build_pxe(cluster, tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
     http = res.pxe_dir / "http"
     for n in cluster.nodes:
         built = tmp_path / "nodes" / n.name / row.path
@@ -295,14 +295,14 @@ def test_qemu_network_boot_shows_the_node_entry_and_boots_it(ipmi_build):
 def test_unchanged_rebuild_is_a_noop_and_says_why_it_reruns(base, tmp_path):
     cluster = load_definition(IPMI)
     kw = dict(base=base["tree"], repo_dir=base["repo"])
-    first = pxe.build_pxe(cluster, tmp_path, url=URL, **kw)
+    first = build_pxe(cluster, tmp_path, url=URL, **kw)
     assert first.built
     marker = first.pxe_dir / "tftp" / "pxelinux.cfg" / "default"
     mtime = marker.stat().st_mtime_ns
-    again = pxe.build_pxe(cluster, tmp_path, url=URL, **kw)
+    again = build_pxe(cluster, tmp_path, url=URL, **kw)
     assert not again.built and again.reason == "up to date" and marker.stat().st_mtime_ns == mtime
     assert again.mac_files == first.mac_files and again.nodes_without_mac == first.nodes_without_mac
-    other = pxe.build_pxe(cluster, tmp_path, url="http://10.20.0.9:8080", **kw)
+    other = build_pxe(cluster, tmp_path, url="http://10.20.0.9:8080", **kw)
     assert other.built and other.reason == "input changed: url"
     assert "ks=http://10.20.0.9:8080/ks/node-b1.ks" in marker.read_text()
 
@@ -316,13 +316,13 @@ def test_editing_isolinux_makes_pxe_out_of_date(base, tmp_path, monkeypatch):
 
     cluster = load_definition(IPMI)
     kw = dict(base=base["tree"], repo_dir=base["repo"], url=URL)
-    assert pxe.build_pxe(cluster, tmp_path / "b", **kw).built
+    assert build_pxe(cluster, tmp_path / "b", **kw).built
     code = tmp_path / "isobuild"
     shutil.copytree(paths.PACKAGE, code, ignore=shutil.ignore_patterns("__pycache__"))
     with open(code / "isolinux.py", "a") as fh:
         fh.write("# an edit to the menu code\n")
     monkeypatch.setattr(stamps, "CODE_DIR", code)
-    again = pxe.build_pxe(cluster, tmp_path / "b", **kw)
+    again = build_pxe(cluster, tmp_path / "b", **kw)
     assert again.built and again.reason == "input changed: code"
 
 def test_network_kickstarts_are_validated(base, tmp_path, monkeypatch):
@@ -338,5 +338,5 @@ def test_network_kickstarts_are_validated(base, tmp_path, monkeypatch):
 
     monkeypatch.setattr(render, "render_kickstart", broken)
     with pytest.raises(ProblemsError, match="network-install kickstarts do not validate"):
-        pxe.build_pxe(load_definition(IPMI), tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
+        build_pxe(load_definition(IPMI), tmp_path, base=base["tree"], url=URL, repo_dir=base["repo"])
     assert not (tmp_path / "pxe").exists()

@@ -16,6 +16,7 @@ from conftest import REPO, need_tool
 from isobuild import release
 from isobuild.errors import IsobuildError, ProblemsError
 from isobuild.loader import load_definition
+from isobuild.render import render
 from isobuild.stamps import Stamps
 
 IPMI = REPO / "examples" / "ipmi-cluster.yaml"
@@ -76,8 +77,11 @@ def gpg_home(tmp_path_factory):
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
 
-def _make(cluster, build_dir, tmp_path, **kw):
-    return release.build_release(cluster, build_dir, out_dir=tmp_path / "release", **kw)
+def _make(cluster, build_dir, tmp_path, include_secrets=False, **kw):
+    """What `invoke release` does (pipeline.build_release): plan (nothing written yet), render into
+    build_dir, then write the release (under tmp_path/release)."""
+    plan = release.plan_release(cluster, build_dir, out_dir=tmp_path / "release", **kw)
+    return release.build_release(cluster, render(cluster, build_dir), plan, include_secrets=include_secrets)
 
 
 def _problems(root, home=None) -> str:

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pxe_env import IPMI, REPO, make_base
+from pxe_env import IPMI, REPO, build_pxe, make_base
 
-from isobuild import pxe
 from isobuild.loader import load_definition
 
 NODE_ADDR = {"node-b1": "127.0.0.11", "node-b2": "127.0.0.12"}
@@ -31,7 +30,7 @@ def pxe_dir(tmp_path_factory):
     base = make_base(tmp_path_factory.mktemp("f13base"))
     build = tmp_path_factory.mktemp("build")
     cluster = load_definition(IPMI)
-    res = pxe.build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"])
+    res = build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"])
     # The test's ACL: each node plays from its own loopback address.
     cfg_path = res.pxe_dir / "serve.json"
     cfg = json.loads(cfg_path.read_text())
@@ -244,7 +243,7 @@ def test_no_404_while_pxe_rebuilds_the_tree(pxe_dir, tmp_path, monkeypatch):
     build = tmp_path / "build"
 
     def rebuild():
-        pxe.build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"],
+        build_pxe(cluster, build, base=base["iso"], url="http://127.0.0.1:8080", repo_dir=base["repo"],
                       force=True)
 
     rebuild()
