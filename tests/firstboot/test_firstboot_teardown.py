@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import loops
 from harness import TeardownError
 
 
@@ -58,3 +59,12 @@ def test_a_loop_that_stays_attached_is_a_teardown_error(make_pair):
         held.close()  # autoclear: the kernel detaches it now
     p.cleanup()
     assert of_pair(p.h, losetup_list()) == {}
+
+
+def test_a_loop_on_a_loop_of_the_pair_is_the_pairs_and_goes_first(tmp_path):
+    """By the backing chain sysfs shows (a loop set up in another mount namespace names its parent
+    /loopN), deepest first; a sibling directory whose name only starts like the pair's is not it."""
+    table = {"/dev/loop7": f"{tmp_path}/img/drbd.img",
+             "/dev/loop9": "/loop7", "/dev/loop12": "/dev/loop9", "/dev/loop8": f"{tmp_path}/img/a.img",
+             "/dev/loop3": "/tmp/elsewhere/drbd.img", "/dev/loop4": "/loop3", "/dev/loop5": f"{tmp_path}x/b.img"}
+    assert loops.owned(tmp_path, table) == ["/dev/loop12", "/dev/loop9", "/dev/loop7", "/dev/loop8"]
