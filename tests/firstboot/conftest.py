@@ -10,7 +10,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "harness"))
 
 from tests.conftest import REPO, need_root, need_tool  # noqa: E402
-from harness import Pair, make_definition  # noqa: E402
+from harness import Pair, TeardownError, make_definition  # noqa: E402
 
 TOOLS = ("losetup", "ip", "unshare", "ping", "blkid", "wipefs", "mkfs.gfs2", "drbdmeta", "pvcreate", "shellcheck",
          "iptables-restore", "xmllint")
@@ -37,5 +37,12 @@ def make_pair(tmp_path):
         return p.__enter__()
 
     yield _make
+    # every pair torn down, also when one of them fails to: then the test errors in teardown
+    failures = []
     for p in pairs:
-        p.cleanup()
+        try:
+            p.cleanup()
+        except TeardownError as e:
+            failures.append(str(e))
+    if failures:
+        raise TeardownError("\n".join(failures))

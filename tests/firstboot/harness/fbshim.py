@@ -522,7 +522,6 @@ def _activate(vg: str) -> None:
                 loop = subprocess.run(["losetup", "-f", "--show", "-o", str(offset), "--sizelimit", str(size), pvdev],
                                       capture_output=True, text=True, check=True).stdout.strip()
                 key.write_text(loop + "\n")
-                _locked_append(FBH / "loops", loop)
         link = ROOT / "dev" / vg / lv
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink():
@@ -728,7 +727,6 @@ def cmd_mdadm() -> None:
             fh.truncate(64 << 20)
         loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
                               check=True).stdout.strip()
-        _locked_append(FBH / "loops", loop)
         members_file.parent.mkdir(parents=True, exist_ok=True)
         members_file.write_text("\n".join(os.path.realpath(m) for m in members) + "\n")
         Path(md).parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import loops
+
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 OVERLAY = REPO / "overlay" / "firstboot"
@@ -172,6 +174,10 @@ def drbd_init_start() -> list[list[str]]:
     return [["sh", "-c", adjust], ["drbdadm", "sh-b-pri", "all"]]
 
 
+class TeardownError(RuntimeError):
+    """Pair.cleanup() could not undo something the pair set up (a loop device stays attached)."""
+
+
 class Pair:
     """Two nodes, their scratch roots, networks and disks. Use as a context manager (cleans up)."""
 
@@ -188,8 +194,8 @@ class Pair:
         self.raid_partitions = raid_partitions
         self.tag = f"fb{os.getpid() % 100000}"
         self.nodes: dict[str, Node] = {}
-        self.loops: list[str] = []
         self.netns: list[str] = []
+        self.writers: list[subprocess.Popen] = []
         for i, n in enumerate(sorted(self.cluster.nodes, key=lambda n: n.nodeid)):
             self.nodes[n.name] = Node(n.name, n.nodeid, n.fqdn, {k: str(v) for k, v in n.ip.items()},
                                       hdir / "nodes" / n.name / "root", f"{self.tag}-n{i + 1}")
@@ -211,9 +217,7 @@ class Pair:
     def _loop(self, image: Path, size_mib: int) -> str:
         with open(image, "wb") as fh:
             fh.truncate(size_mib * 1024 * 1024)
-        dev = sh("losetup", "-f", "--show", str(image)).stdout.strip()
-        self.loops.append(dev)
-        return dev
+        return sh("losetup", "-f", "--show", str(image)).stdout.strip()  # cleanup() finds it by its file
 
     def _setup(self) -> None:
         h = self.h
@@ -322,15 +326,6 @@ class Pair:
                 sh("ip", "-n", node.netns, "addr", "add", f"{node.ips[net]}/{nw.subnet.prefixlen}", "dev", nw.interface)
                 sh("ip", "-n", node.netns, "link", "set", nw.interface, "up")
 
-    def _ours(self, dev: str) -> bool:
-        """Is loop device DEV still bound to one of this pair's images? Loop numbers are reused at once,
-        also by other test runs on the machine: never detach one that has been given to someone else."""
-        backing = Path("/sys/block") / Path(dev).name / "loop" / "backing_file"
-        try:
-            return Path(backing.read_text().strip()).resolve().is_relative_to(self.h.resolve())
-        except OSError:
-            return False
-
     def firewall(self) -> None:
         """The rendered firewall in force in each node's namespace (firewall: cluster)."""
         for node in self.nodes.values():
@@ -341,21 +336,21 @@ class Pair:
                                    capture_output=True)
 
     def cleanup(self) -> None:
-        for node in self.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                os.killpg(node.proc.pid, signal.SIGKILL)
-                node.proc.wait()
-        extra = []
-        if (self.h / "loops").exists():
-            extra = [ln.strip() for ln in (self.h / "loops").read_text().splitlines() if ln.strip()]
-            (self.h / "loops").unlink()
-        for dev in reversed(self.loops + extra):  # LV loops sit on the drbd loop: detach them first
-            if self._ours(dev):
-                subprocess.run(["losetup", "-d", dev], capture_output=True)
+        """Stop the nodes, detach every loop device of the pair (those on its images, and the LV and md
+        loops fbshim stacked on them), remove the namespaces. Raises TeardownError naming each loop
+        device that stays attached (after everything else is cleaned up)."""
+        procs = [n.proc for n in self.nodes.values() if n.proc is not None] + self.writers
+        for proc in procs:  # each its own session: the whole group, as a power cut would
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        left = loops.detach_owned(self.h)
         for ns in self.netns:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(self.h / "run", ignore_errors=True)  # daemons a boot() started see their node down
-        self.loops, self.netns = [], []
+        self.netns, self.writers = [], []
+        if left:
+            raise TeardownError(f"{self.h}: loop devices not detached:\n  " + "\n  ".join(left))
 
     # ------------------------------------------------------------------------------------ running
     def start(self, name: str, kill: str | None = None, stop_after: str | None = None, cmd: str = "run") -> None:
@@ -439,6 +434,7 @@ class Pair:
                                  str(offset), data.hex()], env=node.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         (self.h / "nodes" / name / "pgid").write_text(f"{proc.pid}\n")
+        self.writers.append(proc)  # it holds the DRBD loop open: cleanup() ends it before detaching
         return proc
 
     def wait_log(self, name: str, text: str, timeout: float = 60) -> None:
