@@ -59,6 +59,8 @@ class Seen:
     node_macs: list[tuple[str, str]] = field(default_factory=list)  # (mac as written, lower case; path)
     fence_refs: list[FenceRef] = field(default_factory=list)
     device_names: list[tuple[str, str]] = field(default_factory=list)  # (path of the item, name)
+    device_addresses: list[tuple[str, str, str | None]] = field(default_factory=list)  # (path, ipaddr, address)
+    vms: list[tuple[str, "Values"]] = field(default_factory=list)  # (path, checked values) of every VM item
     gfs2_mount: str = ""  # storage.gfs2.mount as written, without a trailing /
 
 

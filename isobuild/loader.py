@@ -241,6 +241,10 @@ def _load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]
             if name in names:
                 ck.at(f"{path}.name", f"fence device {name!r} is defined twice")
             names.add(name)
+        if isinstance(m.get("ipaddr"), str):
+            address = m.get("address")
+            ck.seen.device_addresses.append((path, m["ipaddr"].strip(),
+                                             address.strip() if isinstance(address, str) else None))
         agent = m.get("agent", "")
         pw_file, secret = (Path(""), None)
         if "password_file" in m:
@@ -708,6 +712,7 @@ def _load_vms(ck: Checker, top, cluster, base_dir: Path, digests: list[str]) -> 
     seq = top.get("vms", []) or []
     names: dict[str, int] = {}
     for i, path, item, m in ck.items(seq, "vms", "vm"):
+        ck.seen.vms.append((path, m))
         name = m.get("name", "")
         if name:
             if name in names:

@@ -455,3 +455,26 @@ def test_vm_macs_derived_stable_and_in_xen_range(defdir):
                                        d["vms"][1].pop("mac"), d["storage"].pop("size", None)))
     c = load_definition(bad)
     assert c.vms[0].mac == taken and c.vms[1].mac != taken and c.vms[1].mac == derived_mac("an-cluster", "vm2", 1)
+
+
+# Two problems in one item: the rule across parts still reports the second one although the item did not
+# load for the first (every problem is reported at once, as the definition code did before the loader split).
+@pytest.mark.parametrize("mutate, path, reason", [
+    (both(set_(["vms", 0, "prefer"], "an-node09"), set_(["vms", 0, "memory"], "lots")),
+     "vms[0].prefer", "'an-node09' is not a node"),
+    (both(set_(["nodes", 0, "name"], ""), del_(["vms", 0, "name"])),
+     "vms[0].prefer", "'an-node01' is not a node"),
+    (both(set_(["vms", 0, "bridge"], "dmz"), set_(["vms", 0, "disk"], "big")),
+     "vms[0].bridge", "'dmz' is not a defined network"),
+    (both(set_(["xen", "bridges"], ["bcn"]), set_(["vms", 0, "vcpus"], None)),
+     "vms[0].bridge", "network 'ifn' has no Xen bridge"),
+    (both(set_(["vms", 0, "name"], "xen_shared"), set_(["vms", 0, "os_variant"], "beos")),
+     "vms[0].name", "'xen_shared' clashes with the GFS2 LV name"),
+    (both(set_(["fence_devices", 0, "ipaddr"], "bad address!"), del_(["fence_devices", 0, "login"])),
+     "fence_devices[0].ipaddr", "'bad address!' is neither an IPv4 address nor a host name"),
+    (both(set_(["fence_devices", 0, "address"], "192.168.1.71"), del_(["fence_devices", 0, "login"])),
+     "fence_devices[0].address", "192.168.1.71 is already used by nodes[0].ip.bcn"),
+])
+def test_cross_rules_see_items_that_failed_for_another_reason(defdir, mutate, path, reason):
+    got = [(p.path, p.reason) for p in problems_of(write_def(defdir, mutate))]
+    assert (path, reason) in got, got
