@@ -478,3 +478,12 @@ def test_vm_macs_derived_stable_and_in_xen_range(defdir):
 def test_cross_rules_see_items_that_failed_for_another_reason(defdir, mutate, path, reason):
     got = [(p.path, p.reason) for p in problems_of(write_def(defdir, mutate))]
     assert (path, reason) in got, got
+
+
+def test_a_problem_inside_a_second_use_of_an_alias_has_the_anchors_line(defdir):
+    text = (REPO / "cluster.yaml").read_text().replace("\n  - name: vm0001_ws1\n", "\n  - &vm0\n    name: vm0001_ws1\n", 1)
+    path = defdir / "cluster.yaml"
+    path.write_text(text.rstrip("\n") + "\n  - *vm0\n")  # the same VM twice
+    (hit,) = [p for p in problems_of(path) if p.path == "vms[1].name"]
+    assert hit.reason == "'vm0001_ws1' is already used by vms[0]"
+    assert path.read_text().splitlines()[hit.line - 1].strip() == "name: vm0001_ws1"
