@@ -8,6 +8,7 @@ from typing import Any
 
 from .checker import Checker, key_path, plain_key, typename, unknown
 from .model import FenceDevice
+from .settings import fill
 from .values import FENCE_AGENT_RE, HOST_LABEL_RE, valid_dns_name
 
 
@@ -38,8 +39,8 @@ def load_fence_devices(ck: Checker, top, read_secret) -> dict[str, FenceDevice]:
         address = _fence_address(ck, m, path)
         options = _fence_options(ck, m, path, agent)
         if name and agent and secret is not None and "ipaddr" in m and "login" in m:
-            devices[path] = FenceDevice(name, agent, m["ipaddr"].strip(), m["login"], pw_file, secret, address,
-                                        options)
+            devices[path] = fill(FenceDevice, m, ipaddr=m["ipaddr"].strip(), password_file=pw_file, password=secret,
+                                 address=address, options=options)
     _check_fence_na_credentials(ck, devices)
     return devices
 

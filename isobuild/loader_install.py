@@ -65,7 +65,7 @@ def _install_partitions(ck: Checker, m: Values) -> list[Partition]:
         if mib is None:
             ck.at(f"{path}.size", f"{size!r} is not a size", "a number with K, M, G or T, e.g. 256M or 4G")
             continue
-        parts.append(Partition(mount, size, mib))
+        parts.append(fill(Partition, pm, size_mib=mib))
     if pseq and "/" not in mounts:
         ck.at("install.partitions", "no partition is mounted at /")
     return parts

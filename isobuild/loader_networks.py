@@ -70,7 +70,7 @@ def _load_network(ck: Checker, name: str, m: Values) -> Network | None:
             dns.append(ip)
     if subnet is None or not iface:
         return None
-    return Network(name, iface, subnet, m.get("mtu"), gateway, tuple(dns))
+    return fill(Network, m, name=name, subnet=subnet, gateway=gateway, dns=tuple(dns))
 
 
 def _check_interfaces(ck: Checker, networks: dict[str, Network]) -> None:

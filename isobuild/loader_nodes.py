@@ -5,6 +5,7 @@ import ipaddress
 
 from .checker import Checker, FenceRef, Values, key_path, suggest, unknown
 from .model import NETWORK_NAMES, FenceMethod, Network, Node
+from .settings import fill
 from .values import MAC_RE
 
 
@@ -33,7 +34,7 @@ def load_nodes(ck: Checker, top, cluster, networks) -> dict[str, Node]:
         macs = _node_macs(ck, m, path, networks)
         methods = _node_fence(ck, m, path)
         if name and nodeid is not None and len(ips) == 3 and cluster.get("domain"):
-            nodes[path] = Node(name, nodeid, f"{name}.{cluster['domain']}".lower(), ips, macs, tuple(methods))
+            nodes[path] = fill(Node, m, fqdn=f"{name}.{cluster['domain']}".lower(), ip=ips, mac=macs, fence=methods)
     return nodes
 
 
@@ -115,5 +116,5 @@ def _node_fence(ck: Checker, m: Values, path: str) -> tuple[FenceMethod, ...]:
             ck.at(f"{fpath}.method", f"method {fm['method']!r} is listed twice")
         mnames.add(fm["method"])
         port = fm.get("port")
-        methods.append(FenceMethod(fm["method"], fm["device"], None if port is None else str(port)))
+        methods.append(fill(FenceMethod, fm, port=None if port is None else str(port)))
     return tuple(methods)
