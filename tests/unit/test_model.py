@@ -487,3 +487,13 @@ def test_a_problem_inside_a_second_use_of_an_alias_has_the_anchors_line(defdir):
     (hit,) = [p for p in problems_of(path) if p.path == "vms[1].name"]
     assert hit.reason == "'vm0001_ws1' is already used by vms[0]"
     assert path.read_text().splitlines()[hit.line - 1].strip() == "name: vm0001_ws1"
+
+
+def test_a_rule_on_a_duplicated_name_names_the_item_it_is_about(defdir):
+    """Two nodes named alike (an error) with the same MAC: the MAC problem is at the second node, not
+    at the first node of that name."""
+    mac = "00:1b:21:0a:0b:0c"
+    bad = write_def(defdir, both(set_(["nodes", 1, "name"], "an-node01"), set_(["nodes", 0, "mac"], {"eth0": mac}),
+                                 set_(["nodes", 1, "mac"], {"eth0": mac})))
+    got = [(p.path, p.reason) for p in problems_of(bad)]
+    assert ("nodes[1].mac.eth0", f"{mac} is already used by an-node01.mac.eth0") in got, got
