@@ -8,6 +8,7 @@ cross rules (isobuild/crossrules.py).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class Seen:
     node_macs: list[tuple[str, str]] = field(default_factory=list)  # (mac as written, lower case; path)
     fence_refs: list[FenceRef] = field(default_factory=list)
     device_names: list[tuple[str, str]] = field(default_factory=list)  # (path of the item, name)
+    device_addresses: list[tuple[str, str, str | None]] = field(default_factory=list)  # (path, ipaddr, address)
+    vms: list[tuple[str, "Values"]] = field(default_factory=list)  # (path, checked values) of every VM item
     gfs2_mount: str = ""  # storage.gfs2.mount as written, without a trailing /
 
 
@@ -128,6 +131,19 @@ class Checker:
                 self.add(f"{path}.{key}", problem[0], self.key_line(m, key), problem[1])
                 out.bad.add(key)
         return out
+
+    def section(self, top: dict, key: str, spec_name: str) -> Values:
+        """The checked values of a top-level part (empty when it is absent or not a mapping)."""
+        if key not in top:
+            return Values()
+        return self.mapping(top[key], key, spec_name, self.line(key)) or Values()
+
+    def ipv4(self, value: Any, path: str, line: int | None) -> ipaddress.IPv4Address | None:
+        try:
+            return ipaddress.IPv4Address(str(value))
+        except ValueError:
+            self.add(path, f"{value!r} is not an IPv4 address", line)
+            return None
 
     def items(self, seq: list, path: str, spec_name: str):
         """(index, path, raw item, checked values) of each list item that is a mapping (others are reported)."""

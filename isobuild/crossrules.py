@@ -16,7 +16,7 @@ from .values import DISK_RE, HOST_LABEL_RE, valid_dns_name
 def cross_checks(ck: Checker, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
     """Rules that relate several parts of the definition, over what loaded (nodes, devices and vms by
     path) and what ck.seen recorded of the parts that did not."""
-    _unique_addresses(ck, networks, devices)
+    _unique_addresses(ck, networks)
     _unique_node_macs(ck, nodes)
     _fence_references(ck, devices)
     _unique_fence_ports(ck, nodes)
@@ -35,7 +35,7 @@ def _is_ipv4(text: str) -> bool:
         return False
 
 
-def _unique_addresses(ck: Checker, networks: dict[str, Network], devices: dict[str, FenceDevice]) -> None:
+def _unique_addresses(ck: Checker, networks: dict[str, Network]) -> None:
     """No address used twice anywhere (nodes, gateway, fence devices; dns excepted)."""
     owners: dict[str, str] = {}
 
@@ -52,13 +52,13 @@ def _unique_addresses(ck: Checker, networks: dict[str, Network], devices: dict[s
             claim(str(net.gateway), f"networks.{name}.gateway", ck.line(f"networks.{name}.gateway"))
     if "ifn" in networks and networks["ifn"].gateway is None:
         ck.add("networks.ifn.gateway", "the ifn needs a default gateway", ck.line("networks.ifn"))
-    for path, dev in devices.items():
-        if _is_ipv4(dev.ipaddr):
-            claim(dev.ipaddr, f"{path}.ipaddr", ck.line(f"{path}.ipaddr"))
-        elif not valid_dns_name(dev.ipaddr) and not HOST_LABEL_RE.match(dev.ipaddr):
-            ck.at(f"{path}.ipaddr", f"{dev.ipaddr!r} is neither an IPv4 address nor a host name")
-        elif dev.address is not None:
-            claim(dev.address, f"{path}.address", ck.line(f"{path}.address"))
+    for path, ipaddr, address in ck.seen.device_addresses:  # also of devices that did not load
+        if _is_ipv4(ipaddr):
+            claim(ipaddr, f"{path}.ipaddr", ck.line(f"{path}.ipaddr"))
+        elif not valid_dns_name(ipaddr) and not HOST_LABEL_RE.match(ipaddr):
+            ck.at(f"{path}.ipaddr", f"{ipaddr!r} is neither an IPv4 address nor a host name")
+        elif address is not None:
+            claim(address, f"{path}.address", ck.line(f"{path}.address"))
 
 
 def _unique_node_macs(ck: Checker, nodes: dict[str, Node]) -> None:
@@ -162,16 +162,19 @@ def _vms_fit_cluster(ck: Checker, nodes: dict[str, Node], storage: Storage | Non
                      vms: dict[str, Vm]) -> None:
     """Each VM's bridge is a bridged network, it prefers a node, and its LV does not clash with GFS2's."""
     node_names = [n.name for n in nodes.values()] or ck.seen.node_names
-    for path, vm in vms.items():
-        if vm.bridge not in NETWORK_NAMES:
+    for path, m in ck.seen.vms:  # every VM item, also one that did not load for another reason
+        bridge, prefer = m.get("bridge"), m.get("prefer")
+        if bridge is None:
+            pass
+        elif bridge not in NETWORK_NAMES:
             ck.at(f"{path}.bridge",
-                  f"{vm.bridge!r} is not a defined network",
-                  suggest(vm.bridge, NETWORK_NAMES, "networks are"))
-        elif xen is not None and vm.bridge not in xen.bridges:
-            ck.at(f"{path}.bridge", f"network {vm.bridge!r} has no Xen bridge", f"add {vm.bridge} to xen.bridges")
-        if vm.prefer not in node_names:
+                  f"{bridge!r} is not a defined network",
+                  suggest(bridge, NETWORK_NAMES, "networks are"))
+        elif xen is not None and bridge not in xen.bridges:
+            ck.at(f"{path}.bridge", f"network {bridge!r} has no Xen bridge", f"add {bridge} to xen.bridges")
+        if prefer is not None and prefer not in node_names:
             ck.at(f"{path}.prefer",
-                  f"{vm.prefer!r} is not a node",
-                  suggest(vm.prefer, [n for n in node_names if n], "nodes are"))
-        if storage is not None and vm.name == storage.gfs2.lv:
-            ck.at(f"{path}.name", f"{vm.name!r} clashes with the GFS2 LV name")
+                  f"{prefer!r} is not a node",
+                  suggest(prefer, [n for n in node_names if n], "nodes are"))
+        if storage is not None and m.get("name") == storage.gfs2.lv:
+            ck.at(f"{path}.name", f"{m['name']!r} clashes with the GFS2 LV name")

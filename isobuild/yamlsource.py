@@ -74,19 +74,25 @@ class Lines:
 
     `at("nodes[1].ip.sn")` is the line of that key or list item; for a path that is not in the file, the
     first line of the mapping or list that should hold it (where a missing key is reported), or None.
-    Each mapping/list is visited once, so an alias bomb costs no more than the document's own size.
+    Each mapping/list is visited once, so an alias bomb costs no more than the document's own size; a
+    second use of an aliased mapping or list is recorded as that path's alias of the first, so a path
+    inside it gets the line the anchor's text has (where the YAML says it).
     """
 
     def __init__(self, doc: Any):
         self._item: dict[str, int | None] = {}
         self._start: dict[str, int] = {}
-        seen: set[int] = set()
+        self._alias: dict[str, str] = {}  # path of a later use of a node -> path of its first use
+        first: dict[int, str] = {}
         todo = [("", doc)]
         while todo:
             path, node = todo.pop()
-            if not isinstance(node, (dict, list)) or id(node) in seen:
+            if not isinstance(node, (dict, list)):
                 continue
-            seen.add(id(node))
+            if id(node) in first:
+                self._alias.setdefault(path, first[id(node)])
+                continue
+            first[id(node)] = path
             lc = getattr(node, "lc", None)
             if lc is not None:
                 self._start.setdefault(path, lc.line + 1)
@@ -101,4 +107,16 @@ class Lines:
     def at(self, path: str) -> int | None:
         if path in self._item:
             return self._item[path]
-        return self._start.get(parent_path(path))
+        outer = parent_path(path)
+        if outer in self._start:
+            return self._start[outer]
+        return self._through_alias(path)
+
+    def _through_alias(self, path: str) -> int | None:
+        """The line of `path` read through the alias it lies in (`vms[1].name` with vms[1] = *vm0: vms[0].name)."""
+        outer = path
+        while outer:
+            outer = parent_path(outer)
+            if outer in self._alias:
+                return self.at(self._alias[outer] + path[len(outer):])  # a first use holds no alias: one step
+        return None

@@ -455,3 +455,45 @@ def test_vm_macs_derived_stable_and_in_xen_range(defdir):
                                        d["vms"][1].pop("mac"), d["storage"].pop("size", None)))
     c = load_definition(bad)
     assert c.vms[0].mac == taken and c.vms[1].mac != taken and c.vms[1].mac == derived_mac("an-cluster", "vm2", 1)
+
+
+# Two problems in one item: the rule across parts still reports the second one although the item did not
+# load for the first (every problem is reported at once, as the definition code did before the loader split).
+@pytest.mark.parametrize("mutate, path, reason", [
+    (both(set_(["vms", 0, "prefer"], "an-node09"), set_(["vms", 0, "memory"], "lots")),
+     "vms[0].prefer", "'an-node09' is not a node"),
+    (both(set_(["nodes", 0, "name"], ""), del_(["vms", 0, "name"])),
+     "vms[0].prefer", "'an-node01' is not a node"),
+    (both(set_(["vms", 0, "bridge"], "dmz"), set_(["vms", 0, "disk"], "big")),
+     "vms[0].bridge", "'dmz' is not a defined network"),
+    (both(set_(["xen", "bridges"], ["bcn"]), set_(["vms", 0, "vcpus"], None)),
+     "vms[0].bridge", "network 'ifn' has no Xen bridge"),
+    (both(set_(["vms", 0, "name"], "xen_shared"), set_(["vms", 0, "os_variant"], "beos")),
+     "vms[0].name", "'xen_shared' clashes with the GFS2 LV name"),
+    (both(set_(["fence_devices", 0, "ipaddr"], "bad address!"), del_(["fence_devices", 0, "login"])),
+     "fence_devices[0].ipaddr", "'bad address!' is neither an IPv4 address nor a host name"),
+    (both(set_(["fence_devices", 0, "address"], "192.168.1.71"), del_(["fence_devices", 0, "login"])),
+     "fence_devices[0].address", "192.168.1.71 is already used by nodes[0].ip.bcn"),
+])
+def test_cross_rules_see_items_that_failed_for_another_reason(defdir, mutate, path, reason):
+    got = [(p.path, p.reason) for p in problems_of(write_def(defdir, mutate))]
+    assert (path, reason) in got, got
+
+
+def test_a_problem_inside_a_second_use_of_an_alias_has_the_anchors_line(defdir):
+    text = (REPO / "cluster.yaml").read_text().replace("\n  - name: vm0001_ws1\n", "\n  - &vm0\n    name: vm0001_ws1\n", 1)
+    path = defdir / "cluster.yaml"
+    path.write_text(text.rstrip("\n") + "\n  - *vm0\n")  # the same VM twice
+    (hit,) = [p for p in problems_of(path) if p.path == "vms[1].name"]
+    assert hit.reason == "'vm0001_ws1' is already used by vms[0]"
+    assert path.read_text().splitlines()[hit.line - 1].strip() == "name: vm0001_ws1"
+
+
+def test_a_rule_on_a_duplicated_name_names_the_item_it_is_about(defdir):
+    """Two nodes named alike (an error) with the same MAC: the MAC problem is at the second node, not
+    at the first node of that name."""
+    mac = "00:1b:21:0a:0b:0c"
+    bad = write_def(defdir, both(set_(["nodes", 1, "name"], "an-node01"), set_(["nodes", 0, "mac"], {"eth0": mac}),
+                                 set_(["nodes", 1, "mac"], {"eth0": mac})))
+    got = [(p.path, p.reason) for p in problems_of(bad)]
+    assert ("nodes[1].mac.eth0", f"{mac} is already used by an-node01.mac.eth0") in got, got

@@ -56,3 +56,16 @@ def test_an_alias_bomb_is_walked_once_per_mapping(tmp_path):
     lines = _lines(tmp_path, "\n".join(levels) + "\n")  # expanding it would never finish
     assert lines.at("l") == 12
     assert lines.at("a[9]") == 1
+
+
+def test_a_path_inside_a_second_use_of_an_alias_has_the_anchors_line(tmp_path):
+    text = "vms:\n  - &vm\n    name: vm1\n    disk: 8G\n  - *vm\nnodes: [{mac: &m {eth0: x}}, {mac: *m}]\n"
+    lines = _lines(tmp_path, text)
+    # ruamel places an aliased node where the anchor is, also as the second item; every path inside it
+    # follows (the checker's own key_line of that node says the same)
+    assert lines.at("vms[1]") == 2
+    assert lines.at("vms[1].name") == 3
+    assert lines.at("vms[1].disk") == 4
+    assert lines.at("vms[1].memory") == 2  # a missing key: the first line of the mapping
+    assert lines.at("nodes[1].mac.eth0") == 6
+    assert lines.at("nodes[1].mac.eth1") == 6
