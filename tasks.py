@@ -244,7 +244,6 @@ def _rpms(c, run, backend=None, only=None, force=False, kernel=None, cluster_ker
 @clean_errors
 def verify_rpms(c, backend=None, only=None, build_dir=None, kernel=None, cache=None):
     """Rebuild into BUILD/verify and compare every package's header fields and payload; name what differs."""
-    from isobuild.errors import IsobuildError
     from isobuild.rpms import verify_rebuild
 
     cfg = _rpm_config(c, build_dir, backend, kernel, None, cache)
@@ -268,7 +267,6 @@ def verify_rpms(c, backend=None, only=None, build_dir=None, kernel=None, cache=N
 @clean_errors
 def rpm_info(c, build_dir=None, path=None, files=False):
     """NEVRA, payload compressor, requires/provides (and files) of each built RPM; checks drbd-km's kernel."""
-    from isobuild.errors import IsobuildError
     from isobuild.rpms import check_drbd_km, rpm48_problems, rpm_files
     from isobuild.rpms import rpm_info as read_info
 
@@ -314,10 +312,7 @@ def validate(c, cluster=None, build_dir=None):
 
 
 def _validate(run):
-    from isobuild.validate import validate as do_validate
-
-    out = run.render()
-    checked = do_validate(out.build_dir, run.model)
+    out, checked = run.validate()
     tools = sorted({t for v in checked.values() for t in v.split(", ")})
     print(f"validate: {len(checked)} files in {out.build_dir} passed {', '.join(tools)}")
 

@@ -73,18 +73,27 @@ class Run:
         check the result too (skipped when this exact render already passed)."""
         rendered = render(self.model, self.build, force=force)
         if validated:
-            _validate_once(self.model, rendered)
+            _validate(self.model, rendered, always=False)
         return rendered
 
+    def validate(self) -> tuple[Rendered, dict[Path, str]]:
+        """`invoke validate`: render if needed, then check every file even if this render already passed,
+        and record it, so the disc and PXE stages of the same run do not check it again."""
+        rendered = render(self.model, self.build)
+        return rendered, _validate(self.model, rendered, always=True)
 
-def _validate_once(model: Cluster, rendered: Rendered) -> None:
-    """Validation is pure checking: keyed on the render's stamp (its inputs and outputs) and the validators' code."""
+
+def _validate(model: Cluster, rendered: Rendered, *, always: bool) -> dict[Path, str]:
+    """Validation is pure checking: keyed on the render's stamp (its inputs and outputs) and the validators'
+    code. Returns what was checked ({} when this exact render already passed and `always` is off)."""
     build = rendered.build_dir
     stamps = Stamps(build)
     key = {"render": stamps.digest(RENDER_STAGE), "code": code_digest("isobuild.validate")}
-    if not stamps.check("validated", key).up_to_date:
-        validate(build, model)
-        stamps.save("validated", key)
+    if not always and stamps.check("validated", key).up_to_date:
+        return {}
+    checked = validate(build, model)
+    stamps.save("validated", key)
+    return checked
 
 
 def prepare(model: Cluster, build: Path) -> Rendered:

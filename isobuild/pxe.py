@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 from . import log, nodefiles
 from .errors import IsobuildError
-from .installtree import PXEBOOT, DirTree, InstallTree, IsoTree, open_install_tree  # noqa: F401 (re-exported)
+from .installtree import PXEBOOT, InstallTree, open_install_tree
 from .model import Cluster, Node
 from .outputs import atomic_generation, make_dir, os_error, sweep_generations
 from .run import run, which

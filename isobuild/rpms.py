@@ -21,21 +21,19 @@ from .repo import make_repo
 from .stamps import Stamps
 
 # Re-exported: tasks.py and the tests import these from isobuild.rpms.
-from .mockconfig import MOCK_DEFAULTS, check_mock_config, load_mock_config  # noqa: F401
+from .mockconfig import check_mock_config, load_mock_config  # noqa: F401
 from .rpmbackends import (  # noqa: F401
-    BuildFailed, build_with_mock, build_with_rpmbuild, check_backend_can_build, fetch_plan_sources,
-    firstboot_tarball, fixed_topdir, host_env, is_fedora13_host, mock_argv, rpmbuild_argv, stage_and_build_srpm,
+    BuildFailed, build_with_mock, build_with_rpmbuild, check_backend_can_build, fetch_plan_sources, fixed_topdir,
+    host_env,
+    is_fedora13_host, mock_argv, rpmbuild_argv, stage_and_build_srpm,
 )
 from .rpmheader import normalise_rpm_header  # noqa: F401
 from .rpminspect import (  # noqa: F401
-    RPM48_COMPRESSORS, RPM48_DIGESTS, RPM48_RPMLIB, RpmInfo, VerifyReport, check_drbd_km, compare_dirs,
-    compare_rpms, rpm48_problems, rpm_files, rpm_info,
+    VerifyReport, check_drbd_km, compare_dirs, compare_rpms, rpm48_problems, rpm_files, rpm_info,
 )
 from .rpmplan import (  # noqa: F401
-    BUILDHOST, CHAIN, COMMON_DIR, DEFAULT_KERNEL, DRBD_KM, F13_DEFINES, FIRSTBOOT, FIRSTBOOT_DIR, HOST_MACROS,
-    KERNEL_ARCH, MOCK_CONFIG, REPO_ROOT, SPECS_DIR, BuildConfig, Package, Plan, chain_inputs,
-    check_kernel_matches_spec, firstboot_version, is_noarch, load_package, locked_sources, package_defines,
-    plan_package, rpmspec_query, select, spec_source_date_epoch, spec_source_names,
+    CHAIN, DEFAULT_KERNEL, DRBD_KM, F13_DEFINES, FIRSTBOOT, MOCK_CONFIG, SPECS_DIR, BuildConfig, Plan, chain_inputs,
+    check_kernel_matches_spec, locked_sources, plan_package, select,
 )
 
 

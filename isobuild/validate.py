@@ -286,12 +286,6 @@ def shell_dialect(path: Path) -> str | None:
     return None
 
 
-def is_sourced_shell(rel: str) -> bool:
-    """Files the node's scripts source as shell: ifcfg-*, sysconfig/network, *.env."""
-    return (rel.startswith("etc/sysconfig/network-scripts/ifcfg-") or rel == "etc/sysconfig/network"
-            or rel.endswith(".env"))
-
-
 # ---------------------------------------------------------------------------------------------
 # cluster.conf
 # ---------------------------------------------------------------------------------------------

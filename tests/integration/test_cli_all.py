@@ -9,6 +9,7 @@ import invoke
 
 import tasks
 from isobuild import loader, pipeline
+from isobuild import validate as validate_module
 from tests.conftest import REPO, need_tool
 
 
@@ -84,3 +85,25 @@ def test_each_stage_of_a_run_is_timed_once_in_the_runs_log(copy_example, tmp_pat
     assert steps == [("check", "start"), ("check", "done"), ("validate", "start"), ("validate", "done"),
                      ("runbook", "start"), ("runbook", "done"), ("release", "start"), ("release", "failed")]
     assert "WARNING using DEMO secrets" in log_file.read_text()  # every record of the run, not only timings
+
+
+def test_a_render_is_validated_once_per_run(copy_example, tmp_path, monkeypatch, capsys):
+    """`invoke validate` records its pass, so the disc stage of the same `invoke all` does not check the same
+    render again (it did: the validate stage bypassed the stamp); a rerun of `invoke validate` still checks."""
+    need_tool("shellcheck", "xmllint")
+    calls = []
+    real = validate_module.validate
+
+    def counted(build, model):
+        calls.append(build)
+        return real(build, model)
+
+    monkeypatch.setattr(validate_module, "validate", counted)  # wherever a stage takes it from
+    monkeypatch.setattr(pipeline, "validate", counted)
+    run = pipeline.Run(copy_example("cluster.yaml"), tmp_path / "build")
+    tasks._validate(run)
+    run.render(validated=True)  # what the iso, usb and pxe stages ask for
+    assert len(calls) == 1
+    tasks._validate(run)
+    assert len(calls) == 2
+    assert capsys.readouterr().out.count("validate: ") == 2

@@ -6,6 +6,7 @@ instead of being found in a review.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -75,3 +76,28 @@ def test_the_isobuild_modules_import_each_other_without_a_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# A module may import one of a layer above it only where docs/architecture.md says why.
+LAYER_EXCEPTIONS = {("validate", "installtree")}
+
+
+def _layers() -> dict[str, int]:
+    """Module -> its row in docs/architecture.md's module map (0 = top)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    table = text.split("| layer | modules |", 1)[1].split("\n\n", 1)[0]
+    rank = {}
+    for row, line in enumerate(table.splitlines()[2:]):
+        for name in re.findall(r"`([a-z_0-9*]+)`", line.split("|")[2]):
+            rank[name] = row
+    return rank
+
+
+def test_imports_point_down_the_module_map_of_the_architecture_doc():
+    rank = _layers()
+    modules = [p for p in (REPO / "isobuild").glob("*.py") if p.stem != "__init__"]
+    row = {p.stem: rank.get(p.stem, rank.get(p.stem.split("_")[0] + "_*")) for p in modules}
+    assert not [m for m, r in row.items() if r is None], "modules missing from docs/architecture.md's module map"
+    up = [f"{p.stem} -> {dep}" for p in modules for dep in sorted(_imports(p))
+          if dep in row and row[dep] < row[p.stem] and (p.stem, dep) not in LAYER_EXCEPTIONS]
+    assert not up, f"imports of a layer above (docs/architecture.md): {up}"
