@@ -150,8 +150,6 @@ def secret_paths(cluster: Cluster) -> set[str]:
     return {f.rel for f in planned(cluster) if f.row.secret}
 
 
-def mode(cluster: Cluster, rel: str) -> int:
-    return next(f.row.mode for f in planned(cluster) if f.rel == rel)
 
 
 def unregistered_templates(template_dir: Path) -> list[str]:

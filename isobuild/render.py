@@ -352,10 +352,11 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
 
     # Render to memory first: template errors surface before anything touches the disk.
     contents: dict[str, tuple[str, int]] = {}
+    modes = {f.rel: f.row.mode for f in nodefiles.planned(cluster)}
     for n in cluster.nodes:
         contents[f"kickstart/{n.name}.ks"] = (render_kickstart(cluster, n, Media.cdrom(), template_dir), 0o600)
         for rel, text in node_files(cluster, n, template_dir).items():
-            contents[f"nodes/{n.name}/{rel}"] = (text, nodefiles.mode(cluster, rel))
+            contents[f"nodes/{n.name}/{rel}"] = (text, modes[rel])
     contents["model.json"] = (model_json(cluster), 0o644)
 
     try:
