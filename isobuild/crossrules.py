@@ -13,7 +13,7 @@ from .model import NETWORK_NAMES, FenceDevice, Install, Network, Node, Storage, 
 from .values import DISK_RE, HOST_LABEL_RE, valid_dns_name
 
 
-def cross_checks(ck: Checker, cluster, networks, nodes, devices, storage, xen, vms, install) -> None:
+def cross_checks(ck: Checker, networks, nodes, devices, storage, xen, vms, install) -> None:
     """Rules that relate several parts of the definition, over what loaded (nodes, devices and vms by
     path) and what ck.seen recorded of the parts that did not."""
     _unique_addresses(ck, networks)
@@ -21,7 +21,7 @@ def cross_checks(ck: Checker, cluster, networks, nodes, devices, storage, xen, v
     _fence_references(ck, devices)
     _unique_fence_ports(ck, nodes)
     if storage is not None:
-        _storage_fits_nodes(ck, cluster, nodes, storage, xen)
+        _storage_fits_nodes(ck, nodes, storage, xen)
         _backing_device_matches_install(ck, storage, install)
         _storage_holds_vms(ck, storage, vms)
     _vms_fit_cluster(ck, nodes, storage, xen, vms)
@@ -113,14 +113,12 @@ def _unique_fence_ports(ck: Checker, nodes: dict[str, Node]) -> None:
                 owners[key] = n.name
 
 
-def _storage_fits_nodes(ck: Checker, cluster: dict, nodes: dict[str, Node], storage: Storage, xen: Xen | None) -> None:
-    """Storage rules that need the nodes, the cluster name or xen."""
+def _storage_fits_nodes(ck: Checker, nodes: dict[str, Node], storage: Storage, xen: Xen | None) -> None:
+    """Storage rules that need the nodes or xen (the cluster name's length is cluster.name's own rule)."""
     if nodes and storage.gfs2.journals < ck.seen.node_count:
         ck.at("storage.gfs2.journals",
               f"{storage.gfs2.journals} journals for {ck.seen.node_count} nodes",
               "GFS2 needs one journal per node that mounts it")
-    if len(cluster.get("name", "")) > 16:
-        ck.add("cluster.name", "the GFS2 lock table allows 16 characters for the cluster name", None)
     if storage.drbd.become_primary_on not in ("both", *[n.name for n in nodes.values()]):
         ck.at("storage.drbd.become_primary_on", f"{storage.drbd.become_primary_on!r} is not 'both' or a node name")
     if xen is not None and xen.relocation.enabled and xen.relocation.port == storage.drbd.port:

@@ -49,7 +49,7 @@ def load_definition(path: str | os.PathLike) -> Cluster:
     xen = load_xen(ck, top)
     vms = load_vms(ck, top, cluster, read_secret.base_dir, read_secret.digests)
 
-    cross_checks(ck, cluster, networks, nodes, devices, storage, xen, vms, install)
+    cross_checks(ck, networks, nodes, devices, storage, xen, vms, install)
 
     if ck.problems:
         ordered = sorted(ck.problems, key=lambda p: p.line or 0)  # stable: same-line problems keep rule order

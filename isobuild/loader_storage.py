@@ -50,6 +50,11 @@ def _load_clvm(c: Values | None) -> Clvm | None:
     return fill(Clvm, c) if c is not None and c.get("vg") else None
 
 
+# gfs2-utils 3.0 (cluster 3.0.12) gfs2/mkfs/main_mkfs.c test_locking: "filesystem name too long" past 16
+# (the 30 of later releases came with gfs2-utils commit 335552bc, 2015)
+GFS2_FSNAME_MAX = 16
+
+
 def _load_gfs2(ck: Checker, gn, g: Values | None) -> Gfs2 | None:
     if g is None:
         return None
@@ -57,10 +62,11 @@ def _load_gfs2(ck: Checker, gn, g: Values | None) -> Gfs2 | None:
     lv = g.get("lv", "")
     if lv:
         _check_lvm_name(ck, lv, "storage.gfs2.lv", ck.line("storage.gfs2.lv"))
-        if len(lv) > 30:
+        if len(lv) > GFS2_FSNAME_MAX:
             ck.at("storage.gfs2.lv",
-                  f"{lv!r} is longer than the lock table allows (<cluster>:<lv>, 16:30 characters)",
-                  "shorten the LV name to 30 characters or fewer")
+                  f"{lv!r} is {len(lv)} characters; mkfs.gfs2 of Fedora 13 (gfs2-utils 3.0) refuses a lock table "
+                  f"<cluster>:<lv> whose file system name is longer than {GFS2_FSNAME_MAX}",
+                  f"shorten the LV name to {GFS2_FSNAME_MAX} characters or fewer")
     gmib = parse_size_mib(g["size"]) if g.get("size") else None
     if lv and gmib and g.get("mount") and g.get("journals") is not None:
         return fill(Gfs2, g, size_mib=gmib)

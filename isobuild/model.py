@@ -245,7 +245,8 @@ class Clvm:
 class Gfs2:
     lv: str = setting(
         STR, required=True,
-        help="logical volume name; lock table `<cluster.name>:<lv>` within GFS2's 16:30 limits")
+        help="logical volume name, at most 16 characters: it is the file system name in the lock table "
+             "`<cluster.name>:<lv>`, which Fedora 13's mkfs.gfs2 limits to 16")
     size: str = setting(STR, required=True, rule=size("e.g. 20G"), help="LV size like `20G`")
     size_mib: int
     mount: str = setting(
@@ -406,7 +407,7 @@ class Cluster:
     name: str = setting(
         STR, required=True, section="cluster",
         rule=rule(NAME_RE.match, "{0!r} is not 1-15 characters of [A-Za-z0-9_-]",
-                  "cman limits cluster names to 15 characters"),
+                  "cluster.conf(5) of cman 3.0 allows 15 characters (16 with the terminating null)"),
         help="cman cluster name and GFS2 lock-table prefix: 1-15 characters `[A-Za-z0-9_-]`")
     config_version: int = setting(
         INT, required=True, section="cluster", rule=rule(lambda v: v >= 1, "must be a positive integer, got {0}"),

@@ -68,7 +68,7 @@ def wide(d):
         {"name": "drac-2b", "agent": "fence_drac5", "ipaddr": "10.5.9.12", "login": "root",
          "password_file": "secrets/demo-ipmi-b2.pw"}]
     d["storage"]["managed_by"] = "rgmanager"
-    d["storage"]["gfs2"]["lv"] = "l" * 30
+    d["storage"]["gfs2"]["lv"] = "l" * 16  # the longest lock-table fsname F13 mkfs.gfs2 takes
     d["install"].update(packages=["@development-tools", "screen"], console="tty0")
     d["xen"]["bridges"] = ["ifn", "bcn"]
     d["vms"] = [
@@ -153,7 +153,7 @@ def test_variant_renders_valid_files_with_the_right_values(built):
         assert 'agent="fence_drac5"' in conf and 'service name="storage_node-2b"' in conf
         assert conf.count("<vm ") == 3
         assert "AN_IS_LOWEST=yes" in env and "AN_IS_LOWEST=no" in _read(build, second.name, "etc/an-cluster/firstboot.env")
-        assert f"AN_GFS2_LOCK_TABLE=abcdefghij-_123:{'l' * 30}" in env
+        assert f"AN_GFS2_LOCK_TABLE=abcdefghij-_123:{'l' * 16}" in env
     elif name == "one_disk_three_parts":
         assert "part raid.104 --size=1 --grow --ondisk=sda" in ks and "raid " not in ks.split("%packages")[0]
         assert "com2=115200,8n1 console=com2,vga" in ks  # ttyS1 is Xen's com2

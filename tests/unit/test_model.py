@@ -147,7 +147,9 @@ CASES = [
     ("vg-name", set_(["storage", "clvm", "vg"], "-bad vg"), "storage.clvm.vg", "LVM name"),
     ("lv-name", set_(["storage", "gfs2", "lv"], "snapshot_x"), "storage.gfs2.lv", "LVM name"),
     ("journals", set_(["storage", "gfs2", "journals"], 1), "storage.gfs2.journals", "journal"),
-    ("lock-table-lv-too-long", set_(["storage", "gfs2", "lv"], "x" * 31), "storage.gfs2.lv", "16:30"),
+    ("lock-table-lv-too-long", set_(["storage", "gfs2", "lv"], "x" * 17), "storage.gfs2.lv",
+     "longer than 16"),
+    ("name-16-chars", set_(["cluster", "name"], "a" * 16), "cluster.name", "1-15"),
     ("backing-device-raid", set_(["storage", "backing_device"], "/dev/md2"), "storage.backing_device", "RAID1"),
     ("two-primaries", set_(["storage", "drbd", "allow_two_primaries"], False), "storage.drbd.become_primary_on",
      "allow_two_primaries"),
@@ -236,6 +238,22 @@ def test_two_errors_both_reported(defdir):
     bad = write_def(defdir, both(set_(["nodes", 1, "ip", "sn"], "192.168.9.72"), set_(["storage", "gfs2", "journals"], 1)))
     paths = {p.path for p in problems_of(bad)}
     assert {"nodes[1].ip.sn", "storage.gfs2.journals"} <= paths
+
+
+def test_lock_table_at_the_fedora_13_limits_loads(defdir):
+    """cluster.conf(5) (cman 3.0): names up to 15 characters; mkfs.gfs2 of gfs2-utils 3.0 (test_locking):
+    at most 16 for each side of <cluster>:<fsname>. A 15-character cluster and a 16-character LV load."""
+    ok = write_def(defdir, both(set_(["cluster", "name"], "c" * 15), set_(["storage", "gfs2", "lv"], "l" * 16)))
+    model = load_definition(ok)
+    assert (model.name, model.storage.gfs2.lv) == ("c" * 15, "l" * 16)
+
+
+def test_long_cluster_name_is_one_problem_with_a_hint(defdir):
+    """One rule owns the cluster name's length (no second lock-table message for the same name)."""
+    bad = write_def(defdir, set_(["cluster", "name"], "n" * 20))
+    hits = [p for p in problems_of(bad) if p.path == "cluster.name"]
+    assert len(hits) == 1, [str(p) for p in hits]
+    assert "1-15" in hits[0].reason and "cluster.conf(5)" in hits[0].hint
 
 
 def test_unknown_key_suggests(defdir):
