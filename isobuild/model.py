@@ -184,7 +184,10 @@ class Install:
         rule=one_of(("cluster", "off"), "{0!r} is not 'cluster' or 'off'",
                     "cluster opens only the ports this cluster uses; off disables the firewall (the seed's way)"),
         help="`cluster` (open only this cluster's ports) or `off` (the seed)")
-    runlevel: int = setting(INT, default=3, rule=one_of((3, 5), "{0} is not 3 or 5"), help="default runlevel, 3 or 5")
+    runlevel: int = setting(
+        INT, default=3, rule=one_of((3, 5), "{0} is not 3 or 5"),
+        help="default runlevel: 3 (text consoles, no X: `skipx`) or 5 (a graphical login: `xconfig --startxonboot`, "
+             "the groups `@base-x @gnome-desktop @fonts`, `firstboot --disable`)")
     packages: tuple[str, ...] = setting(
         LIST, default=(),
         help="extra packages on top of the cluster set; each must be on the DVD or in our repo")

@@ -130,6 +130,8 @@ def test_variant_renders_valid_files_with_the_right_values(built):
         assert "<vm " not in conf and "<altname" not in conf
         assert '<totem secauth="on" rrp_mode="none"/>' in conf
         assert "firewall --disabled" in ks and "selinux --disabled" in ks and "id:5:initdefault:" in ks
+        assert "\nxconfig --startxonboot\nfirstboot --disable\n" in ks and "\nskipx\n" not in ks
+        assert "\n@base-x\n@gnome-desktop\n@fonts\n" in ks
         assert not (build / "nodes" / first.name / "etc/sysconfig/iptables").exists()
         assert "(xend-relocation-server no)" in sxp
         assert "AN_VMS=''" in env
