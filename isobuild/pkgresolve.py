@@ -19,10 +19,6 @@ come from. The matching follows the target's code:
   requirement has one) by a package of the two repos; rpmlib() ones are rpm's own. File requires
   are checked against the files primary.xml lists (/etc, */bin/*); others need filelists and are
   not checked.
-- Fedora's own `firstboot` (a default of comps-f13 `base-x`, in no group we name) waits for a human
-  at the first boot unless anaconda wrote RUN_FIRSTBOOT=NO, which it does only for a `firstboot
-  --disable` line (anaconda-13.42-1 packages.py `firstbootConfiguration`; firstboot 1.110
-  init/firstboot, progs/firstboot): an error when the resolved set holds it without that line.
 """
 from __future__ import annotations
 
@@ -101,7 +97,7 @@ class Repo:
 
 @dataclass(frozen=True)
 class Missing:
-    kind: str  # package | group | dependency | setup agent
+    kind: str  # package | group | dependency
     name: str
     needed_by: str = ""
     source: str = ""  # where it should come from
@@ -303,7 +299,6 @@ class PackageSection:
     excluded: list[str]
     add_base: bool = True
     seen: bool = True  # no %packages: anaconda takes the install class's default groups
-    firstboot_off: bool = False  # the kickstart says `firstboot --disable`
 
 
 def kickstart_packages(text: str) -> PackageSection:
@@ -320,11 +315,9 @@ def kickstart_packages(text: str) -> PackageSection:
 
     handler = makeVersion(F13)
     Lenient(handler, followIncludes=False, errorsAreFatal=False).readKickstartFromString(text)
-    from pykickstart.constants import FIRSTBOOT_SKIP
-
     p = handler.packages
     return PackageSection(list(p.packageList), [g.name for g in p.groupList], list(p.excludedList),
-                          getattr(p, "addBase", True), bool(p.seen), handler.firstboot.firstboot == FIRSTBOOT_SKIP)
+                          getattr(p, "addBase", True), bool(p.seen))
 
 
 def our_package_names(specs_dir: Path = SPECS_DIR) -> dict[str, str]:
@@ -389,21 +382,11 @@ def resolve(section: PackageSection, sack: Sack, ours: dict[str, str] | None = N
             select(sack.match(member))
     for name in section.excluded:
         selected.pop(name, None)
-    installed = set(selected)
-    missing += _unmet_dependencies(selected, sack, ours, installed)
-    if "firstboot" in installed and not section.firstboot_off:
-        missing.append(Missing("setup agent", "firstboot", source=FIRSTBOOT_WAITS))
+    missing += _unmet_dependencies(selected, sack, ours)
     return missing
 
 
-FIRSTBOOT_WAITS = ("Fedora's setup agent would be installed (by install.packages or what they pull in) without "
-                   "`firstboot --disable`: at the first boot its S99 service runs /usr/bin/setup (runlevel 3) or "
-                   "its own X screens (runlevel 5) and waits for a human; leave out what pulls it in")
-
-
-def _unmet_dependencies(selected: dict[str, Pkg], sack: Sack, ours: dict[str, str],
-                        installed: set[str]) -> list[Missing]:
-    """Unprovided requirements of the selection; `installed` gets the name of every package pulled in."""
+def _unmet_dependencies(selected: dict[str, Pkg], sack: Sack, ours: dict[str, str]) -> list[Missing]:
     out: list[Missing] = []
     queue = list(selected.values())
     seen = {p.nvr for p in queue}
@@ -420,7 +403,6 @@ def _unmet_dependencies(selected: dict[str, Pkg], sack: Sack, ours: dict[str, st
                 continue
             best = providers[0]
             seen.add(best.nvr)
-            installed.add(best.name)
             queue.append(best)
     return out
 
@@ -436,16 +418,9 @@ def check_packages(kickstarts: dict[str, str], base: Reader, repo_dir: Path | No
     sack = Sack(repos)
     ours = our_package_names()
     lines: dict[str, list[str]] = {}
-    waits: list[str] = []
     for node, text in sorted(kickstarts.items()):
         for m in resolve(kickstart_packages(text), sack, ours):
-            if m.kind == "setup agent":
-                waits.append(node)
-            else:
-                lines.setdefault(str(m), []).append(node)
-    if waits:  # not a missing package: --allow-missing-packages does not cover it
-        raise IsobuildError(f"{', '.join(waits)}: {FIRSTBOOT_WAITS}",
-                            hint="check install.packages against the base DVD's comps and dependencies")
+            lines.setdefault(str(m), []).append(node)
     problems = [f"{line} [{', '.join(nodes)}]" for line, nodes in lines.items()]
     if problems and not allow_missing:
         raise IsobuildError(

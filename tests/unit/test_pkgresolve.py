@@ -2,8 +2,6 @@
 package lists: pattern forms, globs, provides, groups, exclusions, dependencies with versions."""
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from isobuild.pkgresolve import Dep, Group, PackageSection, Pkg, Repo, Sack, kickstart_packages, resolve, rpmvercmp
@@ -96,38 +94,6 @@ def test_kickstart_section_as_pykickstart_f13_reads_it():
     assert (sec.packages, sec.groups, sec.excluded, sec.seen) == (["cman"], ["core", "base"], ["NetworkManager"], True)
     assert kickstart_packages("cdrom\ntext\n").seen is False
     assert resolve(kickstart_packages("cdrom\ntext\n"), Sack([]), OURS) == []  # no %packages: nothing named
-
-
-def test_fedora_firstboot_without_disable_is_an_error():
-    """Fedora's firstboot waits for a human at the first boot unless the kickstart says `firstboot --disable`
-    (anaconda 13 then writes RUN_FIRSTBOOT=NO): named directly, through a dependency or a group."""
-    fb = pkg("firstboot", "1.110")
-    s = sack(fb, pkg("smolt-firstboot", requires=[Dep("firstboot", None, None)]),
-             groups=[Group("base-x", ["X Window System"], {"default": ["firstboot"]})])
-    for sec in (PackageSection(["firstboot"], [], []), PackageSection(["smolt-firstboot"], [], []),
-                PackageSection([], ["base-x"], [])):
-        assert names(resolve(sec, s, OURS)) == [("setup agent", "firstboot")]
-        assert resolve(dataclasses.replace(sec, firstboot_off=True), s, OURS) == []
-    assert resolve(PackageSection(["firstboot"], [], ["firstboot"]), s, OURS) == []  # -firstboot
-    ks = "cdrom\n%packages\n@base-x\n%end\n"
-    assert kickstart_packages(ks).firstboot_off is False
-    assert kickstart_packages("firstboot --disable\n" + ks).firstboot_off is True
-    assert kickstart_packages("firstboot --enable\n" + ks).firstboot_off is False
-
-
-def test_check_packages_stops_on_firstboot_even_with_allow_missing(monkeypatch):
-    """Not a missing package: --allow-missing-packages does not turn it into a warning."""
-    from isobuild import pkgresolve
-    from isobuild.errors import IsobuildError
-
-    groups = [Group("core", ["Core"], {"mandatory": ["bash"]}), Group("base", ["Base"], {"default": ["vim-minimal"]})]
-    dvd = Repo("dvd", [pkg("bash"), pkg("vim-minimal"), pkg("firstboot")], groups)
-    monkeypatch.setattr(pkgresolve, "read_repo", lambda read, label: dvd)
-    kss = {"node1": "cdrom\n%packages\nfirstboot\n%end\n", "node2": "cdrom\n%packages\nbash\n%end\n"}
-    with pytest.raises(IsobuildError, match="node1: Fedora's setup agent .* waits for a human"):
-        pkgresolve.check_packages(kss, lambda rel: None, None, allow_missing=True)
-    kss["node1"] = "firstboot --disable\n" + kss["node1"]
-    assert pkgresolve.check_packages(kss, lambda rel: None, None) == []
 
 
 @pytest.mark.parametrize("a,b,want", [("2.6.33.3", "2.6.32.23", 1), ("1.0", "1.0a", -1), ("1.0a", "1.0.1", -1),
