@@ -34,11 +34,14 @@ def _parse(text: str):
     return handler
 
 
-def test_runlevel_3_skips_x_and_leaves_firstboot_alone():
+def test_runlevel_3_skips_x_and_disables_the_setup_agent():
+    from pykickstart.constants import FIRSTBOOT_SKIP
+
     h = _parse(_ks(3))
     assert h.skipx.skipx is True
     assert h.xconfig.startX is False
-    assert h.firstboot.firstboot is None  # no firstboot line: anaconda 13 writes no /etc/sysconfig/firstboot
+    # install.packages could pull firstboot in at runlevel 3 too: anaconda writes RUN_FIRSTBOOT=NO
+    assert h.firstboot.firstboot == FIRSTBOOT_SKIP
     assert not set(X_GROUPS) & {g.name for g in h.packages.groupList}
 
 
@@ -65,5 +68,5 @@ def test_runlevel_5_changes_only_the_x_lines():
     added = [ln for ln in five if ln not in three]
     assert removed == ["skipx", "sed -i 's/^id:[0-9]:initdefault:$/id:3:initdefault:/' /etc/inittab"]
     assert [ln for ln in added if not ln.startswith("#")] == [
-        "xconfig --startxonboot", "firstboot --disable", "@base-x", "@gnome-desktop", "@fonts",
+        "xconfig --startxonboot", "@base-x", "@gnome-desktop", "@fonts",
         "-NetworkManager-gnome", "sed -i 's/^id:[0-9]:initdefault:$/id:5:initdefault:/' /etc/inittab"]
