@@ -47,6 +47,19 @@ def test_sweep_removes_dead_runs_leftovers_only(tmp_path):
         [f".a.iso.tmp-{live}-x3", f".other.tmp-{dead}-x4", "a.iso"])
 
 
+def test_work_dir_is_private_swept_by_name_and_always_removed(tmp_path):
+    build = tmp_path / "build"
+    with outputs.work_dir(build, "iso-work") as work:
+        assert work.parent == build and work.name.startswith(f".iso-work.tmp-{os.getpid()}-")
+        assert stat.S_IMODE(work.stat().st_mode) == 0o700
+        (work / "secret").write_text("x")
+        assert outputs.sweep(build, ["iso-work"]) == []  # a live run's scratch dir is not swept
+    assert not work.exists()
+    with pytest.raises(RuntimeError), outputs.work_dir(build, "iso-work") as work:
+        raise RuntimeError
+    assert list(build.iterdir()) == []
+
+
 def test_os_error_names_path_and_hint():
     err = outputs.os_error(OSError(errno.ENOSPC, "No space left on device", "/b/out/x.iso"), "iso: cannot build")
     assert str(err).startswith("iso: cannot build: No space left on device: /b/out/x.iso")
