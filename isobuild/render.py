@@ -88,6 +88,7 @@ class Rendered:
     files: list[Path] = field(default_factory=list)
     model_json: Path = Path()
     up_to_date: bool = False
+    digest: str = ""  # inputs_digest() of this render: the stage input "render" of pxe and release
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     """
     build_dir = Path(build_dir)
     digest = inputs_digest(cluster, template_dir)
-    out = Rendered(build_dir, nodes_dir=build_dir / "nodes", model_json=build_dir / "model.json")
+    out = Rendered(build_dir, nodes_dir=build_dir / "nodes", model_json=build_dir / "model.json", digest=digest)
     for n in cluster.nodes:
         out.kickstarts[n.name] = build_dir / "kickstart" / f"{n.name}.ks"
 
