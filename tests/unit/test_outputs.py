@@ -129,3 +129,26 @@ def test_verify_repro_builds_its_copies_in_different_environments(tmp_path):
     now = os.umask(0o022)
     os.umask(now)
     assert now == before and os.environ.get("TZ") != b["env"]["TZ"]
+
+
+def test_one_tree_digest_rule_for_stamps_and_the_disc(tmp_path):
+    from isobuild.disctree import tree_digest
+    from isobuild.stamps import sha256_tree
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    os.chmod(tmp_path / "d" / "f", 0o600)
+    os.symlink("f", tmp_path / "d" / "link")
+
+    def digests():
+        return sha256_tree(tmp_path), sha256_tree(tmp_path, dirs=True), tree_digest(tmp_path, git_modes=True)
+
+    before = digests()
+    (tmp_path / "empty").mkdir()  # a directory counts only with dirs=True (the disc's digest)
+    after = digests()
+    assert after[0] == before[0] and after[1] != before[1] and after[2] != before[2]
+    os.chmod(tmp_path / "d" / "f", 0o640)  # a mode counts as it is, or as the disc's rule takes it
+    assert digests()[:2] != after[:2] and digests()[2] == after[2]
+    os.unlink(tmp_path / "d" / "link")
+    os.symlink("elsewhere", tmp_path / "d" / "link")  # a symlink counts by its target
+    assert all(a != b for a, b in zip(digests(), after))
