@@ -177,7 +177,7 @@ RPM_HELP = {
 
 def _rpm_config(c, build_dir=None, backend=None, kernel=None, run=None, cache=None, offline=False):
     """The RPM build settings; `run` (with --cluster): the dom0 kernel of its definition."""
-    from isobuild.rpms import DEFAULT_KERNEL, MOCK_CONFIG, BuildConfig
+    from isobuild.rpmplan import DEFAULT_KERNEL, MOCK_CONFIG, BuildConfig
 
     if run is not None and not kernel:
         kernel = run.model.xen.dom0_kernel
@@ -199,7 +199,7 @@ def _only(only):
 @clean_errors
 def sources(c, only=None, cache=None, offline=False):
     """Download every locked upstream source into the cache and verify it (sha256; md5/sha1 flagged)."""
-    from isobuild.rpms import locked_sources
+    from isobuild.rpmplan import locked_sources
     from isobuild.sources import fetch_sources
 
     cfg = _rpm_config(c, cache=cache, offline=offline)
@@ -267,8 +267,7 @@ def verify_rpms(c, backend=None, only=None, build_dir=None, kernel=None, cache=N
 @clean_errors
 def rpm_info(c, build_dir=None, path=None, files=False):
     """NEVRA, payload compressor, requires/provides (and files) of each built RPM; checks drbd-km's kernel."""
-    from isobuild.rpms import check_drbd_km, rpm48_problems, rpm_files
-    from isobuild.rpms import rpm_info as read_info
+    from isobuild.rpminspect import check_drbd_km, rpm48_problems, rpm_files, rpm_info as read_info
 
     where = Path(path) if path else _build(c, build_dir) / "rpms"
     problems = []

@@ -7,7 +7,6 @@ base has and giving new ones short unique ISO9660/Joliet names beside their Rock
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import stat
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Protocol
 
 from .errors import IsobuildError
-from .stamps import sha256_file
+from .stamps import sha256_file, sha256_tree
 
 
 class TreeInputs(Protocol):
@@ -213,18 +212,12 @@ def _record(iso, **where):
         return None
 
 
+def _kept_mode(mode: int, is_dir: bool) -> int:
+    """A kept mode (rendered node files) as the digest counts it: without group/other write."""
+    return mode & ~0o022
+
+
 def tree_digest(root: Path, *, git_modes: bool) -> str:
-    """Digest of a tree as it will be on the disc: relative paths, disc modes, contents."""
-    h = hashlib.sha256()
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
-            p = Path(dirpath) / name
-            mode = stat.S_IMODE(p.lstat().st_mode)
-            mode = _git_mode(mode, p.is_dir()) if git_modes else mode & ~0o022
-            h.update(f"{p.relative_to(root).as_posix()}\0{mode:o}\0".encode())
-            if p.is_file() and not p.is_symlink():
-                h.update(sha256_file(p).encode())
-            h.update(b"\n")
-    return h.hexdigest()
+    """Digest of a tree as it will be on the disc: relative paths, disc modes (git-normalised or
+    not), contents; its directories count too (stamps.sha256_tree)."""
+    return sha256_tree(root, modes=_git_mode if git_modes else _kept_mode, dirs=True)

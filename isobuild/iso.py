@@ -26,7 +26,6 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from .disctree import add_tree, stage_tree, tree_digest
 from .errors import IsobuildError
 from .isomd5 import (APPDATA_OFFSET, APPDATA_SIZE, MIN_SECTORS, PVD_OFFSET, SECTOR, HashingWriter,
                      appdata_record, implant_isomd5, isomd5_of_file, write_record)
-from .outputs import make_dir, os_error, sweep, temp_files, temp_prefix
+from .outputs import make_dir, os_error, sweep, temp_files, work_dir
 from .pycdlib_internals import (allow_lowercase_names, blank_application_use, boot_catalog_sector,
                                 descriptor_sectors, pinned_clock, set_volume_dates, sort_inodes_by_extent)
 from .stamps import Stamps, code_digest as stage_code_digest, sha256_bytes, sha256_file
@@ -236,9 +235,7 @@ class _Disc:
 def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: int, stamps: Stamps,
            stage_name: str, reason: str, base_cache: Path) -> IsoResult:
     iso_path, sha_path, manifest_path = _outputs(inputs)
-    make_dir(build_dir)
-    work = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))
-    try:
+    with work_dir(build_dir, WORK) as work:
         make_dir(Path(inputs.out_dir))
         with temp_files(iso_path, sha_path, manifest_path) as (tmp_iso, tmp_sha, tmp_manifest):
             disc = _write_disc(inputs, work, epoch, tmp_iso)
@@ -254,8 +251,6 @@ def _build(inputs: IsoInputs, build_dir: Path, digests: dict[str, str], epoch: i
                 pub.file(tmp_manifest, manifest_path, 0o644)
             _retire_other_disc(inputs, disc.info is not None, stamps)
             _report_built(inputs, disc, iso_path, manifest["size"], iso_sha, base_sha, t_sha)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return IsoResult(iso_path, iso_sha, manifest_path, True, reason, {"write_isomd5sum": disc.t_write, "sha256": t_sha})
 
 

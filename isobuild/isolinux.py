@@ -262,10 +262,3 @@ def _fit_menu(cfg: Config, longest: int) -> None:
 def _is_menu_margin(line: str) -> bool:
     kw, arg = _keyword(line)
     return kw == "menu" and arg.lower().startswith("margin")
-
-
-def check_default_safe(text: str, node_labels: set[str]) -> None:
-    """Raise if the timeout default of `text` is one of `node_labels` (used on read-back too)."""
-    e = parse(text).timeout_entry()
-    if e is None or e.name in node_labels:
-        raise IsobuildError("isolinux.cfg: the timeout default is a node install or missing")

@@ -95,6 +95,18 @@ def make_dir(path: Path, mode: int = 0o755) -> Path:
 
 
 @contextlib.contextmanager
+def work_dir(build_dir: Path, name: str) -> Iterator[Path]:
+    """A stage's private (0700) scratch dir `.<name>.tmp-<pid>-*` in `build_dir` (created if missing),
+    removed when the block ends, however it ends. A killed run's is removed by `sweep(build_dir, [name])`."""
+    build_dir = make_dir(build_dir)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / name), dir=build_dir))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def _private_dir(name_for: Path, parent: Path, mode: int) -> Iterator[Path]:
     """A new 0700 temp dir in `parent` named after `name_for`; `mode` once the block succeeded,
     removed when it failed."""

@@ -7,6 +7,7 @@ Kept here, not in tasks.py, so the tasks only parse flags and print, and this lo
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from . import log
@@ -51,12 +52,14 @@ def load(definition: str | Path) -> Cluster:
 
 class Run:
     """One run of the pipeline (`invoke all`, or one task) on a definition and a build dir: the
-    definition is loaded once (load()) and its warnings printed once, however many stages use it."""
+    definition is loaded once (load()) and its warnings printed once, however many stages use it;
+    the render's inputs are hashed once (the first render() of the run), not again by each stage."""
 
     def __init__(self, definition: str | Path | None, build: Path, model: Cluster | None = None):
         self.definition = definition
         self.build = Path(build)
         self._model = model
+        self._rendered: tuple[Rendered, str | None] | None = None  # the run's render, its stamp's digest
 
     @property
     def model(self) -> Cluster:
@@ -71,7 +74,7 @@ class Run:
     def render(self, *, force: bool = False, validated: bool = False) -> Rendered:
         """The one render-if-needed entry: render (a no-op when nothing changed), and with `validated`
         check the result too (skipped when this exact render already passed)."""
-        rendered = render(self.model, self.build, force=force)
+        rendered = self._render(force)
         if validated:
             _validate(self.model, rendered, always=False)
         return rendered
@@ -79,8 +82,20 @@ class Run:
     def validate(self) -> tuple[Rendered, dict[Path, str]]:
         """`invoke validate`: render if needed, then check every file even if this render already passed,
         and record it, so the disc and PXE stages of the same run do not check it again."""
-        rendered = render(self.model, self.build)
+        rendered = self._render(False)
         return rendered, _validate(self.model, rendered, always=True)
+
+    def _render(self, force: bool) -> Rendered:
+        """render.render() the first time (and when forced); later, the run's render again, up to date:
+        the model does not change within a run, and render is the only writer of its outputs. A render
+        stamp that changed since (another render into this build dir) renders again."""
+        if self._rendered is not None and not force:
+            first, stamp = self._rendered
+            if Stamps(self.build).digest(RENDER_STAGE) == stamp:
+                return replace(first, kickstarts=dict(first.kickstarts), files=list(first.files), up_to_date=True)
+        rendered = render(self.model, self.build, force=force)
+        self._rendered = (rendered, Stamps(self.build).digest(RENDER_STAGE))
+        return rendered
 
 
 def _validate(model: Cluster, rendered: Rendered, *, always: bool) -> dict[Path, str]:

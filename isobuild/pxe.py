@@ -353,11 +353,9 @@ def _copy_from_tree(tree: InstallTree, rel: str, dst: Path) -> None:
     os.chmod(dst, 0o644)
 
 
-def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str, pxe_dir: Path,
+def _stamp_inputs(cluster: Cluster, rendered: Rendered, tree: InstallTree, repo_dir: Path, url: str, pxe_dir: Path,
                   files: list[Path]) -> dict[str, str]:
     """What build/pxe depends on, by content (the ISO by path, size and mtime: hashing GBs costs minutes)."""
-    from .render import inputs_digest
-
     if tree.kind == "iso":
         st = tree.path.stat()
         base = f"iso:{tree.path}:{st.st_size}:{st.st_mtime_ns}"
@@ -366,7 +364,7 @@ def _stamp_inputs(cluster: Cluster, tree: InstallTree, repo_dir: Path, url: str,
             (tree.read(rel) or b"") for rel in (".treeinfo", *PXEBOOT)))
     return {
         "definition": cluster.digest,
-        "render": inputs_digest(cluster),
+        "render": rendered.digest,
         "base": base,
         "repo": sha256_tree(repo_dir),
         "url": url,
@@ -433,7 +431,7 @@ def build_pxe(cluster: Cluster, rendered: Rendered, checked: PxeInputs, *, force
         raise os_error(err, "pxe: cannot remove the leftovers of an interrupted build", build_dir) from None
     tree = open_install_tree(checked.base)
     try:
-        inputs = _stamp_inputs(cluster, tree, checked.repo_dir, url, pxe_dir,
+        inputs = _stamp_inputs(cluster, rendered, tree, checked.repo_dir, url, pxe_dir,
                                [checked.pxelinux, *checked.modules.values()])
         check = stamps.check("pxe", inputs, [pxe_dir / SERVE_CONFIG, pxe_dir / "tftp" / "pxelinux.0"])
         result.built, result.reason = force or not check.up_to_date, check.reason

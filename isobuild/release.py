@@ -219,10 +219,8 @@ def _collect(build_dir: Path, iso: Path | None) -> dict[str, list[Path]]:
     return {"iso": isos, "usb": sticks, "rpms": rpms, "srpms": srpms}
 
 
-def _input_digests(cluster: Cluster, build_dir: Path) -> dict[str, str]:
-    from .render import inputs_digest
-
-    out = {"definition": cluster.digest, "render": inputs_digest(cluster)}
+def _input_digests(cluster: Cluster, rendered: Rendered) -> dict[str, str]:
+    out = {"definition": cluster.digest, "render": rendered.digest}
     for name, path in (("rpmspecs", paths.RPMSPECS), ("overlay", paths.OVERLAY),
                        ("kickstart templates", paths.KICKSTART)):
         if path.exists():
@@ -275,7 +273,6 @@ def build_release(cluster: Cluster, rendered: Rendered, plan: ReleasePlan, *,
                   include_secrets: bool = False) -> ReleaseResult:
     """Write the planned release from the build dir of `rendered` (the caller's render of `cluster`,
     whose kickstarts are released, redacted unless include_secrets)."""
-    build_dir = Path(rendered.build_dir)
     target, version, found, fingerprint = plan.target, plan.version, plan.found, plan.fingerprint
     secrets = cluster.secrets()
     warnings = []
@@ -295,7 +292,7 @@ def build_release(cluster: Cluster, rendered: Rendered, plan: ReleasePlan, *,
                     "(the nodes need them): treat the release as secret" + (" (these are DEMO secrets)" if cluster.demo_secrets else ""))
 
     try:
-        artifacts, fingerprint = _write_release(target, cluster, build_dir, version, found, plan.expected,
+        artifacts, fingerprint = _write_release(target, cluster, rendered, version, found, plan.expected,
                                                 kickstarts, include_secrets, redacted, fingerprint, plan.gpg_homedir)
     except OSError as err:
         raise os_error(err, f"release: cannot write {target}", target.parent) from None
@@ -328,7 +325,7 @@ def _copy_checked(src: Path, dst: Path, want: str) -> str:
     return got
 
 
-def _write_release(target, cluster, build_dir, version, found, expected, kickstarts, include_secrets, redacted,
+def _write_release(target, cluster, rendered, version, found, expected, kickstarts, include_secrets, redacted,
                    fingerprint, gpg_homedir):
     with atomic_dir(target) as tmp:
         artifacts = []
@@ -364,7 +361,7 @@ def _write_release(target, cluster, build_dir, version, found, expected, kicksta
             "version": version,
             "created": int(os.environ.get("SOURCE_DATE_EPOCH", time.time())),
             "git": git_state(),
-            "inputs": _input_digests(cluster, build_dir),
+            "inputs": _input_digests(cluster, rendered),
             "tools": tool_versions(),
             "secrets_included": include_secrets,
             "redacted": redacted,

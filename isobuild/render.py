@@ -28,7 +28,7 @@ import jinja2
 from . import initorder, nodefiles, paths
 from .errors import IsobuildError
 from .model import NETWORK_NAMES, RENDEZVOUS_PORT, Cluster, FenceDevice, Node, model_json
-from .outputs import make_dir, os_error, swap_in, sweep, temp_prefix
+from .outputs import make_dir, os_error, swap_in, sweep, work_dir
 from .stamps import Stamps, code_digest
 
 TEMPLATE_DIR = paths.KICKSTART
@@ -88,6 +88,7 @@ class Rendered:
     files: list[Path] = field(default_factory=list)
     model_json: Path = Path()
     up_to_date: bool = False
+    digest: str = ""  # inputs_digest() of this render: the stage input "render" of pxe and release
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def render(cluster: Cluster, build_dir: Path, template_dir: Path = TEMPLATE_DIR,
     """
     build_dir = Path(build_dir)
     digest = inputs_digest(cluster, template_dir)
-    out = Rendered(build_dir, nodes_dir=build_dir / "nodes", model_json=build_dir / "model.json")
+    out = Rendered(build_dir, nodes_dir=build_dir / "nodes", model_json=build_dir / "model.json", digest=digest)
     for n in cluster.nodes:
         out.kickstarts[n.name] = build_dir / "kickstart" / f"{n.name}.ks"
 
@@ -373,12 +374,7 @@ WORK = "render"  # build/.render.tmp-<pid>-*: a render being written; .render.ol
 def _write(build_dir: Path, contents: dict[str, tuple[str, int]], stamps: Stamps, inputs: dict[str, str]) -> None:
     """Write the render into a private temp dir, then swap its entries in with the stamp (Stamps.publishing):
     other stages' outputs in build_dir (rpms, iso, ...) are never touched."""
-    import shutil
-    import tempfile
-
-    make_dir(build_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))  # 0700: secrets
-    try:
+    with work_dir(build_dir, WORK) as tmp:  # 0700: secrets
         for rel, (text, mode) in sorted(contents.items()):
             p = tmp / rel
             make_dir(p.parent)  # 0755 whatever the umask (the disc and its digest carry these modes)
@@ -392,8 +388,6 @@ def _write(build_dir: Path, contents: dict[str, tuple[str, int]], stamps: Stamps
             swap_in(tmp, build_dir, OUTPUTS, WORK)
             for name in OUTPUTS:
                 pub.record(build_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _listing(out: Rendered) -> list[Path]:

@@ -18,23 +18,13 @@ from . import log
 from .errors import IsobuildError
 from .outputs import atomic_file, write_file
 from .repo import make_repo
-from .stamps import Stamps
-
-# Re-exported: tasks.py and the tests import these from isobuild.rpms.
-from .mockconfig import check_mock_config, load_mock_config  # noqa: F401
-from .rpmbackends import (  # noqa: F401
+from .rpmbackends import (
     BuildFailed, build_with_mock, build_with_rpmbuild, check_backend_can_build, fetch_plan_sources, fixed_topdir,
-    host_env,
-    is_fedora13_host, mock_argv, rpmbuild_argv, stage_and_build_srpm,
+    is_fedora13_host, stage_and_build_srpm,
 )
-from .rpmheader import normalise_rpm_header  # noqa: F401
-from .rpminspect import (  # noqa: F401
-    VerifyReport, check_drbd_km, compare_dirs, compare_rpms, rpm48_problems, rpm_files, rpm_info,
-)
-from .rpmplan import (  # noqa: F401
-    CHAIN, DEFAULT_KERNEL, DRBD_KM, F13_DEFINES, FIRSTBOOT, MOCK_CONFIG, SPECS_DIR, BuildConfig, Plan, chain_inputs,
-    check_kernel_matches_spec, locked_sources, plan_package, select,
-)
+from .rpminspect import VerifyReport, compare_dirs, rpm48_problems
+from .rpmplan import DRBD_KM, BuildConfig, Plan, chain_inputs, check_kernel_matches_spec, plan_package, select
+from .stamps import Stamps
 
 
 @dataclass

@@ -21,9 +21,10 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from . import paths
 from .outputs import publish, write_file
@@ -43,23 +44,25 @@ def sha256_bytes(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def sha256_tree(root: Path, exclude: Iterable[str] = ()) -> str:
-    """Digest of a directory: relative paths, modes and contents, in sorted order."""
+def sha256_tree(root: Path, *, modes: Callable[[int, bool], int] | None = None, dirs: bool = False) -> str:
+    """Digest of a directory: relative paths, modes and contents (of a symlink: its target), in sorted
+    order (in each directory its subdirectories, then its files). `modes(mode, is_dir)`: the mode that
+    counts (default: the mode itself; the disc's rule: disctree.tree_digest); `dirs`: the directories
+    count too (their paths and modes), not only the files."""
     root = Path(root)
-    skip = set(exclude)
     h = hashlib.sha256()
-    if not root.exists():
-        return h.hexdigest()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip)
-        for name in sorted(filenames):
-            if name in skip:
-                continue
+        dirnames.sort()
+        for name in (dirnames if dirs else []) + sorted(filenames):
             p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
             st = p.lstat()
-            h.update(f"{rel}\0{st.st_mode & 0o7777:o}\0".encode())
-            h.update(os.readlink(p).encode() if p.is_symlink() else sha256_file(p).encode())
+            mode = stat.S_IMODE(st.st_mode)
+            mode = modes(mode, stat.S_ISDIR(st.st_mode)) if modes else mode
+            h.update(f"{p.relative_to(root).as_posix()}\0{mode:o}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(p).encode())
+            elif stat.S_ISREG(st.st_mode):
+                h.update(sha256_file(p).encode())
             h.update(b"\n")
     return h.hexdigest()
 

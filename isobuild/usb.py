@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from .basedisc import file_names, open_base, read_iso_file
 from .errors import IsobuildError
 from .iso import IsoInputs, build_iso
 from .model import Cluster
-from .outputs import os_error, sweep, temp_files, temp_prefix
+from .outputs import os_error, sweep, temp_files, work_dir
 from .render import Media, render_kickstart
 from .run import run, which
 from .stamps import Stamps, code_digest, sha256_bytes, sha256_file
@@ -270,15 +269,11 @@ def build_usb(model: Cluster, inputs: IsoInputs, build_dir: Path, *, force: bool
         sweep(build_dir, [WORK])
     except OSError as err:
         raise os_error(err, "usb: cannot remove the leftovers of an interrupted build", image.parent) from None
-    work = None
     try:
-        work = Path(tempfile.mkdtemp(prefix=temp_prefix(build_dir / WORK), dir=build_dir))
-        return _build(model, inputs, build_dir, iso_res, work, force)
+        with work_dir(build_dir, WORK) as work:
+            return _build(model, inputs, build_dir, iso_res, work, force)
     except OSError as err:
         raise os_error(err, f"usb: cannot build {image}", image.parent) from None
-    finally:
-        if work is not None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _build(model: Cluster, inputs: IsoInputs, build_dir: Path, iso_res, work: Path, force: bool) -> UsbResult:

@@ -33,6 +33,7 @@ these tools echo attribute values back (lxml names the element and attribute, no
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -309,7 +310,7 @@ def check_cluster_conf(col: Collector, path: Path, schemas: dict[str, Path] | No
     for label, schema in (SCHEMAS if schemas is None else schemas).items():
         tool = f"RelaxNG {label}"
         try:
-            rng = etree.RelaxNG(etree.parse(str(schema)))
+            rng = relaxng(schema)
         except (OSError, etree.LxmlError) as exc:
             col.add(schema, None, "RelaxNG", f"cannot load the cluster.conf schema ({label}): {exc}")
             continue
@@ -318,6 +319,26 @@ def check_cluster_conf(col: Collector, path: Path, schemas: dict[str, Path] | No
                 col.add(path, e.line, tool, e.message,
                         f"ccs_config_validate on a node running {label} refuses this cluster.conf")
         col.ok(path, tool)
+
+
+def relaxng(schema: Path):
+    """The RelaxNG schema at `schema`, parsed once per content in this process (the vendored schemas
+    once, not for every node; the node cman's, extracted anew by each of iso, usb and pxe, once); a
+    changed file is parsed again."""
+    from lxml import etree
+
+    try:
+        digest = hashlib.sha256(Path(schema).read_bytes()).hexdigest()
+    except OSError:  # unreadable: lxml's parse says why, as it always did
+        return etree.RelaxNG(etree.parse(str(schema)))
+    if digest not in _RELAXNG:
+        _RELAXNG[digest] = etree.RelaxNG(etree.parse(str(schema)))
+    return _RELAXNG[digest]
+
+
+# relaxng()'s cache: by the sha256 of the schema file's bytes, not by its path (the node cman's schema
+# is extracted to a new temp file by each stage)
+_RELAXNG: dict[str, object] = {}
 
 
 def check_domu_config(col: Collector, path: Path) -> None:

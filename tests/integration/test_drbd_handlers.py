@@ -19,7 +19,8 @@ import pytest
 
 from isobuild.loader import load_definition
 from isobuild.render import render
-from isobuild.rpms import BuildConfig, build_chain
+from isobuild.rpmplan import BuildConfig
+from isobuild.rpms import build_chain
 from isobuild.validate import _netns_argv
 from tests.conftest import need_tool
 

@@ -25,7 +25,7 @@ from isobuild import paths
 from isobuild.cmanschema import SCHEMAS
 from isobuild.loader import load_definition
 from isobuild.render import render
-from isobuild.rpms import MOCK_CONFIG, SPECS_DIR
+from isobuild.rpmplan import MOCK_CONFIG, SPECS_DIR
 
 site, definition, build = map(Path, sys.argv[1:])
 assert Path(isobuild.__file__).resolve().is_relative_to(site.resolve()), isobuild.__file__

@@ -12,17 +12,11 @@ import pytest
 from conftest import REPO, need_tool
 from repo_query import repoquery
 from isobuild.errors import IsobuildError
-from isobuild.rpms import (
-    BuildConfig,
-    BuildFailed,
-    build_chain,
-    check_drbd_km,
-    compare_rpms,
-    normalise_rpm_header,
-    rpm48_problems,
-    rpm_info,
-    verify_rebuild,
-)
+from isobuild.rpmbackends import BuildFailed
+from isobuild.rpmheader import normalise_rpm_header
+from isobuild.rpminspect import check_drbd_km, compare_rpms, rpm48_problems, rpm_info
+from isobuild.rpmplan import BuildConfig
+from isobuild.rpms import build_chain, verify_rebuild
 
 FIXTURES = REPO / "tests" / "fixtures" / "rpm"
 CHAIN = ("an-fixture-hello", "drbd-km", "an-fixture-needs")

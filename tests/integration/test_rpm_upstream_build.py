@@ -14,7 +14,8 @@ import pytest
 from conftest import need_tool
 from isobuild.errors import ProblemsError
 from isobuild.rpmfiles import Entry, check_files, installed_entries, parse_manifest, spec_files
-from isobuild.rpms import CHAIN, FIRSTBOOT, BuildConfig, host_env, plan_package
+from isobuild.rpmbackends import host_env
+from isobuild.rpmplan import CHAIN, FIRSTBOOT, BuildConfig, plan_package
 from isobuild.sources import default_cache_dir, fetch_sources
 
 UPSTREAM = [n for n in CHAIN if n != FIRSTBOOT]

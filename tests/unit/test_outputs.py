@@ -47,6 +47,19 @@ def test_sweep_removes_dead_runs_leftovers_only(tmp_path):
         [f".a.iso.tmp-{live}-x3", f".other.tmp-{dead}-x4", "a.iso"])
 
 
+def test_work_dir_is_private_swept_by_name_and_always_removed(tmp_path):
+    build = tmp_path / "build"
+    with outputs.work_dir(build, "iso-work") as work:
+        assert work.parent == build and work.name.startswith(f".iso-work.tmp-{os.getpid()}-")
+        assert stat.S_IMODE(work.stat().st_mode) == 0o700
+        (work / "secret").write_text("x")
+        assert outputs.sweep(build, ["iso-work"]) == []  # a live run's scratch dir is not swept
+    assert not work.exists()
+    with pytest.raises(RuntimeError), outputs.work_dir(build, "iso-work") as work:
+        raise RuntimeError
+    assert list(build.iterdir()) == []
+
+
 def test_os_error_names_path_and_hint():
     err = outputs.os_error(OSError(errno.ENOSPC, "No space left on device", "/b/out/x.iso"), "iso: cannot build")
     assert str(err).startswith("iso: cannot build: No space left on device: /b/out/x.iso")
@@ -116,3 +129,26 @@ def test_verify_repro_builds_its_copies_in_different_environments(tmp_path):
     now = os.umask(0o022)
     os.umask(now)
     assert now == before and os.environ.get("TZ") != b["env"]["TZ"]
+
+
+def test_one_tree_digest_rule_for_stamps_and_the_disc(tmp_path):
+    from isobuild.disctree import tree_digest
+    from isobuild.stamps import sha256_tree
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    os.chmod(tmp_path / "d" / "f", 0o600)
+    os.symlink("f", tmp_path / "d" / "link")
+
+    def digests():
+        return sha256_tree(tmp_path), sha256_tree(tmp_path, dirs=True), tree_digest(tmp_path, git_modes=True)
+
+    before = digests()
+    (tmp_path / "empty").mkdir()  # a directory counts only with dirs=True (the disc's digest)
+    after = digests()
+    assert after[0] == before[0] and after[1] != before[1] and after[2] != before[2]
+    os.chmod(tmp_path / "d" / "f", 0o640)  # a mode counts as it is, or as the disc's rule takes it
+    assert digests()[:2] != after[:2] and digests()[2] == after[2]
+    os.unlink(tmp_path / "d" / "link")
+    os.symlink("elsewhere", tmp_path / "d" / "link")  # a symlink counts by its target
+    assert all(a != b for a, b in zip(digests(), after))

@@ -3,8 +3,11 @@ render.render(); pxe and release take the Rendered from their caller instead of 
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 from isobuild import paths
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _render_calls(path) -> list[int]:
@@ -53,3 +56,38 @@ def test_the_check_sees_each_way_of_calling_render(tmp_path):
         p = tmp_path / f"m{i}.py"
         p.write_text(source)
         assert _render_calls(p) == want, source
+
+
+def test_one_run_hashes_the_render_inputs_once(tmp_path, monkeypatch):
+    """`invoke all`: validate, iso, usb, pxe and release each take the run's render; its inputs are
+    hashed by the first stage only, and pxe and release use that digest."""
+    from isobuild import pipeline
+    from isobuild import render as render_module
+
+    calls = []
+    real = render_module.inputs_digest
+    monkeypatch.setattr(render_module, "inputs_digest", lambda *a, **k: calls.append(a) or real(*a, **k))
+    run = pipeline.Run(REPO / "cluster.yaml", tmp_path / "build")
+    first = run.render()
+    later = [run.render() for _ in range(4)]
+    assert len(calls) == 1
+    assert not first.up_to_date and first.digest == real(run.model)
+    assert all(r.up_to_date and r.digest == first.digest and r.kickstarts == first.kickstarts for r in later)
+
+
+def test_a_later_stage_of_the_run_sees_a_new_render(tmp_path):
+    """Forced, or another definition rendered into the same build dir since: the run renders again."""
+    from isobuild import pipeline
+    from isobuild.loader import load_definition
+    from isobuild.render import render
+
+    build = tmp_path / "build"
+    run = pipeline.Run(REPO / "cluster.yaml", build)
+    ours = run.render()
+    assert not run.render(force=True).up_to_date
+    other = render(load_definition(REPO / "examples" / "ipmi-cluster.yaml"), build)
+    assert other.digest != ours.digest
+    again = run.render()
+    assert not again.up_to_date and again.digest == ours.digest
+    assert again.kickstarts == ours.kickstarts and all(p.is_file() for p in ours.kickstarts.values())
+    assert run.render().up_to_date

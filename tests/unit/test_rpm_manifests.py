@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, need_tool
 from isobuild.errors import ProblemsError
 from isobuild.rpmfiles import MANIFEST_NAME, check_files, check_install_section, parse_manifest, spec_files
-from isobuild.rpms import F13_DEFINES
+from isobuild.rpmplan import F13_DEFINES
 
 SPECS = REPO / "rpmspecs"
 DOM0 = "2.6.32.23-170.dom0_an1.fc13.x86_64"

@@ -8,7 +8,9 @@ import pytest
 
 from conftest import REPO
 from isobuild.errors import IsobuildError
-from isobuild.rpms import CHAIN, MOCK_CONFIG, BuildConfig, check_mock_config, load_mock_config, mock_argv, plan_package
+from isobuild.mockconfig import check_mock_config, load_mock_config
+from isobuild.rpmbackends import mock_argv
+from isobuild.rpmplan import CHAIN, MOCK_CONFIG, BuildConfig, plan_package
 
 GOLDEN = REPO / "tests" / "golden" / "rpm"
 
@@ -81,7 +83,7 @@ def test_drbd_km_argv_pins_the_dom0_kernel(tmp_path):
 
 
 def test_mock_backend_without_mock_is_a_clear_error(tmp_path, monkeypatch):
-    from isobuild.rpms import check_backend_can_build
+    from isobuild.rpmbackends import check_backend_can_build
 
     cfg = BuildConfig(build_dir=tmp_path, backend="mock")
     plan = plan_package(cfg, "an-cluster-firstboot")
@@ -92,7 +94,7 @@ def test_mock_backend_without_mock_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_rpmbuild_argv_golden():
-    from isobuild.rpms import rpmbuild_argv
+    from isobuild.rpmbackends import rpmbuild_argv
 
     argv = rpmbuild_argv("--rebuild", Path("/tmp/top"), {"dist": ".fc13", "kernelversion": "2.6.32.23-170.dom0_an1.fc13.x86_64"},
                          Path("/tmp/x.src.rpm"))

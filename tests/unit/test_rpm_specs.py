@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, need_tool
 from isobuild.errors import IsobuildError
-from isobuild.rpms import CHAIN, BuildConfig, plan_package
+from isobuild.rpmplan import CHAIN, BuildConfig, plan_package
 
 SPECS = REPO / "rpmspecs"
 F13 = ["--define", "dist .fc13", "--define", "fedora 13"]

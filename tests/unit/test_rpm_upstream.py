@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, need_tool
 from isobuild.rpmfiles import spec_sections
-from isobuild.rpms import F13_DEFINES
+from isobuild.rpmplan import F13_DEFINES
 
 SPECS = REPO / "rpmspecs"
 DOM0 = "2.6.32.23-170.dom0_an1.fc13.x86_64"
