@@ -187,7 +187,7 @@ class Install:
     runlevel: int = setting(
         INT, default=3, rule=one_of((3, 5), "{0} is not 3 or 5"),
         help="default runlevel: 3 (text consoles, no X: `skipx`) or 5 (a graphical login: `xconfig --startxonboot`, "
-             "the groups `@base-x @gnome-desktop @fonts`, `firstboot --disable`)")
+             "the groups `@base-x @gnome-desktop @fonts`)")
     packages: tuple[str, ...] = setting(
         LIST, default=(),
         help="extra packages on top of the cluster set; each must be on the DVD or in our repo")
