@@ -33,18 +33,20 @@ def _git_mode(mode: int, is_dir: bool) -> int:
 
 def _copy_tree(src: Path, dst: Path, *, git_modes: bool) -> None:
     """Copy a tree; modes kept (rendered node files: 0600 secrets stay 0600) or git-normalised.
-    Symlinks are refused (the disc must carry real files)."""
+    Symlinks are refused (the disc must carry real files), to directories too: os.walk does not
+    descend into those, so they would be left off the disc without a word."""
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames.sort()
         rel = Path(dirpath).relative_to(src)
         (dst / rel).mkdir(parents=True, exist_ok=True)
         mode = stat.S_IMODE(os.stat(dirpath).st_mode)
         os.chmod(dst / rel, _git_mode(mode, True) if git_modes else mode)
-        for name in sorted(filenames):
-            p = Path(dirpath) / name
+        for p in [Path(dirpath) / name for name in dirnames + sorted(filenames)]:
             if p.is_symlink():
                 raise IsobuildError(f"symlinks are not supported on the disc: {p}",
-                                    hint="replace it with the file it points to")
+                                    hint="replace it with the file or directory it points to")
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
             shutil.copyfile(p, dst / rel / name)
             mode = stat.S_IMODE(p.stat().st_mode)
             os.chmod(dst / rel / name, _git_mode(mode, False) if git_modes else mode)
