@@ -77,7 +77,10 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=30)
-        self._reader.join(timeout=5)
+        # the tests read the log after stop(): the reader thread must have reached EOF (the pipe ends
+        # with the process; a bounded join that gave up would leave the last lines unread)
+        self._reader.join(timeout=60)
+        assert not self._reader.is_alive(), "the server's stderr did not reach EOF"
         return rc
 
 
