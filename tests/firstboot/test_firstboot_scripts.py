@@ -647,12 +647,13 @@ def test_init_script_stop_ends_the_run_and_waits(tmp_path, ignores_term):
     script = str(OVERLAY / "init.d/an-cluster-firstboot")
     r = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    for _ in range(200):
-        if pids.exists() and len(pids.read_text().split()) == 2:
-            break
-        import time
+    import time
+
+    deadline = time.monotonic() + 60  # both processes of the background run wrote their pid
+    while not (pids.exists() and len(pids.read_text().split()) == 2) and time.monotonic() < deadline:
         time.sleep(0.05)
     procs = [int(x) for x in pids.read_text().split()]
+    assert len(procs) == 2, procs
     pgid = int((tmp_path / "pid").read_text())
     assert all(os.getpgid(x) == pgid for x in procs) and pgid != os.getpgrp()
     r = subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True, timeout=60)
