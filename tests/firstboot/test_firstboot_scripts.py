@@ -643,7 +643,9 @@ def test_init_script_stop_ends_the_run_and_waits(tmp_path, ignores_term):
                     f"echo $$ >> {pids}\nwait\n")
     fake.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "AN_FIRSTBOOT_BIN": str(fake), "AN_FIRSTBOOT_PIDFILE": str(tmp_path / "pid"),
-           "AN_FIRSTBOOT_CONSOLE": "/dev/null", "AN_FIRSTBOOT_STOP_TIMEOUT": "2"}
+           "AN_FIRSTBOOT_CONSOLE": "/dev/null",
+           # the bound before KILL: short where it must run out, generous where TERM must be enough
+           "AN_FIRSTBOOT_STOP_TIMEOUT": "2" if ignores_term else "30"}
     script = str(OVERLAY / "init.d/an-cluster-firstboot")
     r = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
