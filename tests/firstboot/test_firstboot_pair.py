@@ -556,7 +556,9 @@ def test_a_late_peer_is_not_fenced(make_pair):
     more than post_join_delay. Starting cman alone would have fenced(8) power-cycle it."""
     import time
 
-    p = make_pair("init")
+    # the lowest node waits at the rendezvous through the test's 14 s pause and the peer's steps 10-40
+    # (several seconds, more on a loaded machine): a wait bound well beyond both, not the default 40 s
+    p = make_pair("init", timeout=120)
     p.start(p.lowest)
     p.wait_log(p.lowest, "=== step 50-cman: starting")
     from harness import TIME_SCALE
