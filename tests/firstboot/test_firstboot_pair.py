@@ -266,7 +266,9 @@ def test_harness_drbd_refuses_what_the_8_3_7_module_refuses(make_pair):
     """The kernel stand-in itself: a Secondary cannot be opened, primary needs an UpToDate disk and is
     refused during the sync handshake, the sync moves through SyncSource/SyncTarget over time."""
     p = make_pair("init")
-    set_env(p, FBH_DRBD_SYNC_MS="2000", FBH_DRBD_SYNC_START_MS="1000")
+    # each phase outlasts the drbdadm calls the test makes in it, a second or more each on a loaded
+    # machine: the refused primary in the handshake (3 s), four calls in the sync (9 s of the 12)
+    set_env(p, FBH_DRBD_SYNC_MS="12000", FBH_DRBD_SYNC_START_MS="3000")
     res = p.cluster.storage.drbd.resource
     for name in p.nodes:
         (p.nodes[name].root / "etc/drbd.d").mkdir(parents=True, exist_ok=True)
