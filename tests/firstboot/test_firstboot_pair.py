@@ -356,10 +356,19 @@ def test_vms_start_only_on_an_uptodate_disk(make_pair):
     SyncTarget until its disk is UpToDate; the log says what it waits for."""
     p = make_pair("init", timeout=90)
     set_env(p, FBH_DRBD_SYNC_MS="20000")
-    assert p.run_both(max_rounds=1) == []
+    # the sync ends only once the other node's rgmanager step was seen waiting for it: 20 s alone
+    # outlasted the bring-up here, not on a loaded machine (the sync was over before step 90)
+    waiting = "waiting for this node's DRBD disk to be UpToDate (initial sync from"
+    p.hold_drbd_sync()
+    for n in p.nodes:
+        p.start(n)
+    p.wait_log(p.other, waiting, timeout=180)
+    p.hold_drbd_sync(False)
+    for n in p.nodes:  # as run_both(max_rounds=1) == []: each finished in its first run
+        assert p.wait(n, timeout=180) == 0 and p.all_done(n), story(p)
     starts = [a[0] for n, cmd, a in p.calls() if cmd == "#vm-start" and n == p.other]
     assert starts == ["UpToDate/UpToDate"], story(p)
-    assert "waiting for this node's DRBD disk to be UpToDate (initial sync from" in p.log(p.other)
+    assert waiting in p.log(p.other)
     assert_cluster_up(p)
 
 

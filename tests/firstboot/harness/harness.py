@@ -454,6 +454,16 @@ class Pair:
         else:
             g.unlink(missing_ok=True)
 
+    def hold_drbd_sync(self, held: bool = True) -> None:
+        """Hold (held) or release the end of the initial DRBD sync (see harness/drbdsetup): while held,
+        the SyncTarget stays Inconsistent however long its FBH_DRBD_SYNC_MS has run."""
+        g = self.h / "gate" / "drbd.sync"
+        g.parent.mkdir(parents=True, exist_ok=True)
+        if held:
+            g.touch()
+        else:
+            g.unlink(missing_ok=True)
+
     def all_done(self, name: str) -> bool:
         return (self.nodes[name].root / "var/lib/an-cluster/firstboot/all.done").is_file()
 
