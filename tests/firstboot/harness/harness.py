@@ -437,8 +437,9 @@ class Pair:
         self.writers.append(proc)  # it holds the DRBD loop open: cleanup() ends it before detaching
         return proc
 
-    def wait_log(self, name: str, text: str, timeout: float = 60) -> None:
-        """Until the node's firstboot log contains text (e.g. that it is waiting for its peer)."""
+    def wait_log(self, name: str, text: str, timeout: float = 180) -> None:
+        """Until the node's firstboot log contains text (e.g. that it is waiting for its peer). The
+        timeout is a hang guard: a bring-up to step 90 took some 40 s here under load, so not 60 s."""
         end = time.monotonic() + timeout
         while text not in self.log(name):
             if time.monotonic() > end:
