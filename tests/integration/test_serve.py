@@ -291,7 +291,7 @@ def _status_once_a_slot_is_free(srv: Server, path: str, timeout: float = 30.0) -
     while True:
         try:
             status = srv.get(path)[0]
-        except ConnectionResetError:  # the 503's close may reset a request the server did not read
+        except (ConnectionResetError, BrokenPipeError):  # the 503's close, before or while the request went out
             status = None
         if status not in (None, 503) or time.monotonic() > deadline:
             return status
