@@ -266,7 +266,9 @@ def test_harness_drbd_refuses_what_the_8_3_7_module_refuses(make_pair):
     """The kernel stand-in itself: a Secondary cannot be opened, primary needs an UpToDate disk and is
     refused during the sync handshake, the sync moves through SyncSource/SyncTarget over time."""
     p = make_pair("init")
-    set_env(p, FBH_DRBD_SYNC_MS="2000", FBH_DRBD_SYNC_START_MS="1000")
+    # each phase outlasts the drbdadm calls the test makes in it, a second or more each on a loaded
+    # machine: the refused primary in the handshake (3 s), four calls in the sync (9 s of the 12)
+    set_env(p, FBH_DRBD_SYNC_MS="12000", FBH_DRBD_SYNC_START_MS="3000")
     res = p.cluster.storage.drbd.resource
     for name in p.nodes:
         (p.nodes[name].root / "etc/drbd.d").mkdir(parents=True, exist_ok=True)
@@ -354,10 +356,19 @@ def test_vms_start_only_on_an_uptodate_disk(make_pair):
     SyncTarget until its disk is UpToDate; the log says what it waits for."""
     p = make_pair("init", timeout=90)
     set_env(p, FBH_DRBD_SYNC_MS="20000")
-    assert p.run_both(max_rounds=1) == []
+    # the sync ends only once the other node's rgmanager step was seen waiting for it: 20 s alone
+    # outlasted the bring-up here, not on a loaded machine (the sync was over before step 90)
+    waiting = "waiting for this node's DRBD disk to be UpToDate (initial sync from"
+    p.hold_drbd_sync()
+    for n in p.nodes:
+        p.start(n)
+    p.wait_log(p.other, waiting, timeout=180)
+    p.hold_drbd_sync(False)
+    for n in p.nodes:  # as run_both(max_rounds=1) == []: each finished in its first run
+        assert p.wait(n, timeout=180) == 0 and p.all_done(n), story(p)
     starts = [a[0] for n, cmd, a in p.calls() if cmd == "#vm-start" and n == p.other]
     assert starts == ["UpToDate/UpToDate"], story(p)
-    assert "waiting for this node's DRBD disk to be UpToDate (initial sync from" in p.log(p.other)
+    assert waiting in p.log(p.other)
     assert_cluster_up(p)
 
 
@@ -556,7 +567,9 @@ def test_a_late_peer_is_not_fenced(make_pair):
     more than post_join_delay. Starting cman alone would have fenced(8) power-cycle it."""
     import time
 
-    p = make_pair("init")
+    # the lowest node waits at the rendezvous through the test's 14 s pause and the peer's steps 10-40
+    # (several seconds, more on a loaded machine): a wait bound well beyond both, not the default 40 s
+    p = make_pair("init", timeout=120)
     p.start(p.lowest)
     p.wait_log(p.lowest, "=== step 50-cman: starting")
     from harness import TIME_SCALE

@@ -48,7 +48,8 @@ def _serve_tree(p, tmp_path: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     probe = ["ip", "netns", "exec", p.nodes[p.lowest].netns, "curl", "-sf", "-o", "/dev/null",
              f"http://127.0.0.1:{PORT}/tree/images/xen/vmlinuz"]
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # a deadline, not a count of probes (each a curl of its own)
+    while time.monotonic() < deadline:
         if subprocess.run(probe).returncode == 0:
             return proc
         time.sleep(0.1)

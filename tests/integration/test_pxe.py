@@ -245,9 +245,12 @@ def test_a_row_added_to_the_node_files_registry_is_rendered_validated_and_served
 
 
 def _drive(argv: list[str], steps: list[tuple[bytes, bytes]], done: bytes, limit: float) -> bytes:
-    """Run QEMU, answer each `expect` with its `send` in order, stop at `done` or after `limit` s."""
+    """Run QEMU, answer each `expect` with its `send` in order, stop at `done` or after `limit` s.
+    Each `expect` is looked for in the output after the previous answer only: the same text drawn
+    again (a menu entry redrawn once the key moved the selection) is a new event, the old one is not."""
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     buf = b""
+    seen = 0  # where the output after the last answer starts
     deadline = time.monotonic() + limit
     try:
         while time.monotonic() < deadline and done not in buf and b"No bootable device" not in buf:
@@ -257,10 +260,11 @@ def _drive(argv: list[str], steps: list[tuple[bytes, bytes]], done: bytes, limit
                 if not chunk:
                     break
                 buf += chunk
-            if steps and steps[0][0] in buf:
+            if steps and steps[0][0] in buf[seen:]:
                 time.sleep(0.5)  # let the menu finish drawing
                 proc.stdin.write(steps.pop(0)[1])
                 proc.stdin.flush()
+                seen = len(buf)
     finally:
         proc.kill()
         proc.wait()

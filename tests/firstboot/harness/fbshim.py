@@ -1034,14 +1034,17 @@ def dlm_listener() -> None:
     got.mkdir(parents=True, exist_ok=True)
     tcp = socket.socket()
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for _ in range(50):  # the listener of this node before a reboot goes within a second
+    # the listener of this node before a reboot goes within a second or so (its next look at
+    # svc.cman), later on a loaded machine: a deadline, not a count of tries
+    end = time.monotonic() + 30
+    while True:
         try:
             tcp.bind(("0.0.0.0", DLM_PORT))
             break
         except OSError:
+            if time.monotonic() > end:
+                os._exit(0)  # (it saw the new svc.cman first and serves on: the same tokens directory)
             time.sleep(0.1)
-    else:
-        os._exit(0)
     tcp.listen(8)
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, 132)  # IPPROTO_SCTP: no sctp module needed
     while svc_running("cman"):

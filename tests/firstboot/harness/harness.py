@@ -437,8 +437,9 @@ class Pair:
         self.writers.append(proc)  # it holds the DRBD loop open: cleanup() ends it before detaching
         return proc
 
-    def wait_log(self, name: str, text: str, timeout: float = 60) -> None:
-        """Until the node's firstboot log contains text (e.g. that it is waiting for its peer)."""
+    def wait_log(self, name: str, text: str, timeout: float = 180) -> None:
+        """Until the node's firstboot log contains text (e.g. that it is waiting for its peer). The
+        timeout is a hang guard: a bring-up to step 90 took some 40 s here under load, so not 60 s."""
         end = time.monotonic() + timeout
         while text not in self.log(name):
             if time.monotonic() > end:
@@ -450,6 +451,16 @@ class Pair:
         g = self.h / "gate" / f"{name}.{service}"
         g.parent.mkdir(parents=True, exist_ok=True)
         if closed:
+            g.touch()
+        else:
+            g.unlink(missing_ok=True)
+
+    def hold_drbd_sync(self, held: bool = True) -> None:
+        """Hold (held) or release the end of the initial DRBD sync (see harness/drbdsetup): while held,
+        the SyncTarget stays Inconsistent however long its FBH_DRBD_SYNC_MS has run."""
+        g = self.h / "gate" / "drbd.sync"
+        g.parent.mkdir(parents=True, exist_ok=True)
+        if held:
             g.touch()
         else:
             g.unlink(missing_ok=True)
