@@ -72,7 +72,10 @@ def test_missing_command_is_a_clear_error(tmp_path):
 def test_ctrl_c_keeps_the_log_and_leaves_no_child(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the log stays, nothing is left running."""
     log_path = tmp_path / "long.log"
-    code = ("import sys; from isobuild.run import stream; "
+    # Python leaves SIGINT ignored when it starts with it ignored (pytest run as `make test &` from a
+    # script): install the handler a terminal-started Python has, so the child is what a user runs
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from isobuild.run import stream; "
             "stream(['sh', '-c', 'echo started; exec sleep 600'], sys.argv[1])")
     proc = subprocess.Popen([sys.executable, "-c", code, str(log_path)], cwd=REPO, start_new_session=True,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
