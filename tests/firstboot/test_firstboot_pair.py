@@ -310,9 +310,18 @@ def test_a_refused_primary_is_tried_again(make_pair):
     it tries again (as DRBD's sh-b-pri does) instead of failing the step."""
     p = make_pair("init")
     set_env(p, FBH_DRBD_SYNC_START_MS="3000")
-    journal = p.run_both(max_rounds=1)
-    assert journal == []
-    assert "'drbdadm primary r0' was refused (try 1 of 5): /dev/drbd0: State change failed: (-19)" in p.log(p.other)
+    # the handshake lasts until the other node's first try was refused: 3 s alone would need that
+    # node's primary inside them, which a loaded machine need not give; released at once, the
+    # tries left (1 s apart) find it over
+    refused = "'drbdadm primary r0' was refused (try 1 of 5): /dev/drbd0: State change failed: (-19)"
+    p.hold_drbd("handshake")
+    for n in p.nodes:
+        p.start(n)
+    p.wait_log(p.other, refused)
+    p.hold_drbd("handshake", False)
+    for n in p.nodes:  # as run_both(max_rounds=1) == []: each finished in its first run
+        assert p.wait(n, timeout=180) == 0 and p.all_done(n), story(p)
+    assert refused in p.log(p.other)
     assert_cluster_up(p)
 
 
@@ -359,11 +368,11 @@ def test_vms_start_only_on_an_uptodate_disk(make_pair):
     # the sync ends only once the other node's rgmanager step was seen waiting for it: 20 s alone
     # outlasted the bring-up here, not on a loaded machine (the sync was over before step 90)
     waiting = "waiting for this node's DRBD disk to be UpToDate (initial sync from"
-    p.hold_drbd_sync()
+    p.hold_drbd("sync")
     for n in p.nodes:
         p.start(n)
     p.wait_log(p.other, waiting, timeout=180)
-    p.hold_drbd_sync(False)
+    p.hold_drbd("sync", False)
     for n in p.nodes:  # as run_both(max_rounds=1) == []: each finished in its first run
         assert p.wait(n, timeout=180) == 0 and p.all_done(n), story(p)
     starts = [a[0] for n, cmd, a in p.calls() if cmd == "#vm-start" and n == p.other]

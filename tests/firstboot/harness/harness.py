@@ -448,19 +448,19 @@ class Pair:
 
     def gate(self, name: str, service: str, closed: bool = True) -> None:
         """Hold (closed) or release `service SERVICE start` on node NAME (see fbshim.wait_gate)."""
-        g = self.h / "gate" / f"{name}.{service}"
+        self._gate(f"{name}.{service}", closed)
+
+    def hold_drbd(self, phase: str, held: bool = True) -> None:
+        """Hold (held) or release the end of a phase of the emulated initial DRBD sync (see
+        harness/drbdsetup): "handshake" (WFBitMapS/T, every role change refused) or "sync" (the
+        SyncTarget stays Inconsistent), however long FBH_DRBD_SYNC_START_MS / _SYNC_MS have run."""
+        assert phase in ("handshake", "sync"), phase
+        self._gate(f"drbd.{phase}", held)
+
+    def _gate(self, file: str, closed: bool) -> None:
+        g = self.h / "gate" / file
         g.parent.mkdir(parents=True, exist_ok=True)
         if closed:
-            g.touch()
-        else:
-            g.unlink(missing_ok=True)
-
-    def hold_drbd_sync(self, held: bool = True) -> None:
-        """Hold (held) or release the end of the initial DRBD sync (see harness/drbdsetup): while held,
-        the SyncTarget stays Inconsistent however long its FBH_DRBD_SYNC_MS has run."""
-        g = self.h / "gate" / "drbd.sync"
-        g.parent.mkdir(parents=True, exist_ok=True)
-        if held:
             g.touch()
         else:
             g.unlink(missing_ok=True)
